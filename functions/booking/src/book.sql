@@ -1,0 +1,44 @@
+-- Books every requested seat of one event for one user, or none, in a single statement.
+-- $1 event id, $2 seat ids (already de-duplicated, 1..=10), $3 user id.
+--
+-- One round trip, no read-then-write race: the insert into tickets is the claim itself, and the
+-- unique constraint tickets_event_seat_key decides every race (23505 -> 409). When the event does
+-- not exist or a seat is not in the event's venue, nothing is inserted and the first two columns
+-- say why.
+WITH event AS (
+    SELECT id, venue_id, price_cents FROM events WHERE id = $1
+), wanted AS (
+    SELECT s.id AS seat_id, s.row_index, s.row_label, s.seat_number
+    FROM seats s
+    JOIN event e ON s.venue_id = e.venue_id
+    WHERE s.id = ANY ($2)
+), usr AS (
+    INSERT INTO users (id) SELECT $3 FROM event ON CONFLICT (id) DO NOTHING
+), booking AS (
+    INSERT INTO bookings (user_id, event_id, status, total_cents)
+    SELECT $3, e.id, 'confirmed', e.price_cents * cardinality($2)
+    FROM event e
+    WHERE (SELECT count(*) FROM wanted) = cardinality($2)
+    RETURNING id, created_at, total_cents
+), ticket AS (
+    INSERT INTO tickets (booking_id, event_id, seat_id, price_cents)
+    SELECT b.id, e.id, w.seat_id, e.price_cents
+    FROM booking b, event e, wanted w
+    RETURNING id, seat_id, price_cents
+)
+SELECT
+    (SELECT count(*) FROM event) > 0 AS event_found,
+    (SELECT coalesce(array_agg(seat_id), '{}') FROM wanted) AS valid_seat_ids,
+    b.id AS booking_id,
+    b.created_at,
+    b.total_cents,
+    t.id AS ticket_id,
+    t.seat_id,
+    w.row_label,
+    w.seat_number,
+    t.price_cents
+FROM (SELECT) AS one
+LEFT JOIN booking b ON true
+LEFT JOIN ticket t ON true
+LEFT JOIN wanted w ON w.seat_id = t.seat_id
+ORDER BY w.row_index, w.seat_number

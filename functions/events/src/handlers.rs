@@ -1,0 +1,99 @@
+use crate::store::{self, Position};
+use crate::views::{Availability, EventPage};
+use axum::extract::State;
+use chrono::DateTime;
+use seatbook_core::catalog::Event;
+use seatbook_core::extract::{Path, Query};
+use seatbook_core::{ApiError, AppState};
+use serde::Deserialize;
+
+const DEFAULT_PAGE: i64 = 20;
+const MAX_PAGE: i64 = 100;
+
+#[derive(Deserialize)]
+pub struct ListParams {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<EventPage>, ApiError> {
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    // One extra row tells whether another page follows.
+    let mut items = store::upcoming(&state.db, after, limit + 1).await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(encode_cursor)
+    } else {
+        None
+    };
+    Ok(axum::Json(EventPage { items, next_cursor }))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<Event>, ApiError> {
+    store::event(&state.db, id)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found(format!("event {id}")))
+}
+
+pub async fn availability(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<Availability>, ApiError> {
+    store::availability(&state.db, id)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found(format!("event {id}")))
+}
+
+/// Cursors are opaque to clients: `<starts_at in µs since the epoch>.<event id>`.
+fn encode_cursor(event: &Event) -> String {
+    format!("{}.{}", event.starts_at.timestamp_micros(), event.id)
+}
+
+fn decode_cursor(raw: &str) -> Result<Position, ApiError> {
+    let invalid = || ApiError::BadRequest("cursor is not one this API returned".to_owned());
+    let (micros, id) = raw.split_once('.').ok_or_else(invalid)?;
+    let starts_at = micros
+        .parse()
+        .ok()
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(invalid)?;
+    let id = id.parse().map_err(|_| invalid())?;
+    Ok(Position { starts_at, id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_round_trips_and_garbage_is_rejected() {
+        let event = Event {
+            id: 42,
+            name: "n".into(),
+            description: None,
+            starts_at: DateTime::from_timestamp_micros(1_900_000_000_123_456).unwrap(),
+            venue_id: 1,
+            venue_name: "v".into(),
+            price_cents: 0,
+        };
+        let position = decode_cursor(&encode_cursor(&event)).unwrap();
+        assert_eq!((position.starts_at, position.id), (event.starts_at, 42));
+        for bad in ["", "abc", "1.x", "x.1", "99999999999999999999.1"] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+    }
+}

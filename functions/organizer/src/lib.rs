@@ -1,0 +1,16 @@
+//! The organizer function: catalog writes. `POST /api/v1/venues` creates a venue with its seat map,
+//! `POST /api/v1/events` puts an event on sale in a venue. Organizers only.
+
+mod handlers;
+
+use axum::routing::post;
+use axum::Router;
+use seatbook_core::AppState;
+
+pub use handlers::Venue;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/venues", post(handlers::create_venue))
+        .route("/api/v1/events", post(handlers::create_event))
+}

@@ -1,0 +1,34 @@
+//! The event as every function shows it (organizer writes return it, the events function reads it).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Row;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    pub id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub starts_at: DateTime<Utc>,
+    pub venue_id: i64,
+    pub venue_name: String,
+    pub price_cents: i64,
+}
+
+/// Columns of [`Event`], for a query over `events e JOIN venues v ON v.id = e.venue_id`.
+pub const EVENT_COLUMNS: &str =
+    "e.id, e.name, e.description, e.starts_at, e.venue_id, v.name AS venue_name, e.price_cents";
+
+impl Event {
+    pub fn from_row(row: &Row) -> Self {
+        Event {
+            id: row.get("id"),
+            name: row.get("name"),
+            description: row.get("description"),
+            starts_at: row.get("starts_at"),
+            venue_id: row.get("venue_id"),
+            venue_name: row.get("venue_name"),
+            price_cents: row.get("price_cents"),
+        }
+    }
+}

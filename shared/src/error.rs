@@ -1,0 +1,153 @@
+//! The API's one error type, and the one place that turns it into a response.
+//!
+//! Every error leaves as RFC 9457 `application/problem+json` with `type`, `title`, `status` and
+//! `detail`. What went wrong inside (SQL errors, pool timeouts) is logged with the request's span and
+//! never shown to the caller.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Base of every problem `type` URI; the suffix names the problem.
+pub const PROBLEM_TYPE_BASE: &str = "https://seatbook.dev/problems/";
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed JSON, wrong JSON types, unparseable query parameters.
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("authentication is required")]
+    Unauthorized,
+    #[error("this action is reserved for organizers")]
+    Forbidden,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Some of the requested seats already belong to another booking.
+    #[error("seats already taken")]
+    SeatsTaken { seat_ids: Vec<i64> },
+    /// A uniquely named thing exists already (e.g. a venue name).
+    #[error("{0}")]
+    Duplicate(String),
+    #[error("the request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    /// Well-formed input that breaks a rule of the domain.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// The database is unreachable or saturated; the client may retry.
+    #[error("service temporarily unavailable")]
+    Unavailable(#[source] BoxError),
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    type_: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seat_ids: Option<&'a [i64]>,
+}
+
+impl ApiError {
+    pub fn not_found(what: impl std::fmt::Display) -> Self {
+        ApiError::NotFound(format!("{what} was not found"))
+    }
+
+    pub fn internal(err: impl Into<BoxError>) -> Self {
+        ApiError::Internal(err.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::SeatsTaken { .. } | ApiError::Duplicate(_) => StatusCode::CONFLICT,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// (type suffix, title)
+    fn kind(&self) -> (&'static str, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => ("bad-request", "Bad request"),
+            ApiError::Unauthorized => ("unauthorized", "Authentication required"),
+            ApiError::Forbidden => ("forbidden", "Forbidden"),
+            ApiError::NotFound(_) => ("not-found", "Not found"),
+            ApiError::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
+            ApiError::SeatsTaken { .. } => ("seats-taken", "Seats already taken"),
+            ApiError::Duplicate(_) => ("duplicate", "Already exists"),
+            ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
+            ApiError::Unprocessable(_) => ("validation", "Invalid request"),
+            ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
+            ApiError::Internal(_) => ("internal", "Internal server error"),
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            ApiError::SeatsTaken { seat_ids } => format!(
+                "{} of the requested seats {} already booked: no seat was booked",
+                seat_ids.len(),
+                if seat_ids.len() == 1 { "is" } else { "are" }
+            ),
+            ApiError::Unavailable(_) => {
+                "the service is busy or briefly unavailable; please retry".to_owned()
+            }
+            ApiError::Internal(_) => "an unexpected error occurred; it has been logged".to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            ApiError::Internal(cause) => {
+                tracing::error!(error = %cause, source = ?cause, "request failed")
+            }
+            ApiError::Unavailable(cause) => tracing::warn!(error = %cause, "database unavailable"),
+            _ => tracing::debug!(status = status.as_u16(), error = %self, "request rejected"),
+        }
+        let (suffix, title) = self.kind();
+        let body = Problem {
+            type_: format!("{PROBLEM_TYPE_BASE}{suffix}"),
+            title,
+            status: status.as_u16(),
+            detail: self.detail(),
+            seat_ids: match &self {
+                ApiError::SeatsTaken { seat_ids } => Some(seat_ids),
+                _ => None,
+            },
+        };
+        let body = serde_json::to_vec(&body).expect("a problem always serialises");
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        match self {
+            ApiError::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}

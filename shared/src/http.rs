@@ -1,0 +1,27 @@
+//! What every function's router gets, whichever function it is and however it is served.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use std::any::Any;
+use tower_http::catch_panic::CatchPanicLayer;
+
+/// Turns a function's routes into the service it runs: problem+json for unknown paths and wrong
+/// methods, a panic answered as a logged 500 (not a dropped connection), and the shared state.
+pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
+    routes
+        .fallback(|| async { ApiError::NotFound("no such resource".to_owned()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_owned());
+    ApiError::internal(format!("handler panicked: {message}")).into_response()
+}

@@ -1,0 +1,36 @@
+//! The core every seat-booking function shares.
+//!
+//! Each AWS Lambda function in `functions/` is a thin binary: it reads [`config::Settings`] once at
+//! cold start, sets up [`telemetry`], builds an [`state::AppState`] (the PostgreSQL pool) and hands
+//! its axum router to `lambda_http::run`. The local development server serves the very same routers
+//! over plain HTTP, so one handler code path serves API Gateway, `cargo lambda watch` and local runs.
+//!
+//! Modules:
+//! - [`catalog`]: the event as every function shows it.
+//! - [`config`]: typed settings read once from the environment; secrets never print.
+//! - [`db`]: the connection pool, embedded migrations, and the mapping of database failures
+//!   (unique violations by constraint name, pool exhaustion) onto API errors.
+//! - [`domain`]: parsed domain values (seat selections, venue layouts, names, prices): if a value
+//!   exists, it is valid.
+//! - [`error`]: the one API error type and the one place that turns it into an RFC 9457
+//!   `application/problem+json` response; internal causes are logged, never shown.
+//! - [`extract`]: request extractors whose rejections are problem+json too.
+//! - [`identity`]: who is calling: API Gateway JWT claims, or dev headers in dev mode only.
+//! - [`http`]: what every function's router gets: fallbacks, state, request tracing.
+//! - [`lambda`]: the cold-start sequence a function's `main` runs.
+//! - [`telemetry`]: tracing-subscriber set-up (JSON in Lambda).
+
+pub mod catalog;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod extract;
+pub mod http;
+pub mod identity;
+pub mod lambda;
+pub mod state;
+pub mod telemetry;
+
+pub use error::ApiError;
+pub use state::AppState;

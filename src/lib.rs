@@ -10,6 +10,19 @@ use tokio_postgres::NoTls;
 /// Connections for the local server; a Lambda environment uses far fewer.
 pub const LOCAL_POOL_SIZE: usize = 16;
 
+/// Binds the server socket with a deep accept queue: an on-sale opens thousands of connections in
+/// the same instant, and a shallow queue turns that burst into SYN retries a second later.
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(8192)
+}
+
 /// All functions' routes in one router, as API Gateway would route them.
 pub fn app(state: AppState) -> Router {
     let routes = booking_fn::routes()

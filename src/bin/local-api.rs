@@ -31,7 +31,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let host: std::net::IpAddr = std::env::var("HOST")
         .unwrap_or_else(|_| "127.0.0.1".to_owned())
         .parse()?;
-    let listener = tokio::net::TcpListener::bind(SocketAddr::new(host, port)).await?;
+    let listener = seatbook::listen(SocketAddr::new(host, port))?;
     tracing::info!(
         "serving every function on http://{}",
         listener.local_addr()?

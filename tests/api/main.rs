@@ -1,1 +1,12 @@
-fn main() {}
+//! Integration tests: one binary, real PostgreSQL, real HTTP, real concurrency.
+//!
+//! Each test spawns the local server on an ephemeral port over its own freshly migrated database,
+//! dropped when the test ends (see `helpers`).
+
+mod booking;
+mod catalog;
+mod helpers;
+mod herd;
+mod identity;
+mod lambda;
+mod validation;

@@ -1,0 +1,279 @@
+//! The test harness: a server per test, each over its own database.
+
+use seatbook_core::config::Settings;
+use seatbook_core::AppState;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use tokio_postgres::NoTls;
+
+/// The server every test database is created on. Override with TEST_DATABASE_URL.
+fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db_name: String,
+    /// A direct connection for assertions about what is really stored.
+    pub db: tokio_postgres::Client,
+    settings_env: HashMap<String, String>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+pub struct Spawn {
+    pub dev_identity: bool,
+}
+
+impl Default for Spawn {
+    fn default() -> Self {
+        Spawn { dev_identity: true }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Spawn::default()).await
+}
+
+pub async fn spawn_app_with(options: Spawn) -> TestApp {
+    let db_name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let admin: tokio_postgres::Config = admin_url().parse().expect("TEST_DATABASE_URL");
+    let (client, connection) = admin
+        .connect(NoTls)
+        .await
+        .expect("PostgreSQL must be running for the tests (see README: `bash .ci/run` starts it)");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE DATABASE {db_name}"))
+        .await
+        .expect("create test database");
+
+    let mut url = admin.clone();
+    url.dbname(&db_name);
+    let database_url = format!(
+        "postgres://{}@{}:{}/{}",
+        admin.get_user().unwrap_or("postgres"),
+        host_of(&admin),
+        admin.get_ports().first().copied().unwrap_or(5432),
+        db_name
+    );
+    let mut settings_env = HashMap::new();
+    settings_env.insert("DATABASE_URL".to_owned(), database_url);
+    settings_env.insert("DB_POOL_MAX_SIZE".to_owned(), "10".to_owned());
+    if options.dev_identity {
+        settings_env.insert(
+            seatbook_core::config::DEV_IDENTITY_VAR.to_owned(),
+            "true".to_owned(),
+        );
+    }
+    let settings = Settings::from_lookup(|k| settings_env.get(k).cloned()).expect("settings");
+    let state = seatbook::prepare(&settings)
+        .await
+        .expect("prepare database");
+
+    let listener = seatbook::listen("127.0.0.1:0".parse().unwrap()).expect("bind");
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, seatbook::app(state))
+            .await
+            .expect("serve");
+    });
+
+    let (db, connection) = url.connect(NoTls).await.expect("connect to test database");
+    tokio::spawn(connection);
+
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        db_name,
+        db,
+        settings_env,
+        server,
+    }
+}
+
+fn host_of(config: &tokio_postgres::Config) -> String {
+    match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".to_owned(),
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+        let db_name = self.db_name.clone();
+        // Drop cannot await; a short-lived runtime on its own thread drops the database even when
+        // the test panicked. FORCE ends the connections the pools still hold.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let (client, connection) = admin_url()
+                    .parse::<tokio_postgres::Config>()
+                    .unwrap()
+                    .connect(NoTls)
+                    .await
+                    .expect("connect to drop test database");
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
+                    .await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}", self.db_name);
+        }
+    }
+}
+
+/// A request's identity, as the dev headers carry it.
+#[derive(Clone, Copy)]
+pub enum As<'a> {
+    Anonymous,
+    User(&'a str),
+    Organizer(&'a str),
+}
+
+pub const ORGANIZER: As<'static> = As::Organizer("organizer-1");
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// State for the same database as the server, in the mode a deployed function runs in:
+    /// identity from API Gateway claims only.
+    pub fn lambda_state(&self) -> AppState {
+        let mut env = self.settings_env.clone();
+        env.remove(seatbook_core::config::DEV_IDENTITY_VAR);
+        let settings = Settings::from_lookup(|k| env.get(k).cloned()).unwrap();
+        AppState::from_settings(&settings, 2).unwrap()
+    }
+
+    pub fn request(&self, method: reqwest::Method, path: &str, who: As) -> reqwest::RequestBuilder {
+        let builder = self.client.request(method, self.url(path));
+        match who {
+            As::Anonymous => builder,
+            As::User(id) => builder.header("x-dev-user", id),
+            As::Organizer(id) => builder
+                .header("x-dev-user", id)
+                .header("x-dev-groups", "organizers"),
+        }
+    }
+
+    pub async fn get(&self, path: &str, who: As<'_>) -> reqwest::Response {
+        self.request(reqwest::Method::GET, path, who)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    pub async fn post(&self, path: &str, who: As<'_>, body: &Value) -> reqwest::Response {
+        self.request(reqwest::Method::POST, path, who)
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn create_venue(&self, name: &str, rows: i64, cols: i64) -> Value {
+        let response = self
+            .post(
+                "/api/v1/venues",
+                ORGANIZER,
+                &json!({"name": name, "rows": rows, "cols": cols}),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "create venue");
+        response.json().await.unwrap()
+    }
+
+    pub async fn create_event(&self, venue_id: i64, price_cents: i64) -> Value {
+        let response = self
+            .post(
+                "/api/v1/events",
+                ORGANIZER,
+                &json!({
+                    "name": "Concert",
+                    "description": "An evening of music",
+                    "starts_at": "2031-06-01T19:30:00Z",
+                    "venue_id": venue_id,
+                    "price_cents": price_cents,
+                }),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "create event");
+        response.json().await.unwrap()
+    }
+
+    /// A venue of `rows`×`cols` with one event on sale; returns the event id and its seat ids in
+    /// row order.
+    pub async fn seed_event(&self, rows: i64, cols: i64) -> (i64, Vec<i64>) {
+        let venue = self
+            .create_venue(&format!("Venue {}", uuid::Uuid::new_v4()), rows, cols)
+            .await;
+        let event = self.create_event(venue["id"].as_i64().unwrap(), 2500).await;
+        let event_id = event["id"].as_i64().unwrap();
+        let availability = self.availability(event_id).await;
+        let seats = availability["seats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_i64().unwrap())
+            .collect();
+        (event_id, seats)
+    }
+
+    pub async fn availability(&self, event_id: i64) -> Value {
+        let response = self
+            .get(
+                &format!("/api/v1/events/{event_id}/availability"),
+                As::Anonymous,
+            )
+            .await;
+        assert_eq!(response.status(), 200, "availability");
+        response.json().await.unwrap()
+    }
+
+    pub async fn book(&self, user: &str, event_id: i64, seat_ids: &[i64]) -> reqwest::Response {
+        self.post(
+            "/api/v1/bookings",
+            As::User(user),
+            &json!({"event_id": event_id, "seat_ids": seat_ids}),
+        )
+        .await
+    }
+
+    /// How many ticket rows claim `seat_id` of `event_id`, straight from the table.
+    pub async fn tickets_for_seat(&self, event_id: i64, seat_id: i64) -> i64 {
+        self.db
+            .query_one(
+                "SELECT count(*) FROM tickets WHERE event_id = $1 AND seat_id = $2",
+                &[&event_id, &seat_id],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+}
+
+/// Asserts an RFC 9457 problem response with `status`, and returns its body.
+pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status(), status, "status");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json",
+        "content type"
+    );
+    let body: Value = response.json().await.expect("problem body is JSON");
+    for member in ["type", "title", "detail"] {
+        assert!(body[member].is_string(), "problem has {member}: {body}");
+    }
+    assert_eq!(body["status"], status, "problem status member");
+    body
+}

@@ -1,0 +1,119 @@
+use crate::helpers::{assert_problem, spawn_app, As};
+use serde_json::json;
+
+#[tokio::test]
+async fn every_bad_booking_request_gets_its_4xx_and_never_a_5xx() {
+    let app = spawn_app().await;
+    let (event_id, seats) = app.seed_event(3, 5).await;
+    let (_, other_venue_seats) = app.seed_event(1, 2).await;
+
+    let json_cases = [
+        (
+            "empty seat list",
+            json!({"event_id": event_id, "seat_ids": []}),
+            422,
+        ),
+        (
+            "duplicate seats",
+            json!({"event_id": event_id, "seat_ids": [seats[0], seats[0]]}),
+            422,
+        ),
+        (
+            "too many seats",
+            json!({"event_id": event_id, "seat_ids": seats[..11]}),
+            422,
+        ),
+        (
+            "seat of another venue",
+            json!({"event_id": event_id, "seat_ids": [seats[0], other_venue_seats[0]]}),
+            422,
+        ),
+        (
+            "seat that does not exist",
+            json!({"event_id": event_id, "seat_ids": [987654]}),
+            422,
+        ),
+        (
+            "unknown event",
+            json!({"event_id": 987654, "seat_ids": [seats[0]]}),
+            404,
+        ),
+        (
+            "event id of the wrong type",
+            json!({"event_id": "one", "seat_ids": [seats[0]]}),
+            400,
+        ),
+        (
+            "seat ids of the wrong type",
+            json!({"event_id": event_id, "seat_ids": "A1"}),
+            400,
+        ),
+        (
+            "seat id of the wrong type",
+            json!({"event_id": event_id, "seat_ids": [1.5]}),
+            400,
+        ),
+        ("missing seat ids", json!({"event_id": event_id}), 400),
+        ("not an object", json!([1, 2]), 400),
+    ];
+    for (case, body, status) in json_cases {
+        let response = app.post("/api/v1/bookings", As::User("alice"), &body).await;
+        assert_eq!(response.status(), status, "{case}");
+        assert_problem(response, status).await;
+    }
+
+    let malformed = app
+        .request(reqwest::Method::POST, "/api/v1/bookings", As::User("alice"))
+        .header("content-type", "application/json")
+        .body("{\"event_id\": 1, \"seat_ids\": [1,")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(malformed, 400).await;
+
+    let not_json = app
+        .request(reqwest::Method::POST, "/api/v1/bookings", As::User("alice"))
+        .body("event_id=1")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(not_json, 415).await;
+
+    assert_problem(
+        app.get("/api/v1/bookings/not-a-uuid", As::User("alice"))
+            .await,
+        404,
+    )
+    .await;
+    assert_problem(
+        app.get("/api/v1/bookings?limit=0", As::User("alice")).await,
+        400,
+    )
+    .await;
+
+    // None of it left a trace.
+    let tickets: i64 = app
+        .db
+        .query_one("SELECT count(*) FROM tickets", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tickets, 0);
+}
+
+#[tokio::test]
+async fn a_rejected_request_does_not_leak_internals() {
+    let app = spawn_app().await;
+    let (event_id, seats) = app.seed_event(1, 1).await;
+    app.book("alice", event_id, &seats).await;
+    let problem = assert_problem(app.book("bob", event_id, &seats).await, 409).await;
+    let text = problem.to_string();
+    for leak in [
+        "tickets_event_seat_key",
+        "duplicate key",
+        "SQLSTATE",
+        "23505",
+    ] {
+        assert!(!text.contains(leak), "{leak} leaked: {text}");
+    }
+}

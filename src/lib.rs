@@ -44,7 +44,9 @@ pub enum StartError {
         cause: tokio_postgres::Error,
     },
     #[error(transparent)]
-    Setup(#[from] db::DbSetupError),
+    Setup(#[from] seatbook_core::state::SetupError),
+    #[error(transparent)]
+    Migrate(#[from] db::DbSetupError),
     #[error("could not create the database: {0}")]
     Create(tokio_postgres::Error),
 }

@@ -25,3 +25,23 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .unwrap_or_else(|| "panic".to_owned());
     ApiError::internal(format!("handler panicked: {message}")).into_response()
 }
+
+/// Serialises a read for the cache (`None`: nothing found, which is never cached).
+pub fn json_body<T: serde::Serialize>(value: Option<T>) -> Result<crate::cache::Body, ApiError> {
+    value
+        .map(|v| serde_json::to_string(&v).map(std::sync::Arc::from))
+        .transpose()
+        .map_err(ApiError::internal)
+}
+
+/// A 200 with a JSON body that is already serialised (cached or freshly loaded, the same bytes).
+pub fn json_response(body: std::sync::Arc<str>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        String::from(&*body),
+    )
+        .into_response()
+}

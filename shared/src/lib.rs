@@ -1,11 +1,14 @@
 //! The core every seat-booking function shares.
 //!
 //! Each AWS Lambda function in `functions/` is a thin binary: it reads [`config::Settings`] once at
-//! cold start, sets up [`telemetry`], builds an [`state::AppState`] (the PostgreSQL pool) and hands
+//! cold start, sets up [`telemetry`], builds an [`state::AppState`] (the PostgreSQL pool and the
+//! Redis cache) and hands
 //! its axum router to `lambda_http::run`. The local development server serves the very same routers
 //! over plain HTTP, so one handler code path serves API Gateway, `cargo lambda watch` and local runs.
 //!
 //! Modules:
+//! - [`cache`]: the Redis read-through cache for event reads and the live counters; Redis
+//!   trouble degrades to PostgreSQL, never to an error.
 //! - [`catalog`]: the event as every function shows it.
 //! - [`config`]: typed settings read once from the environment; secrets never print.
 //! - [`db`]: the connection pool, embedded migrations, and the mapping of database failures
@@ -19,7 +22,9 @@
 //! - [`http`]: what every function's router gets: fallbacks, state, request tracing.
 //! - [`lambda`]: the cold-start sequence a function's `main` runs.
 //! - [`telemetry`]: tracing-subscriber set-up (JSON in Lambda).
+//! - [`tls`]: rustls (no OpenSSL) provider selection.
 
+pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod db;
@@ -31,6 +36,7 @@ pub mod identity;
 pub mod lambda;
 pub mod state;
 pub mod telemetry;
+pub mod tls;
 
 pub use error::ApiError;
 pub use state::AppState;

@@ -1,21 +1,36 @@
 //! What every handler can reach, built once per process (per Lambda execution environment).
 
+use crate::cache::{Body, Cache, CacheKey};
 use crate::config::Settings;
 use crate::db::{self, DbSetupError, Pool};
+use crate::error::ApiError;
 use crate::identity::IdentityMode;
+use std::future::Future;
+use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: Pool,
+    /// `None` when no cache is configured.
+    pub cache: Option<Arc<Cache>>,
     pub identity: IdentityMode,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Db(#[from] DbSetupError),
+    #[error("could not set up the cache: {0}")]
+    Cache(#[from] redis::RedisError),
 }
 
 impl AppState {
     /// Builds the state from settings; `default_pool_size` applies when `DB_POOL_MAX_SIZE` is unset.
+    /// Opens no connection: the pool and the cache connect on first use.
     pub fn from_settings(
         settings: &Settings,
         default_pool_size: usize,
-    ) -> Result<Self, DbSetupError> {
+    ) -> Result<Self, SetupError> {
         let identity = if settings.dev_identity {
             tracing::warn!(
                 "DEV IDENTITY IS ON: callers are trusted by their x-dev-user / x-dev-groups headers. \
@@ -26,9 +41,30 @@ impl AppState {
         } else {
             IdentityMode::GatewayClaims
         };
+        let cache = match &settings.cache {
+            Some(cache) => Some(Arc::new(Cache::new(cache)?)),
+            None => None,
+        };
         Ok(AppState {
             db: db::pool(&settings.database, default_pool_size)?,
+            cache,
             identity,
         })
+    }
+
+    /// `load`, through the cache when there is one.
+    pub async fn read_through<F, Fut>(
+        &self,
+        key: impl FnOnce(&crate::cache::Keys) -> CacheKey,
+        load: F,
+    ) -> Result<Body, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Body, ApiError>>,
+    {
+        match &self.cache {
+            Some(cache) => cache.read_through(&key(cache.keys()), load).await,
+            None => load().await,
+        }
     }
 }

@@ -24,12 +24,22 @@ pub struct TestApp {
 
 pub struct Spawn {
     pub dev_identity: bool,
+    /// Settings to add or override, e.g. `("CACHE_TTL_SECONDS", "1")`.
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl Default for Spawn {
     fn default() -> Self {
-        Spawn { dev_identity: true }
+        Spawn {
+            dev_identity: true,
+            env: Vec::new(),
+        }
     }
+}
+
+/// The Redis the tests use. Override with TEST_REDIS_URL.
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -61,6 +71,12 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
     let mut settings_env = HashMap::new();
     settings_env.insert("DATABASE_URL".to_owned(), database_url);
     settings_env.insert("DB_POOL_MAX_SIZE".to_owned(), "10".to_owned());
+    // Each test's cache keys live under its own prefix.
+    settings_env.insert("REDIS_URL".to_owned(), redis_url());
+    settings_env.insert("CACHE_PREFIX".to_owned(), db_name.clone());
+    for (name, value) in &options.env {
+        settings_env.insert(name.to_string(), value.to_string());
+    }
     if options.dev_identity {
         settings_env.insert(
             seatbook_core::config::DEV_IDENTITY_VAR.to_owned(),
@@ -119,6 +135,7 @@ impl Drop for TestApp {
                     .await
                     .expect("connect to drop test database");
                 tokio::spawn(connection);
+                forget_cache_keys(&db_name).await;
                 client
                     .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
                     .await
@@ -128,6 +145,41 @@ impl Drop for TestApp {
         if !matches!(dropped, Ok(Ok(()))) {
             eprintln!("could not drop test database {}", self.db_name);
         }
+    }
+}
+
+/// Deletes every key under a test's prefix (best effort: Redis may be the thing under test).
+async fn forget_cache_keys(prefix: &str) {
+    let Ok(client) = redis::Client::open(redis_url()) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
+    }
+}
+
+pub struct Sibling {
+    address: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Sibling {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+}
+
+impl Drop for Sibling {
+    fn drop(&mut self) {
+        self.server.abort();
     }
 }
 
@@ -142,6 +194,20 @@ pub enum As<'a> {
 pub const ORGANIZER: As<'static> = As::Organizer("organizer-1");
 
 impl TestApp {
+    /// Another server over the same database and cache prefix: a second Lambda environment.
+    pub async fn sibling(&self) -> Sibling {
+        let settings = Settings::from_lookup(|k| self.settings_env.get(k).cloned()).unwrap();
+        let state = AppState::from_settings(&settings, 10).unwrap();
+        let listener = seatbook::listen("127.0.0.1:0".parse().unwrap()).expect("bind");
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, seatbook::app(state))
+                .await
+                .expect("serve");
+        });
+        Sibling { address, server }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

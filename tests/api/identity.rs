@@ -5,6 +5,7 @@ use serde_json::json;
 async fn dev_identity_headers_are_ignored_when_dev_mode_is_off() {
     let app = spawn_app_with(Spawn {
         dev_identity: false,
+        ..Spawn::default()
     })
     .await;
     let venue = json!({"name": "Hall", "rows": 1, "cols": 1});

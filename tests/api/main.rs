@@ -4,9 +4,11 @@
 //! dropped when the test ends (see `helpers`).
 
 mod booking;
+mod cache;
 mod catalog;
 mod helpers;
 mod herd;
 mod identity;
 mod lambda;
+mod redis_server;
 mod validation;

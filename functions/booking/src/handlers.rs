@@ -22,7 +22,16 @@ pub async fn create(
     Json(request): Json<NewBooking>,
 ) -> Result<impl IntoResponse, ApiError> {
     let seats = SeatSelection::parse(request.seat_ids)?;
-    let booking = store::book(&state.db, &caller.user_id, request.event_id, &seats).await?;
+    let outcome = store::book(&state.db, &caller.user_id, request.event_id, &seats).await;
+    if let Some(cache) = &state.cache {
+        // Before the response: the booker's next read must not come from a stale cache.
+        match &outcome {
+            Ok(_) => cache.booking_confirmed(request.event_id).await,
+            Err(ApiError::SeatsTaken { .. }) => cache.booking_conflicted().await,
+            Err(_) => {}
+        }
+    }
+    let booking = outcome?;
     tracing::info!(booking = %booking.id, event = booking.event_id, seats = seats.len(), "booking confirmed");
     Ok((
         StatusCode::CREATED,

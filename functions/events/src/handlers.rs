@@ -1,9 +1,10 @@
 use crate::store::{self, Position};
-use crate::views::{Availability, EventPage};
 use axum::extract::State;
+use axum::response::Response;
 use chrono::DateTime;
 use seatbook_core::catalog::Event;
 use seatbook_core::extract::{Path, Query};
+use seatbook_core::http::{json_body, json_response};
 use seatbook_core::{ApiError, AppState};
 use serde::Deserialize;
 
@@ -19,43 +20,61 @@ pub struct ListParams {
 pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
-) -> Result<axum::Json<EventPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
             "limit must be between 1 and {MAX_PAGE}"
         )));
     }
-    let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
-    // One extra row tells whether another page follows.
-    let mut items = store::upcoming(&state.db, after, limit + 1).await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(encode_cursor)
-    } else {
-        None
-    };
-    Ok(axum::Json(EventPage { items, next_cursor }))
+    let cursor = params.cursor;
+    let after = cursor.as_deref().map(decode_cursor).transpose()?;
+    let db = state.db.clone();
+    let body = state
+        .read_through(
+            |keys| keys.listing(limit, cursor.as_deref()),
+            || async move {
+                let page = store::upcoming_page(&db, after, limit, encode_cursor).await?;
+                json_body(Some(page))
+            },
+        )
+        .await?;
+    Ok(json_response(body.ok_or_else(|| {
+        ApiError::internal("a page always exists")
+    })?))
 }
 
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-) -> Result<axum::Json<Event>, ApiError> {
-    store::event(&state.db, id)
-        .await?
-        .map(axum::Json)
-        .ok_or_else(|| ApiError::not_found(format!("event {id}")))
+) -> Result<Response, ApiError> {
+    let db = state.db.clone();
+    let body = state
+        .read_through(
+            |keys| keys.event(id),
+            || async move { json_body(store::event(&db, id).await?) },
+        )
+        .await?;
+    found(body, id)
 }
 
 pub async fn availability(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-) -> Result<axum::Json<Availability>, ApiError> {
-    store::availability(&state.db, id)
-        .await?
-        .map(axum::Json)
-        .ok_or_else(|| ApiError::not_found(format!("event {id}")))
+) -> Result<Response, ApiError> {
+    let db = state.db.clone();
+    let body = state
+        .read_through(
+            |keys| keys.availability(id),
+            || async move { json_body(store::availability(&db, id).await?) },
+        )
+        .await?;
+    found(body, id)
+}
+
+fn found(body: seatbook_core::cache::Body, event_id: i64) -> Result<Response, ApiError> {
+    body.map(json_response)
+        .ok_or_else(|| ApiError::not_found(format!("event {event_id}")))
 }
 
 /// Cursors are opaque to clients: `<starts_at in µs since the epoch>.<event id>`.

@@ -1,4 +1,4 @@
-use crate::views::{Availability, SeatStatus};
+use crate::views::{Availability, EventPage, SeatStatus};
 use chrono::{DateTime, Utc};
 use seatbook_core::catalog::{Event, EVENT_COLUMNS};
 use seatbook_core::db::Pool;
@@ -12,11 +12,25 @@ pub struct Position {
     pub id: i64,
 }
 
-pub async fn upcoming(
+/// One page of upcoming events; `cursor` names the position after the page's last event.
+pub async fn upcoming_page(
     db: &Pool,
     after: Option<Position>,
     limit: i64,
-) -> Result<Vec<Event>, ApiError> {
+    cursor: impl Fn(&Event) -> String,
+) -> Result<EventPage, ApiError> {
+    // One extra row tells whether another page follows.
+    let mut items = upcoming(db, after, limit + 1).await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(cursor)
+    } else {
+        None
+    };
+    Ok(EventPage { items, next_cursor })
+}
+
+async fn upcoming(db: &Pool, after: Option<Position>, limit: i64) -> Result<Vec<Event>, ApiError> {
     let conn = db.get().await?;
     let rows = conn
         .query_typed(

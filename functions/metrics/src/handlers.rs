@@ -2,14 +2,35 @@ use axum::extract::State;
 use seatbook_core::{ApiError, AppState};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct Metrics {
+    pub cache: CacheFigures,
+    pub bookings: BookingFigures,
     pub database: DatabaseFigures,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// Counters live in Redis; when it cannot be reached they are unknown (`null`), not zero.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct CacheFigures {
+    pub available: bool,
+    pub hits: Option<u64>,
+    pub misses: Option<u64>,
+    /// Loads from PostgreSQL: below `misses` when concurrent misses shared a load.
+    pub loads: Option<u64>,
+    pub hit_ratio: Option<f64>,
+    pub avg_hit_ms: Option<f64>,
+    pub avg_miss_ms: Option<f64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct BookingFigures {
+    pub confirmed: Option<u64>,
+    pub conflicts: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct DatabaseFigures {
-    /// Confirmed bookings (seats currently sold).
+    /// Confirmed bookings in PostgreSQL.
     pub bookings: i64,
     pub tickets: i64,
 }
@@ -23,7 +44,31 @@ pub async fn metrics(State(state): State<AppState>) -> Result<axum::Json<Metrics
             &[],
         )
         .await?;
+    let stats = match &state.cache {
+        Some(cache) => cache.stats().await,
+        None => None,
+    };
+    let ratio = |part: u64, whole: u64| (whole > 0).then(|| part as f64 / whole as f64);
     Ok(axum::Json(Metrics {
+        cache: CacheFigures {
+            available: stats.is_some(),
+            hits: stats.as_ref().map(|s| s.hits),
+            misses: stats.as_ref().map(|s| s.misses),
+            loads: stats.as_ref().map(|s| s.loads),
+            hit_ratio: stats
+                .as_ref()
+                .and_then(|s| ratio(s.hits, s.hits + s.misses)),
+            avg_hit_ms: stats
+                .as_ref()
+                .and_then(|s| (s.hits > 0).then(|| s.hit_ms_total / s.hits as f64)),
+            avg_miss_ms: stats
+                .as_ref()
+                .and_then(|s| (s.misses > 0).then(|| s.miss_ms_total / s.misses as f64)),
+        },
+        bookings: BookingFigures {
+            confirmed: stats.as_ref().map(|s| s.bookings_confirmed),
+            conflicts: stats.as_ref().map(|s| s.booking_conflicts),
+        },
         database: DatabaseFigures {
             bookings: row.get(0),
             tickets: row.get(1),

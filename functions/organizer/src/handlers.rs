@@ -122,6 +122,9 @@ pub async fn create_event(
             ApiError::not_found(format!("venue {venue_id}"))
         })?;
     let event = Event::from_row(&row);
+    if let Some(cache) = &state.cache {
+        cache.catalog_changed().await;
+    }
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/api/v1/events/{}", event.id))],

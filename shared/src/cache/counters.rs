@@ -1,0 +1,90 @@
+//! The counters: cache hits and misses with their total time (`INCR` / `INCRBYFLOAT`, as the system
+//! this replaces kept them), loads from PostgreSQL, and booking outcomes.
+
+use super::keys::Keys;
+use super::link::RedisLink;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+const HITS: &str = "cache_hits";
+const MISSES: &str = "cache_misses";
+const HIT_MS: &str = "cache_hit_ms";
+const MISS_MS: &str = "cache_miss_ms";
+const LOADS: &str = "cache_loads";
+pub(crate) const BOOKINGS_CONFIRMED: &str = "bookings_confirmed";
+pub(crate) const BOOKING_CONFLICTS: &str = "booking_conflicts";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    /// Times a value was loaded from PostgreSQL (several misses may share one load).
+    pub loads: u64,
+    pub hit_ms_total: f64,
+    pub miss_ms_total: f64,
+    pub bookings_confirmed: u64,
+    pub booking_conflicts: u64,
+}
+
+pub(crate) fn hit(keys: &Keys, took: Duration) -> redis::Pipeline {
+    timed(keys, HITS, HIT_MS, took)
+}
+
+/// A miss; `loaded`: this request's loader queried PostgreSQL (rather than sharing another's load).
+pub(crate) fn miss(keys: &Keys, took: Duration, loaded: bool) -> redis::Pipeline {
+    let mut pipe = timed(keys, MISSES, MISS_MS, took);
+    if loaded {
+        pipe.cmd("INCR").arg(keys.counter(LOADS)).ignore();
+    }
+    pipe
+}
+
+fn timed(keys: &Keys, count: &str, total: &str, took: Duration) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.cmd("INCR")
+        .arg(keys.counter(count))
+        .ignore()
+        .cmd("INCRBYFLOAT")
+        .arg(keys.counter(total))
+        .arg(took.as_secs_f64() * 1000.0)
+        .ignore();
+    pipe
+}
+
+pub(crate) async fn read(link: &RedisLink, keys: &Keys) -> Option<CacheStats> {
+    let names = [
+        HITS,
+        MISSES,
+        LOADS,
+        HIT_MS,
+        MISS_MS,
+        BOOKINGS_CONFIRMED,
+        BOOKING_CONFLICTS,
+    ];
+    let mut mget = redis::cmd("MGET");
+    for name in names {
+        mget.arg(keys.counter(name));
+    }
+    let values: Vec<Option<String>> = link.query(&mut mget).await.ok()?;
+    let int = |i: usize| {
+        values[i]
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let float = |i: usize| {
+        values[i]
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    Some(CacheStats {
+        hits: int(0),
+        misses: int(1),
+        loads: int(2),
+        hit_ms_total: float(3),
+        miss_ms_total: float(4),
+        bookings_confirmed: int(5),
+        booking_conflicts: int(6),
+    })
+}

@@ -1,0 +1,349 @@
+//! The Redis read-through cache, against a real Redis: hits and misses, freshness after a booking,
+//! stampedes, TTL, and Redis that is absent, dies, stalls and comes back.
+
+use crate::helpers::{spawn_app, spawn_app_with, As, Spawn, TestApp};
+use crate::redis_server::RedisServer;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Barrier;
+
+async fn metrics(app: &TestApp) -> Value {
+    let response = app.get("/api/v1/metrics", As::Anonymous).await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// A venue and event created without reading anything, so no cache entry exists yet.
+async fn cold_event(app: &TestApp, rows: i64, cols: i64) -> i64 {
+    let venue = app
+        .create_venue(&format!("V{}", uuid::Uuid::new_v4()), rows, cols)
+        .await;
+    let event = app.create_event(venue["id"].as_i64().unwrap(), 1000).await;
+    event["id"].as_i64().unwrap()
+}
+
+fn status_of(availability: &Value, seat: i64) -> String {
+    availability["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == seat)
+        .unwrap()["status"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_first_read_is_a_miss_the_second_a_hit_and_metrics_count_both() {
+    let app = spawn_app().await;
+    let event_id = cold_event(&app, 5, 10).await;
+
+    let first = app.availability(event_id).await;
+    let second = app.availability(event_id).await;
+    assert_eq!(
+        first, second,
+        "the cache serves exactly what PostgreSQL did"
+    );
+
+    let m = metrics(&app).await;
+    let cache = &m["cache"];
+    assert_eq!(cache["available"], true);
+    assert_eq!(
+        (cache["hits"].as_u64(), cache["misses"].as_u64()),
+        (Some(1), Some(1)),
+        "{m}"
+    );
+    assert_eq!(cache["loads"], 1);
+    assert_eq!(cache["hit_ratio"], 0.5);
+    let (hit_ms, miss_ms) = (
+        cache["avg_hit_ms"].as_f64().unwrap(),
+        cache["avg_miss_ms"].as_f64().unwrap(),
+    );
+    assert!(
+        hit_ms > 0.0 && hit_ms < 1000.0,
+        "plausible hit time {hit_ms}"
+    );
+    assert!(
+        miss_ms > 0.0 && miss_ms < 5000.0,
+        "plausible miss time {miss_ms}"
+    );
+    assert_eq!(m["database"], json!({"bookings": 0, "tickets": 0}));
+}
+
+#[tokio::test]
+async fn booking_counters_and_database_figures_are_reported() {
+    let app = spawn_app().await;
+    let (event_id, seats) = app.seed_event(1, 3).await;
+    assert_eq!(app.book("alice", event_id, &seats[..2]).await.status(), 201);
+    assert_eq!(app.book("bob", event_id, &seats[1..]).await.status(), 409);
+    let m = metrics(&app).await;
+    assert_eq!(m["bookings"], json!({"confirmed": 1, "conflicts": 1}));
+    assert_eq!(m["database"], json!({"bookings": 1, "tickets": 2}));
+}
+
+#[tokio::test]
+async fn a_booker_always_reads_its_own_seats_as_booked_even_while_others_fill_the_cache() {
+    let app = spawn_app().await;
+    let (event_id, seats) = app.seed_event(4, 5).await;
+    assert_eq!(
+        status_of(&app.availability(event_id).await, seats[0]),
+        "available",
+        "cached as free"
+    );
+
+    // Readers keep reloading the entry while bookings commit, to provoke a late stale write.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, url, stop) = (
+                app.client.clone(),
+                app.url(&format!("/api/v1/events/{event_id}/availability")),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = client.get(&url).send().await.unwrap().bytes().await;
+                }
+            })
+        })
+        .collect();
+
+    for (i, seat) in seats.iter().enumerate() {
+        assert_eq!(
+            app.book(&format!("user-{i}"), event_id, &[*seat])
+                .await
+                .status(),
+            201
+        );
+        let after = app.availability(event_id).await;
+        assert_eq!(
+            status_of(&after, *seat),
+            "booked",
+            "seat {seat} read back as booked"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    assert_eq!(app.availability(event_id).await["booked_seats"], 20);
+}
+
+#[tokio::test]
+async fn a_new_event_appears_in_the_cached_listing_at_once() {
+    let app = spawn_app().await;
+    let event_id = cold_event(&app, 1, 1).await;
+    let before: Value = app
+        .get("/api/v1/events", As::Anonymous)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(before["items"].as_array().unwrap().len(), 1);
+    let venue_id = before["items"][0]["venue_id"].as_i64().unwrap();
+    let second = app.create_event(venue_id, 500).await;
+    let after: Value = app
+        .get("/api/v1/events", As::Anonymous)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<i64> = after["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&event_id) && ids.contains(&second["id"].as_i64().unwrap()),
+        "{after}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_hundred_readers_of_a_cold_key_cause_one_database_load() {
+    let app = spawn_app().await;
+    let event_id = cold_event(&app, 10, 20).await;
+    let url = app.url(&format!("/api/v1/events/{event_id}/availability"));
+    let barrier = Arc::new(Barrier::new(500));
+    let tasks: Vec<_> = (0..500)
+        .map(|_| {
+            let (client, url, barrier) = (app.client.clone(), url.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let response = client.get(&url).send().await.unwrap();
+                (
+                    response.status().as_u16(),
+                    response.json::<Value>().await.unwrap(),
+                )
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(body["total_seats"], 200);
+    }
+    let m = metrics(&app).await;
+    let cache = &m["cache"];
+    assert_eq!(
+        cache["hits"].as_u64().unwrap() + cache["misses"].as_u64().unwrap(),
+        500
+    );
+    assert_eq!(
+        cache["loads"], 1,
+        "one query to PostgreSQL for 500 readers: {m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readers_spread_over_several_processes_share_one_load() {
+    // Three servers over one database and one cache prefix stand in for three Lambda environments.
+    let app = spawn_app().await;
+    let event_id = cold_event(&app, 10, 20).await;
+    let others = [app.sibling().await, app.sibling().await];
+    let path = format!("/api/v1/events/{event_id}/availability");
+    let urls: Vec<String> = std::iter::once(app.url(&path))
+        .chain(others.iter().map(|o| o.url(&path)))
+        .collect();
+    let barrier = Arc::new(Barrier::new(300));
+    let tasks: Vec<_> = (0..300)
+        .map(|i| {
+            let (client, url, barrier) = (app.client.clone(), urls[i % 3].clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                client.get(&url).send().await.unwrap().status().as_u16()
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 200);
+    }
+    let loads = metrics(&app).await["cache"]["loads"].as_u64().unwrap();
+    assert!(
+        (1..=2).contains(&loads),
+        "300 readers in 3 processes caused {loads} loads"
+    );
+}
+
+#[tokio::test]
+async fn cached_reads_expire_after_their_ttl() {
+    let app = spawn_app_with(Spawn {
+        env: vec![("CACHE_TTL_SECONDS", "1".to_owned())],
+        ..Spawn::default()
+    })
+    .await;
+    let event_id = cold_event(&app, 1, 1).await;
+    let path = format!("/api/v1/events/{event_id}");
+    let read_name = || async {
+        let body: Value = app.get(&path, As::Anonymous).await.json().await.unwrap();
+        body["name"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(read_name().await, "Concert");
+    // Changed behind the cache's back: only the TTL can bring it in.
+    app.db
+        .execute(
+            "UPDATE events SET name = 'Renamed' WHERE id = $1",
+            &[&event_id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        read_name().await,
+        "Concert",
+        "served from the cache within the TTL"
+    );
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(read_name().await, "Renamed", "reloaded after the TTL");
+}
+
+#[tokio::test]
+async fn with_redis_on_a_closed_port_reads_and_bookings_go_on_and_metrics_say_so() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let app = spawn_app_with(Spawn {
+        env: vec![("REDIS_URL", format!("redis://127.0.0.1:{port}"))],
+        ..Spawn::default()
+    })
+    .await;
+    let (event_id, seats) = app.seed_event(2, 2).await;
+    let started = Instant::now();
+    for _ in 0..5 {
+        assert_eq!(app.availability(event_id).await["available_seats"], 4);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "no request waits long on a dead Redis"
+    );
+    assert_eq!(app.book("alice", event_id, &[seats[0]]).await.status(), 201);
+    assert_eq!(app.book("bob", event_id, &[seats[0]]).await.status(), 409);
+    assert_eq!(
+        status_of(&app.availability(event_id).await, seats[0]),
+        "booked"
+    );
+
+    let m = metrics(&app).await;
+    assert_eq!(m["cache"]["available"], false);
+    assert_eq!(m["cache"]["hits"], Value::Null, "unknown, not zero");
+    assert_eq!(m["database"], json!({"bookings": 1, "tickets": 1}));
+}
+
+#[tokio::test]
+async fn redis_dying_and_stalling_mid_run_degrades_to_postgres_and_recovers_by_itself() {
+    let mut redis = RedisServer::start();
+    let app = spawn_app_with(Spawn {
+        env: vec![
+            ("REDIS_URL", redis.url()),
+            ("REDIS_TIMEOUT_MS", "200".to_owned()),
+        ],
+        ..Spawn::default()
+    })
+    .await;
+    let (event_id, seats) = app.seed_event(2, 3).await; // reads availability once: a miss
+    app.availability(event_id).await;
+    assert_eq!(metrics(&app).await["cache"]["hits"], 1, "cache in use");
+
+    // Killed: every read and booking still answers, from PostgreSQL.
+    redis.kill();
+    for seat in &seats[..2] {
+        assert_eq!(app.book("alice", event_id, &[*seat]).await.status(), 201);
+        assert_eq!(app.book("bob", event_id, &[*seat]).await.status(), 409);
+        assert_eq!(
+            status_of(&app.availability(event_id).await, *seat),
+            "booked"
+        );
+    }
+    assert_eq!(metrics(&app).await["cache"]["available"], false);
+
+    // Back on the same port (empty, as after a failover): the service uses it again by itself.
+    redis.restart();
+    let mut recovered = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        app.availability(event_id).await;
+        let m = metrics(&app).await;
+        if m["cache"]["available"] == true && m["cache"]["hits"].as_u64() > Some(0) {
+            recovered = true;
+            break;
+        }
+    }
+    assert!(recovered, "the cache was used again after Redis came back");
+
+    // Stalled (SIGSTOP): requests are bounded by the command timeout, not stuck.
+    redis.pause();
+    let started = Instant::now();
+    for _ in 0..5 {
+        let availability = app.availability(event_id).await;
+        assert_eq!(status_of(&availability, seats[1]), "booked");
+    }
+    assert_eq!(app.book("carol", event_id, &[seats[2]]).await.status(), 201);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        started.elapsed()
+    );
+    redis.resume();
+}

@@ -1,0 +1,85 @@
+-- pgbench ceiling for `book-multi`: four adjacent seats a booking.
+--
+-- It runs the very transaction the service runs for POST /api/v1/bookings: BEGIN; the statement
+-- of functions/booking/src/book.sql (booking_fn::BOOK_SQL); COMMIT. The statement below must stay
+-- exactly BOOK_SQL with its $n parameters replaced as bench/src/ceiling.rs (book_params) says:
+-- each becomes this script's variable cast to the type the service's query_typed declares for it,
+-- the seat array is built from one variable per seat, and a parameter the service binds as NULL
+-- is that typed NULL. The unit test the_kept_booking_scripts_run_exactly_book_sql fails otherwise,
+-- and the benchmark refuses to run. After a deliberate change to the booking SQL:
+--   SEATBOOK_BENCH_BLESS=1 cargo test -p seatbook-bench    (rewrites the part from BEGIN; on)
+--
+-- Run it with -M extended: the service sends unnamed extended-protocol statements, parsed and
+-- planned on every execution, and so does pgbench's extended mode.
+--
+-- No two transactions ever want the same seat (a unique violation would abort the client):
+-- client c books only in event :event_base + c, whose venue's seats start at :first_seat, and
+-- :i (from -D i=0; pgbench keeps a client's variables from one transaction to the next) walks
+-- those seats upwards. Past the venue's last seat a booking matches no seat and inserts nothing
+-- instead of conflicting; the harness compares the stored tickets with pgbench's count.
+--
+-- -D defines: event_base, first_seat, i=0, status=confirmed.
+\set i :i + 1
+\set event_id :event_base + :client_id
+\set user_id 1000000 + :client_id
+\set seat1 :first_seat + 4 * (:i - 1)
+\set seat2 :seat1 + 1
+\set seat3 :seat1 + 2
+\set seat4 :seat1 + 3
+BEGIN;
+-- Books every requested seat of one event for one user, or none, in a single statement.
+-- :event_id::bigint event id, ARRAY[:seat1, :seat2, :seat3, :seat4]::bigint[] seat ids (already de-duplicated, 1..=10), :user_id::text user id,
+-- :status::text status ('confirmed', or 'held' for a hold), NULL::float8 how long a hold lasts in seconds (else NULL).
+--
+-- One round trip, no read-then-write race: the insert into tickets is the claim itself, and the
+-- unique constraint tickets_event_seat_key decides every race (23505 -> 409). When the event does
+-- not exist or a seat is not in the event's venue, nothing is inserted and the first two columns
+-- say why. A confirmed booking writes its confirmation to the outbox in the same statement, so the
+-- notification exists exactly when the booking does.
+WITH event AS (
+    SELECT id, venue_id, price_cents FROM events WHERE id = :event_id::bigint
+), wanted AS (
+    SELECT s.id AS seat_id, s.row_index, s.row_label, s.seat_number
+    FROM seats s
+    JOIN event e ON s.venue_id = e.venue_id
+    WHERE s.id = ANY (ARRAY[:seat1, :seat2, :seat3, :seat4]::bigint[])
+), usr AS (
+    INSERT INTO users (id) SELECT :user_id::text FROM event ON CONFLICT (id) DO NOTHING
+), booking AS (
+    INSERT INTO bookings (user_id, event_id, status, total_cents, expires_at)
+    SELECT :user_id::text, e.id, :status::text, e.price_cents * cardinality(ARRAY[:seat1, :seat2, :seat3, :seat4]::bigint[]), now() + make_interval(secs => NULL::float8)
+    FROM event e
+    WHERE (SELECT count(*) FROM wanted) = cardinality(ARRAY[:seat1, :seat2, :seat3, :seat4]::bigint[])
+    RETURNING id, created_at, total_cents, expires_at
+), ticket AS (
+    INSERT INTO tickets (booking_id, event_id, seat_id, price_cents)
+    SELECT b.id, e.id, w.seat_id, e.price_cents
+    FROM booking b, event e, wanted w
+    RETURNING id, seat_id, price_cents
+), confirmation AS (
+    INSERT INTO outbox (booking_id, kind, payload)
+    SELECT b.id, 'booking.confirmed', json_build_object(
+        'type', 'booking.confirmed', 'booking_id', b.id, 'event_id', :event_id::bigint, 'user_id', :user_id::text,
+        'seat_ids', ARRAY[:seat1, :seat2, :seat3, :seat4]::bigint[], 'total_cents', b.total_cents, 'confirmed_at', b.created_at)
+    FROM booking b
+    WHERE :status::text = 'confirmed'
+)
+SELECT
+    (SELECT count(*) FROM event) > 0 AS event_found,
+    (SELECT coalesce(array_agg(seat_id), '{}') FROM wanted) AS valid_seat_ids,
+    b.id AS booking_id,
+    b.created_at,
+    b.total_cents,
+    b.expires_at,
+    t.id AS ticket_id,
+    t.seat_id,
+    w.row_label,
+    w.seat_number,
+    t.price_cents
+FROM (SELECT) AS one
+LEFT JOIN booking b ON true
+LEFT JOIN ticket t ON true
+LEFT JOIN wanted w ON w.seat_id = t.seat_id
+ORDER BY w.row_index, w.seat_number
+;
+COMMIT;

@@ -1,0 +1,212 @@
+//! The data every scenario runs on, created through the API itself (organizer routes).
+//!
+//! - one 200 x 200 venue (40,000 seats) whose events give every booking client a private event,
+//!   so its seats are always free: blocks of 32 consecutive events for each pgbench script, and
+//!   one event per service client;
+//! - one realistic 20 x 25 hall (500 seats) for reads, browsing and herds, with 30 % of the read
+//!   event's seats sold beforehand so availability has bookings to join.
+
+use crate::http::{self, Conn, Identity};
+use crate::integrity::BookingSeen;
+use crate::Result;
+use chrono::{Duration as Days, Utc};
+use hyper::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+use std::net::SocketAddr;
+
+pub const BIG_ROWS: i64 = 200;
+pub const BIG_COLS: i64 = 200;
+pub const HALL_ROWS: i64 = 20;
+pub const HALL_COLS: i64 = 25;
+/// Clients in `mixed`, each of which may book.
+pub const MIXED_CLIENTS: usize = 80;
+const BROWSE_EVENTS: usize = 4;
+const FIXTURE_USER: &str = "bench-fixture";
+
+#[derive(Debug, Clone)]
+pub struct Venue {
+    pub id: i64,
+    pub first_seat: i64,
+    pub seats: i64,
+}
+
+#[derive(Debug)]
+pub struct Fixtures {
+    pub big: Venue,
+    pub hall: Venue,
+    /// First of 32 consecutive event ids for each pgbench booking script.
+    pub pgbench_book_base: i64,
+    pub pgbench_multi_base: i64,
+    /// For the informational pgbench runs: at the service's pool size, and with -M prepared.
+    pub pgbench_pool_base: i64,
+    pub pgbench_prepared_base: i64,
+    pub book_events: Vec<i64>,
+    pub multi_events: Vec<i64>,
+    pub mixed_events: Vec<i64>,
+    /// Hall events: the first is the read event (30 % sold); all are browsed in `mixed`.
+    pub browse_events: Vec<i64>,
+    pub herd_event: i64,
+    /// The bookings that sold the read event's seats.
+    pub sold: Vec<BookingSeen>,
+}
+
+impl Fixtures {
+    pub fn read_event(&self) -> i64 {
+        self.browse_events[0]
+    }
+}
+
+#[derive(Deserialize)]
+struct Created {
+    id: i64,
+}
+
+#[derive(Deserialize)]
+struct Availability {
+    seats: Vec<SeatId>,
+}
+
+#[derive(Deserialize)]
+struct SeatId {
+    id: i64,
+}
+
+struct Admin {
+    conn: Conn,
+    who: Identity,
+    starts_at: String,
+    run: u32,
+}
+
+impl Admin {
+    async fn call(
+        &mut self,
+        request: hyper::Request<http::Body>,
+        expected: StatusCode,
+    ) -> Result<bytes::Bytes> {
+        let (status, body) = self.conn.send(request).await?;
+        if status != expected {
+            return Err(format!(
+                "fixture set-up: expected {expected}, got {status}: {}",
+                String::from_utf8_lossy(&body)
+            )
+            .into());
+        }
+        Ok(body)
+    }
+
+    async fn venue(&mut self, label: &str, rows: i64, cols: i64) -> Result<Venue> {
+        let body =
+            json!({ "name": format!("bench {label} {}", self.run), "rows": rows, "cols": cols });
+        let request = http::post_json("/api/v1/venues", &self.who, serde_json::to_vec(&body)?);
+        let created: Created =
+            serde_json::from_slice(&self.call(request, StatusCode::CREATED).await?)?;
+        // Seats are learned through availability, from a throwaway event on the venue.
+        let probe = self.event(&format!("{label} seat map"), created.id).await?;
+        let request = http::get(&format!("/api/v1/events/{probe}/availability"), &self.who);
+        let map: Availability = serde_json::from_slice(&self.call(request, StatusCode::OK).await?)?;
+        let first_seat = map.seats.first().ok_or("a venue without seats")?.id;
+        // The seat streams rely on a venue's seat ids being consecutive in row-major order.
+        if map.seats.len() as i64 != rows * cols
+            || map
+                .seats
+                .iter()
+                .enumerate()
+                .any(|(n, s)| s.id != first_seat + n as i64)
+        {
+            return Err(format!("venue {label}: seat ids are not consecutive").into());
+        }
+        Ok(Venue {
+            id: created.id,
+            first_seat,
+            seats: rows * cols,
+        })
+    }
+
+    async fn event(&mut self, label: &str, venue: i64) -> Result<i64> {
+        let body = json!({
+            "name": format!("bench {label}"),
+            "starts_at": self.starts_at,
+            "venue_id": venue,
+            "price_cents": 2500,
+        });
+        let request = http::post_json("/api/v1/events", &self.who, serde_json::to_vec(&body)?);
+        let created: Created =
+            serde_json::from_slice(&self.call(request, StatusCode::CREATED).await?)?;
+        Ok(created.id)
+    }
+
+    async fn events(&mut self, label: &str, venue: i64, n: usize) -> Result<Vec<i64>> {
+        let mut ids = Vec::with_capacity(n);
+        for k in 0..n {
+            ids.push(self.event(&format!("{label} {k}"), venue).await?);
+        }
+        Ok(ids)
+    }
+
+    /// `n` events with consecutive ids, for a pgbench script that computes `base + client_id`.
+    async fn event_block(&mut self, label: &str, venue: i64, n: usize) -> Result<i64> {
+        let ids = self.events(label, venue, n).await?;
+        if ids.windows(2).any(|w| w[1] != w[0] + 1) {
+            return Err(format!("{label}: event ids are not consecutive: {ids:?}").into());
+        }
+        Ok(ids[0])
+    }
+}
+
+pub async fn create(addr: SocketAddr, clients: usize) -> Result<Fixtures> {
+    let mut admin = Admin {
+        conn: Conn::open(addr).await?,
+        who: Identity::organizer("bench-organizer"),
+        starts_at: (Utc::now() + Days::days(30)).to_rfc3339(),
+        run: std::process::id(),
+    };
+    let big = admin.venue("arena", BIG_ROWS, BIG_COLS).await?;
+    let hall = admin.venue("hall", HALL_ROWS, HALL_COLS).await?;
+    let pgbench_book_base = admin.event_block("pgbench book", big.id, clients).await?;
+    let pgbench_multi_base = admin.event_block("pgbench multi", big.id, clients).await?;
+    let pgbench_pool_base = admin.event_block("pgbench pool", big.id, clients).await?;
+    let pgbench_prepared_base = admin
+        .event_block("pgbench prepared", big.id, clients)
+        .await?;
+    let book_events = admin.events("book", big.id, clients).await?;
+    let multi_events = admin.events("book-multi", big.id, clients).await?;
+    let mixed_events = admin.events("mixed", big.id, MIXED_CLIENTS).await?;
+    let browse_events = admin.events("show", hall.id, BROWSE_EVENTS).await?;
+    let herd_event = admin.event("herd", hall.id).await?;
+
+    // Sell 30 % of the read event: 3 seats in every 10, in bookings of 10 seats.
+    let who = Identity::user(FIXTURE_USER);
+    let sold_seats: Vec<i64> = (0..hall.seats)
+        .filter(|n| n % 10 < 3)
+        .map(|n| hall.first_seat + n)
+        .collect();
+    let mut sold = Vec::new();
+    for seats in sold_seats.chunks(10) {
+        let body = json!({ "event_id": browse_events[0], "seat_ids": seats });
+        let request = http::post_json("/api/v1/bookings", &who, serde_json::to_vec(&body)?);
+        let created = admin.call(request, StatusCode::CREATED).await?;
+        sold.push(BookingSeen::from_created(
+            &created,
+            browse_events[0],
+            FIXTURE_USER,
+            seats,
+        )?);
+    }
+
+    Ok(Fixtures {
+        big,
+        hall,
+        pgbench_book_base,
+        pgbench_multi_base,
+        pgbench_pool_base,
+        pgbench_prepared_base,
+        book_events,
+        multi_events,
+        mixed_events,
+        browse_events,
+        herd_event,
+        sold,
+    })
+}

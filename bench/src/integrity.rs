@@ -1,0 +1,290 @@
+//! The integrity check run after every scenario: what the load generator was told must be exactly
+//! what PostgreSQL holds, and no seat may be sold twice.
+
+use crate::Result;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use tokio_postgres::Client;
+use uuid::Uuid;
+
+/// A booking the service confirmed with 201, as the load generator saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BookingSeen {
+    pub id: Uuid,
+    pub event_id: i64,
+    pub user_id: String,
+    /// (ticket id, seat id), sorted by ticket id.
+    pub tickets: Vec<(i64, i64)>,
+}
+
+#[derive(Deserialize)]
+struct BookingBody {
+    id: Uuid,
+    event_id: i64,
+    user_id: String,
+    status: String,
+    tickets: Vec<TicketBody>,
+}
+
+#[derive(Deserialize)]
+struct TicketBody {
+    id: i64,
+    seat_id: i64,
+}
+
+impl BookingSeen {
+    /// Reads a 201 body and checks it is the booking that was asked for: this event, this user,
+    /// exactly these seats, confirmed.
+    pub fn from_created(
+        body: &[u8],
+        event_id: i64,
+        user_id: &str,
+        seats: &[i64],
+    ) -> Result<BookingSeen, String> {
+        let booking: BookingBody = serde_json::from_slice(body)
+            .map_err(|e| format!("201 body is not a booking ({e}): {}", lossy(body)))?;
+        let mut got: Vec<i64> = booking.tickets.iter().map(|t| t.seat_id).collect();
+        got.sort_unstable();
+        let mut wanted = seats.to_vec();
+        wanted.sort_unstable();
+        if booking.event_id != event_id
+            || booking.user_id != user_id
+            || booking.status != "confirmed"
+            || got != wanted
+        {
+            return Err(format!(
+                "asked event {event_id} seats {wanted:?} for {user_id}, was given booking {} of \
+                 event {} seats {got:?} for {} ({})",
+                booking.id, booking.event_id, booking.user_id, booking.status
+            ));
+        }
+        let mut tickets: Vec<(i64, i64)> =
+            booking.tickets.iter().map(|t| (t.id, t.seat_id)).collect();
+        tickets.sort_unstable();
+        Ok(BookingSeen {
+            id: booking.id,
+            event_id,
+            user_id: user_id.to_owned(),
+            tickets,
+        })
+    }
+}
+
+pub fn lossy(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned()
+}
+
+/// One integrity check's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub scope: String,
+    pub bookings_checked: usize,
+    pub tickets_checked: usize,
+    pub violations: Vec<String>,
+}
+
+impl Check {
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Checks, in PostgreSQL:
+/// 1. no (event_id, seat_id) has two tickets, anywhere in the database;
+/// 2. every booking in `seen` exists with exactly the tickets and seats the service returned;
+/// 3. the events in `events` hold no booking or ticket the load generator was not told about.
+///
+/// `reported` are problems the clients already found in the answers themselves (a wrong seat in
+/// a 201, a 409 for a seat nobody else wanted); they fail the check too.
+pub async fn check(
+    pg: &Client,
+    scope: &str,
+    events: &[i64],
+    seen: &[BookingSeen],
+    reported: &[String],
+) -> Result<Check> {
+    let mut violations: Vec<String> = reported.to_vec();
+
+    for row in pg
+        .query(
+            "SELECT event_id, seat_id, count(*) FROM tickets
+             GROUP BY event_id, seat_id HAVING count(*) > 1 LIMIT 20",
+            &[],
+        )
+        .await?
+    {
+        let (event, seat, n): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        violations.push(format!("seat {seat} of event {event} has {n} tickets"));
+    }
+
+    let stored = stored_bookings(pg, seen).await?;
+    for booking in seen {
+        match stored.get(&booking.id) {
+            None => violations.push(format!(
+                "booking {} was confirmed with 201 but is not in the database",
+                booking.id
+            )),
+            Some(row) if row != booking => violations.push(format!(
+                "booking {} was returned as {:?} but the database holds {:?}",
+                booking.id, booking, row
+            )),
+            Some(_) => {}
+        }
+    }
+
+    let expected_bookings = seen.iter().filter(|b| events.contains(&b.event_id)).count() as i64;
+    let expected_tickets: i64 = seen
+        .iter()
+        .filter(|b| events.contains(&b.event_id))
+        .map(|b| b.tickets.len() as i64)
+        .sum();
+    let counts = pg
+        .query_one(
+            "SELECT (SELECT count(*) FROM bookings WHERE event_id = ANY ($1)),
+                    (SELECT count(*) FROM tickets WHERE event_id = ANY ($1))",
+            &[&events],
+        )
+        .await?;
+    let (bookings, tickets): (i64, i64) = (counts.get(0), counts.get(1));
+    if (bookings, tickets) != (expected_bookings, expected_tickets) {
+        violations.push(format!(
+            "the scenario's events hold {bookings} bookings / {tickets} tickets, but the service \
+             confirmed {expected_bookings} / {expected_tickets}"
+        ));
+    }
+
+    Ok(Check {
+        scope: scope.to_owned(),
+        bookings_checked: seen.len(),
+        tickets_checked: seen.iter().map(|b| b.tickets.len()).sum(),
+        violations,
+    })
+}
+
+/// The bookings with these ids as the database holds them, in the same shape as `BookingSeen`.
+async fn stored_bookings(pg: &Client, seen: &[BookingSeen]) -> Result<HashMap<Uuid, BookingSeen>> {
+    let mut stored = HashMap::with_capacity(seen.len());
+    for chunk in seen.chunks(10_000) {
+        let ids: Vec<Uuid> = chunk.iter().map(|b| b.id).collect();
+        let rows = pg
+            .query(
+                "SELECT b.id, b.event_id, b.user_id,
+                        coalesce(array_agg(t.id ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL), '{}'),
+                        coalesce(array_agg(t.seat_id ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL), '{}')
+                 FROM bookings b LEFT JOIN tickets t ON t.booking_id = b.id
+                 WHERE b.id = ANY ($1)
+                 GROUP BY b.id",
+                &[&ids],
+            )
+            .await?;
+        for row in rows {
+            let ticket_ids: Vec<i64> = row.get(3);
+            let seat_ids: Vec<i64> = row.get(4);
+            let booking = BookingSeen {
+                id: row.get(0),
+                event_id: row.get(1),
+                user_id: row.get(2),
+                tickets: ticket_ids.into_iter().zip(seat_ids).collect(),
+            };
+            stored.insert(booking.id, booking);
+        }
+    }
+    Ok(stored)
+}
+
+/// The pgbench ceiling really booked: `transactions` bookings of `seats` seats each in the
+/// events `first_event..first_event + clients`, no more than the transactions in flight when the
+/// run stopped, and none of them partial. (A booking that booked nothing because it ran past the
+/// venue's seats would show up here as missing tickets.)
+pub async fn check_ceiling(
+    pg: &Client,
+    scope: &str,
+    first_event: i64,
+    clients: i64,
+    transactions: u64,
+    seats: i64,
+) -> Result<Check> {
+    let events: Vec<i64> = (first_event..first_event + clients).collect();
+    let row = pg
+        .query_one(
+            "SELECT (SELECT count(*) FROM bookings WHERE event_id = ANY ($1)),
+                    (SELECT count(*) FROM tickets WHERE event_id = ANY ($1)),
+                    (SELECT count(*) FROM (
+                        SELECT b.id FROM bookings b LEFT JOIN tickets t ON t.booking_id = b.id
+                        WHERE b.event_id = ANY ($1)
+                        GROUP BY b.id HAVING count(t.id) <> $2) partial)",
+            &[&events, &seats],
+        )
+        .await?;
+    let (bookings, tickets, partial): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    let mut violations = Vec::new();
+    let done = transactions as i64;
+    if bookings < done || bookings > done + clients {
+        violations.push(format!(
+            "pgbench reported {done} transactions but {bookings} bookings were stored"
+        ));
+    }
+    if tickets != bookings * seats || partial > 0 {
+        violations.push(format!(
+            "{bookings} pgbench bookings hold {tickets} tickets ({partial} without exactly {seats})"
+        ));
+    }
+    Ok(Check {
+        scope: scope.to_owned(),
+        bookings_checked: bookings as usize,
+        tickets_checked: tickets as usize,
+        violations,
+    })
+}
+
+/// A herd's seat: exactly one ticket, belonging to the one booking that was answered 201.
+pub async fn check_single_winner(
+    pg: &Client,
+    event_id: i64,
+    seat_id: i64,
+    winners: &[BookingSeen],
+) -> Result<Vec<String>> {
+    let holders: Vec<Uuid> = pg
+        .query(
+            "SELECT booking_id FROM tickets WHERE event_id = $1 AND seat_id = $2",
+            &[&event_id, &seat_id],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let answered: Vec<Uuid> = winners.iter().map(|b| b.id).collect();
+    Ok(if holders.len() == 1 && answered == holders {
+        Vec::new()
+    } else {
+        vec![format!(
+            "seat {seat_id} of event {event_id} is held by bookings {holders:?}; \
+             201 was answered for {answered:?}"
+        )]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CREATED: &str = r#"{"id":"6f1c2a6e-8d4b-4d7e-9b55-0e4c1f3b2a10","event_id":7,
+        "user_id":"u1","status":"confirmed","created_at":"2030-01-01T00:00:00Z","total_cents":5000,
+        "tickets":[{"id":12,"seat_id":42,"row":"A","number":2,"price_cents":2500},
+                   {"id":11,"seat_id":41,"row":"A","number":1,"price_cents":2500}]}"#;
+
+    #[test]
+    fn a_201_for_the_seats_asked_is_recorded_with_its_tickets() {
+        let seen = BookingSeen::from_created(CREATED.as_bytes(), 7, "u1", &[42, 41]).unwrap();
+        assert_eq!(seen.tickets, vec![(11, 41), (12, 42)]);
+        assert_eq!(seen.event_id, 7);
+    }
+
+    #[test]
+    fn a_201_for_other_seats_or_another_user_is_a_violation() {
+        assert!(BookingSeen::from_created(CREATED.as_bytes(), 7, "u1", &[41]).is_err());
+        assert!(BookingSeen::from_created(CREATED.as_bytes(), 7, "u2", &[41, 42]).is_err());
+        assert!(BookingSeen::from_created(CREATED.as_bytes(), 8, "u1", &[41, 42]).is_err());
+        assert!(BookingSeen::from_created(b"{}", 7, "u1", &[41, 42]).is_err());
+    }
+}

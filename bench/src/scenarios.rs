@@ -1,0 +1,681 @@
+//! The scenarios: each measures the service, measures its ceiling right beside it, and checks
+//! integrity before the next one starts.
+
+use crate::ceiling::{self, Pgbench, PgbenchRun, CLIENTS};
+use crate::cli::Options;
+use crate::clients::{Booker, Mixed, Reader, SeatStream, MIXED_KINDS};
+use crate::fixtures::{Fixtures, MIXED_CLIENTS};
+use crate::http::{self, Conn, Identity};
+use crate::integrity::{self, BookingSeen, Check};
+use crate::loadgen::{self, KindStats, LoadResult, Window};
+use crate::procstat;
+use crate::redis::Redis;
+use crate::report::{CpuUse, Herd, Results, Throughput};
+use crate::server::{Cache, Server};
+use crate::stats::{micros, Percentiles};
+use crate::{db, Result};
+use hyper::StatusCode;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_postgres::Client;
+
+pub struct Bench {
+    pub opts: Options,
+    pub fixtures: Fixtures,
+    pub database_url: String,
+    pub pg: Client,
+    pub main: Server,
+    /// Started the first time a scenario wants the Redis cache on.
+    pub cached: Option<Server>,
+    pub server_bin: PathBuf,
+    pub redis: Redis,
+    pub results: Results,
+    herd_winners: Vec<BookingSeen>,
+    /// Peak RSS of the cached server before its peak was reset for `mixed`.
+    cached_peak_before_mixed_kib: u64,
+}
+
+/// Everything a run starts from.
+pub struct Setup {
+    pub opts: Options,
+    pub fixtures: Fixtures,
+    pub database_url: String,
+    pub pg: Client,
+    pub main: Server,
+    pub server_bin: PathBuf,
+    pub redis: Redis,
+    pub results: Results,
+}
+
+/// Where the CPU went inside a measurement window: the server, PostgreSQL, the load generator
+/// (this process), and the machine as a whole (which also shows anyone else's load).
+struct CpuWindow {
+    server_s: f64,
+    postgres_s: f64,
+    loadgen_s: f64,
+    machine_busy_pct: f64,
+    seconds: f64,
+}
+
+impl CpuWindow {
+    fn loadgen_pct(&self) -> f64 {
+        100.0 * self.loadgen_s / self.seconds
+    }
+}
+
+/// CPU counters at one instant.
+struct CpuMark {
+    pid: u32,
+    at: std::time::Instant,
+    server_s: f64,
+    postgres_s: f64,
+    loadgen_s: f64,
+    machine: (u64, u64),
+}
+
+impl CpuMark {
+    fn now(pid: u32) -> CpuMark {
+        CpuMark {
+            pid,
+            at: std::time::Instant::now(),
+            server_s: procstat::cpu_seconds(pid).unwrap_or(0.0),
+            postgres_s: procstat::postgres_cpu_seconds(),
+            loadgen_s: procstat::own_cpu_seconds(),
+            machine: procstat::machine_ticks(),
+        }
+    }
+
+    fn until_now(self) -> CpuWindow {
+        let end = CpuMark::now(self.pid);
+        let (busy, total) = (
+            end.machine.0 - self.machine.0,
+            end.machine.1 - self.machine.1,
+        );
+        CpuWindow {
+            server_s: end.server_s - self.server_s,
+            postgres_s: end.postgres_s - self.postgres_s,
+            loadgen_s: end.loadgen_s - self.loadgen_s,
+            machine_busy_pct: 100.0 * busy as f64 / total.max(1) as f64,
+            seconds: (end.at - self.at).as_secs_f64(),
+        }
+    }
+}
+
+fn watch_cpu(pid: u32, window: Window) -> JoinHandle<CpuWindow> {
+    tokio::spawn(async move {
+        tokio::time::sleep_until(window.start.into()).await;
+        let start = CpuMark::now(pid);
+        tokio::time::sleep_until(window.end.into()).await;
+        start.until_now()
+    })
+}
+
+fn throughput(
+    scenario: &str,
+    unit: &str,
+    stats: &mut KindStats,
+    window: Window,
+    cpu: &CpuWindow,
+) -> Throughput {
+    Throughput {
+        scenario: scenario.to_owned(),
+        rate: stats.completed as f64 / window.seconds(),
+        unit: unit.to_owned(),
+        also: None,
+        ceiling: None,
+        ceiling_rate: None,
+        ratio: None,
+        latency: stats.percentiles(),
+        requests: stats.completed,
+        errors: stats.errors(),
+        statuses: stats.statuses.clone(),
+        loadgen_cpu_pct: cpu.loadgen_pct(),
+        first_problem: stats.first_problem.clone(),
+    }
+}
+
+/// What the booking clients recorded: every confirmed booking and every contradiction.
+fn gather(bookers: Vec<Booker>) -> (Vec<BookingSeen>, Vec<String>) {
+    let mut seen = Vec::new();
+    let mut violations = Vec::new();
+    for booker in bookers {
+        seen.extend(booker.seen);
+        violations.extend(booker.violations);
+    }
+    (seen, violations)
+}
+
+/// The service's connection pool size: DB_POOL_MAX_SIZE, passed through, or local-api's default.
+fn pool_size() -> usize {
+    std::env::var("DB_POOL_MAX_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(16)
+}
+
+fn mb(kib: u64) -> f64 {
+    kib as f64 * 1024.0 / 1e6
+}
+
+#[derive(Deserialize)]
+struct Problem {
+    #[serde(default)]
+    seat_ids: Vec<i64>,
+}
+
+impl Bench {
+    pub fn new(setup: Setup) -> Bench {
+        Bench {
+            opts: setup.opts,
+            fixtures: setup.fixtures,
+            database_url: setup.database_url,
+            pg: setup.pg,
+            main: setup.main,
+            cached: None,
+            server_bin: setup.server_bin,
+            redis: setup.redis,
+            results: setup.results,
+            herd_winners: Vec::new(),
+            cached_peak_before_mixed_kib: 0,
+        }
+    }
+
+    fn window(&self) -> Window {
+        Window::after(self.opts.profile.warmup, self.opts.profile.measure)
+    }
+
+    fn pgbench_dir(&self) -> PathBuf {
+        self.opts.out_dir.join("pgbench")
+    }
+
+    async fn pgbench(&mut self, spec: Pgbench) -> Result<PgbenchRun> {
+        db::settle(&self.pg).await;
+        let url = self.database_url.clone();
+        let dir = self.pgbench_dir();
+        std::fs::create_dir_all(&dir)?;
+        let run = tokio::task::spawn_blocking(move || spec.run(&url, &dir)).await??;
+        self.results.pgbench.push(run.clone());
+        Ok(run)
+    }
+
+    fn cpu_row(&mut self, scenario: &str, cpu: &CpuWindow, requests: u64) {
+        let pct = |seconds: f64| 100.0 * seconds / cpu.seconds;
+        self.results.cpu.push(CpuUse {
+            scenario: scenario.to_owned(),
+            server_pct: pct(cpu.server_s),
+            postgres_pct: pct(cpu.postgres_s),
+            loadgen_pct: pct(cpu.loadgen_s),
+            machine_busy_pct: cpu.machine_busy_pct,
+            server_ms_per_request: 1000.0 * cpu.server_s / requests.max(1) as f64,
+            postgres_ms_per_request: 1000.0 * cpu.postgres_s / requests.max(1) as f64,
+        });
+    }
+
+    async fn record(&mut self, check: Check) {
+        if !check.passed() {
+            eprintln!("INTEGRITY VIOLATION in {}:", check.scope);
+            for v in check.violations.iter().take(10) {
+                eprintln!("  {v}");
+            }
+        }
+        self.results.integrity.push(check);
+    }
+
+    /// `book` (1 seat a booking) and `book-multi` (4 seats): 32 clients each booking their own
+    /// free seats, against pgbench running the same transaction with the same 32 clients.
+    pub async fn book(&mut self, seats: usize) -> Result<()> {
+        let (scenario, script, base, events) = match seats {
+            1 => (
+                "book",
+                ceiling::BOOK_1_SCRIPT,
+                self.fixtures.pgbench_book_base,
+                self.fixtures.book_events.clone(),
+            ),
+            _ => (
+                "book-multi",
+                ceiling::BOOK_4_SCRIPT,
+                self.fixtures.pgbench_multi_base,
+                self.fixtures.multi_events.clone(),
+            ),
+        };
+        let ceiling_name = format!("book-{seats}");
+        db::analyze(&self.pg).await?;
+        eprintln!("[{scenario}] pgbench {ceiling_name} ...");
+        let big = self.fixtures.big.clone();
+        let ceiling = self
+            .pgbench(Pgbench {
+                name: ceiling_name.clone(),
+                protocol: "extended",
+                script,
+                clients: CLIENTS,
+                defines: vec![
+                    ("event_base", base.to_string()),
+                    ("first_seat", big.first_seat.to_string()),
+                    ("i", "0".into()),
+                    ("status", "confirmed".into()),
+                ],
+                seconds: self.opts.profile.pgbench_secs,
+            })
+            .await?;
+        let check = integrity::check_ceiling(
+            &self.pg,
+            &format!("pgbench {ceiling_name}"),
+            base,
+            CLIENTS as i64,
+            ceiling.transactions,
+            seats as i64,
+        )
+        .await?;
+        self.record(check).await;
+        if seats == 1 {
+            self.what_if_ceilings().await?;
+        }
+
+        eprintln!("[{scenario}] service ...");
+        db::settle(&self.pg).await;
+        let clients: Vec<Booker> = events
+            .iter()
+            .enumerate()
+            .map(|(c, event)| {
+                Booker::new(
+                    format!("bench-{scenario}-{c}"),
+                    SeatStream::new(*event, big.first_seat, big.seats, seats as i64),
+                )
+            })
+            .collect();
+        let window = self.window();
+        let cpu = watch_cpu(self.main.pid, window);
+        let mut load = loadgen::closed_loop(self.main.addr, &["book"], clients, window).await?;
+        let cpu = cpu.await?;
+        let mut row = throughput(scenario, "bookings/s", &mut load.kinds[0], window, &cpu)
+            .against(&format!("pgbench {ceiling_name}"), ceiling.tps);
+        if seats > 1 {
+            row.also = Some(format!("{:.0} seats/s", row.rate * seats as f64));
+        }
+        let bookings = load.kinds[0].completed as f64;
+        if bookings > 0.0 {
+            self.results.figure(
+                &format!("server CPU per 1,000 bookings ({scenario})"),
+                cpu.server_s / bookings * 1000.0,
+                "CPU s",
+            );
+        }
+        self.cpu_row(scenario, &cpu, load.kinds[0].completed);
+        self.results.throughput.push(row);
+
+        let (seen, violations) = gather(load.clients);
+        let check = integrity::check(&self.pg, scenario, &events, &seen, &violations).await?;
+        self.record(check).await;
+        Ok(())
+    }
+
+    /// Two informational runs of the 1-seat ceiling, to explain the ratio rather than judge it:
+    /// - with only as many sessions as the service's pool (the service never has more
+    ///   transactions in PostgreSQL at once, and on two cores fewer sessions can be faster);
+    /// - with `-M prepared`: what the booking statement costs when it is not parsed and planned
+    ///   on every execution, i.e. the price of the service's unnamed statements.
+    async fn what_if_ceilings(&mut self) -> Result<()> {
+        let pool = pool_size();
+        let runs = [
+            (
+                format!("book-1 -c {pool} (pool size)"),
+                "extended",
+                pool,
+                self.fixtures.pgbench_pool_base,
+            ),
+            (
+                "book-1 -M prepared (what-if)".to_owned(),
+                "prepared",
+                CLIENTS,
+                self.fixtures.pgbench_prepared_base,
+            ),
+        ];
+        for (name, protocol, clients, base) in runs {
+            if protocol == "extended" && clients == CLIENTS {
+                continue;
+            }
+            eprintln!("[book] pgbench {name} ...");
+            let run = self
+                .pgbench(Pgbench {
+                    name: name.clone(),
+                    protocol,
+                    script: ceiling::BOOK_1_SCRIPT,
+                    clients,
+                    defines: vec![
+                        ("event_base", base.to_string()),
+                        ("first_seat", self.fixtures.big.first_seat.to_string()),
+                        ("i", "0".into()),
+                        ("status", "confirmed".into()),
+                    ],
+                    seconds: self.opts.profile.pgbench_secs,
+                })
+                .await?;
+            let check = integrity::check_ceiling(
+                &self.pg,
+                &format!("pgbench {name}"),
+                base,
+                clients as i64,
+                run.transactions,
+                1,
+            )
+            .await?;
+            self.record(check).await;
+        }
+        Ok(())
+    }
+
+    /// `herd`: N simultaneous requests for one seat; exactly one 201, every other answer a 409.
+    pub async fn herd(&mut self) -> Result<()> {
+        let sizes = self.opts.profile.herd_sizes.clone();
+        let largest = sizes.iter().copied().max().unwrap_or(0) as u64;
+        let limit = procstat::raise_nofile(0)?;
+        if limit < largest + 256 {
+            return Err(format!(
+                "a herd of {largest} needs {} open files, the limit is {limit} (ulimit -n)",
+                largest + 256
+            )
+            .into());
+        }
+        db::analyze(&self.pg).await?;
+        for (round, size) in sizes.into_iter().enumerate() {
+            db::settle(&self.pg).await;
+            eprintln!("[herd] {size} simultaneous requests for one seat ...");
+            let event = self.fixtures.herd_event;
+            let seat = self.fixtures.hall.first_seat + round as i64;
+            let body = serde_json::to_vec(&serde_json::json!({
+                "event_id": event,
+                "seat_ids": [seat],
+            }))?;
+            let users: Vec<String> = (0..size).map(|i| format!("herd-{size}-{i}")).collect();
+            let requests = users
+                .iter()
+                .map(|u| http::post_json("/api/v1/bookings", &Identity::user(u), body.clone()))
+                .collect();
+            // CPU from the first connect to the last answer: what deciding N races costs.
+            let before = CpuMark::now(self.main.pid);
+            let run = loadgen::herd(self.main.addr, requests).await?;
+            let cpu = before.until_now();
+            self.cpu_row(&format!("herd {size}"), &cpu, size as u64);
+
+            let mut winners = Vec::new();
+            let mut violations = Vec::new();
+            let mut conflicts = 0;
+            let mut other: BTreeMap<String, usize> = BTreeMap::new();
+            let mut unanswered = 0;
+            let mut latencies = Vec::with_capacity(size);
+            let mut first_error = None;
+            for (answer, user) in run.answers.iter().zip(&users) {
+                let Some(status) = answer.status else {
+                    unanswered += 1;
+                    first_error = first_error.or_else(|| answer.error.clone());
+                    continue;
+                };
+                latencies.push(micros(answer.latency));
+                match status {
+                    StatusCode::CREATED => {
+                        match BookingSeen::from_created(&answer.body, event, user, &[seat]) {
+                            Ok(booking) => winners.push(booking),
+                            Err(v) => violations.push(v),
+                        }
+                    }
+                    StatusCode::CONFLICT
+                        if serde_json::from_slice::<Problem>(&answer.body)
+                            .is_ok_and(|p| p.seat_ids.contains(&seat)) =>
+                    {
+                        conflicts += 1
+                    }
+                    status => *other.entry(status.as_u16().to_string()).or_default() += 1,
+                }
+            }
+            if let Some(error) = first_error {
+                violations.push(format!(
+                    "herd {size}: {unanswered} unanswered, e.g. {error}"
+                ));
+            }
+            let all_answered = Duration::from_micros(latencies.iter().copied().max().unwrap_or(0));
+            let herd = Herd {
+                size,
+                seat_id: seat,
+                created: winners.len(),
+                conflicts,
+                other,
+                unanswered,
+                connect_ms: run.connect_time.as_secs_f64() * 1000.0,
+                all_answered_ms: all_answered.as_secs_f64() * 1000.0,
+                latency: Percentiles::from_micros(&mut latencies),
+            };
+            if !herd.as_asserted() {
+                violations.push(format!(
+                    "herd {size}: expected exactly one 201 and {} x 409, got {} x 201, {} x 409, \
+                     other {:?}, {unanswered} unanswered",
+                    size - 1,
+                    herd.created,
+                    herd.conflicts,
+                    herd.other
+                ));
+            }
+            violations
+                .extend(integrity::check_single_winner(&self.pg, event, seat, &winners).await?);
+            self.herd_winners.extend(winners);
+            self.results.herds.push(herd);
+            let check = integrity::check(
+                &self.pg,
+                &format!("herd {size}"),
+                &[event],
+                &self.herd_winners,
+                &violations,
+            )
+            .await?;
+            self.record(check).await;
+            // Let the closed connections drain before the next, larger herd.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Ok(())
+    }
+
+    async fn cached_server(&mut self) -> Result<(std::net::SocketAddr, u32)> {
+        if self.cached.is_none() {
+            let cache = Cache::On {
+                redis_url: self.redis.url.clone(),
+                prefix: self.redis.prefix.clone(),
+            };
+            let server = Server::start(
+                "cached",
+                &self.server_bin,
+                &self.database_url,
+                &cache,
+                &self.opts.out_dir,
+            )
+            .await?;
+            self.cached = Some(server);
+        }
+        let server = self.cached.as_ref().expect("just started");
+        Ok((server.addr, server.pid))
+    }
+
+    /// `read`: one 500-seat event's availability, 32 clients, with the cache off (against
+    /// pgbench running the availability query) and on (against redis-benchmark GET).
+    pub async fn read(&mut self) -> Result<()> {
+        let event = self.fixtures.read_event();
+        let seats = self.fixtures.hall.seats as usize;
+        db::analyze(&self.pg).await?;
+        eprintln!("[read] pgbench availability, redis-benchmark ...");
+        let ceiling = self
+            .pgbench(Pgbench {
+                name: "availability".into(),
+                protocol: "extended",
+                script: ceiling::AVAILABILITY_SCRIPT,
+                clients: CLIENTS,
+                defines: vec![("event_id", event.to_string())],
+                seconds: self.opts.profile.pgbench_secs,
+            })
+            .await?;
+        let redis = self.redis.clone();
+        let requests = self.opts.profile.redis_requests;
+        let get = tokio::task::spawn_blocking(move || {
+            ceiling::redis_benchmark(
+                "GET",
+                &redis.host,
+                redis.port,
+                requests,
+                &["-t".into(), "get".into()],
+            )
+        })
+        .await??;
+        self.results.redis.push(get.clone());
+
+        // The same GET with a value as large as the availability answer: what a cache hit costs
+        // Redis itself for this payload (informational; the ratio uses plain `-t get`).
+        let (_, sample) = Conn::open(self.main.addr)
+            .await?
+            .send(http::get(
+                &format!("/api/v1/events/{event}/availability"),
+                &Identity::user("bench-reader"),
+            ))
+            .await?;
+        let redis = self.redis.clone();
+        let payload_key = redis.key("payload");
+        let payload = "x".repeat(sample.len());
+        let sized = tokio::task::spawn_blocking(move || {
+            ceiling::redis_benchmark(
+                "SET",
+                &redis.host,
+                redis.port,
+                1,
+                &["SET".into(), payload_key.clone(), payload],
+            )?;
+            ceiling::redis_benchmark(
+                &format!("GET {} B value", sample.len()),
+                &redis.host,
+                redis.port,
+                requests,
+                &["GET".into(), payload_key],
+            )
+        })
+        .await??;
+        self.results.redis.push(sized);
+
+        for cached in [false, true] {
+            let (scenario, addr, pid) = if cached {
+                let (addr, pid) = self.cached_server().await?;
+                ("read-cached", addr, pid)
+            } else {
+                ("read-uncached", self.main.addr, self.main.pid)
+            };
+            eprintln!("[read] service, {scenario} ...");
+            db::settle(&self.pg).await;
+            let clients: Vec<Reader> = (0..CLIENTS)
+                .map(|c| Reader::new(&format!("bench-reader-{c}"), event, seats))
+                .collect();
+            let window = self.window();
+            let cpu = watch_cpu(pid, window);
+            let mut load = loadgen::closed_loop(addr, &["availability"], clients, window).await?;
+            let cpu = cpu.await?;
+            self.cpu_row(scenario, &cpu, load.kinds[0].completed);
+            let row = throughput(scenario, "req/s", &mut load.kinds[0], window, &cpu);
+            let row = if cached {
+                row.against("redis-benchmark GET", get.rps)
+            } else {
+                row.against("pgbench availability", ceiling.tps)
+            };
+            self.results.throughput.push(row);
+        }
+        let sold = self.fixtures.sold.clone();
+        let check = integrity::check(&self.pg, "read", &[event], &sold, &[]).await?;
+        self.record(check).await;
+        Ok(())
+    }
+
+    /// `mixed`: 80 clients browsing and booking 7:2, cache on (the service as deployed), with
+    /// the server's peak RSS taken over this scenario alone.
+    pub async fn mixed(&mut self) -> Result<()> {
+        eprintln!("[mixed] service ...");
+        let (addr, pid) = self.cached_server().await?;
+        self.cached_peak_before_mixed_kib = procstat::peak_rss_kib(pid).unwrap_or(0);
+        let reset = procstat::reset_peak_rss(pid).is_ok();
+        db::analyze(&self.pg).await?;
+        db::settle(&self.pg).await;
+        let big = self.fixtures.big.clone();
+        let browse = Arc::new(self.fixtures.browse_events.clone());
+        let clients: Vec<Mixed> = self
+            .fixtures
+            .mixed_events
+            .iter()
+            .take(MIXED_CLIENTS)
+            .enumerate()
+            .map(|(c, event)| {
+                let booker = Booker::new(
+                    format!("bench-mixed-{c}"),
+                    SeatStream::new(*event, big.first_seat, big.seats, 1),
+                );
+                Mixed::new(c, booker, browse.clone())
+            })
+            .collect();
+        let window = self.window();
+        let cpu = watch_cpu(pid, window);
+        let rss = watch_rss(pid, window);
+        let load: LoadResult<Mixed> =
+            loadgen::closed_loop(addr, &MIXED_KINDS, clients, window).await?;
+        let cpu = cpu.await?;
+        let sampled_peak = rss.await?;
+        let mut all = KindStats::combined("all", &load.kinds);
+        self.cpu_row("mixed", &cpu, all.completed);
+        self.results
+            .throughput
+            .push(throughput("mixed (all)", "req/s", &mut all, window, &cpu));
+        let mut kinds = load.kinds;
+        for kind in kinds.iter_mut() {
+            let name = format!("mixed {}", kind.name);
+            self.results
+                .throughput
+                .push(throughput(&name, "req/s", kind, window, &cpu));
+        }
+        // VmHWM since the reset covers every instant; the 50 ms samples are the fallback on
+        // kernels that refuse the reset.
+        let peak = if reset {
+            procstat::peak_rss_kib(pid).unwrap_or(sampled_peak)
+        } else {
+            sampled_peak
+        };
+        self.results
+            .figure("server peak RSS under mixed", mb(peak), "MB");
+
+        let (seen, violations) = gather(load.clients.into_iter().map(Mixed::into_booker).collect());
+        let events = self.fixtures.mixed_events.clone();
+        let check = integrity::check(&self.pg, "mixed", &events, &seen, &violations).await?;
+        self.record(check).await;
+        Ok(())
+    }
+
+    /// Whole-run process figures, taken before the servers stop.
+    pub fn finish(&mut self) {
+        if let Ok(kib) = procstat::peak_rss_kib(self.main.pid) {
+            self.results
+                .figure("server peak RSS, whole run (cache off)", mb(kib), "MB");
+        }
+        if let Some(cached) = &self.cached {
+            if let Ok(kib) = procstat::peak_rss_kib(cached.pid) {
+                let kib = kib.max(self.cached_peak_before_mixed_kib);
+                self.results
+                    .figure("server peak RSS, whole run (cache on)", mb(kib), "MB");
+            }
+        }
+    }
+}
+
+/// The largest VmRSS seen every 50 ms through the window (warm-up included).
+fn watch_rss(pid: u32, window: Window) -> JoinHandle<u64> {
+    tokio::spawn(async move {
+        let mut peak = 0;
+        while std::time::Instant::now() < window.end {
+            peak = peak.max(procstat::rss_kib(pid).unwrap_or(0));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        peak
+    })
+}

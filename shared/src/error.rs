@@ -39,6 +39,9 @@ pub enum ApiError {
     /// Well-formed input that breaks a rule of the domain.
     #[error("{0}")]
     Unprocessable(String),
+    /// It existed, but no longer does (an expired hold).
+    #[error("{0}")]
+    Gone(String),
     /// The database is unreachable or saturated; the client may retry.
     #[error("service temporarily unavailable")]
     Unavailable(#[source] BoxError),
@@ -76,6 +79,7 @@ impl ApiError {
             ApiError::SeatsTaken { .. } | ApiError::Duplicate(_) => StatusCode::CONFLICT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -93,6 +97,7 @@ impl ApiError {
             ApiError::Duplicate(_) => ("duplicate", "Already exists"),
             ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             ApiError::Unprocessable(_) => ("validation", "Invalid request"),
+            ApiError::Gone(_) => ("gone", "Gone"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
             ApiError::Internal(_) => ("internal", "Internal server error"),
         }
@@ -114,6 +119,24 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The RFC 9457 body this error is sent with.
+    pub fn problem_json(&self) -> String {
+        let (suffix, title) = self.kind();
+        let body = Problem {
+            type_: format!("{PROBLEM_TYPE_BASE}{suffix}"),
+            title,
+            status: self.status().as_u16(),
+            detail: self.detail(),
+            seat_ids: match self {
+                ApiError::SeatsTaken { seat_ids } => Some(seat_ids),
+                _ => None,
+            },
+        };
+        serde_json::to_string(&body).expect("a problem always serialises")
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -124,19 +147,7 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(cause) => tracing::warn!(error = %cause, "database unavailable"),
             _ => tracing::debug!(status = status.as_u16(), error = %self, "request rejected"),
         }
-        let (suffix, title) = self.kind();
-        let body = Problem {
-            type_: format!("{PROBLEM_TYPE_BASE}{suffix}"),
-            title,
-            status: status.as_u16(),
-            detail: self.detail(),
-            seat_ids: match &self {
-                ApiError::SeatsTaken { seat_ids } => Some(seat_ids),
-                _ => None,
-            },
-        };
-        let body = serde_json::to_vec(&body).expect("a problem always serialises");
-        let mut response = (status, body).into_response();
+        let mut response = (status, self.problem_json()).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         match self {

@@ -27,10 +27,11 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
 }
 
 /// Serialises a read for the cache (`None`: nothing found, which is never cached).
-pub fn json_body<T: serde::Serialize>(value: Option<T>) -> Result<crate::cache::Body, ApiError> {
+pub fn json_body<T: serde::Serialize>(value: Option<T>) -> Result<crate::cache::Loaded, ApiError> {
     value
         .map(|v| serde_json::to_string(&v).map(std::sync::Arc::from))
         .transpose()
+        .map(crate::cache::Loaded::from)
         .map_err(ApiError::internal)
 }
 

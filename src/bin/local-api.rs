@@ -1,5 +1,7 @@
 //! `cargo run --release --bin local-api`: every function on http://127.0.0.1:3000 (port from
-//! `PORT`), dev identity on, migrations applied at start.
+//! `PORT`), dev identity on, migrations applied at start. With `WEBHOOK_URL` (and `WEBHOOK_SECRET`)
+//! set, booking confirmations are delivered from the outbox every 5 seconds, as the scheduled
+//! notifier function does in AWS.
 
 use seatbook_core::config::Settings;
 use std::net::SocketAddr;
@@ -36,6 +38,19 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         "serving every function on http://{}",
         listener.local_addr()?
     );
+    if let Some(webhook) = notifier_fn::WebhookSettings::from_env() {
+        // Deployed, EventBridge runs the notifier on a schedule; locally this loop stands in.
+        let webhook = notifier_fn::Webhook::new(webhook)?;
+        let db = state.db.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(err) = notifier_fn::drain(&db, &webhook, Default::default()).await {
+                    tracing::warn!(error = %err, "outbox drain failed");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
+        });
+    }
     axum::serve(listener, seatbook::app(state))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

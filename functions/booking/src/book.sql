@@ -1,10 +1,12 @@
 -- Books every requested seat of one event for one user, or none, in a single statement.
--- $1 event id, $2 seat ids (already de-duplicated, 1..=10), $3 user id.
+-- $1 event id, $2 seat ids (already de-duplicated, 1..=10), $3 user id,
+-- $4 status ('confirmed', or 'held' for a hold), $5 how long a hold lasts in seconds (else NULL).
 --
 -- One round trip, no read-then-write race: the insert into tickets is the claim itself, and the
 -- unique constraint tickets_event_seat_key decides every race (23505 -> 409). When the event does
 -- not exist or a seat is not in the event's venue, nothing is inserted and the first two columns
--- say why.
+-- say why. A confirmed booking writes its confirmation to the outbox in the same statement, so the
+-- notification exists exactly when the booking does.
 WITH event AS (
     SELECT id, venue_id, price_cents FROM events WHERE id = $1
 ), wanted AS (
@@ -15,16 +17,23 @@ WITH event AS (
 ), usr AS (
     INSERT INTO users (id) SELECT $3 FROM event ON CONFLICT (id) DO NOTHING
 ), booking AS (
-    INSERT INTO bookings (user_id, event_id, status, total_cents)
-    SELECT $3, e.id, 'confirmed', e.price_cents * cardinality($2)
+    INSERT INTO bookings (user_id, event_id, status, total_cents, expires_at)
+    SELECT $3, e.id, $4, e.price_cents * cardinality($2), now() + make_interval(secs => $5)
     FROM event e
     WHERE (SELECT count(*) FROM wanted) = cardinality($2)
-    RETURNING id, created_at, total_cents
+    RETURNING id, created_at, total_cents, expires_at
 ), ticket AS (
     INSERT INTO tickets (booking_id, event_id, seat_id, price_cents)
     SELECT b.id, e.id, w.seat_id, e.price_cents
     FROM booking b, event e, wanted w
     RETURNING id, seat_id, price_cents
+), confirmation AS (
+    INSERT INTO outbox (booking_id, kind, payload)
+    SELECT b.id, 'booking.confirmed', json_build_object(
+        'type', 'booking.confirmed', 'booking_id', b.id, 'event_id', $1, 'user_id', $3,
+        'seat_ids', $2, 'total_cents', b.total_cents, 'confirmed_at', b.created_at)
+    FROM booking b
+    WHERE $4 = 'confirmed'
 )
 SELECT
     (SELECT count(*) FROM event) > 0 AS event_found,
@@ -32,6 +41,7 @@ SELECT
     b.id AS booking_id,
     b.created_at,
     b.total_cents,
+    b.expires_at,
     t.id AS ticket_id,
     t.seat_id,
     w.row_label,

@@ -1,9 +1,12 @@
-use crate::store;
+use crate::idempotency::{self, Once, Stored};
+use crate::lifecycle;
+use crate::store::{self, Claim};
 use crate::views::Booking;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use seatbook_core::domain::SeatSelection;
+use seatbook_core::error::PROBLEM_JSON;
 use seatbook_core::extract::{Json, Path, Query};
 use seatbook_core::identity::Caller;
 use seatbook_core::{ApiError, AppState};
@@ -19,25 +22,101 @@ pub struct NewBooking {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Json(request): Json<NewBooking>,
-) -> Result<impl IntoResponse, ApiError> {
-    let seats = SeatSelection::parse(request.seat_ids)?;
-    let outcome = store::book(&state.db, &caller.user_id, request.event_id, &seats).await;
+) -> Result<Response, ApiError> {
+    let key = headers
+        .get(idempotency::HEADER)
+        .map(idempotency::parse_key)
+        .transpose()?;
+    let fingerprint = idempotency::fingerprint(request.event_id, &request.seat_ids);
+    let seats = SeatSelection::parse(request.seat_ids);
+    let seats = match (seats, &key) {
+        (Ok(seats), _) => seats,
+        (Err(invalid), None) => return Err(invalid.into()),
+        // An invalid request never reaches the database, with or without a key: same answer.
+        (Err(invalid), Some(_)) => return Err(invalid.into()),
+    };
+    let claim = Claim {
+        user: &caller.user_id,
+        event_id: request.event_id,
+        seats: &seats,
+        hold_for: None,
+    };
+    let Some(key) = key else {
+        let outcome = store::book(&state.db, &claim).await;
+        after_booking(&state, request.event_id, &outcome).await;
+        return outcome.map(created);
+    };
+    match idempotency::book_once(&state.db, &key, &fingerprint, &claim, render).await? {
+        Once::Replayed(stored) => Ok(stored_response(stored, true)),
+        Once::Fresh { outcome, stored } => {
+            after_booking(&state, request.event_id, &outcome).await;
+            Ok(stored_response(stored, false))
+        }
+    }
+}
+
+/// Cache and counters, before the response: the booker's next read must not come from a stale
+/// cache. Never fails the request.
+async fn after_booking(state: &AppState, event_id: i64, outcome: &Result<Booking, ApiError>) {
+    if let Ok(booking) = outcome {
+        tracing::info!(booking = %booking.id, event = event_id, seats = booking.tickets.len(), "booking confirmed");
+    }
     if let Some(cache) = &state.cache {
-        // Before the response: the booker's next read must not come from a stale cache.
-        match &outcome {
-            Ok(_) => cache.booking_confirmed(request.event_id).await,
+        match outcome {
+            Ok(_) => cache.booking_confirmed(event_id).await,
             Err(ApiError::SeatsTaken { .. }) => cache.booking_conflicted().await,
             Err(_) => {}
         }
     }
-    let booking = outcome?;
-    tracing::info!(booking = %booking.id, event = booking.event_id, seats = seats.len(), "booking confirmed");
-    Ok((
+}
+
+fn location(booking: &Booking) -> String {
+    format!("/api/v1/bookings/{}", booking.id)
+}
+
+fn created(booking: Booking) -> Response {
+    (
         StatusCode::CREATED,
-        [(header::LOCATION, format!("/api/v1/bookings/{}", booking.id))],
+        [(header::LOCATION, location(&booking))],
         axum::Json(booking),
-    ))
+    )
+        .into_response()
+}
+
+/// The response a booking outcome is stored as, for replays under its Idempotency-Key.
+fn render(outcome: &Result<Booking, ApiError>) -> Stored {
+    match outcome {
+        Ok(booking) => Stored {
+            status: StatusCode::CREATED,
+            body: serde_json::to_string(booking).expect("a booking serialises"),
+            location: Some(location(booking)),
+        },
+        Err(err) => Stored {
+            status: err.status(),
+            body: err.problem_json(),
+            location: None,
+        },
+    }
+}
+
+fn stored_response(stored: Stored, replayed: bool) -> Response {
+    let content_type = if stored.status.is_success() {
+        "application/json"
+    } else {
+        PROBLEM_JSON
+    };
+    let mut response = (stored.status, stored.body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Some(location) = stored.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        headers.insert(header::LOCATION, location);
+    }
+    if replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
 }
 
 pub async fn show(
@@ -45,7 +124,7 @@ pub async fn show(
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Booking>, ApiError> {
-    store::find(&state.db, &caller.user_id, id)
+    store::find(&state.db, id, Some(&caller.user_id))
         .await?
         .map(axum::Json)
         .ok_or_else(|| ApiError::not_found(format!("booking {id}")))
@@ -74,4 +153,71 @@ pub async fn list(
     }
     let items = store::list(&state.db, &caller.user_id, limit).await?;
     Ok(axum::Json(BookingList { items }))
+}
+
+/// `DELETE /api/v1/bookings/{id}`: the owner, or any organizer, cancels; the seats are free at
+/// once. Cancelling again is harmless and answers the same.
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Booking>, ApiError> {
+    let owner = (!caller.is_organizer).then_some(&caller.user_id);
+    if let Some(event_id) = lifecycle::cancel(&state.db, id, owner).await? {
+        tracing::info!(booking = %id, event = event_id, "booking cancelled");
+        if let Some(cache) = &state.cache {
+            cache.event_changed(event_id).await;
+        }
+    }
+    store::find(&state.db, id, owner)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found(format!("booking {id}")))
+}
+
+/// `POST /api/v1/holds`: reserves seats for the caller for `HOLD_TTL_SECONDS`.
+pub async fn hold(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(request): Json<NewBooking>,
+) -> Result<Response, ApiError> {
+    let seats = SeatSelection::parse(request.seat_ids)?;
+    let claim = Claim {
+        user: &caller.user_id,
+        event_id: request.event_id,
+        seats: &seats,
+        hold_for: Some(state.hold_ttl),
+    };
+    let held = store::book(&state.db, &claim).await?;
+    if let Some(cache) = &state.cache {
+        cache.event_changed(request.event_id).await;
+    }
+    Ok(created(held))
+}
+
+/// `POST /api/v1/holds/{id}/confirm`: a live hold becomes a confirmed booking (201); a lapsed one
+/// is gone (410).
+pub async fn confirm(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    let confirmed = lifecycle::confirm(&state.db, id, &caller.user_id).await?;
+    let booking = store::find(&state.db, id, Some(&caller.user_id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("hold {id}")))?;
+    match (confirmed, booking.status.as_str()) {
+        (Some(event_id), _) => {
+            if let Some(cache) = &state.cache {
+                cache.booking_confirmed(event_id).await;
+            }
+            Ok(created(booking))
+        }
+        // Confirming twice answers like the first time.
+        (None, "confirmed") => Ok(created(booking)),
+        (None, "expired") => Err(ApiError::Gone(format!(
+            "hold {id} expired; its seats may have been taken"
+        ))),
+        (None, status) => Err(ApiError::Gone(format!("hold {id} is {status}"))),
+    }
 }

@@ -1,19 +1,27 @@
-//! The booking function: `POST /api/v1/bookings` takes seats, `GET /api/v1/bookings[/{id}]` shows
-//! the caller's bookings.
+//! The booking function: bookings and their lifecycle.
+//!
+//! - `POST /api/v1/bookings` takes seats (idempotent under an `Idempotency-Key`);
+//!   `GET /api/v1/bookings[/{id}]` shows the caller's bookings; `DELETE /api/v1/bookings/{id}`
+//!   cancels one and frees its seats.
+//! - `POST /api/v1/holds` reserves seats for a while; `POST /api/v1/holds/{id}/confirm` makes the
+//!   hold a booking. A lapsed hold needs no job to free it: whoever wants its seats releases it.
 //!
 //! Exactly-once seat sales rest on PostgreSQL alone: a booking is one transaction whose ticket
 //! inserts race on the `tickets_event_seat_key` unique constraint. The loser's SQLSTATE 23505
 //! becomes 409 with the seats that were taken. No lock is taken and no request waits for another
 //! in this process.
 
+mod contention;
 mod handlers;
+mod idempotency;
+mod lifecycle;
 mod store;
 mod views;
 
 pub use store::{BOOK_SQL, TICKETS_ARBITER};
 pub use views::{Booking, Ticket};
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use seatbook_core::AppState;
 
@@ -23,5 +31,10 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/bookings",
             get(handlers::list).post(handlers::create),
         )
-        .route("/api/v1/bookings/{id}", get(handlers::show))
+        .route(
+            "/api/v1/bookings/{id}",
+            get(handlers::show).delete(handlers::cancel),
+        )
+        .route("/api/v1/holds", post(handlers::hold))
+        .route("/api/v1/holds/{id}/confirm", post(handlers::confirm))
 }

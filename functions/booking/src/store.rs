@@ -1,12 +1,14 @@
-//! The booking SQL. Every statement is sent with `query_typed` (unnamed statements), which stays
-//! correct behind RDS Proxy and PgBouncer in transaction mode.
+//! The booking write and the booking reads. Every statement is sent with `query_typed` (unnamed
+//! statements), which stays correct behind RDS Proxy and PgBouncer in transaction mode.
 
+use crate::contention;
 use crate::views::{Booking, Ticket};
 use seatbook_core::db::{is_unique_violation_on, Pool};
 use seatbook_core::domain::{SeatSelection, UserId};
 use seatbook_core::ApiError;
+use std::time::Duration;
 use tokio_postgres::types::{Json, Type};
-use tokio_postgres::Row;
+use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
 /// The constraint that arbitrates every race for a seat.
@@ -16,87 +18,167 @@ pub const TICKETS_ARBITER: &str = "tickets_event_seat_key";
 /// Public so the benchmark can run the very same SQL through pgbench.
 pub const BOOK_SQL: &str = include_str!("book.sql");
 
-const TAKEN_SQL: &str =
-    "SELECT seat_id FROM tickets WHERE event_id = $1 AND seat_id = ANY ($2) ORDER BY seat_id";
+/// Who holds the requested seats now, and whether that claim is a hold that has lapsed.
+const HOLDERS_SQL: &str = "\
+SELECT t.seat_id, b.status = 'held' AND b.expires_at <= now() AS lapsed
+FROM tickets t JOIN bookings b ON b.id = t.booking_id
+WHERE t.event_id = $1 AND t.seat_id = ANY ($2)
+ORDER BY t.seat_id";
+
+/// Gives back the seats of lapsed holds that stand in the way of a request: the hold becomes
+/// `expired` (locking its row, so a concurrent confirmation either wins first or sees this) and its
+/// tickets move to `released_tickets`. Correctness needs no background job: whoever wants an
+/// expired hold's seat runs this first.
+const RELEASE_LAPSED_SQL: &str = "\
+WITH lapsed AS (
+    UPDATE bookings b SET status = 'expired'
+    WHERE b.status = 'held' AND b.expires_at <= now()
+      AND b.id IN (SELECT booking_id FROM tickets WHERE event_id = $1 AND seat_id = ANY ($2))
+    RETURNING b.id
+), gone AS (
+    DELETE FROM tickets t USING lapsed l WHERE t.booking_id = l.id RETURNING t.*
+)
+INSERT INTO released_tickets (id, booking_id, event_id, seat_id, price_cents, created_at, reason)
+SELECT id, booking_id, event_id, seat_id, price_cents, created_at, 'expired' FROM gone";
 
 const BOOKING_SELECT: &str = "\
-SELECT b.id, b.event_id, b.user_id, b.status, b.created_at, b.total_cents,
+SELECT b.id, b.event_id, b.user_id, b.created_at, b.total_cents,
+       CASE WHEN b.status = 'held' AND b.expires_at <= now() THEN 'expired' ELSE b.status END AS status,
+       CASE WHEN b.status = 'held' THEN b.expires_at END AS expires_at,
        coalesce((SELECT json_agg(json_build_object(
                             'id', t.id, 'seat_id', t.seat_id, 'row', s.row_label,
                             'number', s.seat_number, 'price_cents', t.price_cents)
                         ORDER BY s.row_index, s.seat_number)
-                 FROM tickets t JOIN seats s ON s.id = t.seat_id
-                 WHERE t.booking_id = b.id), '[]') AS tickets
+                 FROM (SELECT id, seat_id, price_cents FROM tickets WHERE booking_id = b.id
+                       UNION ALL
+                       SELECT id, seat_id, price_cents FROM released_tickets WHERE booking_id = b.id) t
+                 JOIN seats s ON s.id = t.seat_id), '[]') AS tickets
 FROM bookings b";
 
-/// Books `seats` of `event_id` for `user`: all of them, or none and an error saying why.
-pub async fn book(
-    db: &Pool,
-    user: &UserId,
-    event_id: i64,
-    seats: &SeatSelection,
-) -> Result<Booking, ApiError> {
+/// What a booking or a hold asks for.
+pub struct Claim<'a> {
+    pub user: &'a UserId,
+    pub event_id: i64,
+    pub seats: &'a SeatSelection,
+    /// `Some(duration)`: a hold lasting that long; `None`: a confirmed booking.
+    pub hold_for: Option<Duration>,
+}
+
+/// Why one attempt at the booking statement did not produce a booking.
+pub(crate) enum Refusal {
+    /// A seat is claimed already (23505 on the arbiter); the transaction is aborted.
+    Taken(tokio_postgres::Error),
+    /// Anything else, as the API will report it.
+    Failed(ApiError),
+}
+
+impl From<ApiError> for Refusal {
+    fn from(err: ApiError) -> Self {
+        Refusal::Failed(err)
+    }
+}
+
+/// What to do about a conflict.
+pub(crate) enum Conflict {
+    /// Lapsed holds were released: try again (once).
+    Retry,
+    /// These seats are really taken.
+    Taken(Vec<i64>),
+}
+
+/// Books (or holds) the claim: all seats, or none and an error saying why.
+pub async fn book(db: &Pool, claim: &Claim<'_>) -> Result<Booking, ApiError> {
     let mut conn = db.get().await?;
-    let tx = conn.transaction().await?;
-    let result = tx
+    if contention::any(claim.event_id, claim.seats.ids()) {
+        // A herd: answer the losers with one read instead of a doomed transaction.
+        let taken = live_holders(&**conn, claim).await?;
+        if !taken.is_empty() {
+            return Err(ApiError::SeatsTaken { seat_ids: taken });
+        }
+    }
+    let mut released = false;
+    loop {
+        let tx = conn.transaction().await?;
+        match insert(&*tx, claim).await {
+            Ok(booking) => {
+                tx.commit().await?;
+                return Ok(booking);
+            }
+            Err(Refusal::Failed(err)) => return Err(err),
+            Err(Refusal::Taken(err)) => {
+                // Dropping the transaction queues its ROLLBACK ahead of the next query.
+                drop(tx);
+                match resolve(&**conn, claim, &err, !released).await? {
+                    Conflict::Retry => released = true,
+                    Conflict::Taken(seat_ids) => {
+                        contention::mark(claim.event_id, &seat_ids);
+                        return Err(ApiError::SeatsTaken { seat_ids });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs the booking statement once in `client`'s transaction.
+pub(crate) async fn insert(
+    client: &impl GenericClient,
+    claim: &Claim<'_>,
+) -> Result<Booking, Refusal> {
+    let status = if claim.hold_for.is_some() {
+        "held"
+    } else {
+        "confirmed"
+    };
+    let hold_seconds = claim.hold_for.map(|d| d.as_secs_f64());
+    let result = client
         .query_typed(
             BOOK_SQL,
             &[
-                (&event_id, Type::INT8),
-                (&seats.ids(), Type::INT8_ARRAY),
-                (&user.as_str(), Type::TEXT),
+                (&claim.event_id, Type::INT8),
+                (&claim.seats.ids(), Type::INT8_ARRAY),
+                (&claim.user.as_str(), Type::TEXT),
+                (&status, Type::TEXT),
+                (&hold_seconds, Type::FLOAT8),
             ],
         )
         .await;
     let rows = match result {
         Ok(rows) => rows,
         Err(err) if is_unique_violation_on(&err, TICKETS_ARBITER) => {
-            // Dropping the transaction queues its ROLLBACK ahead of the next query.
-            drop(tx);
-            let mut taken: Vec<i64> = conn
-                .query_typed(
-                    TAKEN_SQL,
-                    &[(&event_id, Type::INT8), (&seats.ids(), Type::INT8_ARRAY)],
-                )
-                .await?
-                .iter()
-                .map(|row| row.get(0))
-                .collect();
-            if taken.is_empty() {
-                // The winner released its seat between our conflict and this read; the
-                // constraint's own report still names the seat that was taken at the time.
-                taken.extend(conflicting_seat(&err));
-            }
-            return Err(ApiError::SeatsTaken { seat_ids: taken });
+            return Err(Refusal::Taken(err))
         }
-        Err(err) => return Err(err.into()),
+        Err(err) => return Err(ApiError::from(err).into()),
     };
     let head = rows
         .first()
         .ok_or_else(|| ApiError::internal("booking returned no row"))?;
     if !head.get::<_, bool>("event_found") {
-        return Err(ApiError::not_found(format!("event {event_id}")));
+        return Err(ApiError::not_found(format!("event {}", claim.event_id)).into());
     }
     let Some(booking_id) = head.get::<_, Option<Uuid>>("booking_id") else {
         let valid: Vec<i64> = head.get("valid_seat_ids");
-        let foreign: Vec<String> = seats
+        let foreign: Vec<String> = claim
+            .seats
             .ids()
             .iter()
             .filter(|id| !valid.contains(id))
             .map(i64::to_string)
             .collect();
         return Err(ApiError::Unprocessable(format!(
-            "seat(s) {} are not seats of event {event_id}'s venue",
-            foreign.join(", ")
-        )));
+            "seat(s) {} are not seats of event {}'s venue",
+            foreign.join(", "),
+            claim.event_id
+        ))
+        .into());
     };
-    tx.commit().await?;
     Ok(Booking {
         id: booking_id,
-        event_id,
-        user_id: user.as_str().to_owned(),
-        status: "confirmed".to_owned(),
+        event_id: claim.event_id,
+        user_id: claim.user.as_str().to_owned(),
+        status: status.to_owned(),
         created_at: head.get("created_at"),
+        expires_at: head.get("expires_at"),
         total_cents: head.get("total_cents"),
         tickets: rows
             .iter()
@@ -111,13 +193,69 @@ pub async fn book(
     })
 }
 
-/// The caller's booking `id`; someone else's booking does not exist as far as they can tell.
-pub async fn find(db: &Pool, user: &UserId, id: Uuid) -> Result<Option<Booking>, ApiError> {
+/// The requested seats that a live claim holds (a lapsed hold does not count: it is free).
+async fn live_holders(
+    client: &impl GenericClient,
+    claim: &Claim<'_>,
+) -> Result<Vec<i64>, ApiError> {
+    let rows = client
+        .query_typed(
+            HOLDERS_SQL,
+            &[
+                (&claim.event_id, Type::INT8),
+                (&claim.seats.ids(), Type::INT8_ARRAY),
+            ],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .filter(|row| !row.get::<_, bool>("lapsed"))
+        .map(|row| row.get("seat_id"))
+        .collect())
+}
+
+/// After a conflict: release lapsed holds in the way (when `may_release`) so the caller retries,
+/// or name the seats that are really taken.
+pub(crate) async fn resolve(
+    client: &impl GenericClient,
+    claim: &Claim<'_>,
+    conflict: &tokio_postgres::Error,
+    may_release: bool,
+) -> Result<Conflict, ApiError> {
+    let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 2] = [
+        (&claim.event_id, Type::INT8),
+        (&claim.seats.ids(), Type::INT8_ARRAY),
+    ];
+    let holders = client.query_typed(HOLDERS_SQL, &params).await?;
+    if may_release && holders.iter().any(|row| row.get::<_, bool>("lapsed")) {
+        client.query_typed(RELEASE_LAPSED_SQL, &params).await?;
+        return Ok(Conflict::Retry);
+    }
+    let mut taken: Vec<i64> = holders
+        .iter()
+        .filter(|row| !row.get::<_, bool>("lapsed"))
+        .map(|row| row.get("seat_id"))
+        .collect();
+    if taken.is_empty() {
+        // The winner released its seat between our conflict and this read; the constraint's
+        // own report still names the seat that was taken at the time.
+        taken.extend(conflicting_seat(conflict));
+    }
+    Ok(Conflict::Taken(taken))
+}
+
+/// Booking `id`; with `owner`, only if it is theirs (someone else's booking does not exist as far
+/// as they can tell).
+pub async fn find(
+    db: &Pool,
+    id: Uuid,
+    owner: Option<&UserId>,
+) -> Result<Option<Booking>, ApiError> {
     let conn = db.get().await?;
     let row = conn
         .query_typed_opt(
-            &format!("{BOOKING_SELECT} WHERE b.id = $1 AND b.user_id = $2"),
-            &[(&id, Type::UUID), (&user.as_str(), Type::TEXT)],
+            &format!("{BOOKING_SELECT} WHERE b.id = $1 AND ($2::text IS NULL OR b.user_id = $2)"),
+            &[(&id, Type::UUID), (&owner.map(UserId::as_str), Type::TEXT)],
         )
         .await?;
     Ok(row.map(|row| booking_from_row(&row)))
@@ -145,6 +283,7 @@ fn booking_from_row(row: &Row) -> Booking {
         user_id: row.get("user_id"),
         status: row.get("status"),
         created_at: row.get("created_at"),
+        expires_at: row.get("expires_at"),
         total_cents: row.get("total_cents"),
         tickets,
     }

@@ -1,7 +1,7 @@
 use crate::store::{self, Position};
 use axum::extract::State;
 use axum::response::Response;
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use seatbook_core::catalog::Event;
 use seatbook_core::extract::{Path, Query};
 use seatbook_core::http::{json_body, json_response};
@@ -66,7 +66,16 @@ pub async fn availability(
     let body = state
         .read_through(
             |keys| keys.availability(id),
-            || async move { json_body(store::availability(&db, id).await?) },
+            || async move {
+                let Some((availability, next_lapse)) = store::availability(&db, id).await? else {
+                    return json_body(None::<()>);
+                };
+                let mut loaded = json_body(Some(availability))?;
+                // Cached no longer than until the first hold lapses and its seats free up.
+                loaded.max_age =
+                    next_lapse.map(|at| (at - Utc::now()).to_std().unwrap_or_default());
+                Ok(loaded)
+            },
         )
         .await?;
     found(body, id)

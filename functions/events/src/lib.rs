@@ -5,6 +5,7 @@ mod handlers;
 mod store;
 mod views;
 
+pub use store::AVAILABILITY_SQL;
 pub use views::{Availability, EventPage, SeatStatus};
 
 use axum::routing::get;

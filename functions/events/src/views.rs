@@ -14,6 +14,8 @@ pub struct Availability {
     pub total_seats: usize,
     pub available_seats: usize,
     pub booked_seats: usize,
+    /// Reserved by a live hold; they become available again when it lapses.
+    pub held_seats: usize,
     pub seats: Vec<SeatStatus>,
 }
 
@@ -22,6 +24,6 @@ pub struct SeatStatus {
     pub id: i64,
     pub row: String,
     pub number: i32,
-    /// `available` or `booked`.
+    /// `available`, `held` or `booked`.
     pub status: String,
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// Followers give up waiting after this and load for themselves.
-const FOLLOW_TIMEOUT: Duration = Duration::from_secs(2);
+const FOLLOW_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 pub(crate) struct Flights {

@@ -24,7 +24,23 @@ pub(crate) struct RedisLink {
 impl RedisLink {
     pub(crate) fn new(settings: &CacheSettings) -> Result<Self, redis::RedisError> {
         crate::tls::install_crypto_provider();
-        let client = redis::Client::open(settings.url.expose_secret())?;
+        let client = match &settings.ca_file {
+            None => redis::Client::open(settings.url.expose_secret())?,
+            Some(path) => {
+                let root_cert = std::fs::read(path).map_err(|e| {
+                    redis::RedisError::from((
+                        redis::ErrorKind::InvalidClientConfig,
+                        "cannot read REDIS_CA_FILE",
+                        format!("{}: {e}", path.display()),
+                    ))
+                })?;
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                };
+                redis::Client::build_with_tls(settings.url.expose_secret(), certificates)?
+            }
+        };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.timeout))
             .set_response_timeout(Some(settings.timeout))

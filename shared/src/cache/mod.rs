@@ -42,6 +42,22 @@ const POLLS: u32 = 30;
 /// A read the cache can serve: the JSON body, or `None` for "no such thing" (never cached).
 pub type Body = Option<Arc<str>>;
 
+/// What a loader produced: the body, and how long it stays true at most when that is known to be
+/// shorter than the TTL (a seat map with a hold that lapses in 40 s is cached for 40 s).
+pub struct Loaded {
+    pub body: Body,
+    pub max_age: Option<Duration>,
+}
+
+impl From<Body> for Loaded {
+    fn from(body: Body) -> Self {
+        Loaded {
+            body,
+            max_age: None,
+        }
+    }
+}
+
 pub struct Cache {
     link: RedisLink,
     keys: Keys,
@@ -69,12 +85,12 @@ impl Cache {
     pub async fn read_through<F, Fut>(&self, key: &CacheKey, load: F) -> Result<Body, ApiError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Body, ApiError>>,
+        Fut: Future<Output = Result<Loaded, ApiError>>,
     {
         let started = Instant::now();
         let Ok((value, generation)) = self.lookup(key).await else {
             // Redis is unavailable: PostgreSQL answers, and there is nothing to count into.
-            return load().await;
+            return load().await.map(|loaded| loaded.body);
         };
         if let Some(body) = value {
             self.link
@@ -118,7 +134,7 @@ impl Cache {
     async fn fill<F, Fut>(&self, key: &CacheKey, generation: u64, load: F) -> Result<Body, ApiError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Body, ApiError>>,
+        Fut: Future<Output = Result<Loaded, ApiError>>,
     {
         let lock = key.lock();
         let locked: Result<Option<String>, _> = self
@@ -142,14 +158,15 @@ impl Cache {
                 }
             }
         }
-        let body = load().await?;
+        let Loaded { body, max_age } = load().await?;
         let mut pipe = redis::pipe();
         if let Some(body) = &body {
+            let ttl = max_age.map_or(self.ttl, |age| age.min(self.ttl));
             pipe.cmd("SET")
                 .arg(&key.value)
                 .arg(keys::stamp(generation, body))
-                .arg("EX")
-                .arg(self.ttl.as_secs())
+                .arg("PX")
+                .arg(ttl.as_millis().max(1) as u64)
                 .ignore();
         }
         if let Ok(Some(_)) = locked {
@@ -164,14 +181,27 @@ impl Cache {
     /// A booking of `event_id` committed: its cached reads are stale from now on. Awaited before
     /// the booking's 201 is sent, so the booker's next read is fresh.
     pub async fn booking_confirmed(&self, event_id: i64) {
-        let mut pipe = redis::pipe();
+        let mut pipe = self.event_changed_pipe(event_id);
         pipe.cmd("INCR")
-            .arg(self.keys.event_generation(event_id))
-            .ignore()
-            .cmd("INCR")
             .arg(self.keys.counter(counters::BOOKINGS_CONFIRMED))
             .ignore();
         self.link.pipe_quietly(&pipe).await;
+    }
+
+    /// Seats of `event_id` changed hands without a new confirmed booking (a hold, a cancellation,
+    /// a hold confirmed): its cached reads are stale from now on.
+    pub async fn event_changed(&self, event_id: i64) {
+        self.link
+            .pipe_quietly(&self.event_changed_pipe(event_id))
+            .await;
+    }
+
+    fn event_changed_pipe(&self, event_id: i64) -> redis::Pipeline {
+        let mut pipe = redis::pipe();
+        pipe.cmd("INCR")
+            .arg(self.keys.event_generation(event_id))
+            .ignore();
+        pipe
     }
 
     /// A booking lost its race (409).

@@ -1,0 +1,65 @@
+//! After a booking exists: cancelling it, and turning a hold into a confirmed booking.
+
+use seatbook_core::db::Pool;
+use seatbook_core::domain::UserId;
+use seatbook_core::ApiError;
+use tokio_postgres::types::Type;
+use uuid::Uuid;
+
+/// Cancels in one statement: the booking becomes `cancelled` and its tickets move to
+/// `released_tickets`, which frees the seats at once and keeps the history. Cancelling a booking
+/// that is no longer live changes nothing.
+const CANCEL_SQL: &str = "\
+WITH cancelled AS (
+    UPDATE bookings SET status = 'cancelled'
+    WHERE id = $1 AND ($2::text IS NULL OR user_id = $2) AND status IN ('confirmed', 'held')
+    RETURNING id, event_id
+), gone AS (
+    DELETE FROM tickets t USING cancelled c WHERE t.booking_id = c.id RETURNING t.*
+), archived AS (
+    INSERT INTO released_tickets (id, booking_id, event_id, seat_id, price_cents, created_at, reason)
+    SELECT id, booking_id, event_id, seat_id, price_cents, created_at, 'cancelled' FROM gone
+)
+SELECT event_id FROM cancelled";
+
+/// Confirms a live hold and records its confirmation in the outbox, in one statement. The row
+/// lock taken here orders it against a concurrent release of the lapsed hold.
+const CONFIRM_SQL: &str = "\
+WITH confirmed AS (
+    UPDATE bookings SET status = 'confirmed'
+    WHERE id = $1 AND user_id = $2 AND status = 'held' AND expires_at > now()
+    RETURNING id, event_id, user_id, total_cents
+), confirmation AS (
+    INSERT INTO outbox (booking_id, kind, payload)
+    SELECT c.id, 'booking.confirmed', json_build_object(
+        'type', 'booking.confirmed', 'booking_id', c.id, 'event_id', c.event_id,
+        'user_id', c.user_id, 'total_cents', c.total_cents, 'confirmed_at', now(),
+        'seat_ids', (SELECT array_agg(seat_id ORDER BY seat_id) FROM tickets WHERE booking_id = c.id))
+    FROM confirmed c
+)
+SELECT event_id FROM confirmed";
+
+/// Cancels booking `id` (only the owner's, unless `owner` is `None`: an organizer). Returns the
+/// event whose seats were released, or `None` when nothing was live to cancel.
+pub async fn cancel(db: &Pool, id: Uuid, owner: Option<&UserId>) -> Result<Option<i64>, ApiError> {
+    let conn = db.get().await?;
+    let row = conn
+        .query_typed_opt(
+            CANCEL_SQL,
+            &[(&id, Type::UUID), (&owner.map(UserId::as_str), Type::TEXT)],
+        )
+        .await?;
+    Ok(row.map(|row| row.get(0)))
+}
+
+/// Confirms the caller's hold `id`; `Some(event id)` when it was live and is now confirmed.
+pub async fn confirm(db: &Pool, id: Uuid, owner: &UserId) -> Result<Option<i64>, ApiError> {
+    let conn = db.get().await?;
+    let row = conn
+        .query_typed_opt(
+            CONFIRM_SQL,
+            &[(&id, Type::UUID), (&owner.as_str(), Type::TEXT)],
+        )
+        .await?;
+    Ok(row.map(|row| row.get(0)))
+}

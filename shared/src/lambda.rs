@@ -1,7 +1,8 @@
 //! The cold-start sequence of every Lambda function: settings, logging, state, then the runtime.
 //!
-//! Everything here runs once per execution environment, before the first event; the pool opens its
-//! first connection lazily, so initialisation does no network I/O.
+//! Everything here runs once per execution environment, before the first event. The pool opens its
+//! first connection lazily; the only network I/O of a cold start is reading the database secret
+//! when `DB_SECRET_ARN` is set (a failure there fails the init, with the reason in the log).
 
 use crate::config::Settings;
 use crate::http::finish;
@@ -9,7 +10,9 @@ use crate::state::AppState;
 use axum::Router;
 
 /// A Lambda environment handles one request at a time: one connection serves it, and a second
-/// covers a connection that is being replaced.
+/// covers a connection that is being replaced. More would only hold idle connections open: every
+/// concurrent request is its own environment with its own pool, so the database (or RDS Proxy) sees
+/// up to `2 × concurrent environments` client connections, and a bigger pool multiplies that.
 pub const LAMBDA_POOL_SIZE: usize = 2;
 
 /// Runs `routes` as a Lambda function behind API Gateway until the runtime shuts it down.
@@ -19,6 +22,10 @@ pub async fn serve(
 ) -> Result<(), lambda_http::Error> {
     let settings = Settings::from_env()?;
     crate::telemetry::init(settings.json_logs);
+    if let Err(err) = crate::db::load_credentials(&settings.database).await {
+        tracing::error!(function, error = %err, "cold start failed");
+        return Err(err.into());
+    }
     let state = AppState::from_settings(&settings, LAMBDA_POOL_SIZE)?;
     tracing::info!(function, "cold start complete");
     lambda_http::run(finish(routes, state)).await

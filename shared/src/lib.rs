@@ -11,8 +11,9 @@
 //!   trouble degrades to PostgreSQL, never to an error.
 //! - [`catalog`]: the event as every function shows it.
 //! - [`config`]: typed settings read once from the environment; secrets never print.
-//! - [`db`]: the connection pool, embedded migrations, and the mapping of database failures
-//!   (unique violations by constraint name, pool exhaustion) onto API errors.
+//! - [`db`]: the connection pool (plain or rustls TLS; credentials from `DATABASE_URL`, or from
+//!   Secrets Manager and re-read after a rotation), embedded migrations, and the mapping of
+//!   database failures (unique violations by constraint name, pool exhaustion) onto API errors.
 //! - [`domain`]: parsed domain values (seat selections, venue layouts, names, prices): if a value
 //!   exists, it is valid.
 //! - [`error`]: the one API error type and the one place that turns it into an RFC 9457
@@ -22,7 +23,7 @@
 //! - [`http`]: what every function's router gets: fallbacks, state, request tracing.
 //! - [`lambda`]: the cold-start sequence a function's `main` runs.
 //! - [`telemetry`]: tracing-subscriber set-up (JSON in Lambda).
-//! - [`tls`]: rustls (no OpenSSL) provider selection.
+//! - [`tls`]: rustls on `ring` (no OpenSSL, no aws-lc): the provider, and PostgreSQL's roots.
 
 pub mod cache;
 pub mod catalog;

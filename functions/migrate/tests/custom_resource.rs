@@ -1,0 +1,322 @@
+//! The real `migrate` binary under the local Lambda Runtime API, answering CloudFormation custom
+//! resource requests: the response is PUT to a local stand-in for CloudFormation's pre-signed S3
+//! URL, and the schema lands in a fresh PostgreSQL database.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use lambda_emulator::{Emulator, Function};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_postgres::NoTls;
+
+fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A database of its own, dropped at the end.
+struct TestDb {
+    name: String,
+    admin: tokio_postgres::Config,
+}
+
+impl TestDb {
+    async fn create() -> TestDb {
+        let admin: tokio_postgres::Config = admin_url().parse().unwrap();
+        let name = format!("test_migrate_{}", uuid::Uuid::new_v4().simple());
+        let client = connect(&admin).await;
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        TestDb { name, admin }
+    }
+
+    fn url(&self) -> String {
+        let host = match self.admin.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => "127.0.0.1".to_owned(),
+        };
+        format!(
+            "postgres://{}@{}:{}/{}",
+            self.admin.get_user().unwrap_or("postgres"),
+            host,
+            self.admin.get_ports().first().copied().unwrap_or(5432),
+            self.name
+        )
+    }
+
+    async fn client(&self) -> tokio_postgres::Client {
+        connect(&self.url().parse().unwrap()).await
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async move {
+                    connect(&admin)
+                        .await
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await
+                })
+        })
+        .join();
+    }
+}
+
+async fn connect(config: &tokio_postgres::Config) -> tokio_postgres::Client {
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .expect("PostgreSQL must be running for the tests (scripts/services starts it)");
+    tokio::spawn(connection);
+    client
+}
+
+/// What CloudFormation's pre-signed S3 URL received.
+#[derive(Debug, Clone)]
+struct Put {
+    path: String,
+    content_type: Option<String>,
+    body: Value,
+}
+
+/// A local stand-in for the `ResponseURL`: records every PUT.
+struct Receiver {
+    base: String,
+    puts: Arc<Mutex<Vec<Put>>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        async fn put(
+            State(puts): State<Arc<Mutex<Vec<Put>>>>,
+            uri: Uri,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> StatusCode {
+            puts.lock().unwrap().push(Put {
+                path: uri.to_string(),
+                content_type: headers
+                    .get("content-type")
+                    .map(|v| v.to_str().unwrap().to_owned()),
+                body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            });
+            StatusCode::OK
+        }
+        let puts = Arc::new(Mutex::new(Vec::new()));
+        let app = axum::Router::new()
+            .fallback(axum::routing::put(put))
+            .with_state(puts.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Receiver { base, puts, server }
+    }
+
+    fn url(&self, request_id: &str) -> String {
+        format!(
+            "{}/cloudformation-custom-resource-response/{request_id}?X-Amz-Signature=x",
+            self.base
+        )
+    }
+
+    fn puts_for(&self, request_id: &str) -> Vec<Put> {
+        self.puts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.path.contains(request_id))
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn request(kind: &str, receiver: &Receiver, physical_id: Option<&str>) -> (String, Value) {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let mut event = json!({
+        "RequestType": kind,
+        "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:migrate",
+        "ResponseURL": receiver.url(&request_id),
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/seatbook/4e6f1e50-0000-11ef-0000-0a1b2c3d4e5f",
+        "RequestId": request_id,
+        "LogicalResourceId": "Migrations",
+        "ResourceType": "Custom::Migrations",
+        "ResourceProperties": {
+            "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:migrate",
+            "Version": "1",
+            "RunToken": "initial"
+        }
+    });
+    if let Some(id) = physical_id {
+        event["PhysicalResourceId"] = json!(id);
+    }
+    (request_id, event)
+}
+
+fn migrate_function(database_url: &str) -> Function {
+    Function::new(env!("CARGO_BIN_EXE_migrate"), "seatbook-migrate")
+        .env("DATABASE_URL", database_url)
+        .env("REDIS_URL", "")
+        .env("RUST_LOG", "info")
+}
+
+/// The migration files the binary embeds.
+fn migration_count() -> i64 {
+    std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations"))
+        .unwrap()
+        .filter(|f| {
+            let name = f.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            name.starts_with('V') && name.ends_with(".sql")
+        })
+        .count() as i64
+}
+
+/// Asserts the function answered `status` both to the runtime and, by PUT, to CloudFormation.
+fn assert_reported(receiver: &Receiver, request_id: &str, returned: &Value, status: &str) -> Value {
+    let puts = receiver.puts_for(request_id);
+    assert_eq!(
+        puts.len(),
+        1,
+        "exactly one PUT to the ResponseURL: {puts:?}"
+    );
+    let put = &puts[0];
+    assert_eq!(
+        put.content_type, None,
+        "no Content-Type: S3 did not sign one"
+    );
+    assert_eq!(&put.body, returned, "the PUT body is the returned response");
+    assert_eq!(put.body["Status"], status, "{}", put.body);
+    assert_eq!(put.body["RequestId"], request_id);
+    assert_eq!(put.body["LogicalResourceId"], "Migrations");
+    assert!(put.body["StackId"]
+        .as_str()
+        .unwrap()
+        .starts_with("arn:aws:cloudformation:"));
+    assert!(put.body["Reason"].is_string());
+    put.body.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_applies_the_migrations_and_reports_success_update_and_delete_succeed() {
+    let db = TestDb::create().await;
+    let receiver = Receiver::start().await;
+    let lambda = Emulator::launch(migrate_function(&db.url())).await.unwrap();
+    let timeout = Duration::from_secs(60);
+
+    let (id, create) = request("Create", &receiver, None);
+    let returned = lambda.invoke(&create, timeout).await.unwrap();
+    let body = assert_reported(&receiver, &id, &returned, "SUCCESS");
+    let physical_id = body["PhysicalResourceId"].as_str().unwrap().to_owned();
+    assert!(!physical_id.is_empty());
+    let expected = migration_count();
+    assert_eq!(
+        body["Reason"],
+        format!("Applied {expected} migration(s)."),
+        "{body}"
+    );
+
+    let client = db.client().await;
+    for table in ["users", "venues", "seats", "events", "bookings", "tickets"] {
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(exists, "table {table} exists after Create");
+    }
+    let recorded: i64 = client
+        .query_one("SELECT count(*) FROM refinery_schema_history", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(recorded, expected, "every embedded migration is recorded");
+
+    // Update (a new function version): nothing left to apply, same physical resource.
+    let (id, update) = request("Update", &receiver, Some(&physical_id));
+    let returned = lambda.invoke(&update, timeout).await.unwrap();
+    let body = assert_reported(&receiver, &id, &returned, "SUCCESS");
+    assert_eq!(body["PhysicalResourceId"], physical_id.as_str());
+    assert!(body["Reason"].as_str().unwrap().contains("up to date"));
+
+    // Delete: success, and the schema stays.
+    let (id, delete) = request("Delete", &receiver, Some(&physical_id));
+    let returned = lambda.invoke(&delete, timeout).await.unwrap();
+    let body = assert_reported(&receiver, &id, &returned, "SUCCESS");
+    assert_eq!(body["PhysicalResourceId"], physical_id.as_str());
+    let still: bool = client
+        .query_one("SELECT to_regclass('tickets') IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(still, "Delete leaves the schema alone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_database_delete_still_succeeds_and_create_fails_after_retrying() {
+    // A port nothing listens on.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let receiver = Receiver::start().await;
+    let lambda = Emulator::launch(migrate_function(&format!(
+        "postgres://postgres@127.0.0.1:{closed}/nowhere"
+    )))
+    .await
+    .unwrap();
+
+    let (id, delete) = request("Delete", &receiver, Some("seatbook-schema-migrations"));
+    let started = Instant::now();
+    let returned = lambda
+        .invoke(&delete, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_reported(&receiver, &id, &returned, "SUCCESS");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "Delete does not wait for the database"
+    );
+
+    // 20 s to the deadline, 15 s of it kept for the report: about 5 s of connection attempts.
+    let (id, create) = request("Create", &receiver, None);
+    let started = Instant::now();
+    let returned = lambda
+        .invoke(&create, Duration::from_secs(20))
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    let body = assert_reported(&receiver, &id, &returned, "FAILED");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(reason.contains("Migrations not applied after"), "{reason}");
+    assert!(
+        !reason.contains("after 1 attempt"),
+        "connecting was retried: {reason}"
+    );
+    assert!(
+        reason.contains("/aws/lambda/seatbook-migrate"),
+        "the reason points at the log: {reason}"
+    );
+    assert!(
+        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(15),
+        "retried until shortly before the deadline, then reported: {elapsed:?}"
+    );
+}

@@ -1,8 +1,12 @@
 //! Typed configuration, read once from the environment at cold start.
 
+use crate::db::secret::DbSecret;
 use secrecy::{ExposeSecret, SecretString};
 use std::env;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio_postgres::config::SslMode;
 
 /// Where the local default points: the PostgreSQL every development machine here runs.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/seatbook";
@@ -22,14 +26,43 @@ pub struct Settings {
     pub dev_identity: bool,
     /// Log as JSON lines (CloudWatch) rather than human-readable text.
     pub json_logs: bool,
+    /// How long a hold reserves its seats (`HOLD_TTL_SECONDS`, default 600).
+    pub hold_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
-    pub url: SecretString,
+    pub source: DatabaseSource,
+    /// `DB_SSLMODE` (`disable`, `prefer`, `require`), over the URL's `sslmode`. Only `require`
+    /// encrypts, and then the server's certificate and name are verified (see [`crate::tls`]).
+    pub ssl_mode: Option<SslMode>,
+    /// `DB_CA_BUNDLE`: a PEM file whose certificates are trusted besides the built-in roots.
+    pub ca_bundle: Option<PathBuf>,
     /// Connections per process. `None` lets the caller choose: a Lambda environment serves one
     /// request at a time and needs at most two; the local server wants more.
     pub pool_max_size: Option<usize>,
+}
+
+/// Where the connection details and credentials come from.
+#[derive(Debug, Clone)]
+pub enum DatabaseSource {
+    /// `DATABASE_URL`, or the local default when neither it nor `DB_SECRET_ARN` is set.
+    Url(SecretString),
+    /// `DB_SECRET_ARN` (and no `DATABASE_URL`): credentials from AWS Secrets Manager.
+    Secret(SecretSource),
+}
+
+#[derive(Debug, Clone)]
+pub struct SecretSource {
+    /// The secret, read once per process and again after a rotation; shared by every clone of
+    /// these settings.
+    pub secret: Arc<DbSecret>,
+    /// `DB_HOST` (the RDS Proxy endpoint), over the secret's `host` (the instance).
+    pub host: Option<String>,
+    /// `DB_PORT`, over the secret's `port`; 5432 when neither says.
+    pub port: Option<u16>,
+    /// `DB_NAME`, over the secret's `dbname`.
+    pub dbname: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +75,9 @@ pub struct CacheSettings {
     pub ttl: Duration,
     /// The most a Redis command may take before the request goes on without the cache.
     pub timeout: Duration,
+    /// A PEM file of roots to trust for `rediss://` instead of the system's (`REDIS_CA_FILE`), for
+    /// a Redis whose certificate is not publicly trusted. ElastiCache needs none.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,42 +94,105 @@ impl Settings {
 
     /// Reads settings through `lookup`, so tests can supply an environment of their own.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let url = lookup("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-        url.parse::<tokio_postgres::Config>()
-            .map_err(|e| ConfigError::Invalid {
-                name: "DATABASE_URL",
-                reason: e.to_string(),
-            })?;
-        let pool_max_size =
-            match lookup("DB_POOL_MAX_SIZE") {
-                None => None,
-                Some(raw) => Some(raw.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(
-                    || ConfigError::Invalid {
-                        name: "DB_POOL_MAX_SIZE",
-                        reason: format!("expected a positive integer, got {raw:?}"),
-                    },
-                )?),
-            };
         Ok(Settings {
-            database: DatabaseSettings {
-                url: SecretString::from(url),
-                pool_max_size,
-            },
+            database: database_settings(&lookup)?,
             cache: cache_settings(&lookup)?,
             dev_identity: flag(lookup(DEV_IDENTITY_VAR).as_deref(), DEV_IDENTITY_VAR)?,
             json_logs: lookup("LOG_FORMAT").as_deref() == Some("json")
                 || lookup("AWS_LAMBDA_FUNCTION_NAME").is_some(),
+            hold_ttl: Duration::from_secs(positive(&lookup, "HOLD_TTL_SECONDS", 600)?),
         })
     }
 }
 
 impl DatabaseSettings {
+    /// The connection configuration without what only the secret knows: for `DATABASE_URL`
+    /// all of it; for a secret only the TLS mode (user, password, host, port and database are
+    /// filled in at connect time).
     pub fn pg_config(&self) -> tokio_postgres::Config {
-        self.url
-            .expose_secret()
-            .parse()
-            .expect("DATABASE_URL was checked when the settings were read")
+        let mut config = match &self.source {
+            DatabaseSource::Url(url) => url
+                .expose_secret()
+                .parse()
+                .expect("DATABASE_URL was checked when the settings were read"),
+            // Credentials from a secret only travel encrypted unless told otherwise.
+            DatabaseSource::Secret(_) => {
+                let mut config = tokio_postgres::Config::new();
+                config.ssl_mode(SslMode::Require);
+                config
+            }
+        };
+        if let Some(mode) = self.ssl_mode {
+            config.ssl_mode(mode);
+        }
+        config
     }
+}
+
+/// `DATABASE_URL` wins; without it, `DB_SECRET_ARN` with `DB_HOST`, `DB_PORT` and `DB_NAME`;
+/// without either, the local default URL. Empty values count as unset (SAM CLI can only blank a
+/// variable the template declares, not remove it).
+fn database_settings(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<DatabaseSettings, ConfigError> {
+    let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+    let source = match (set("DATABASE_URL"), set("DB_SECRET_ARN")) {
+        (Some(url), _) => {
+            url.parse::<tokio_postgres::Config>()
+                .map_err(|e| ConfigError::Invalid {
+                    name: "DATABASE_URL",
+                    reason: e.to_string(),
+                })?;
+            DatabaseSource::Url(SecretString::from(url))
+        }
+        (None, Some(arn)) => DatabaseSource::Secret(SecretSource {
+            secret: Arc::new(DbSecret::from_secrets_manager(arn.trim())),
+            host: set("DB_HOST"),
+            port: match set("DB_PORT") {
+                None => None,
+                Some(raw) => Some(
+                    raw.trim()
+                        .parse::<u16>()
+                        .map_err(|_| ConfigError::Invalid {
+                            name: "DB_PORT",
+                            reason: format!("expected a port number, got {raw:?}"),
+                        })?,
+                ),
+            },
+            dbname: set("DB_NAME"),
+        }),
+        (None, None) => DatabaseSource::Url(SecretString::from(DEFAULT_DATABASE_URL.to_owned())),
+    };
+    let ssl_mode = match set("DB_SSLMODE").as_deref().map(str::trim) {
+        None => None,
+        Some("disable") => Some(SslMode::Disable),
+        Some("prefer") => Some(SslMode::Prefer),
+        Some("require") => Some(SslMode::Require),
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                name: "DB_SSLMODE",
+                reason: format!("expected disable, prefer or require, got {other:?}"),
+            })
+        }
+    };
+    let pool_max_size = match lookup("DB_POOL_MAX_SIZE") {
+        None => None,
+        Some(raw) => Some(
+            raw.parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "DB_POOL_MAX_SIZE",
+                    reason: format!("expected a positive integer, got {raw:?}"),
+                })?,
+        ),
+    };
+    Ok(DatabaseSettings {
+        source,
+        ssl_mode,
+        ca_bundle: set("DB_CA_BUNDLE").map(PathBuf::from),
+        pool_max_size,
+    })
 }
 
 fn cache_settings(
@@ -119,6 +218,9 @@ fn cache_settings(
         prefix,
         ttl: Duration::from_secs(positive(lookup, "CACHE_TTL_SECONDS", 300)?),
         timeout: Duration::from_millis(positive(lookup, "REDIS_TIMEOUT_MS", 200)?),
+        ca_file: lookup("REDIS_CA_FILE")
+            .filter(|path| !path.is_empty())
+            .map(Into::into),
     }))
 }
 
@@ -195,6 +297,67 @@ mod tests {
         assert_eq!(tls.unwrap().cache.unwrap().ttl, Duration::from_secs(5));
         assert!(settings(&[("CACHE_TTL_SECONDS", "0")]).is_err());
         assert!(settings(&[("REDIS_URL", "http://nope")]).is_err());
+    }
+
+    #[test]
+    fn a_database_url_wins_over_a_secret_and_the_secret_is_used_without_one() {
+        let local = settings(&[("DB_SECRET_ARN", "arn:aws:secretsmanager:x")]).unwrap();
+        assert!(matches!(local.database.source, DatabaseSource::Secret(_)));
+        let url = settings(&[
+            ("DATABASE_URL", "postgres://u@h/x"),
+            ("DB_SECRET_ARN", "arn:aws:secretsmanager:x"),
+        ])
+        .unwrap();
+        assert!(matches!(url.database.source, DatabaseSource::Url(_)));
+        // `sam local` blanks the variables it cannot remove.
+        let blank = settings(&[("DATABASE_URL", "postgres://u@h/x"), ("DB_SECRET_ARN", "")]);
+        assert!(matches!(
+            blank.unwrap().database.source,
+            DatabaseSource::Url(_)
+        ));
+        let default = settings(&[("DATABASE_URL", ""), ("DB_SECRET_ARN", " ")]).unwrap();
+        assert!(matches!(default.database.source, DatabaseSource::Url(_)));
+        assert_eq!(default.database.pg_config().get_dbname(), Some("seatbook"));
+    }
+
+    #[test]
+    fn a_secret_takes_its_endpoint_from_db_host_and_requires_tls_by_default() {
+        let s = settings(&[
+            (
+                "DB_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:1:secret:db",
+            ),
+            ("DB_HOST", "proxy.example"),
+            ("DB_PORT", "5432"),
+            ("DB_NAME", "seatbook"),
+        ])
+        .unwrap();
+        let DatabaseSource::Secret(secret) = &s.database.source else {
+            panic!("expected a secret source");
+        };
+        assert_eq!(secret.host.as_deref(), Some("proxy.example"));
+        assert_eq!(
+            (secret.port, secret.dbname.as_deref()),
+            (Some(5432), Some("seatbook"))
+        );
+        assert_eq!(
+            secret.secret.id(),
+            "arn:aws:secretsmanager:eu-west-1:1:secret:db"
+        );
+        assert_eq!(s.database.pg_config().get_ssl_mode(), SslMode::Require);
+        let plain = settings(&[("DB_SECRET_ARN", "arn"), ("DB_SSLMODE", "disable")]).unwrap();
+        assert_eq!(plain.database.pg_config().get_ssl_mode(), SslMode::Disable);
+        assert!(settings(&[("DB_SECRET_ARN", "arn"), ("DB_PORT", "proxy")]).is_err());
+        assert!(settings(&[("DB_SSLMODE", "verify-full")]).is_err());
+    }
+
+    #[test]
+    fn db_sslmode_overrides_the_url_and_the_local_default_stays_plain() {
+        let local = settings(&[]).unwrap();
+        assert_ne!(local.database.pg_config().get_ssl_mode(), SslMode::Require);
+        let tls = settings(&[("DB_SSLMODE", "require"), ("DB_CA_BUNDLE", "/b.pem")]).unwrap();
+        assert_eq!(tls.database.pg_config().get_ssl_mode(), SslMode::Require);
+        assert_eq!(tls.database.ca_bundle, Some(PathBuf::from("/b.pem")));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! What every handler can reach, built once per process (per Lambda execution environment).
 
-use crate::cache::{Body, Cache, CacheKey};
+use crate::cache::{Body, Cache, CacheKey, Loaded};
 use crate::config::Settings;
 use crate::db::{self, DbSetupError, Pool};
 use crate::error::ApiError;
@@ -14,6 +14,8 @@ pub struct AppState {
     /// `None` when no cache is configured.
     pub cache: Option<Arc<Cache>>,
     pub identity: IdentityMode,
+    /// How long a hold lasts.
+    pub hold_ttl: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +51,7 @@ impl AppState {
             db: db::pool(&settings.database, default_pool_size)?,
             cache,
             identity,
+            hold_ttl: settings.hold_ttl,
         })
     }
 
@@ -60,11 +63,11 @@ impl AppState {
     ) -> Result<Body, ApiError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Body, ApiError>>,
+        Fut: Future<Output = Result<Loaded, ApiError>>,
     {
         match &self.cache {
             Some(cache) => cache.read_through(&key(cache.keys()), load).await,
-            None => load().await,
+            None => load().await.map(|loaded| loaded.body),
         }
     }
 }

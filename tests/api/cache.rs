@@ -164,7 +164,13 @@ async fn a_new_event_appears_in_the_cached_listing_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_hundred_readers_of_a_cold_key_cause_one_database_load() {
-    let app = spawn_app().await;
+    // A generous Redis timeout: this test is about the stampede, not about a slow Redis, and a
+    // loaded CI machine must not turn it into one.
+    let app = spawn_app_with(Spawn {
+        env: vec![("REDIS_TIMEOUT_MS", "5000".to_owned())],
+        ..Spawn::default()
+    })
+    .await;
     let event_id = cold_event(&app, 10, 20).await;
     let url = app.url(&format!("/api/v1/events/{event_id}/availability"));
     let barrier = Arc::new(Barrier::new(500));
@@ -201,7 +207,11 @@ async fn five_hundred_readers_of_a_cold_key_cause_one_database_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn readers_spread_over_several_processes_share_one_load() {
     // Three servers over one database and one cache prefix stand in for three Lambda environments.
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn {
+        env: vec![("REDIS_TIMEOUT_MS", "5000".to_owned())],
+        ..Spawn::default()
+    })
+    .await;
     let event_id = cold_event(&app, 10, 20).await;
     let others = [app.sibling().await, app.sibling().await];
     let path = format!("/api/v1/events/{event_id}/availability");
@@ -346,4 +356,27 @@ async fn redis_dying_and_stalling_mid_run_degrades_to_postgres_and_recovers_by_i
         started.elapsed()
     );
     redis.resume();
+}
+
+#[tokio::test]
+async fn the_cache_works_over_tls_as_elasticache_serverless_requires() {
+    let redis = RedisServer::start_tls();
+    assert!(redis.url().starts_with("rediss://"));
+    let app = spawn_app_with(Spawn {
+        env: vec![
+            ("REDIS_URL", redis.url()),
+            ("REDIS_CA_FILE", redis.ca_file()),
+        ],
+        ..Spawn::default()
+    })
+    .await;
+    let event_id = cold_event(&app, 2, 2).await;
+    let first = app.availability(event_id).await;
+    assert_eq!(app.availability(event_id).await, first);
+    let m = metrics(&app).await;
+    assert_eq!(m["cache"]["available"], true, "{m}");
+    assert_eq!(
+        (m["cache"]["hits"].as_u64(), m["cache"]["misses"].as_u64()),
+        (Some(1), Some(1))
+    );
 }

@@ -26,6 +26,9 @@ pub struct Spawn {
     pub dev_identity: bool,
     /// Settings to add or override, e.g. `("CACHE_TTL_SECONDS", "1")`.
     pub env: Vec<(&'static str, String)>,
+    /// `host:port` of a connection pooler (PgBouncer) in front of the test PostgreSQL: the server
+    /// reaches its database through it. The test's own `db` client still connects directly.
+    pub database_via: Option<String>,
 }
 
 impl Default for Spawn {
@@ -33,6 +36,7 @@ impl Default for Spawn {
         Spawn {
             dev_identity: true,
             env: Vec::new(),
+            database_via: None,
         }
     }
 }
@@ -61,11 +65,17 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
 
     let mut url = admin.clone();
     url.dbname(&db_name);
+    let server = options.database_via.clone().unwrap_or_else(|| {
+        format!(
+            "{}:{}",
+            host_of(&admin),
+            admin.get_ports().first().copied().unwrap_or(5432)
+        )
+    });
     let database_url = format!(
-        "postgres://{}@{}:{}/{}",
+        "postgres://{}@{}/{}",
         admin.get_user().unwrap_or("postgres"),
-        host_of(&admin),
-        admin.get_ports().first().copied().unwrap_or(5432),
+        server,
         db_name
     );
     let mut settings_env = HashMap::new();

@@ -10,5 +10,8 @@ mod helpers;
 mod herd;
 mod identity;
 mod lambda;
+mod lifecycle;
+mod notifier;
+mod proxy;
 mod redis_server;
 mod validation;

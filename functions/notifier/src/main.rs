@@ -12,7 +12,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let settings = Settings::from_env()?;
     seatbook_core::telemetry::init(settings.json_logs);
     let state = AppState::from_settings(&settings, LAMBDA_POOL_SIZE)?;
-    let webhook = WebhookSettings::from_env().map(Webhook::new).transpose()?;
+    let webhook = WebhookSettings::from_env_or_secrets_manager()
+        .await?
+        .map(Webhook::new)
+        .transpose()?;
     let (state, webhook) = (&state, &webhook);
     lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| async move {
         let report = match webhook {

@@ -34,6 +34,22 @@ impl WebhookSettings {
             secret: SecretString::from(secret),
         })
     }
+
+    /// As deployed: `WEBHOOK_URL`, and the signing key read once from the Secrets Manager secret
+    /// `WEBHOOK_SECRET_ARN` (falling back to `WEBHOOK_SECRET` when no ARN is set).
+    pub async fn from_env_or_secrets_manager(
+    ) -> Result<Option<Self>, seatbook_core::db::secret::SecretError> {
+        let Some(mut settings) = Self::from_env() else {
+            return Ok(None);
+        };
+        if let Some(arn) = std::env::var("WEBHOOK_SECRET_ARN")
+            .ok()
+            .filter(|arn| !arn.is_empty())
+        {
+            settings.secret = seatbook_core::db::secret::read_secret_string(&arn).await?;
+        }
+        Ok(Some(settings))
+    }
 }
 
 pub struct Webhook {

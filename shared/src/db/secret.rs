@@ -256,6 +256,18 @@ impl FetchSecret for SecretsManager {
     }
 }
 
+/// Reads a plain-text secret (such as the webhook signing key) from Secrets Manager, once.
+pub async fn read_secret_string(arn: &str) -> Result<SecretString, SecretError> {
+    SecretsManager::new(arn.to_owned())
+        .fetch()
+        .await
+        .map(SecretString::from)
+        .map_err(|source| SecretError::Fetch {
+            id: arn.to_owned(),
+            source,
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! The Redis read-through cache, against a real Redis: hits and misses, freshness after a booking,
 //! stampedes, TTL, and Redis that is absent, dies, stalls and comes back.
 
-use crate::helpers::{spawn_app, spawn_app_with, As, Spawn, TestApp};
+use crate::helpers::{seat_status, spawn_app, spawn_app_with, As, Spawn, TestApp};
 use crate::redis_server::RedisServer;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -21,18 +21,6 @@ async fn cold_event(app: &TestApp, rows: i64, cols: i64) -> i64 {
         .await;
     let event = app.create_event(venue["id"].as_i64().unwrap(), 1000).await;
     event["id"].as_i64().unwrap()
-}
-
-fn status_of(availability: &Value, seat: i64) -> String {
-    availability["seats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == seat)
-        .unwrap()["status"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 #[tokio::test]
@@ -88,7 +76,7 @@ async fn a_booker_always_reads_its_own_seats_as_booked_even_while_others_fill_th
     let app = spawn_app().await;
     let (event_id, seats) = app.seed_event(4, 5).await;
     assert_eq!(
-        status_of(&app.availability(event_id).await, seats[0]),
+        seat_status(&app.availability(event_id).await, seats[0]),
         "available",
         "cached as free"
     );
@@ -119,7 +107,7 @@ async fn a_booker_always_reads_its_own_seats_as_booked_even_while_others_fill_th
         );
         let after = app.availability(event_id).await;
         assert_eq!(
-            status_of(&after, *seat),
+            seat_status(&after, *seat),
             "booked",
             "seat {seat} read back as booked"
         );
@@ -291,7 +279,7 @@ async fn with_redis_on_a_closed_port_reads_and_bookings_go_on_and_metrics_say_so
     assert_eq!(app.book("alice", event_id, &[seats[0]]).await.status(), 201);
     assert_eq!(app.book("bob", event_id, &[seats[0]]).await.status(), 409);
     assert_eq!(
-        status_of(&app.availability(event_id).await, seats[0]),
+        seat_status(&app.availability(event_id).await, seats[0]),
         "booked"
     );
 
@@ -322,7 +310,7 @@ async fn redis_dying_and_stalling_mid_run_degrades_to_postgres_and_recovers_by_i
         assert_eq!(app.book("alice", event_id, &[*seat]).await.status(), 201);
         assert_eq!(app.book("bob", event_id, &[*seat]).await.status(), 409);
         assert_eq!(
-            status_of(&app.availability(event_id).await, *seat),
+            seat_status(&app.availability(event_id).await, *seat),
             "booked"
         );
     }
@@ -347,7 +335,7 @@ async fn redis_dying_and_stalling_mid_run_degrades_to_postgres_and_recovers_by_i
     let started = Instant::now();
     for _ in 0..5 {
         let availability = app.availability(event_id).await;
-        assert_eq!(status_of(&availability, seats[1]), "booked");
+        assert_eq!(seat_status(&availability, seats[1]), "booked");
     }
     assert_eq!(app.book("carol", event_id, &[seats[2]]).await.status(), 201);
     assert!(

@@ -98,13 +98,7 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
         .await
         .expect("prepare database");
 
-    let listener = seatbook::listen("127.0.0.1:0".parse().unwrap()).expect("bind");
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move {
-        axum::serve(listener, seatbook::app(state))
-            .await
-            .expect("serve");
-    });
+    let (address, server) = serve(state);
 
     let (db, connection) = url.connect(NoTls).await.expect("connect to test database");
     tokio::spawn(connection);
@@ -117,6 +111,18 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
         settings_env,
         server,
     }
+}
+
+/// Serves every function's routes over `state` on an ephemeral loopback port.
+fn serve(state: AppState) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = seatbook::listen("127.0.0.1:0".parse().unwrap()).expect("bind");
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, seatbook::app(state))
+            .await
+            .expect("serve");
+    });
+    (address, server)
 }
 
 fn host_of(config: &tokio_postgres::Config) -> String {
@@ -208,13 +214,7 @@ impl TestApp {
     pub async fn sibling(&self) -> Sibling {
         let settings = Settings::from_lookup(|k| self.settings_env.get(k).cloned()).unwrap();
         let state = AppState::from_settings(&settings, 10).unwrap();
-        let listener = seatbook::listen("127.0.0.1:0".parse().unwrap()).expect("bind");
-        let address = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, seatbook::app(state))
-                .await
-                .expect("serve");
-        });
+        let (address, server) = serve(state);
         Sibling { address, server }
     }
 
@@ -352,4 +352,48 @@ pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
     }
     assert_eq!(body["status"], status, "problem status member");
     body
+}
+
+/// Fires every booking request at once (all wait on one barrier) and returns (status, body) per
+/// request, in order. Each request is (user, body).
+pub async fn stampede(app: &TestApp, requests: Vec<(String, Value)>) -> Vec<(u16, Value)> {
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(requests.len()));
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|(user, body)| {
+            let request = app
+                .client
+                .post(app.url("/api/v1/bookings"))
+                .header("x-dev-user", user)
+                .json(&body);
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let response = request.send().await.expect("every request is answered");
+                let status = response.status().as_u16();
+                (
+                    status,
+                    response.json::<Value>().await.unwrap_or(Value::Null),
+                )
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
+}
+
+/// The status of `seat` in an availability response.
+pub fn seat_status(availability: &Value, seat: i64) -> String {
+    availability["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == seat)
+        .unwrap()["status"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }

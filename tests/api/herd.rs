@@ -1,42 +1,10 @@
 //! Many real HTTP clients racing for the same seats at the same instant.
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app, stampede};
 use rand::seq::IndexedRandom;
 use rand::Rng;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use tokio::sync::Barrier;
-
-/// Fires every request at once (all wait on one barrier) and returns (status, body) per request.
-async fn stampede(app: &TestApp, requests: Vec<(String, Value)>) -> Vec<(u16, Value)> {
-    let barrier = Arc::new(Barrier::new(requests.len()));
-    let tasks: Vec<_> = requests
-        .into_iter()
-        .map(|(user, body)| {
-            let request = app
-                .client
-                .post(app.url("/api/v1/bookings"))
-                .header("x-dev-user", user)
-                .json(&body);
-            let barrier = barrier.clone();
-            tokio::spawn(async move {
-                barrier.wait().await;
-                let response = request.send().await.expect("every request is answered");
-                let status = response.status().as_u16();
-                (
-                    status,
-                    response.json::<Value>().await.unwrap_or(Value::Null),
-                )
-            })
-        })
-        .collect();
-    let mut results = Vec::new();
-    for task in tasks {
-        results.push(task.await.unwrap());
-    }
-    results
-}
 
 async fn one_seat_herd(clients: usize) {
     let app = spawn_app().await;

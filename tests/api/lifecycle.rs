@@ -1,6 +1,8 @@
 //! The booking lifecycle: idempotent retries, cancellation, holds that lapse without any job.
 
-use crate::helpers::{assert_problem, spawn_app, spawn_app_with, As, Spawn, TestApp, ORGANIZER};
+use crate::helpers::{
+    assert_problem, seat_status, spawn_app, spawn_app_with, As, Spawn, TestApp, ORGANIZER,
+};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,18 +19,6 @@ async fn book_with_key(app: &TestApp, user: &str, key: &str, body: &Value) -> re
 
 async fn count(app: &TestApp, sql: &str) -> i64 {
     app.db.query_one(sql, &[]).await.unwrap().get(0)
-}
-
-fn status_of(availability: &Value, seat: i64) -> String {
-    availability["seats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == seat)
-        .unwrap()["status"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 #[tokio::test]
@@ -125,7 +115,7 @@ async fn a_cancelled_booking_frees_its_seats_at_once_and_keeps_its_history() {
         .unwrap();
     let path = format!("/api/v1/bookings/{}", booking["id"].as_str().unwrap());
     assert_eq!(
-        status_of(&app.availability(event_id).await, seats[0]),
+        seat_status(&app.availability(event_id).await, seats[0]),
         "booked",
         "cached as booked"
     );
@@ -151,7 +141,7 @@ async fn a_cancelled_booking_frees_its_seats_at_once_and_keeps_its_history() {
 
     let availability = app.availability(event_id).await;
     assert_eq!(
-        status_of(&availability, seats[0]),
+        seat_status(&availability, seats[0]),
         "available",
         "the cache reflects it"
     );
@@ -171,7 +161,7 @@ async fn a_cancelled_booking_frees_its_seats_at_once_and_keeps_its_history() {
     assert_eq!(twice.status(), 200, "cancelling twice is harmless");
     assert_eq!(twice.json::<Value>().await.unwrap(), cancelled);
     assert_eq!(
-        status_of(&app.availability(event_id).await, seats[0]),
+        seat_status(&app.availability(event_id).await, seats[0]),
         "booked",
         "bob's seats stay bob's"
     );
@@ -302,7 +292,7 @@ async fn a_hold_reserves_seats_until_confirmed() {
     );
 
     let availability = app.availability(event_id).await;
-    assert_eq!(status_of(&availability, seats[0]), "held");
+    assert_eq!(seat_status(&availability, seats[0]), "held");
     assert_eq!(availability["held_seats"], 2);
     assert_eq!(
         count(&app, "SELECT count(*) FROM outbox").await,
@@ -334,7 +324,7 @@ async fn a_hold_reserves_seats_until_confirmed() {
     assert_eq!(confirmed["id"], hold["id"]);
     assert_eq!(confirmed["expires_at"], Value::Null);
     assert_eq!(
-        status_of(&app.availability(event_id).await, seats[0]),
+        seat_status(&app.availability(event_id).await, seats[0]),
         "booked"
     );
     assert_eq!(
@@ -367,7 +357,7 @@ async fn a_lapsed_hold_frees_its_seats_without_any_job_and_cannot_be_confirmed()
         .await
         .unwrap();
     assert_eq!(
-        status_of(&app.availability(event_id).await, seats[0]),
+        seat_status(&app.availability(event_id).await, seats[0]),
         "held",
         "and cached"
     );
@@ -376,7 +366,7 @@ async fn a_lapsed_hold_frees_its_seats_without_any_job_and_cannot_be_confirmed()
     tokio::time::sleep(Duration::from_millis(1300)).await;
     let availability = app.availability(event_id).await;
     assert_eq!(
-        status_of(&availability, seats[0]),
+        seat_status(&availability, seats[0]),
         "available",
         "the cached map lapsed with the hold"
     );

@@ -3,14 +3,12 @@
 //! whichever server connection is free, so a statement prepared by name on one would be missing
 //! on the next ("prepared statement … does not exist"). Every statement here is unnamed.
 
-use crate::helpers::{spawn_app_with, Spawn};
-use serde_json::{json, Value};
+use crate::helpers::{spawn_app_with, stampede, Spawn};
+use serde_json::json;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Barrier;
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 
 /// Server connections PgBouncer may open per database: far fewer than the clients.
@@ -30,29 +28,16 @@ async fn two_hundred_fifty_simultaneous_bookings_through_pgbouncer_make_exactly_
     let seat = seats[3];
 
     let clients = 250;
-    let barrier = Arc::new(Barrier::new(clients));
-    let tasks: Vec<_> = (0..clients)
+    let requests = (0..clients)
         .map(|i| {
-            let request = app
-                .client
-                .post(app.url("/api/v1/bookings"))
-                .header("x-dev-user", format!("proxy-fan-{i}"))
-                .json(&json!({"event_id": event_id, "seat_ids": [seat]}));
-            let barrier = barrier.clone();
-            tokio::spawn(async move {
-                barrier.wait().await;
-                let response = request.send().await.expect("every request is answered");
-                let status = response.status().as_u16();
-                (
-                    status,
-                    response.json::<Value>().await.unwrap_or(Value::Null),
-                )
-            })
+            (
+                format!("proxy-fan-{i}"),
+                json!({"event_id": event_id, "seat_ids": [seat]}),
+            )
         })
         .collect();
     let mut by_status: HashMap<u16, usize> = HashMap::new();
-    for task in tasks {
-        let (status, body) = task.await.unwrap();
+    for (status, body) in stampede(&app, requests).await {
         *by_status.entry(status).or_default() += 1;
         assert!(
             status < 500,

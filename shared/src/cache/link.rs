@@ -63,6 +63,14 @@ impl RedisLink {
         self.settle(tokio::time::timeout(self.timeout, cmd.query_async(&mut conn)).await)
     }
 
+    pub(crate) async fn query_pipe<T: FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, Unavailable> {
+        let mut conn = self.available()?;
+        self.settle(tokio::time::timeout(self.timeout, pipe.query_async(&mut conn)).await)
+    }
+
     /// Runs a pipeline whose replies nobody needs; a failure is logged and otherwise ignored.
     pub(crate) async fn pipe_quietly(&self, pipe: &redis::Pipeline) {
         let Ok(mut conn) = self.available() else {

@@ -39,6 +39,9 @@ const LOCK_TTL: Duration = Duration::from_secs(5);
 const POLL_EVERY: Duration = Duration::from_millis(10);
 const POLLS: u32 = 30;
 
+/// What `MGET value generation` returns.
+type Stored = (Option<String>, Option<u64>);
+
 /// A read the cache can serve: the JSON body, or `None` for "no such thing" (never cached).
 pub type Body = Option<Arc<str>>;
 
@@ -121,7 +124,7 @@ impl Cache {
 
     /// The value for `key` if it is current, and the generation it must carry to be current.
     async fn lookup(&self, key: &CacheKey) -> Result<(Option<Arc<str>>, u64), link::Unavailable> {
-        let (value, generation): (Option<String>, Option<u64>) = self
+        let (value, generation): Stored = self
             .link
             .query(redis::cmd("MGET").arg(&key.value).arg(&key.generation))
             .await?;
@@ -137,18 +140,34 @@ impl Cache {
         Fut: Future<Output = Result<Loaded, ApiError>>,
     {
         let lock = key.lock();
-        let locked: Result<Option<String>, _> = self
-            .link
-            .query(
-                redis::cmd("SET")
-                    .arg(&lock)
-                    .arg(1)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(LOCK_TTL.as_millis() as u64),
-            )
-            .await;
-        if let Ok(None) = locked {
+        // Take the lock and look again in one round trip: a request that missed just before
+        // another flight stored the value must not load it a second time.
+        let mut take = redis::pipe();
+        take.cmd("SET")
+            .arg(&lock)
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(LOCK_TTL.as_millis() as u64)
+            .cmd("MGET")
+            .arg(&key.value)
+            .arg(&key.generation);
+        let taken: Result<(Option<String>, Stored), _> = self.link.query_pipe(&take).await;
+        let locked: Result<bool, link::Unavailable> = match &taken {
+            Ok((lock, _)) => Ok(lock.is_some()),
+            Err(_) => Err(link::Unavailable),
+        };
+        if let Ok((_, (value, generation))) = taken {
+            if let Some(body) = keys::current(value, generation.unwrap_or(0)) {
+                if let Ok(true) = locked {
+                    let mut release = redis::pipe();
+                    release.cmd("DEL").arg(&lock).ignore();
+                    self.link.pipe_quietly(&release).await;
+                }
+                return Ok(Some(body));
+            }
+        }
+        if let Ok(false) = locked {
             for _ in 0..POLLS {
                 tokio::time::sleep(POLL_EVERY).await;
                 match self.lookup(key).await {
@@ -169,7 +188,7 @@ impl Cache {
                 .arg(ttl.as_millis().max(1) as u64)
                 .ignore();
         }
-        if let Ok(Some(_)) = locked {
+        if let Ok(true) = locked {
             pipe.cmd("DEL").arg(&lock).ignore();
         }
         if pipe.cmd_iter().next().is_some() {

@@ -4,11 +4,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub const USAGE: &str = "\
-usage: seatbook-bench [--quick] [--scenarios book,book-multi,herd,read,mixed] [--out DIR]
+usage: seatbook-bench [--quick] [--scenarios book,book-multi,herd,read,mixed,lifecycle] [--out DIR]
                       [--server-bin PATH]
 
   --quick          short durations and small herds: a smoke test of the harness, not a measurement
-  --scenarios LIST comma-separated subset of: book, book-multi, herd, read, mixed (default: all)
+  --scenarios LIST comma-separated subset of: book, book-multi, herd, read, mixed,
+                   lifecycle (default: all)
   --out DIR        where results.json, latency.png and the logs go (default: bench-results)
   --server-bin P   the local-api binary (default: local-api next to this binary)
 
@@ -26,15 +27,17 @@ pub enum Scenario {
     Herd,
     Read,
     Mixed,
+    Lifecycle,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::Book,
         Scenario::BookMulti,
         Scenario::Herd,
         Scenario::Read,
         Scenario::Mixed,
+        Scenario::Lifecycle,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,6 +47,7 @@ impl Scenario {
             Scenario::Herd => "herd",
             Scenario::Read => "read",
             Scenario::Mixed => "mixed",
+            Scenario::Lifecycle => "lifecycle",
         }
     }
 
@@ -64,6 +68,8 @@ pub struct Profile {
     pub pgbench_secs: u32,
     pub redis_requests: u32,
     pub herd_sizes: Vec<usize>,
+    /// Clients in `lifecycle`.
+    pub lifecycle_clients: usize,
 }
 
 impl Profile {
@@ -74,6 +80,7 @@ impl Profile {
             pgbench_secs: 10,
             redis_requests: 200_000,
             herd_sizes: vec![50, 500, 5_000],
+            lifecycle_clients: 32,
         }
     }
 
@@ -84,6 +91,7 @@ impl Profile {
             pgbench_secs: 2,
             redis_requests: 20_000,
             herd_sizes: vec![50, 200],
+            lifecycle_clients: 8,
         }
     }
 }
@@ -176,6 +184,8 @@ mod tests {
         assert!(opts.quick);
         let opts = parse(&["--scenarios=herd"]).unwrap();
         assert_eq!(opts.scenarios, vec![Scenario::Herd]);
+        let opts = parse(&["--scenarios", "lifecycle,mixed"]).unwrap();
+        assert_eq!(opts.scenarios, vec![Scenario::Mixed, Scenario::Lifecycle]);
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! What the simulated clients do: book seats, read availability, or mix browsing and booking.
 
 use crate::http::{self, Body, Identity};
-use crate::integrity::{lossy, BookingSeen};
+use crate::integrity::{lossy, BookingSeen, ClaimSeen, Told};
 use crate::loadgen::Client;
 use bytes::Bytes;
 use hyper::{Request, StatusCode};
 use serde::Deserialize;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// One client's own supply of free seats: the seats of one event (`event_id` on a venue whose
@@ -234,6 +235,234 @@ impl Client for Mixed {
     }
 }
 
+/// The kinds of request in the lifecycle scenario, in report order.
+pub const LIFECYCLE_KINDS: [&str; 4] = ["hold", "confirm", "cancel", "book"];
+const HOLD: usize = 0;
+const CONFIRM: usize = 1;
+const CANCEL: usize = 2;
+const PLAIN_BOOK: usize = 3;
+/// A client cancels its oldest confirmed booking once it keeps more than this many, so the
+/// event never sells out and the races go on for the whole window.
+const MAX_KEPT: usize = 4;
+
+/// splitmix64: deterministic per client, no lock or RNG crate needed.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// 1 or 2 distinct random seats of `first..first + count`.
+fn random_seats(state: &mut u64, first: i64, count: i64) -> Vec<i64> {
+    let a = (splitmix(state) % count as u64) as i64;
+    if count < 2 || splitmix(state).is_multiple_of(2) {
+        return vec![first + a];
+    }
+    let b = (a + 1 + (splitmix(state) % (count as u64 - 1)) as i64) % count;
+    vec![first + a, first + b]
+}
+
+/// Holds random seats, confirms the hold, cancels one confirmed booking in two; one request in
+/// four is instead a plain booking of random seats, racing everyone's holds. Every answer is
+/// recorded for the integrity check.
+pub struct Lifecycle {
+    who: Identity,
+    user_id: String,
+    event_id: i64,
+    first_seat: i64,
+    seats: i64,
+    rng: u64,
+    step: u64,
+    /// The request in flight: its kind, and the claim it acts on (confirm, cancel).
+    inflight: (usize, usize),
+    asked: Vec<i64>,
+    confirm_next: Option<usize>,
+    cancel_next: Option<usize>,
+    /// Confirmed, not cancelled, oldest first.
+    kept: VecDeque<usize>,
+    pub claims: Vec<ClaimSeen>,
+    /// Holds or bookings sent whose answer never came (they may exist).
+    pub lost: usize,
+    pub violations: Vec<String>,
+}
+
+impl Lifecycle {
+    pub fn new(index: usize, event_id: i64, first_seat: i64, seats: i64) -> Lifecycle {
+        let user_id = format!("bench-lifecycle-{index}");
+        Lifecycle {
+            who: Identity::user(&user_id),
+            user_id,
+            event_id,
+            first_seat,
+            seats,
+            rng: index as u64 * 0x9E37_79B9_7F4A_7C15 + 7,
+            step: index as u64,
+            inflight: (HOLD, 0),
+            asked: Vec::new(),
+            confirm_next: None,
+            cancel_next: None,
+            kept: VecDeque::new(),
+            claims: Vec::new(),
+            lost: 0,
+            violations: Vec::new(),
+        }
+    }
+
+    fn created(&mut self, body: &Bytes, status: &str, booked: bool) {
+        match BookingSeen::from_answer(body, self.event_id, &self.user_id, &self.asked, status) {
+            Ok(booking) => {
+                let confirmed = if booked { Told::Yes } else { Told::No };
+                self.claims.push(ClaimSeen {
+                    booking,
+                    booked,
+                    confirmed,
+                    cancelled: Told::No,
+                });
+                let index = self.claims.len() - 1;
+                if booked {
+                    self.after_confirmed(index);
+                } else {
+                    self.confirm_next = Some(index);
+                }
+            }
+            Err(violation) => self.violations.push(violation),
+        }
+    }
+
+    /// One confirmed booking in two is cancelled at once; the others are kept.
+    fn after_confirmed(&mut self, index: usize) {
+        if splitmix(&mut self.rng).is_multiple_of(2) {
+            self.cancel_next = Some(index);
+        } else {
+            self.kept.push_back(index);
+        }
+    }
+
+    /// A 409 must name only seats that were asked for.
+    fn conflict(&mut self, body: &Bytes) {
+        let named: Vec<i64> = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| serde_json::from_value(v.get("seat_ids")?.clone()).ok())
+            .unwrap_or_default();
+        if named.is_empty() || named.iter().any(|s| !self.asked.contains(s)) {
+            self.violations.push(format!(
+                "409 for seats {:?} names {named:?}: {}",
+                self.asked,
+                lossy(body)
+            ));
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct StatusBody {
+    id: uuid::Uuid,
+    status: String,
+}
+
+impl Client for Lifecycle {
+    fn next_request(&mut self) -> Option<(usize, Request<Body>)> {
+        // Until its answer arrives, what a confirmation or cancellation did is unsure.
+        if let Some(index) = self.confirm_next.take() {
+            self.claims[index].confirmed = Told::Unsure;
+            self.inflight = (CONFIRM, index);
+            let path = format!("/api/v1/holds/{}/confirm", self.claims[index].booking.id);
+            return Some((CONFIRM, http::post_json(&path, &self.who, b"{}".to_vec())));
+        }
+        let cancel = self.cancel_next.take().or_else(|| {
+            (self.kept.len() > MAX_KEPT)
+                .then(|| self.kept.pop_front())
+                .flatten()
+        });
+        if let Some(index) = cancel {
+            self.claims[index].cancelled = Told::Unsure;
+            self.inflight = (CANCEL, index);
+            let path = format!("/api/v1/bookings/{}", self.claims[index].booking.id);
+            return Some((CANCEL, http::delete(&path, &self.who)));
+        }
+        self.step += 1;
+        let kind = if self.step.is_multiple_of(4) {
+            PLAIN_BOOK
+        } else {
+            HOLD
+        };
+        self.asked = random_seats(&mut self.rng, self.first_seat, self.seats);
+        self.inflight = (kind, 0);
+        // Counted lost until its answer arrives.
+        self.lost += 1;
+        let body = serde_json::to_vec(&serde_json::json!({
+            "event_id": self.event_id,
+            "seat_ids": self.asked,
+        }))
+        .expect("a booking request serialises");
+        let path = if kind == HOLD {
+            "/api/v1/holds"
+        } else {
+            "/api/v1/bookings"
+        };
+        Some((kind, http::post_json(path, &self.who, body)))
+    }
+
+    fn check_answer(&mut self, kind: usize, status: StatusCode, body: &Bytes) -> bool {
+        let index = self.inflight.1;
+        match (kind, status) {
+            (HOLD | PLAIN_BOOK, _) => {
+                self.lost -= 1;
+                match status {
+                    StatusCode::CREATED if kind == HOLD => self.created(body, "held", false),
+                    StatusCode::CREATED => self.created(body, "confirmed", true),
+                    StatusCode::CONFLICT => self.conflict(body),
+                    // Unexpected: the request failed, so nothing was created.
+                    _ => return false,
+                }
+                true
+            }
+            (CONFIRM, StatusCode::CREATED) => {
+                let hold = self.claims[index].booking.clone();
+                let seats: Vec<i64> = hold.tickets.iter().map(|t| t.1).collect();
+                match BookingSeen::from_answer(
+                    body,
+                    hold.event_id,
+                    &hold.user_id,
+                    &seats,
+                    "confirmed",
+                ) {
+                    Ok(confirmed) if confirmed == hold => {
+                        self.claims[index].confirmed = Told::Yes;
+                        self.after_confirmed(index);
+                    }
+                    Ok(other) => self.violations.push(format!(
+                        "confirming hold {hold:?} answered booking {other:?}"
+                    )),
+                    Err(violation) => self.violations.push(violation),
+                }
+                true
+            }
+            (CONFIRM, StatusCode::GONE) => {
+                self.claims[index].confirmed = Told::No;
+                true
+            }
+            (CANCEL, StatusCode::OK) => {
+                let id = self.claims[index].booking.id;
+                match serde_json::from_slice::<StatusBody>(body) {
+                    Ok(b) if b.id == id && b.status == "cancelled" => {
+                        self.claims[index].cancelled = Told::Yes;
+                    }
+                    _ => self.violations.push(format!(
+                        "cancelling booking {id} answered 200 with {}",
+                        lossy(body)
+                    )),
+                }
+                true
+            }
+            // Anything else (a 5xx, a 404) is an error; the outcome stays unsure.
+            _ => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,5 +482,38 @@ mod tests {
         let kinds: Vec<usize> = (0..9).map(|_| mixed.next_request().unwrap().0).collect();
         assert_eq!(kinds.iter().filter(|k| **k == BOOK).count(), 2);
         assert_eq!(kinds.iter().filter(|k| **k == 2).count(), 2);
+    }
+
+    #[test]
+    fn random_seats_are_one_or_two_distinct_seats_of_the_event() {
+        let mut rng = 3;
+        for _ in 0..1_000 {
+            let seats = random_seats(&mut rng, 100, 5);
+            assert!(matches!(seats.len(), 1 | 2));
+            assert!(seats.iter().all(|s| (100..105).contains(s)));
+            assert!(seats.len() == 1 || seats[0] != seats[1]);
+        }
+    }
+
+    #[test]
+    fn a_lifecycle_client_confirms_its_hold_next() {
+        let mut client = Lifecycle::new(1, 7, 41, 2);
+        let (kind, _) = client.next_request().unwrap();
+        assert_eq!(kind, HOLD);
+        client.asked = vec![41, 42];
+        let held = br#"{"id":"6f1c2a6e-8d4b-4d7e-9b55-0e4c1f3b2a10","event_id":7,
+            "user_id":"bench-lifecycle-1","status":"held",
+            "tickets":[{"id":11,"seat_id":41},{"id":12,"seat_id":42}]}"#;
+        assert!(client.check_answer(HOLD, StatusCode::CREATED, &Bytes::from_static(held)));
+        assert_eq!(client.claims.len(), 1);
+        assert_eq!(client.lost, 0);
+        let (kind, request) = client.next_request().unwrap();
+        assert_eq!(kind, CONFIRM);
+        assert_eq!(
+            request.uri().path(),
+            "/api/v1/holds/6f1c2a6e-8d4b-4d7e-9b55-0e4c1f3b2a10/confirm"
+        );
+        assert!(client.check_answer(CONFIRM, StatusCode::GONE, &Bytes::new()));
+        assert_eq!(client.claims[0].confirmed, Told::No);
     }
 }

@@ -47,6 +47,8 @@ pub struct Fixtures {
     /// Hall events: the first is the read event (30 % sold); all are browsed in `mixed`.
     pub browse_events: Vec<i64>,
     pub herd_event: i64,
+    /// A hall event (500 seats) where `lifecycle` clients hold, confirm, cancel and book.
+    pub lifecycle_event: i64,
     /// The bookings that sold the read event's seats.
     pub sold: Vec<BookingSeen>,
 }
@@ -175,6 +177,7 @@ pub async fn create(addr: SocketAddr, clients: usize) -> Result<Fixtures> {
     let mixed_events = admin.events("mixed", big.id, MIXED_CLIENTS).await?;
     let browse_events = admin.events("show", hall.id, BROWSE_EVENTS).await?;
     let herd_event = admin.event("herd", hall.id).await?;
+    let lifecycle_event = admin.event("lifecycle", hall.id).await?;
 
     // Sell 30 % of the read event: 3 seats in every 10, in bookings of 10 seats.
     let who = Identity::user(FIXTURE_USER);
@@ -207,6 +210,7 @@ pub async fn create(addr: SocketAddr, clients: usize) -> Result<Fixtures> {
         mixed_events,
         browse_events,
         herd_event,
+        lifecycle_event,
         sold,
     })
 }

@@ -69,6 +69,10 @@ pub fn get(path: &str, who: &Identity) -> Request<Body> {
     build(Method::GET, path, who, None)
 }
 
+pub fn delete(path: &str, who: &Identity) -> Request<Body> {
+    build(Method::DELETE, path, who, None)
+}
+
 pub fn post_json(path: &str, who: &Identity, body: Vec<u8>) -> Request<Body> {
     build(Method::POST, path, who, Some(Bytes::from(body)))
 }

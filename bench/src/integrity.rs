@@ -41,6 +41,17 @@ impl BookingSeen {
         user_id: &str,
         seats: &[i64],
     ) -> Result<BookingSeen, String> {
+        BookingSeen::from_answer(body, event_id, user_id, seats, "confirmed")
+    }
+
+    /// Like `from_created`, for an answer whose booking must have `status` ("held" for a hold).
+    pub fn from_answer(
+        body: &[u8],
+        event_id: i64,
+        user_id: &str,
+        seats: &[i64],
+        status: &str,
+    ) -> Result<BookingSeen, String> {
         let booking: BookingBody = serde_json::from_slice(body)
             .map_err(|e| format!("201 body is not a booking ({e}): {}", lossy(body)))?;
         let mut got: Vec<i64> = booking.tickets.iter().map(|t| t.seat_id).collect();
@@ -49,12 +60,12 @@ impl BookingSeen {
         wanted.sort_unstable();
         if booking.event_id != event_id
             || booking.user_id != user_id
-            || booking.status != "confirmed"
+            || booking.status != status
             || got != wanted
         {
             return Err(format!(
                 "asked event {event_id} seats {wanted:?} for {user_id}, was given booking {} of \
-                 event {} seats {got:?} for {} ({})",
+                 event {} seats {got:?} for {} ({}, expected {status})",
                 booking.id, booking.event_id, booking.user_id, booking.status
             ));
         }
@@ -132,6 +143,25 @@ pub async fn check(
         }
     }
 
+    // Every confirmed booking has exactly one confirmation event in the outbox.
+    let ids: Vec<Uuid> = seen.iter().map(|b| b.id).collect();
+    for row in pg
+        .query(
+            "SELECT b.id, (SELECT count(*) FROM outbox o
+                           WHERE o.booking_id = b.id AND o.kind = 'booking.confirmed')
+             FROM bookings b WHERE b.id = ANY ($1)",
+            &[&ids],
+        )
+        .await?
+    {
+        let (id, n): (Uuid, i64) = (row.get(0), row.get(1));
+        if n != 1 {
+            violations.push(format!(
+                "confirmed booking {id} has {n} 'booking.confirmed' outbox rows (expected 1)"
+            ));
+        }
+    }
+
     let expected_bookings = seen.iter().filter(|b| events.contains(&b.event_id)).count() as i64;
     let expected_tickets: i64 = seen
         .iter()
@@ -190,6 +220,222 @@ async fn stored_bookings(pg: &Client, seen: &[BookingSeen]) -> Result<HashMap<Uu
         }
     }
     Ok(stored)
+}
+
+/// What the load generator learnt about one outcome it asked for (a confirmation, a
+/// cancellation): it was answered yes, it was not asked (or refused), or the answer never came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Told {
+    No,
+    Yes,
+    Unsure,
+}
+
+/// A hold or a booking the `lifecycle` scenario created (201), and what happened to it after.
+#[derive(Debug, Clone)]
+pub struct ClaimSeen {
+    pub booking: BookingSeen,
+    /// A plain booking (confirmed from the start) rather than a hold.
+    pub booked: bool,
+    /// Its hold was confirmed (always `Yes` for a plain booking).
+    pub confirmed: Told,
+    /// The confirmed booking was cancelled.
+    pub cancelled: Told,
+}
+
+/// One lifecycle booking as the database holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredClaim {
+    pub event_id: i64,
+    pub user_id: String,
+    pub status: String,
+    /// (ticket id, seat id) in `tickets`, sorted.
+    pub live: Vec<(i64, i64)>,
+    /// (ticket id, seat id) in `released_tickets`, sorted.
+    pub released: Vec<(i64, i64)>,
+    pub reasons: Vec<String>,
+    /// 'booking.confirmed' rows in `outbox`.
+    pub confirmations: i64,
+}
+
+impl ClaimSeen {
+    /// The statuses the booking may have given what the client was told.
+    fn allowed(&self) -> &'static [&'static str] {
+        match (self.confirmed, self.cancelled) {
+            (Told::Yes, Told::Yes) => &["cancelled"],
+            (Told::Yes, Told::No) => &["confirmed"],
+            (Told::Yes, Told::Unsure) => &["confirmed", "cancelled"],
+            (Told::No, _) => &["held", "expired"],
+            (Told::Unsure, _) => &["held", "expired", "confirmed"],
+        }
+    }
+
+    /// Everything wrong with the stored booking, given what the client was told (pure).
+    pub fn judge(&self, stored: Option<&StoredClaim>) -> Vec<String> {
+        let b = &self.booking;
+        let Some(s) = stored else {
+            return vec![format!(
+                "{} {} was answered 201 but is not in the database",
+                if self.booked { "booking" } else { "hold" },
+                b.id
+            )];
+        };
+        let mut wrong = Vec::new();
+        if s.event_id != b.event_id || s.user_id != b.user_id {
+            wrong.push(format!(
+                "booking {} is for event {} / {}, was asked for event {} / {}",
+                b.id, s.event_id, s.user_id, b.event_id, b.user_id
+            ));
+        }
+        let allowed = self.allowed();
+        if !allowed.contains(&s.status.as_str()) {
+            wrong.push(format!(
+                "booking {} is '{}'; the client was told confirmed={:?} cancelled={:?}, so \
+                 expected one of {allowed:?}",
+                b.id, s.status, self.confirmed, self.cancelled
+            ));
+        }
+        let live = matches!(s.status.as_str(), "held" | "confirmed");
+        let none: &[(i64, i64)] = &[];
+        let want_live = if live { &b.tickets[..] } else { none };
+        let want_released = if live { none } else { &b.tickets[..] };
+        if s.live != want_live || s.released != want_released {
+            wrong.push(format!(
+                "booking {} ({}) should have tickets {want_live:?} and released {want_released:?}, \
+                 has tickets {:?} and released {:?}",
+                b.id, s.status, s.live, s.released
+            ));
+        }
+        if !live && s.reasons != [s.status.as_str()] {
+            wrong.push(format!(
+                "booking {} ({}) has released tickets with reasons {:?}",
+                b.id, s.status, s.reasons
+            ));
+        }
+        let confirmations = i64::from(matches!(s.status.as_str(), "confirmed" | "cancelled"));
+        if s.confirmations != confirmations {
+            wrong.push(format!(
+                "booking {} ({}) has {} 'booking.confirmed' outbox rows, expected {confirmations}",
+                b.id, s.status, s.confirmations
+            ));
+        }
+        wrong
+    }
+}
+
+/// After `lifecycle`: no seat has two live claims, and every hold and booking the load generator
+/// created is in exactly the state (status, tickets, released tickets, outbox) its answers imply.
+/// `lost` is how many holds or bookings got no answer (transport error): the event may hold up
+/// to that many bookings the load generator never heard of.
+pub async fn check_lifecycle(
+    pg: &Client,
+    scope: &str,
+    event_id: i64,
+    claims: &[ClaimSeen],
+    lost: usize,
+    reported: &[String],
+) -> Result<Check> {
+    let mut violations: Vec<String> = reported.to_vec();
+    for row in pg
+        .query(
+            "SELECT event_id, seat_id, count(*) FROM tickets
+             GROUP BY event_id, seat_id HAVING count(*) > 1 LIMIT 20",
+            &[],
+        )
+        .await?
+    {
+        let (event, seat, n): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        violations.push(format!("seat {seat} of event {event} has {n} tickets"));
+    }
+    for row in pg
+        .query(
+            "SELECT t.event_id, t.seat_id, count(*) FROM tickets t
+             JOIN bookings b ON b.id = t.booking_id
+             WHERE b.status IN ('held', 'confirmed')
+             GROUP BY t.event_id, t.seat_id HAVING count(*) > 1 LIMIT 20",
+            &[],
+        )
+        .await?
+    {
+        let (event, seat, n): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        violations.push(format!("seat {seat} of event {event} has {n} live claims"));
+    }
+    for row in pg
+        .query(
+            "SELECT b.id, b.status, count(*) FROM tickets t JOIN bookings b ON b.id = t.booking_id
+             WHERE b.status NOT IN ('held', 'confirmed') GROUP BY b.id, b.status LIMIT 20",
+            &[],
+        )
+        .await?
+    {
+        let (id, status, n): (Uuid, String, i64) = (row.get(0), row.get(1), row.get(2));
+        violations.push(format!(
+            "booking {id} is '{status}' but still claims {n} seats in tickets"
+        ));
+    }
+
+    let ids: Vec<Uuid> = claims.iter().map(|c| c.booking.id).collect();
+    let mut stored = HashMap::with_capacity(claims.len());
+    for row in pg
+        .query(
+            "SELECT b.id, b.event_id, b.user_id, b.status,
+                    coalesce((SELECT array_agg(t.id ORDER BY t.id) FROM tickets t
+                              WHERE t.booking_id = b.id), '{}'),
+                    coalesce((SELECT array_agg(t.seat_id ORDER BY t.id) FROM tickets t
+                              WHERE t.booking_id = b.id), '{}'),
+                    coalesce((SELECT array_agg(r.id ORDER BY r.id) FROM released_tickets r
+                              WHERE r.booking_id = b.id), '{}'),
+                    coalesce((SELECT array_agg(r.seat_id ORDER BY r.id) FROM released_tickets r
+                              WHERE r.booking_id = b.id), '{}'),
+                    coalesce((SELECT array_agg(DISTINCT r.reason) FROM released_tickets r
+                              WHERE r.booking_id = b.id), '{}'),
+                    (SELECT count(*) FROM outbox o
+                     WHERE o.booking_id = b.id AND o.kind = 'booking.confirmed')
+             FROM bookings b WHERE b.id = ANY ($1)",
+            &[&ids],
+        )
+        .await?
+    {
+        let pairs = |ids: Vec<i64>, seats: Vec<i64>| ids.into_iter().zip(seats).collect();
+        let id: Uuid = row.get(0);
+        stored.insert(
+            id,
+            StoredClaim {
+                event_id: row.get(1),
+                user_id: row.get(2),
+                status: row.get(3),
+                live: pairs(row.get(4), row.get(5)),
+                released: pairs(row.get(6), row.get(7)),
+                reasons: row.get(8),
+                confirmations: row.get(9),
+            },
+        );
+    }
+    for claim in claims {
+        violations.extend(claim.judge(stored.get(&claim.booking.id)));
+    }
+
+    let bookings: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM bookings WHERE event_id = $1",
+            &[&event_id],
+        )
+        .await?
+        .get(0);
+    let known = claims.len() as i64;
+    if bookings < known || bookings > known + lost as i64 {
+        violations.push(format!(
+            "event {event_id} holds {bookings} bookings; the load generator was answered 201 for \
+             {known} (and lost {lost} answers)"
+        ));
+    }
+
+    Ok(Check {
+        scope: scope.to_owned(),
+        bookings_checked: claims.len(),
+        tickets_checked: claims.iter().map(|c| c.booking.tickets.len()).sum(),
+        violations,
+    })
 }
 
 /// The pgbench ceiling really booked: `transactions` bookings of `seats` seats each in the
@@ -286,5 +532,55 @@ mod tests {
         assert!(BookingSeen::from_created(CREATED.as_bytes(), 7, "u2", &[41, 42]).is_err());
         assert!(BookingSeen::from_created(CREATED.as_bytes(), 8, "u1", &[41, 42]).is_err());
         assert!(BookingSeen::from_created(b"{}", 7, "u1", &[41, 42]).is_err());
+    }
+
+    fn claim(confirmed: Told, cancelled: Told) -> ClaimSeen {
+        let booking = BookingSeen::from_created(CREATED.as_bytes(), 7, "u1", &[41, 42]).unwrap();
+        ClaimSeen {
+            booking,
+            booked: false,
+            confirmed,
+            cancelled,
+        }
+    }
+
+    fn stored(status: &str, live: bool, confirmations: i64) -> StoredClaim {
+        let tickets = vec![(11, 41), (12, 42)];
+        let reason = if live {
+            vec![]
+        } else {
+            vec![status.to_owned()]
+        };
+        StoredClaim {
+            event_id: 7,
+            user_id: "u1".into(),
+            status: status.into(),
+            live: if live { tickets.clone() } else { vec![] },
+            released: if live { vec![] } else { tickets },
+            reasons: reason,
+            confirmations,
+        }
+    }
+
+    #[test]
+    fn a_cancelled_booking_must_be_released_with_one_confirmation() {
+        let c = claim(Told::Yes, Told::Yes);
+        assert!(c.judge(Some(&stored("cancelled", false, 1))).is_empty());
+        assert!(!c.judge(Some(&stored("confirmed", true, 1))).is_empty());
+        assert!(!c.judge(Some(&stored("cancelled", true, 1))).is_empty());
+        assert!(!c.judge(Some(&stored("cancelled", false, 0))).is_empty());
+        assert!(!c.judge(None).is_empty());
+    }
+
+    #[test]
+    fn a_hold_never_confirmed_is_held_or_expired_without_confirmation() {
+        let c = claim(Told::No, Told::No);
+        assert!(c.judge(Some(&stored("held", true, 0))).is_empty());
+        assert!(c.judge(Some(&stored("expired", false, 0))).is_empty());
+        assert!(!c.judge(Some(&stored("held", true, 1))).is_empty());
+        assert!(!c.judge(Some(&stored("confirmed", true, 1))).is_empty());
+        let kept = claim(Told::Yes, Told::No);
+        assert!(kept.judge(Some(&stored("confirmed", true, 1))).is_empty());
+        assert!(!kept.judge(Some(&stored("confirmed", true, 2))).is_empty());
     }
 }

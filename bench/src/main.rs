@@ -141,6 +141,7 @@ async fn bench(
             Scenario::Herd => bench.herd().await?,
             Scenario::Read => bench.read().await?,
             Scenario::Mixed => bench.mixed().await?,
+            Scenario::Lifecycle => bench.lifecycle().await?,
         }
     }
     bench.finish();

@@ -3,7 +3,7 @@
 
 use crate::ceiling::{self, Pgbench, PgbenchRun, CLIENTS};
 use crate::cli::Options;
-use crate::clients::{Booker, Mixed, Reader, SeatStream, MIXED_KINDS};
+use crate::clients::{Booker, Lifecycle, Mixed, Reader, SeatStream, LIFECYCLE_KINDS, MIXED_KINDS};
 use crate::fixtures::{Fixtures, MIXED_CLIENTS};
 use crate::http::{self, Conn, Identity};
 use crate::integrity::{self, BookingSeen, Check};
@@ -648,6 +648,54 @@ impl Bench {
         let (seen, violations) = gather(load.clients.into_iter().map(Mixed::into_booker).collect());
         let events = self.fixtures.mixed_events.clone();
         let check = integrity::check(&self.pg, "mixed", &events, &seen, &violations).await?;
+        self.record(check).await;
+        Ok(())
+    }
+
+    /// `lifecycle`: clients holding random seats of one 500-seat event, confirming the hold,
+    /// cancelling one confirmed booking in two, and racing plain bookings against it all (cache
+    /// off). No ceiling; the integrity check follows every hold and booking to its final state.
+    pub async fn lifecycle(&mut self) -> Result<()> {
+        eprintln!("[lifecycle] service ...");
+        db::analyze(&self.pg).await?;
+        db::settle(&self.pg).await;
+        let event = self.fixtures.lifecycle_event;
+        let hall = self.fixtures.hall.clone();
+        let clients: Vec<Lifecycle> = (0..self.opts.profile.lifecycle_clients)
+            .map(|c| Lifecycle::new(c, event, hall.first_seat, hall.seats))
+            .collect();
+        let window = self.window();
+        let cpu = watch_cpu(self.main.pid, window);
+        let load = loadgen::closed_loop(self.main.addr, &LIFECYCLE_KINDS, clients, window).await?;
+        let cpu = cpu.await?;
+        let mut all = KindStats::combined("all", &load.kinds);
+        self.cpu_row("lifecycle", &cpu, all.completed);
+        self.results.throughput.push(throughput(
+            "lifecycle (all)",
+            "req/s",
+            &mut all,
+            window,
+            &cpu,
+        ));
+        let mut kinds = load.kinds;
+        for kind in kinds.iter_mut() {
+            let name = format!("lifecycle {}", kind.name);
+            self.results
+                .throughput
+                .push(throughput(&name, "req/s", kind, window, &cpu));
+        }
+
+        let mut claims = Vec::new();
+        let mut violations = Vec::new();
+        let mut lost = 0;
+        for client in load.clients {
+            claims.extend(client.claims);
+            violations.extend(client.violations);
+            lost += client.lost;
+        }
+        let check =
+            integrity::check_lifecycle(&self.pg, "lifecycle", event, &claims, lost, &violations)
+                .await?;
         self.record(check).await;
         Ok(())
     }

@@ -30,13 +30,8 @@ pub async fn create(
         .map(idempotency::parse_key)
         .transpose()?;
     let fingerprint = idempotency::fingerprint(request.event_id, &request.seat_ids);
-    let seats = SeatSelection::parse(request.seat_ids);
-    let seats = match (seats, &key) {
-        (Ok(seats), _) => seats,
-        (Err(invalid), None) => return Err(invalid.into()),
-        // An invalid request never reaches the database, with or without a key: same answer.
-        (Err(invalid), Some(_)) => return Err(invalid.into()),
-    };
+    // An invalid request never reaches the database, with or without a key.
+    let seats = SeatSelection::parse(request.seat_ids)?;
     let claim = Claim {
         user: &caller.user_id,
         event_id: request.event_id,

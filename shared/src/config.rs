@@ -94,9 +94,10 @@ impl Settings {
 
     /// Reads settings through `lookup`, so tests can supply an environment of their own.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let database = database_settings(&lookup)?;
         Ok(Settings {
-            database: database_settings(&lookup)?,
-            cache: cache_settings(&lookup)?,
+            cache: cache_settings(&lookup, &database)?,
+            database,
             dev_identity: flag(lookup(DEV_IDENTITY_VAR).as_deref(), DEV_IDENTITY_VAR)?,
             json_logs: lookup("LOG_FORMAT").as_deref() == Some("json")
                 || lookup("AWS_LAMBDA_FUNCTION_NAME").is_some(),
@@ -195,8 +196,26 @@ fn database_settings(
     })
 }
 
+/// Keys are namespaced per database by default: two local databases (or two stacks) sharing one
+/// Redis must never serve each other's event 1.
+fn default_cache_prefix(database: &DatabaseSettings) -> String {
+    let dbname = match &database.source {
+        DatabaseSource::Url(url) => url
+            .expose_secret()
+            .parse::<tokio_postgres::Config>()
+            .ok()
+            .and_then(|c| c.get_dbname().map(str::to_owned)),
+        DatabaseSource::Secret(secret) => secret.dbname.clone(),
+    };
+    match dbname {
+        Some(name) => format!("seatbook-{}", name.replace(['{', '}', ' '], "_")),
+        None => "seatbook".to_owned(),
+    }
+}
+
 fn cache_settings(
     lookup: &impl Fn(&str) -> Option<String>,
+    database: &DatabaseSettings,
 ) -> Result<Option<CacheSettings>, ConfigError> {
     let url = lookup("REDIS_URL").unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned());
     if url.trim().is_empty() {
@@ -206,7 +225,7 @@ fn cache_settings(
         name: "REDIS_URL",
         reason: e.to_string(),
     })?;
-    let prefix = lookup("CACHE_PREFIX").unwrap_or_else(|| "seatbook".to_owned());
+    let prefix = lookup("CACHE_PREFIX").unwrap_or_else(|| default_cache_prefix(database));
     if prefix.is_empty() || prefix.contains(['{', '}', ' ']) {
         return Err(ConfigError::Invalid {
             name: "CACHE_PREFIX",
@@ -358,6 +377,17 @@ mod tests {
         let tls = settings(&[("DB_SSLMODE", "require"), ("DB_CA_BUNDLE", "/b.pem")]).unwrap();
         assert_eq!(tls.database.pg_config().get_ssl_mode(), SslMode::Require);
         assert_eq!(tls.database.ca_bundle, Some(PathBuf::from("/b.pem")));
+    }
+
+    #[test]
+    fn cache_keys_are_namespaced_by_database_unless_a_prefix_is_given() {
+        let prefix = |vars: &[(&str, &str)]| settings(vars).unwrap().cache.unwrap().prefix;
+        assert_eq!(prefix(&[]), "seatbook-seatbook");
+        assert_eq!(
+            prefix(&[("DATABASE_URL", "postgres://u@h/other")]),
+            "seatbook-other"
+        );
+        assert_eq!(prefix(&[("CACHE_PREFIX", "mine")]), "mine");
     }
 
     #[test]

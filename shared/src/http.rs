@@ -29,20 +29,20 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
 /// Serialises a read for the cache (`None`: nothing found, which is never cached).
 pub fn json_body<T: serde::Serialize>(value: Option<T>) -> Result<crate::cache::Loaded, ApiError> {
     value
-        .map(|v| serde_json::to_string(&v).map(std::sync::Arc::from))
+        .map(|v| serde_json::to_vec(&v).map(bytes::Bytes::from))
         .transpose()
         .map(crate::cache::Loaded::from)
         .map_err(ApiError::internal)
 }
 
 /// A 200 with a JSON body that is already serialised (cached or freshly loaded, the same bytes).
-pub fn json_response(body: std::sync::Arc<str>) -> Response {
+pub fn json_response(body: bytes::Bytes) -> Response {
     (
         [(
             axum::http::header::CONTENT_TYPE,
             axum::http::HeaderValue::from_static("application/json"),
         )],
-        String::from(&*body),
+        body,
     )
         .into_response()
 }

@@ -3,7 +3,7 @@
 //! Serverless is clustered, and `MGET` must not cross slots).
 
 use super::SCHEMA_VERSION;
-use std::sync::Arc;
+use bytes::Bytes;
 
 pub struct Keys {
     base: String,
@@ -70,15 +70,18 @@ impl Keys {
 }
 
 /// A stored value: `<generation>\n<body>`.
-pub(crate) fn stamp(generation: u64, body: &str) -> String {
-    format!("{generation}\n{body}")
+pub(crate) fn stamp(generation: u64, body: &[u8]) -> Vec<u8> {
+    let mut stored = format!("{generation}\n").into_bytes();
+    stored.extend_from_slice(body);
+    stored
 }
 
 /// The body of a stored value if it was loaded at the current generation.
-pub(crate) fn current(stored: Option<String>, generation: u64) -> Option<Arc<str>> {
-    let stored = stored?;
-    let (stamped, body) = stored.split_once('\n')?;
-    (stamped.parse::<u64>().ok()? == generation).then(|| Arc::from(body))
+pub(crate) fn current(stored: Option<Vec<u8>>, generation: u64) -> Option<Bytes> {
+    let stored = Bytes::from(stored?);
+    let newline = stored.iter().position(|b| *b == b'\n')?;
+    let stamped: u64 = std::str::from_utf8(&stored[..newline]).ok()?.parse().ok()?;
+    (stamped == generation).then(|| stored.slice(newline + 1..))
 }
 
 #[cfg(test)]
@@ -87,14 +90,14 @@ mod tests {
 
     #[test]
     fn a_value_is_current_only_at_the_generation_it_was_loaded_at() {
-        let stored = stamp(7, "{\"a\":1}");
+        let stored = stamp(7, b"{\"a\":1}");
         assert_eq!(
             current(Some(stored.clone()), 7).as_deref(),
-            Some("{\"a\":1}")
+            Some(&b"{\"a\":1}"[..])
         );
         assert_eq!(current(Some(stored), 8), None);
         assert_eq!(current(None, 0), None);
-        assert_eq!(current(Some("garbage".into()), 0), None);
+        assert_eq!(current(Some(b"garbage".to_vec()), 0), None);
     }
 
     #[test]

@@ -198,6 +198,19 @@ async fn live_holders(
     client: &impl GenericClient,
     claim: &Claim<'_>,
 ) -> Result<Vec<i64>, ApiError> {
+    Ok(holders(client, claim)
+        .await?
+        .into_iter()
+        .filter(|(_, lapsed)| !lapsed)
+        .map(|(seat, _)| seat)
+        .collect())
+}
+
+/// Each requested seat that has a ticket, and whether that ticket's hold has lapsed.
+async fn holders(
+    client: &impl GenericClient,
+    claim: &Claim<'_>,
+) -> Result<Vec<(i64, bool)>, ApiError> {
     let rows = client
         .query_typed(
             HOLDERS_SQL,
@@ -209,8 +222,7 @@ async fn live_holders(
         .await?;
     Ok(rows
         .iter()
-        .filter(|row| !row.get::<_, bool>("lapsed"))
-        .map(|row| row.get("seat_id"))
+        .map(|row| (row.get("seat_id"), row.get("lapsed")))
         .collect())
 }
 
@@ -222,19 +234,23 @@ pub(crate) async fn resolve(
     conflict: &tokio_postgres::Error,
     may_release: bool,
 ) -> Result<Conflict, ApiError> {
-    let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 2] = [
-        (&claim.event_id, Type::INT8),
-        (&claim.seats.ids(), Type::INT8_ARRAY),
-    ];
-    let holders = client.query_typed(HOLDERS_SQL, &params).await?;
-    if may_release && holders.iter().any(|row| row.get::<_, bool>("lapsed")) {
-        client.query_typed(RELEASE_LAPSED_SQL, &params).await?;
+    let holders = holders(client, claim).await?;
+    if may_release && holders.iter().any(|(_, lapsed)| *lapsed) {
+        client
+            .query_typed(
+                RELEASE_LAPSED_SQL,
+                &[
+                    (&claim.event_id, Type::INT8),
+                    (&claim.seats.ids(), Type::INT8_ARRAY),
+                ],
+            )
+            .await?;
         return Ok(Conflict::Retry);
     }
     let mut taken: Vec<i64> = holders
-        .iter()
-        .filter(|row| !row.get::<_, bool>("lapsed"))
-        .map(|row| row.get("seat_id"))
+        .into_iter()
+        .filter(|(_, lapsed)| !lapsed)
+        .map(|(seat, _)| seat)
         .collect();
     if taken.is_empty() {
         // The winner released its seat between our conflict and this read; the constraint's

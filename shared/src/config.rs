@@ -14,7 +14,9 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/seatb
 /// Where the local default cache points. `REDIS_URL=` (empty) turns the cache off.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
-/// The environment variable that turns on dev identity. The deployed stack never sets it.
+/// The environment variable `local-api` reads to turn its dev identity off (it is on by default).
+/// Lambda binaries have no dev identity to switch on (see `dev_identity`); if they find it set,
+/// they say so at cold start and ignore it.
 pub const DEV_IDENTITY_VAR: &str = "SEATBOOK_DEV_IDENTITY";
 
 #[derive(Debug, Clone)]
@@ -22,8 +24,6 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// `None`: no cache; reads go to PostgreSQL and nothing is counted.
     pub cache: Option<CacheSettings>,
-    /// Trust `x-dev-user` / `x-dev-groups` headers instead of API Gateway claims. Local only.
-    pub dev_identity: bool,
     /// Log as JSON lines (CloudWatch) rather than human-readable text.
     pub json_logs: bool,
     /// How long a hold reserves its seats (`HOLD_TTL_SECONDS`, default 600).
@@ -98,7 +98,6 @@ impl Settings {
         Ok(Settings {
             cache: cache_settings(&lookup, &database)?,
             database,
-            dev_identity: flag(lookup(DEV_IDENTITY_VAR).as_deref(), DEV_IDENTITY_VAR)?,
             json_logs: lookup("LOG_FORMAT").as_deref() == Some("json")
                 || lookup("AWS_LAMBDA_FUNCTION_NAME").is_some(),
             hold_ttl: Duration::from_secs(positive(&lookup, "HOLD_TTL_SECONDS", 600)?),
@@ -262,7 +261,9 @@ fn positive(
     }
 }
 
-fn flag(raw: Option<&str>, name: &'static str) -> Result<bool, ConfigError> {
+/// A yes/no setting: unset, empty, `0` or `false` is no; `1` or `true` is yes; anything else is
+/// an error.
+pub fn flag(raw: Option<&str>, name: &'static str) -> Result<bool, ConfigError> {
     match raw.map(str::trim) {
         None | Some("") | Some("0") | Some("false") => Ok(false),
         Some("1") | Some("true") => Ok(true),
@@ -284,18 +285,6 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Settings::from_lookup(|k| map.get(k).cloned())
-    }
-
-    #[test]
-    fn dev_identity_is_off_unless_explicitly_enabled() {
-        assert!(!settings(&[]).unwrap().dev_identity);
-        assert!(!settings(&[(DEV_IDENTITY_VAR, "0")]).unwrap().dev_identity);
-        assert!(
-            settings(&[(DEV_IDENTITY_VAR, "true")])
-                .unwrap()
-                .dev_identity
-        );
-        assert!(settings(&[(DEV_IDENTITY_VAR, "yes please")]).is_err());
     }
 
     #[test]

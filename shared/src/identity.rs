@@ -4,8 +4,8 @@
 //! the function in the request context: `sub` is the user, and `cognito:groups` containing
 //! `organizers` makes an organizer. The function trusts nothing else.
 //!
-//! For local runs and tests only, dev mode takes the identity from `x-dev-user` and `x-dev-groups`
-//! headers instead. It is off unless explicitly switched on, and the deployed stack never does.
+//! For local runs and tests only, [`crate::dev_identity`] (a cargo feature no deployed binary has)
+//! turns `x-dev-user` / `x-dev-groups` headers into such claims before they reach this module.
 
 use crate::domain::UserId;
 use crate::error::ApiError;
@@ -14,17 +14,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use lambda_http::request::RequestContext;
 
-pub const DEV_USER_HEADER: &str = "x-dev-user";
-pub const DEV_GROUPS_HEADER: &str = "x-dev-groups";
 pub const ORGANIZERS_GROUP: &str = "organizers";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdentityMode {
-    /// Only API Gateway authorizer claims count. The default, and the only mode deployed.
-    GatewayClaims,
-    /// Trust the dev headers (falling back to claims when there are none). Local only.
-    DevHeaders,
-}
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -40,12 +30,8 @@ pub struct Organizer(pub Caller);
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let found = match state.identity {
-            IdentityMode::DevHeaders => from_dev_headers(parts).or_else(|| from_claims(parts)),
-            IdentityMode::GatewayClaims => from_claims(parts),
-        };
-        let (sub, groups) = found.ok_or(ApiError::Unauthorized)?;
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        let (sub, groups) = from_claims(parts).ok_or(ApiError::Unauthorized)?;
         let user_id = UserId::parse(&sub).map_err(|_| ApiError::Unauthorized)?;
         Ok(Caller {
             user_id,
@@ -65,15 +51,6 @@ impl FromRequestParts<AppState> for Organizer {
             Err(ApiError::Forbidden)
         }
     }
-}
-
-fn from_dev_headers(parts: &Parts) -> Option<(String, String)> {
-    let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    let user = header(DEV_USER_HEADER)?;
-    Some((
-        user.to_owned(),
-        header(DEV_GROUPS_HEADER).unwrap_or("").to_owned(),
-    ))
 }
 
 fn from_claims(parts: &Parts) -> Option<(String, String)> {

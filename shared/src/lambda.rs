@@ -15,18 +15,29 @@ use axum::Router;
 /// up to `2 × concurrent environments` client connections, and a bigger pool multiplies that.
 pub const LAMBDA_POOL_SIZE: usize = 2;
 
-/// Runs `routes` as a Lambda function behind API Gateway until the runtime shuts it down.
+/// Runs `routes` as a Lambda function behind API Gateway until the runtime shuts it down. `wrap`
+/// is applied to the finished router: it changes nothing in a deployed build, and adds dev
+/// identity in a build for `cargo lambda watch` (see each function's `main`).
 pub async fn serve(
     function: &'static str,
     routes: Router<AppState>,
+    wrap: impl FnOnce(Router) -> Router,
 ) -> Result<(), lambda_http::Error> {
     let settings = Settings::from_env()?;
     crate::telemetry::init(settings.json_logs);
+    if std::env::var_os(crate::config::DEV_IDENTITY_VAR).is_some() {
+        tracing::warn!(
+            function,
+            "{} is set and ignored: functions never read it (dev identity is a build feature \
+             that deployed binaries do not have)",
+            crate::config::DEV_IDENTITY_VAR
+        );
+    }
     if let Err(err) = crate::db::load_credentials(&settings.database).await {
         tracing::error!(function, error = %err, "cold start failed");
         return Err(err.into());
     }
     let state = AppState::from_settings(&settings, LAMBDA_POOL_SIZE)?;
     tracing::info!(function, "cold start complete");
-    lambda_http::run(finish(routes, state)).await
+    lambda_http::run(wrap(finish(routes, state))).await
 }

@@ -19,7 +19,9 @@
 //! - [`error`]: the one API error type and the one place that turns it into an RFC 9457
 //!   `application/problem+json` response; internal causes are logged, never shown.
 //! - [`extract`]: request extractors whose rejections are problem+json too.
-//! - [`identity`]: who is calling: API Gateway JWT claims, or dev headers in dev mode only.
+//! - [`identity`]: who is calling: the JWT claims API Gateway's authorizer verified.
+//! - `dev_identity` (feature `dev-identity`, never in a deployed binary): `x-dev-user` /
+//!   `x-dev-groups` headers turned into such claims, for `local-api`, tests and `cargo lambda watch`.
 //! - [`http`]: what every function's router gets: fallbacks, state, request tracing.
 //! - [`lambda`]: the cold-start sequence a function's `main` runs.
 //! - [`telemetry`]: tracing-subscriber set-up (JSON in Lambda).
@@ -29,6 +31,8 @@ pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod db;
+#[cfg(feature = "dev-identity")]
+pub mod dev_identity;
 pub mod domain;
 pub mod error;
 pub mod extract;

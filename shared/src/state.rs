@@ -4,7 +4,6 @@ use crate::cache::{Body, Cache, CacheKey, Loaded};
 use crate::config::Settings;
 use crate::db::{self, DbSetupError, Pool};
 use crate::error::ApiError;
-use crate::identity::IdentityMode;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -13,7 +12,6 @@ pub struct AppState {
     pub db: Pool,
     /// `None` when no cache is configured.
     pub cache: Option<Arc<Cache>>,
-    pub identity: IdentityMode,
     /// How long a hold lasts.
     pub hold_ttl: std::time::Duration,
 }
@@ -33,16 +31,6 @@ impl AppState {
         settings: &Settings,
         default_pool_size: usize,
     ) -> Result<Self, SetupError> {
-        let identity = if settings.dev_identity {
-            tracing::warn!(
-                "DEV IDENTITY IS ON: callers are trusted by their x-dev-user / x-dev-groups headers. \
-                 Never enable {} in a deployed stack.",
-                crate::config::DEV_IDENTITY_VAR
-            );
-            IdentityMode::DevHeaders
-        } else {
-            IdentityMode::GatewayClaims
-        };
         let cache = match &settings.cache {
             Some(cache) => Some(Arc::new(Cache::new(cache)?)),
             None => None,
@@ -50,7 +38,6 @@ impl AppState {
         Ok(AppState {
             db: db::pool(&settings.database, default_pool_size)?,
             cache,
-            identity,
             hold_ttl: settings.hold_ttl,
         })
     }

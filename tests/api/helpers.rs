@@ -1,5 +1,6 @@
 //! The test harness: a server per test, each over its own database.
 
+use seatbook::DevIdentity;
 use seatbook_core::config::Settings;
 use seatbook_core::AppState;
 use serde_json::{json, Value};
@@ -87,18 +88,17 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
     for (name, value) in &options.env {
         settings_env.insert(name.to_string(), value.to_string());
     }
-    if options.dev_identity {
-        settings_env.insert(
-            seatbook_core::config::DEV_IDENTITY_VAR.to_owned(),
-            "true".to_owned(),
-        );
-    }
     let settings = Settings::from_lookup(|k| settings_env.get(k).cloned()).expect("settings");
     let state = seatbook::prepare(&settings)
         .await
         .expect("prepare database");
 
-    let (address, server) = serve(state);
+    let dev_identity = if options.dev_identity {
+        DevIdentity::On
+    } else {
+        DevIdentity::Off
+    };
+    let (address, server) = serve(state, dev_identity);
 
     let (db, connection) = url.connect(NoTls).await.expect("connect to test database");
     tokio::spawn(connection);
@@ -114,11 +114,11 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
 }
 
 /// Serves every function's routes over `state` on an ephemeral loopback port.
-fn serve(state: AppState) -> (String, tokio::task::JoinHandle<()>) {
+fn serve(state: AppState, dev_identity: DevIdentity) -> (String, tokio::task::JoinHandle<()>) {
     let listener = seatbook::listen("127.0.0.1:0".parse().unwrap()).expect("bind");
     let address = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(async move {
-        axum::serve(listener, seatbook::app(state))
+        axum::serve(listener, seatbook::app(state, dev_identity))
             .await
             .expect("serve");
     });
@@ -214,7 +214,7 @@ impl TestApp {
     pub async fn sibling(&self) -> Sibling {
         let settings = Settings::from_lookup(|k| self.settings_env.get(k).cloned()).unwrap();
         let state = AppState::from_settings(&settings, 10).unwrap();
-        let (address, server) = serve(state);
+        let (address, server) = serve(state, DevIdentity::On);
         Sibling { address, server }
     }
 
@@ -222,12 +222,10 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
-    /// State for the same database as the server, in the mode a deployed function runs in:
-    /// identity from API Gateway claims only.
+    /// State for the same database as the server, as a deployed function builds it (a pool of
+    /// two); its routers see identity from API Gateway claims only, as no dev layer wraps them.
     pub fn lambda_state(&self) -> AppState {
-        let mut env = self.settings_env.clone();
-        env.remove(seatbook_core::config::DEV_IDENTITY_VAR);
-        let settings = Settings::from_lookup(|k| env.get(k).cloned()).unwrap();
+        let settings = Settings::from_lookup(|k| self.settings_env.get(k).cloned()).unwrap();
         AppState::from_settings(&settings, 2).unwrap()
     }
 

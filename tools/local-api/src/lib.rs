@@ -23,13 +23,46 @@ pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpList
     socket.listen(8192)
 }
 
-/// All functions' routes in one router, as API Gateway would route them.
-pub fn app(state: AppState) -> Router {
+/// All functions' routes in one router, as API Gateway would route them. With `dev_identity`,
+/// `x-dev-user` / `x-dev-groups` headers stand in for the JWT authorizer's claims.
+pub fn app(state: AppState, dev_identity: DevIdentity) -> Router {
     let routes = booking_fn::routes()
         .merge(events_fn::routes())
         .merge(organizer_fn::routes())
         .merge(metrics_fn::routes());
-    http::finish(routes, state)
+    let app = http::finish(routes, state);
+    match dev_identity {
+        DevIdentity::On => seatbook_core::dev_identity::trust_dev_headers(app),
+        DevIdentity::Off => app,
+    }
+}
+
+/// Whether callers are trusted by their `x-dev-user` / `x-dev-groups` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DevIdentity {
+    On,
+    Off,
+}
+
+/// Set to `true` to serve dev identity on an address other hosts can reach.
+pub const ALLOW_REMOTE_VAR: &str = "LOCAL_API_ALLOW_REMOTE_DEV_IDENTITY";
+
+/// Refuses an address other hosts can reach while dev identity is on, unless `allow_remote`:
+/// anyone who can reach such a server can act as any user, organizers included.
+pub fn check_bind(
+    host: std::net::IpAddr,
+    dev_identity: DevIdentity,
+    allow_remote: bool,
+) -> Result<(), String> {
+    if dev_identity == DevIdentity::Off || host.is_loopback() || allow_remote {
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to listen on {host} with dev identity on: anyone who can reach it could act as \
+         any user by sending an x-dev-user header. Listen on 127.0.0.1 (the default), or set \
+         {}=false to require API Gateway claims, or {ALLOW_REMOTE_VAR}=true if you really mean it.",
+        seatbook_core::config::DEV_IDENTITY_VAR
+    ))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,4 +138,22 @@ fn describe(config: &tokio_postgres::Config) -> String {
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
     format!("{host}:{port}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_bind, DevIdentity};
+
+    #[test]
+    fn dev_identity_is_served_only_on_loopback_unless_explicitly_allowed() {
+        let any: std::net::IpAddr = "0.0.0.0".parse().unwrap();
+        let lan: std::net::IpAddr = "192.168.1.20".parse().unwrap();
+        for loopback in ["127.0.0.1", "::1"] {
+            assert!(check_bind(loopback.parse().unwrap(), DevIdentity::On, false).is_ok());
+        }
+        assert!(check_bind(any, DevIdentity::On, false).is_err());
+        assert!(check_bind(lan, DevIdentity::On, false).is_err());
+        assert!(check_bind(any, DevIdentity::On, true).is_ok());
+        assert!(check_bind(any, DevIdentity::Off, false).is_ok());
+    }
 }

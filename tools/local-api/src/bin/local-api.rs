@@ -1,9 +1,12 @@
 //! `cargo run --release --bin local-api`: every function on http://127.0.0.1:3000 (port from
-//! `PORT`), dev identity on, migrations applied at start. With `WEBHOOK_URL` (and `WEBHOOK_SECRET`)
+//! `PORT`), dev identity on (`SEATBOOK_DEV_IDENTITY=false` turns it off), migrations applied at
+//! start. With dev identity on it listens only on loopback unless
+//! `LOCAL_API_ALLOW_REMOTE_DEV_IDENTITY=true`. With `WEBHOOK_URL` (and `WEBHOOK_SECRET`)
 //! set, booking confirmations are delivered from the outbox every 5 seconds, as the scheduled
 //! notifier function does in AWS.
 
-use seatbook_core::config::Settings;
+use seatbook::DevIdentity;
+use seatbook_core::config::{flag, Settings, DEV_IDENTITY_VAR};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -19,11 +22,14 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let mut settings = Settings::from_env()?;
-    // The local server is a development tool: identity comes from x-dev-user / x-dev-groups.
-    settings.dev_identity = true;
-    seatbook_core::telemetry::init(settings.json_logs);
-    let state = seatbook::prepare(&settings).await?;
+    // The local server is a development tool: identity comes from x-dev-user / x-dev-groups
+    // unless it is switched off.
+    let dev_identity = match std::env::var(DEV_IDENTITY_VAR).ok() {
+        Some(raw) if !flag(Some(&raw), DEV_IDENTITY_VAR)? && !raw.trim().is_empty() => {
+            DevIdentity::Off
+        }
+        _ => DevIdentity::On,
+    };
     let port: u16 = match std::env::var("PORT") {
         Ok(raw) => raw
             .parse()
@@ -32,7 +38,22 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     let host: std::net::IpAddr = std::env::var("HOST")
         .unwrap_or_else(|_| "127.0.0.1".to_owned())
-        .parse()?;
+        .parse()
+        .map_err(|_| "HOST must be an IP address, e.g. 127.0.0.1")?;
+    let allow_remote = flag(
+        std::env::var(seatbook::ALLOW_REMOTE_VAR).ok().as_deref(),
+        seatbook::ALLOW_REMOTE_VAR,
+    )?;
+    seatbook::check_bind(host, dev_identity, allow_remote)?;
+
+    let settings = Settings::from_env()?;
+    seatbook_core::telemetry::init(settings.json_logs);
+    if dev_identity == DevIdentity::On {
+        tracing::warn!(
+            "DEV IDENTITY IS ON: callers are trusted by their x-dev-user / x-dev-groups headers"
+        );
+    }
+    let state = seatbook::prepare(&settings).await?;
     let listener = seatbook::listen(SocketAddr::new(host, port))?;
     tracing::info!(
         "serving every function on http://{}",
@@ -51,7 +72,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             }
         });
     }
-    axum::serve(listener, seatbook::app(state))
+    axum::serve(listener, seatbook::app(state, dev_identity))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -1,0 +1,321 @@
+//! The developer loop, for real: `cargo lambda watch` started from the repository root, as a
+//! newcomer would, serving every route of every function through the workspace router
+//! (`[workspace.metadata.lambda.watch]` in Cargo.toml). A venue, an event, its availability, a
+//! booking, a 409 and the metrics, then the watcher is stopped.
+//!
+//! Needs `cargo-lambda` (`pip install cargo-lambda`; `scripts/tools` installs it): found through
+//! `CARGO_LAMBDA`, on `PATH`, or in the private virtualenv `scripts/tools` makes. The functions
+//! are compiled by the watcher on their first request, so this test takes a minute or two.
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio_postgres::NoTls;
+
+const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+#[tokio::test]
+async fn cargo_lambda_watch_serves_every_function_from_the_repository_root() {
+    let database = Database::create().await;
+    let port = free_port();
+    let started = Instant::now();
+    let watcher = Watcher::start(port, &database.name);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        // The watcher compiles each function on its first request.
+        .timeout(Duration::from_secs(900))
+        .build()
+        .unwrap();
+    wait_until_listening(port, &watcher).await;
+
+    let organizer = [("x-dev-user", "org-1"), ("x-dev-groups", "organizers")];
+    let (status, venue) = call(
+        &client,
+        "POST",
+        &format!("{base}/api/v1/venues"),
+        &organizer,
+        Some(json!({"name": "Watch Hall", "rows": 2, "cols": 3})),
+    )
+    .await;
+    assert_eq!(status, 201, "organizer creates a venue: {venue}");
+    let (status, event) = call(
+        &client,
+        "POST",
+        &format!("{base}/api/v1/events"),
+        &organizer,
+        Some(json!({
+            "name": "Watch Night",
+            "starts_at": "2035-06-01T20:00:00Z",
+            "venue_id": venue["id"],
+            "price_cents": 2500
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "organizer creates an event: {event}");
+    let event_id = event["id"].as_i64().unwrap();
+
+    // A path parameter, routed by the watcher's router to the events function.
+    let (status, shown) = call(
+        &client,
+        "GET",
+        &format!("{base}/api/v1/events/{event_id}"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!((status, &shown["name"]), (200, &json!("Watch Night")));
+    let (status, availability) = call(
+        &client,
+        "GET",
+        &format!("{base}/api/v1/events/{event_id}/availability"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{availability}");
+    assert_eq!(availability["available_seats"], 6);
+    let seat = availability["seats"][0]["id"].as_i64().unwrap();
+
+    let booking = json!({"event_id": event_id, "seat_ids": [seat]});
+    let (status, booked) = call(
+        &client,
+        "POST",
+        &format!("{base}/api/v1/bookings"),
+        &[("x-dev-user", "alice")],
+        Some(booking.clone()),
+    )
+    .await;
+    assert_eq!(status, 201, "alice books the seat: {booked}");
+    let (status, conflict) = call(
+        &client,
+        "POST",
+        &format!("{base}/api/v1/bookings"),
+        &[("x-dev-user", "bob")],
+        Some(booking),
+    )
+    .await;
+    assert_eq!(status, 409, "bob is too late: {conflict}");
+    assert_eq!(conflict["seat_ids"], json!([seat]));
+    let (status, mine) = call(
+        &client,
+        "GET",
+        &format!("{base}/api/v1/bookings/{}", booked["id"].as_str().expect("booking id")),
+        &[("x-dev-user", "alice")],
+        None,
+    )
+    .await;
+    assert_eq!((status, &mine["status"]), (200, &json!("confirmed")));
+
+    let (status, availability) = call(
+        &client,
+        "GET",
+        &format!("{base}/api/v1/events/{event_id}/availability"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!((status, &availability["booked_seats"]), (200, &json!(1)));
+    let (status, metrics) = call(
+        &client,
+        "GET",
+        &format!("{base}/api/v1/metrics"),
+        &organizer,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{metrics}");
+    assert!(metrics["bookings"].is_object(), "{metrics}");
+
+    // Unknown routes are the watcher's 404, not a hang.
+    let unknown = client
+        .get(format!("{base}/api/v1/nowhere"))
+        .send()
+        .await
+        .unwrap();
+    assert!(unknown.status().is_client_error());
+
+    eprintln!(
+        "cargo lambda watch: every route answered in {:.1} s (including compilation)",
+        started.elapsed().as_secs_f64()
+    );
+    drop(watcher);
+}
+
+async fn call(
+    client: &reqwest::Client,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = client.request(method.parse().unwrap(), url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())),
+    )
+}
+
+/// `cargo lambda watch` in its own process group, so stopping it stops the functions it runs.
+struct Watcher {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Watcher {
+    fn start(port: u16, database: &str) -> Watcher {
+        use std::os::unix::process::CommandExt;
+        let root = workspace_root();
+        let log = std::env::temp_dir().join(format!("cargo-lambda-watch-{port}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(cargo_lambda())
+            .current_dir(&root)
+            .args(["lambda", "watch", "--ignore-changes"])
+            .args(["--invoke-address", "127.0.0.1"])
+            .args(["--invoke-port", &port.to_string()])
+            .args([
+                "--env-var",
+                &format!("DATABASE_URL=postgres://postgres@127.0.0.1:5432/{database}"),
+            ])
+            .args(["--env-var", &format!("CACHE_PREFIX={database}")])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .process_group(0)
+            .spawn()
+            .expect("start cargo lambda watch");
+        Watcher { child, log }
+    }
+
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.exited().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- cargo lambda watch log ---\n{}", self.log());
+        }
+    }
+}
+
+async fn wait_until_listening(port: u16, watcher: &Watcher) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "cargo lambda watch did not listen on {port}:\n{}",
+            watcher.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn cargo_lambda() -> PathBuf {
+    if let Some(path) = std::env::var_os("CARGO_LAMBDA") {
+        return path.into();
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|dir| dir.join("cargo-lambda"))
+        .find(|p| p.is_file());
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .unwrap_or_else(|| "/tmp".into());
+    let venv = cache.join("seatbook/tools-venv/bin/cargo-lambda");
+    on_path
+        .or_else(|| venv.is_file().then_some(venv))
+        .expect("cargo-lambda is not installed: run scripts/tools (pip install cargo-lambda)")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A freshly migrated database of its own, dropped when the test ends.
+struct Database {
+    name: String,
+}
+
+impl Database {
+    async fn create() -> Database {
+        let name = format!("watch_{}", uuid::Uuid::new_v4().simple());
+        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        let settings = seatbook_core::config::Settings::from_lookup(|k| match k {
+            "DATABASE_URL" => Some(url.clone()),
+            "REDIS_URL" => Some(String::new()),
+            _ => None,
+        })
+        .unwrap();
+        // Creates the database and applies the migrations, as `local-api` does at start.
+        seatbook::prepare(&settings).await.expect("prepare database");
+        Database { name }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async move {
+                    let (client, connection) = ADMIN_URL
+                        .parse::<tokio_postgres::Config>()
+                        .unwrap()
+                        .connect(NoTls)
+                        .await?;
+                    tokio::spawn(connection);
+                    client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await
+                })
+        })
+        .join();
+    }
+}

@@ -7,12 +7,22 @@ use axum::body::to_bytes;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-/// An API Gateway v2 event (from aws_lambda_events' own fixture) for one request.
-fn gateway_event(method: &str, path: &str, claims: Option<Value>, body: Option<&Value>) -> String {
-    let mut event: Value = serde_json::from_str(include_str!(
-        "fixtures/apigw-v2-request-jwt-authorizer.json"
-    ))
-    .unwrap();
+/// A sample event from `events/`, as `cargo lambda invoke --data-file` and `sam local invoke -e`
+/// send it.
+pub(crate) fn sample(name: &str) -> Value {
+    let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// An API Gateway v2 event for one request, made from the booking sample in `events/`.
+pub(crate) fn gateway_event(
+    method: &str,
+    path: &str,
+    claims: Option<Value>,
+    body: Option<&Value>,
+) -> String {
+    let mut event = sample("booking-create.json");
     let (raw_path, query) = path.split_once('?').unwrap_or((path, ""));
     event["rawPath"] = json!(raw_path);
     event["rawQueryString"] = json!(query);
@@ -37,7 +47,7 @@ fn gateway_event(method: &str, path: &str, claims: Option<Value>, body: Option<&
     event.to_string()
 }
 
-async fn invoke(router: axum::Router, event: String) -> (u16, Value) {
+pub(crate) async fn invoke(router: axum::Router, event: String) -> (u16, Value) {
     let request = lambda_http::request::from_str(&event).expect("lambda_http parses the event");
     let response = router.oneshot(request).await.unwrap();
     let status = response.status().as_u16();
@@ -159,4 +169,46 @@ async fn every_function_answers_an_api_gateway_event_as_the_local_server_does() 
     .await;
     let local = app.get("/api/v1/metrics", As::Anonymous).await;
     assert_eq!(via_lambda, (200, local.json::<Value>().await.unwrap()));
+}
+
+#[tokio::test]
+async fn every_sample_event_in_events_is_answered_by_its_function_as_written() {
+    let app = spawn_app().await;
+    let state = app.lambda_state();
+    let organizer_fn = seatbook_core::http::finish(organizer_fn::routes(), state.clone());
+    let events_fn = seatbook_core::http::finish(events_fn::routes(), state.clone());
+    let booking_fn = seatbook_core::http::finish(booking_fn::routes(), state.clone());
+    let metrics_fn = seatbook_core::http::finish(metrics_fn::routes(), state);
+
+    // In the order docs/dev-loop.md invokes them on a fresh database: the samples name venue 1,
+    // event 1 and its seats 1 and 2.
+    let steps = [
+        (&organizer_fn, "organizer-create-venue.json", 201),
+        (&organizer_fn, "organizer-create-event.json", 201),
+        (&events_fn, "events-list.json", 200),
+        (&events_fn, "events-get.json", 200),
+        (&events_fn, "events-availability.json", 200),
+        (&booking_fn, "booking-create.json", 201),
+        (&booking_fn, "booking-list.json", 200),
+        (&metrics_fn, "metrics-get.json", 200),
+    ];
+    for (function, name, expected) in steps {
+        let (status, body) = invoke(function.clone(), sample(name).to_string()).await;
+        assert_eq!(status, expected, "{name}: {body}");
+    }
+    let (status, problem) = invoke(booking_fn, sample("booking-create.json").to_string()).await;
+    assert_eq!(
+        (status, &problem["seat_ids"]),
+        (409, &json!([1, 2])),
+        "the same seats again: {problem}"
+    );
+    let availability = app.availability(1).await;
+    let booked: Vec<i64> = availability["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|seat| seat["status"] != "available")
+        .map(|seat| seat["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(booked, [1, 2]);
 }

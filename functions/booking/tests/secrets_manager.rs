@@ -9,12 +9,11 @@
 //! do, and pipes an accepted session through to PostgreSQL. Rotating its password and dropping its
 //! sessions stands in for a secret rotation.
 
+use lambda_emulator::moto::Moto;
 use lambda_emulator::{Emulator, Function};
 use serde_json::{json, Value};
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_postgres::NoTls;
@@ -140,21 +139,11 @@ fn secret_json(password: &str, host: &str) -> String {
 
 /// POST /api/v1/bookings as API Gateway (HTTP API, payload 2.0, JWT authorizer) delivers it.
 async fn book(lambda: &Emulator, user: &str, event_id: i64, seat: i64) -> (u16, Value) {
-    let mut event: Value = serde_json::from_str(include_str!(
-        "../../../tests/api/fixtures/apigw-v2-request-jwt-authorizer.json"
-    ))
-    .unwrap();
-    event["rawPath"] = json!("/api/v1/bookings");
-    event["rawQueryString"] = json!("");
-    event["queryStringParameters"] = json!({});
-    event["pathParameters"] = json!({});
-    event["cookies"] = json!([]);
-    event["requestContext"]["http"]["method"] = json!("POST");
-    event["requestContext"]["http"]["path"] = json!("/api/v1/bookings");
-    event["requestContext"]["authorizer"]["jwt"]["claims"] = json!({"sub": user});
-    event["headers"] = json!({"content-type": "application/json", "host": "api.example.com"});
+    // The sample `cargo lambda invoke booking --data-file events/booking-create.json` sends.
+    let mut event: Value =
+        serde_json::from_str(include_str!("../../../events/booking-create.json")).unwrap();
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(user);
     event["body"] = json!(json!({"event_id": event_id, "seat_ids": [seat]}).to_string());
-    event["isBase64Encoded"] = json!(false);
     let response = lambda
         .invoke(&event, INVOKE_TIMEOUT)
         .await
@@ -165,134 +154,6 @@ async fn book(lambda: &Emulator, user: &str, event_id: i64, seat: i64) -> (u16, 
         .and_then(|b| serde_json::from_str(b).ok())
         .unwrap_or(Value::Null);
     (status, body)
-}
-
-// ---------------------------------------------------------------------------------------------
-// moto: a local Secrets Manager
-// ---------------------------------------------------------------------------------------------
-
-struct Moto {
-    port: u16,
-    process: tokio::process::Child,
-    http: reqwest::Client,
-}
-
-/// `MOTO_SERVER`, else `moto_server` on PATH, else the virtualenv `scripts/services` installs.
-fn moto_server() -> PathBuf {
-    if let Some(path) = std::env::var_os("MOTO_SERVER") {
-        return PathBuf::from(path);
-    }
-    let on_path = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join("moto_server"))
-            .find(|candidate| candidate.is_file())
-    });
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from("/tmp/.cache"));
-    let venv = cache.join("seatbook/moto-venv/bin/moto_server");
-    on_path
-        .or(venv.is_file().then_some(venv))
-        .unwrap_or_else(|| {
-            panic!(
-            "moto_server not found. This test needs moto's Secrets Manager (PyPI `moto[server]`): \
-             run scripts/services (it installs moto into {}), or set MOTO_SERVER to a moto_server \
-             executable.",
-            cache.join("seatbook/moto-venv").display()
-        )
-        })
-}
-
-impl Moto {
-    async fn start() -> Moto {
-        let port = free_port();
-        let binary = moto_server();
-        let process = tokio::process::Command::new(&binary)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let moto = Moto {
-            port,
-            process,
-            http: reqwest::Client::new(),
-        };
-        let started = Instant::now();
-        loop {
-            let ready = moto
-                .http
-                .get(format!("{}/moto-api/", moto.url()))
-                .send()
-                .await;
-            if matches!(&ready, Ok(r) if r.status().is_success()) {
-                return moto;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "{} did not answer on port {port} within 60 s",
-                binary.display()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// One Secrets Manager API call (JSON 1.1 protocol; moto does not check signatures).
-    async fn call(&self, action: &str, body: Value) -> Value {
-        let response = self
-            .http
-            .post(self.url())
-            .header("x-amz-target", format!("secretsmanager.{action}"))
-            .header("content-type", "application/x-amz-json-1.1")
-            .header(
-                "authorization",
-                "AWS4-HMAC-SHA256 Credential=testing/20300101/us-east-1/secretsmanager/aws4_request, \
-                 SignedHeaders=host;x-amz-target, Signature=0",
-            )
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let body: Value = response.json().await.unwrap();
-        assert!(status.is_success(), "{action}: {status} {body}");
-        body
-    }
-
-    async fn create_secret(&self, name: &str, value: &str) -> String {
-        let created = self
-            .call("CreateSecret", json!({"Name": name, "SecretString": value}))
-            .await;
-        created["ARN"].as_str().unwrap().to_owned()
-    }
-
-    async fn put_secret_value(&self, arn: &str, value: &str) {
-        self.call(
-            "PutSecretValue",
-            json!({"SecretId": arn, "SecretString": value}),
-        )
-        .await;
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.process.start_kill();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 // ---------------------------------------------------------------------------------------------

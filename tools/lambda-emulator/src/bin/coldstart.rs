@@ -307,12 +307,10 @@ fn representative_event(name: &str, run: usize, receiver: &CfnReceiver) -> Value
     }
 }
 
-/// An API Gateway HTTP API (payload 2.0) event, from aws_lambda_events' own fixture.
+/// An API Gateway HTTP API (payload 2.0) event, made from the booking sample in `events/`.
 fn gateway_event(method: &str, path: &str, claims: Option<Value>, body: Option<Value>) -> Value {
-    let mut event: Value = serde_json::from_str(include_str!(
-        "../../../../tests/api/fixtures/apigw-v2-request-jwt-authorizer.json"
-    ))
-    .unwrap();
+    let mut event: Value =
+        serde_json::from_str(include_str!("../../../../events/booking-create.json")).unwrap();
     event["rawPath"] = json!(path);
     event["rawQueryString"] = json!("");
     event["queryStringParameters"] = json!({});
@@ -336,15 +334,12 @@ fn gateway_event(method: &str, path: &str, claims: Option<Value>, body: Option<V
 }
 
 fn create_request(receiver: &CfnReceiver) -> Value {
-    json!({
-        "RequestType": "Create",
-        "ResponseURL": format!("{}/response", receiver.base),
-        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/coldstart/0",
-        "RequestId": uuid::Uuid::new_v4().to_string(),
-        "LogicalResourceId": "Migrations",
-        "ResourceType": "Custom::Migrations",
-        "ResourceProperties": {}
-    })
+    // The sample in events/, answered to this run's stand-in for CloudFormation.
+    let mut event: Value =
+        serde_json::from_str(include_str!("../../../../events/migrate-create.json")).unwrap();
+    event["ResponseURL"] = json!(format!("{}/response", receiver.base));
+    event["RequestId"] = json!(uuid::Uuid::new_v4().to_string());
+    event
 }
 
 /// Stands in for CloudFormation's response URL.

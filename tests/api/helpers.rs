@@ -229,6 +229,23 @@ impl TestApp {
         AppState::from_settings(&settings, 2).unwrap()
     }
 
+    /// A function's state whose every database session runs as `role` (one of the roles of
+    /// migrations/V3), as deployed where the function logs in as that role. Here the session starts
+    /// as the test's superuser and switches at connection start (`options=-c role=…`): privileges
+    /// are then checked against `role`, and no role's global LOGIN or password is touched.
+    pub fn lambda_state_as(&self, role: &str) -> AppState {
+        let url = format!(
+            "{}?options=-c%20role%3D{role}",
+            self.settings_env["DATABASE_URL"]
+        );
+        let settings = Settings::from_lookup(|k| match k {
+            "DATABASE_URL" => Some(url.clone()),
+            _ => self.settings_env.get(k).cloned(),
+        })
+        .unwrap();
+        AppState::from_settings(&settings, 2).unwrap()
+    }
+
     pub fn request(&self, method: reqwest::Method, path: &str, who: As) -> reqwest::RequestBuilder {
         let builder = self.client.request(method, self.url(path));
         match who {

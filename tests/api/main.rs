@@ -15,4 +15,5 @@ mod lifecycle;
 mod notifier;
 mod proxy;
 mod redis_server;
+mod roles;
 mod validation;

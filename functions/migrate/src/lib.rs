@@ -6,12 +6,16 @@
 //!   a first deploy (the RDS Proxy target registers late, the secret's endpoint may still be
 //!   coming up), so connecting is retried until shortly before the invocation's deadline
 //!   (the function timeout is 300 s). A failing migration is not retried: it fails the deploy.
+//!   Then each least-privilege role ([`roles`]) gets LOGIN and the password in its own secret.
 //! - `Delete`: answer `SUCCESS` without touching the database; the schema goes with the database.
 //!
 //! Either way the result is PUT to the request's `ResponseURL` (a pre-signed S3 URL), as
 //! CloudFormation requires: without that PUT the stack would wait for the resource's timeout.
 
+pub mod roles;
+
 use lambda_runtime::LambdaEvent;
+use roles::{RoleError, RoleSecrets};
 use seatbook_core::config::DatabaseSettings;
 use seatbook_core::db::{self, secret::SecretError, DbSetupError, Pool};
 use serde::{Deserialize, Serialize};
@@ -83,8 +87,18 @@ pub enum ReportError {
 
 pub struct Migrator {
     database: DatabaseSettings,
+    roles: RoleSecrets,
     pool: Pool,
     http: reqwest::Client,
+}
+
+/// What can stop a run: setting up the database and migrating, or configuring the roles.
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error(transparent)]
+    Setup(#[from] DbSetupError),
+    #[error(transparent)]
+    Roles(#[from] RoleError),
 }
 
 impl Migrator {
@@ -92,10 +106,12 @@ impl Migrator {
     /// (rustls on `ring`); neither connects yet.
     pub fn new(
         database: &DatabaseSettings,
+        roles: RoleSecrets,
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         seatbook_core::tls::install_crypto_provider();
         Ok(Migrator {
             database: database.clone(),
+            roles,
             pool: db::pool(database, 1)?,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
@@ -159,12 +175,22 @@ impl Migrator {
         for attempt in 1.. {
             let result = async {
                 db::load_credentials(&self.database).await?;
-                db::migrate(&self.pool).await
+                let applied = db::migrate(&self.pool).await?;
+                let roles = self.roles.apply(&self.pool).await?;
+                Ok::<_, StepError>((applied, roles))
             }
             .await;
             match result {
-                Ok(0) => return Ok("The schema is up to date; no migration to apply.".into()),
-                Ok(n) => return Ok(format!("Applied {n} migration(s).")),
+                Ok((applied, roles)) => {
+                    let mut done = match applied {
+                        0 => "The schema is up to date; no migration to apply.".to_owned(),
+                        n => format!("Applied {n} migration(s)."),
+                    };
+                    if !roles.is_empty() {
+                        done.push_str(&format!(" Passwords set for {}.", roles.join(", ")));
+                    }
+                    return Ok(done);
+                }
                 Err(err) if unreachable(&err) && SystemTime::now() + delay < stop => {
                     tracing::warn!(attempt, error = %chain(&err), ?delay, "database not reachable yet; retrying");
                     tokio::time::sleep(delay).await;
@@ -206,10 +232,13 @@ impl Migrator {
 }
 
 /// The failures that may pass: no connection yet, or Secrets Manager not reachable yet.
-fn unreachable(err: &DbSetupError) -> bool {
+fn unreachable(err: &StepError) -> bool {
     matches!(
         err,
-        DbSetupError::Connect(_) | DbSetupError::Secret(SecretError::Fetch { .. })
+        StepError::Setup(DbSetupError::Connect(_))
+            | StepError::Setup(DbSetupError::Secret(SecretError::Fetch { .. }))
+            | StepError::Roles(RoleError::Connect(_))
+            | StepError::Roles(RoleError::Secret(SecretError::Fetch { .. }))
     )
 }
 

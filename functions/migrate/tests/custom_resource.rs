@@ -5,81 +5,13 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
+use lambda_emulator::moto::Moto;
+use lambda_emulator::test_db::TestDb;
 use lambda_emulator::{Emulator, Function};
+use migrate_fn::roles::ROLES;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio_postgres::NoTls;
-
-fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// A database of its own, dropped at the end.
-struct TestDb {
-    name: String,
-    admin: tokio_postgres::Config,
-}
-
-impl TestDb {
-    async fn create() -> TestDb {
-        let admin: tokio_postgres::Config = admin_url().parse().unwrap();
-        let name = format!("test_migrate_{}", uuid::Uuid::new_v4().simple());
-        let client = connect(&admin).await;
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        TestDb { name, admin }
-    }
-
-    fn url(&self) -> String {
-        let host = match self.admin.get_hosts().first() {
-            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-            _ => "127.0.0.1".to_owned(),
-        };
-        format!(
-            "postgres://{}@{}:{}/{}",
-            self.admin.get_user().unwrap_or("postgres"),
-            host,
-            self.admin.get_ports().first().copied().unwrap_or(5432),
-            self.name
-        )
-    }
-
-    async fn client(&self) -> tokio_postgres::Client {
-        connect(&self.url().parse().unwrap()).await
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(async move {
-                    connect(&admin)
-                        .await
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await
-                })
-        })
-        .join();
-    }
-}
-
-async fn connect(config: &tokio_postgres::Config) -> tokio_postgres::Client {
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .expect("PostgreSQL must be running for the tests (scripts/services starts it)");
-    tokio::spawn(connection);
-    client
-}
 
 /// What CloudFormation's pre-signed S3 URL received.
 #[derive(Debug, Clone)]
@@ -217,7 +149,7 @@ fn assert_reported(receiver: &Receiver, request_id: &str, returned: &Value, stat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_applies_the_migrations_and_reports_success_update_and_delete_succeed() {
-    let db = TestDb::create().await;
+    let db = TestDb::create("migrate").await;
     let receiver = Receiver::start().await;
     let lambda = Emulator::launch(migrate_function(&db.url())).await.unwrap();
     let timeout = Duration::from_secs(60);
@@ -319,4 +251,124 @@ async fn without_a_database_delete_still_succeeds_and_create_fails_after_retryin
         elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(15),
         "retried until shortly before the deadline, then reported: {elapsed:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_gives_each_role_login_and_the_password_in_its_own_secret() {
+    let db = TestDb::create("migrate").await;
+    let moto = Moto::start().await;
+    let receiver = Receiver::start().await;
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let mut function = with_secrets_manager(migrate_function(&db.url()), &moto);
+    let mut passwords = Vec::new();
+    for (variable, role) in ROLES {
+        let password = format!("{role}-{run}");
+        let secret = json!({"username": role, "password": password}).to_string();
+        let arn = moto.create_secret(&format!("{role}-{run}"), &secret).await;
+        function = function.env(variable, arn);
+        passwords.push((role, password));
+    }
+    let lambda = Emulator::launch(function).await.unwrap();
+
+    let (id, create) = request("Create", &receiver, None);
+    let returned = lambda
+        .invoke(&create, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let body = assert_reported(&receiver, &id, &returned, "SUCCESS");
+    assert!(
+        body["Reason"]
+            .as_str()
+            .unwrap()
+            .ends_with("Passwords set for seatbook_reader, seatbook_writer, seatbook_notifier."),
+        "{body}"
+    );
+
+    let client = db.client().await;
+    for (role, password) in passwords {
+        let row = client
+            .query_one(
+                "SELECT rolcanlogin, rolpassword FROM pg_authid WHERE rolname = $1",
+                &[&role],
+            )
+            .await
+            .unwrap();
+        let (login, stored): (bool, String) = (row.get(0), row.get(1));
+        assert!(login, "{role} can log in");
+        assert!(
+            scram_verifier_matches(&stored, &password),
+            "{role}'s stored verifier is for the password in its secret: {stored}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_secret_for_another_user_fails_the_deploy_and_says_which() {
+    let db = TestDb::create("migrate").await;
+    let moto = Moto::start().await;
+    let receiver = Receiver::start().await;
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let secret = json!({"username": "postgres", "password": "not-for-the-reader"}).to_string();
+    let arn = moto.create_secret(&format!("reader-{run}"), &secret).await;
+    let function =
+        with_secrets_manager(migrate_function(&db.url()), &moto).env("READER_SECRET_ARN", &arn);
+    let lambda = Emulator::launch(function).await.unwrap();
+
+    let (id, create) = request("Create", &receiver, None);
+    let returned = lambda
+        .invoke(&create, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let body = assert_reported(&receiver, &id, &returned, "FAILED");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(reason.contains(&arn), "{reason}");
+    assert!(reason.contains("seatbook_reader"), "{reason}");
+    assert!(!reason.contains("not-for-the-reader"), "{reason}");
+}
+
+fn with_secrets_manager(function: Function, moto: &Moto) -> Function {
+    function
+        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto.url())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_SESSION_TOKEN", "testing")
+        .env("AWS_REGION", lambda_emulator::REGION)
+}
+
+/// Whether a stored `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>` verifier was made
+/// from `password` (RFC 5802: StoredKey = H(HMAC(SaltedPassword, "Client Key"))).
+fn scram_verifier_matches(stored: &str, password: &str) -> bool {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let Some(rest) = stored.strip_prefix("SCRAM-SHA-256$") else {
+        return false;
+    };
+    let (parameters, keys) = rest.split_once('$').unwrap();
+    let (iterations, salt) = parameters.split_once(':').unwrap();
+    let (stored_key, _server_key) = keys.split_once(':').unwrap();
+    let (iterations, salt) = (
+        iterations.parse::<u32>().unwrap(),
+        b64.decode(salt).unwrap(),
+    );
+    let hmac = |key: &[u8], data: &[u8]| {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+        mac.update(data);
+        mac.finalize().into_bytes()
+    };
+    // PBKDF2-HMAC-SHA-256, one 32-byte block.
+    let mut block = hmac(
+        password.as_bytes(),
+        &[salt.as_slice(), &1u32.to_be_bytes()].concat(),
+    );
+    let mut salted = block;
+    for _ in 1..iterations {
+        block = hmac(password.as_bytes(), &block);
+        for (s, b) in salted.iter_mut().zip(block.iter()) {
+            *s ^= b;
+        }
+    }
+    let client_key = hmac(&salted, b"Client Key");
+    Sha256::digest(client_key).as_slice() == b64.decode(stored_key).unwrap().as_slice()
 }

@@ -1,0 +1,170 @@
+//! The least-privilege roles of migrations/V3, each driven through the functions that log in as
+//! it: what the function needs works, and what it has no business doing is refused by PostgreSQL
+//! itself (SQLSTATE 42501, insufficient_privilege).
+
+use crate::helpers::spawn_app;
+use crate::lambda::{gateway_event, invoke};
+use notifier_fn::{dead_letters, drain, housekeeping, Policy, Webhook, WebhookSettings};
+use serde_json::json;
+use tokio_postgres::error::SqlState;
+
+/// Runs `sql` in a session of `role` on the test's database; the SQLSTATE it failed with, if any.
+async fn as_role(app: &crate::helpers::TestApp, role: &str, sql: &str) -> Option<SqlState> {
+    let state = app.lambda_state_as(role);
+    let conn = state.db.get().await.expect("a session as the role");
+    conn.batch_execute(sql).await.err().map(|e| {
+        e.code()
+            .cloned()
+            .unwrap_or_else(|| panic!("{role}: {sql}: {e}"))
+    })
+}
+
+#[tokio::test]
+async fn the_reader_serves_events_and_metrics_and_can_change_nothing() {
+    let app = spawn_app().await;
+    let (event_id, seats) = app.seed_event(2, 3).await;
+    let reader = app.lambda_state_as("seatbook_reader");
+
+    let events_fn = seatbook_core::http::finish(events_fn::routes(), reader.clone());
+    for path in [
+        format!("/api/v1/events/{event_id}"),
+        format!("/api/v1/events/{event_id}/availability"),
+        "/api/v1/events".to_owned(),
+    ] {
+        let (status, body) =
+            invoke(events_fn.clone(), gateway_event("GET", &path, None, None)).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let metrics_fn = seatbook_core::http::finish(metrics_fn::routes(), reader);
+    let (status, body) = invoke(
+        metrics_fn,
+        gateway_event("GET", "/api/v1/metrics", None, None),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    for write in [
+        format!(
+            "INSERT INTO bookings (user_id, event_id, status) VALUES ('mallory', {event_id}, 'confirmed')"
+        ),
+        format!("DELETE FROM tickets WHERE event_id = {event_id}"),
+        format!("UPDATE events SET price_cents = 0 WHERE id = {event_id}"),
+        "DELETE FROM refinery_schema_history".to_owned(),
+        "CREATE TABLE loot (id int)".to_owned(),
+    ] {
+        assert_eq!(
+            as_role(&app, "seatbook_reader", &write).await,
+            Some(SqlState::INSUFFICIENT_PRIVILEGE),
+            "the reader: {write}"
+        );
+    }
+    // And the seats are still for sale.
+    let response = app.book("alice", event_id, &seats[..1]).await;
+    assert_eq!(response.status(), 201);
+}
+
+#[tokio::test]
+async fn the_writer_books_and_organizes_but_cannot_touch_the_migration_history() {
+    let app = spawn_app().await;
+    let writer = app.lambda_state_as("seatbook_writer");
+    let organizer = json!({"sub": "organizer-1", "cognito:groups": "[organizers]"});
+    let organizer_fn = seatbook_core::http::finish(organizer_fn::routes(), writer.clone());
+    let (status, venue) = invoke(
+        organizer_fn.clone(),
+        gateway_event(
+            "POST",
+            "/api/v1/venues",
+            Some(organizer.clone()),
+            Some(&json!({"name": "Writer Hall", "rows": 1, "cols": 2})),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{venue}");
+    let event_body = json!({"name": "Writer Night", "starts_at": "2031-02-03T20:00:00Z",
+                            "venue_id": venue["id"], "price_cents": 1000});
+    let (status, event) = invoke(
+        organizer_fn,
+        gateway_event("POST", "/api/v1/events", Some(organizer), Some(&event_body)),
+    )
+    .await;
+    assert_eq!(status, 201, "{event}");
+    let event_id = event["id"].as_i64().unwrap();
+    let seat = app.availability(event_id).await["seats"][0]["id"]
+        .as_i64()
+        .unwrap();
+
+    let booking_fn = seatbook_core::http::finish(booking_fn::routes(), writer);
+    let body = json!({"event_id": event_id, "seat_ids": [seat]});
+    let alice = Some(json!({"sub": "alice"}));
+    let (status, booking) = invoke(
+        booking_fn.clone(),
+        gateway_event("POST", "/api/v1/bookings", alice.clone(), Some(&body)),
+    )
+    .await;
+    assert_eq!(status, 201, "{booking}");
+    let (status, problem) = invoke(
+        booking_fn.clone(),
+        gateway_event(
+            "POST",
+            "/api/v1/bookings",
+            Some(json!({"sub": "bob"})),
+            Some(&body),
+        ),
+    )
+    .await;
+    assert_eq!(status, 409, "the constraint still arbitrates: {problem}");
+    let path = format!("/api/v1/bookings/{}", booking["id"].as_str().unwrap());
+    let (status, cancelled) = invoke(booking_fn, gateway_event("DELETE", &path, alice, None)).await;
+    assert!(status < 300, "cancel as the writer: {status} {cancelled}");
+
+    for forbidden in [
+        "DELETE FROM refinery_schema_history",
+        "ALTER TABLE tickets DROP CONSTRAINT tickets_event_seat_key",
+        "TRUNCATE tickets",
+        "CREATE TABLE loot (id int)",
+    ] {
+        assert_eq!(
+            as_role(&app, "seatbook_writer", forbidden).await,
+            Some(SqlState::INSUFFICIENT_PRIVILEGE),
+            "the writer: {forbidden}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_notifier_works_the_outbox_and_sees_nothing_else() {
+    let app = spawn_app().await;
+    let (event_id, seats) = app.seed_event(1, 2).await;
+    assert_eq!(app.book("alice", event_id, &seats[..1]).await.status(), 201);
+    let notifier = app.lambda_state_as("seatbook_notifier");
+
+    // Nothing listens on port 9: the delivery fails, and marking it failed is an UPDATE.
+    let webhook = Webhook::new(WebhookSettings {
+        url: "http://127.0.0.1:9/hook".to_owned(),
+        secret: "s".to_owned().into(),
+    })
+    .unwrap();
+    let policy = Policy {
+        max_attempts: 1,
+        ..Policy::default()
+    };
+    let report = drain(&notifier.db, &webhook, policy).await.unwrap();
+    assert_eq!(report.dead, 1, "{report:?}");
+    assert_eq!(dead_letters(&notifier.db).await.unwrap(), 1);
+    housekeeping(&notifier.db).await.unwrap();
+
+    for forbidden in [
+        "SELECT * FROM bookings".to_owned(),
+        "SELECT * FROM tickets".to_owned(),
+        format!("DELETE FROM tickets WHERE event_id = {event_id}"),
+        "INSERT INTO outbox (booking_id, kind, payload) SELECT booking_id, kind, payload FROM outbox"
+            .to_owned(),
+        "DELETE FROM outbox".to_owned(),
+    ] {
+        assert_eq!(
+            as_role(&app, "seatbook_notifier", &forbidden).await,
+            Some(SqlState::INSUFFICIENT_PRIVILEGE),
+            "the notifier: {forbidden}"
+        );
+    }
+}

@@ -24,6 +24,7 @@
 //!   `x-dev-groups` headers turned into such claims, for `local-api`, tests and `cargo lambda watch`.
 //! - [`http`]: what every function's router gets: fallbacks, state, request tracing.
 //! - [`lambda`]: the cold-start sequence a function's `main` runs.
+//! - [`metrics`]: CloudWatch metrics as Embedded Metric Format lines, which the alarms watch.
 //! - [`telemetry`]: tracing-subscriber set-up (JSON in Lambda).
 //! - [`tls`]: rustls on `ring` (no OpenSSL, no aws-lc): the provider, and PostgreSQL's roots.
 
@@ -39,6 +40,7 @@ pub mod extract;
 pub mod http;
 pub mod identity;
 pub mod lambda;
+pub mod metrics;
 pub mod state;
 pub mod telemetry;
 pub mod tls;

@@ -8,6 +8,9 @@ pub fn init(json: bool) {
         .with_env_filter(filter)
         .with_target(false);
     // try_init: tests and the local server may initialise more than once in one process.
+    if json {
+        crate::metrics::enable();
+    }
     let _ = if json {
         builder.json().without_time().try_init()
     } else {

@@ -11,5 +11,5 @@
 mod outbox;
 mod webhook;
 
-pub use outbox::{drain, housekeeping, DrainReport, Policy};
+pub use outbox::{dead_letters, drain, housekeeping, DrainReport, Policy};
 pub use webhook::{signature, Webhook, WebhookSettings, DELIVERY_HEADER, SIGNATURE_HEADER};

@@ -1,7 +1,7 @@
 //! Runs on an EventBridge schedule: drains the outbox, then housekeeping.
 
 use lambda_runtime::{service_fn, LambdaEvent};
-use notifier_fn::{drain, housekeeping, Policy, Webhook, WebhookSettings};
+use notifier_fn::{dead_letters, drain, housekeeping, Policy, Webhook, WebhookSettings};
 use seatbook_core::config::Settings;
 use seatbook_core::lambda::LAMBDA_POOL_SIZE;
 use seatbook_core::AppState;
@@ -26,12 +26,17 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             }
         };
         let keys_deleted = housekeeping(&state.db).await?;
-        tracing::info!(?report, keys_deleted, "notifier run complete");
+        // Published every run, zero included, so the alarm sees the count fall back once someone
+        // has dealt with the dead rows.
+        let dead = dead_letters(&state.db).await?;
+        seatbook_core::metrics::publish(seatbook_core::metrics::OUTBOX_DEAD, dead as f64);
+        tracing::info!(?report, keys_deleted, dead, "notifier run complete");
         Ok::<_, lambda_runtime::Error>(json!({
             "delivered": report.as_ref().map(|r| r.delivered),
             "retried": report.as_ref().map(|r| r.retried),
             "dead": report.as_ref().map(|r| r.dead),
             "idempotency_keys_deleted": keys_deleted,
+            "dead_letters": dead,
         }))
     }))
     .await

@@ -109,6 +109,16 @@ fn backoff(first: Duration, attempt: i32) -> Duration {
     first.saturating_mul(factor).min(Duration::from_secs(3600))
 }
 
+/// How many confirmations are dead: their retries are spent and only a person can deliver them
+/// now (the `OutboxDead` metric the notifier publishes, which `OutboxDeadLettersAlarm` watches).
+pub async fn dead_letters(db: &Pool) -> Result<i64, ApiError> {
+    let conn = db.get().await?;
+    let row = conn
+        .query_typed_one("SELECT count(*) FROM outbox WHERE status = 'dead'", &[])
+        .await?;
+    Ok(row.get(0))
+}
+
 /// Deletes idempotency keys past their retention (kept 48 hours; the promise is 24).
 pub async fn housekeeping(db: &Pool) -> Result<u64, ApiError> {
     let conn = db.get().await?;

@@ -83,6 +83,7 @@ impl RedisLink {
     fn available(&self) -> Result<ConnectionManager, Unavailable> {
         let now = self.epoch.elapsed().as_millis() as u64;
         if now < self.resume_at_ms.load(Ordering::Relaxed) {
+            crate::metrics::publish(crate::metrics::REDIS_UNAVAILABLE, 1.0);
             return Err(Unavailable);
         }
         Ok(self.manager.clone())
@@ -97,6 +98,7 @@ impl RedisLink {
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no reply within {:?}", self.timeout),
         };
+        crate::metrics::publish(crate::metrics::REDIS_UNAVAILABLE, 1.0);
         let resume = (self.epoch.elapsed() + BACKOFF).as_millis() as u64;
         let previous = self.resume_at_ms.swap(resume, Ordering::Relaxed);
         if previous == 0 || previous < resume.saturating_sub(2 * BACKOFF.as_millis() as u64) {

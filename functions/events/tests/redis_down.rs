@@ -1,0 +1,67 @@
+//! The real `events` binary under the local Lambda Runtime API, with Redis unreachable: the read
+//! is served from PostgreSQL, and every Redis call that failed is published as the
+//! `RedisUnavailable` metric (an Embedded Metric Format line) that `RedisUnavailableAlarm` in
+//! template.yaml watches.
+
+use lambda_emulator::test_db::TestDb;
+use lambda_emulator::{Emulator, Function};
+use serde_json::Value;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_with_redis_down_is_served_and_counted_as_a_cloudwatch_metric() {
+    let db = TestDb::create("events_redis_down").await;
+    let url = db.url();
+    let settings = seatbook_core::config::Settings::from_lookup(|k| {
+        (k == "DATABASE_URL").then(|| url.clone())
+    })
+    .unwrap();
+    let pool = seatbook_core::db::pool(&settings.database, 1).unwrap();
+    seatbook_core::db::migrate(&pool).await.expect("migrate");
+    // Event 1, as the sample names it.
+    db.client()
+        .await
+        .batch_execute(
+            "INSERT INTO venues (name, rows, cols) VALUES ('Fallback Hall', 1, 2);
+             INSERT INTO seats (venue_id, row_index, row_label, seat_number)
+                 SELECT id, 1, 'A', n FROM venues, generate_series(1, 2) AS n;
+             INSERT INTO events (name, starts_at, venue_id, price_cents)
+                 SELECT 'Fallback Night', now() + interval '1 day', id, 100 FROM venues;",
+        )
+        .await
+        .unwrap();
+    // Nothing listens on port 1.
+    let lambda = Emulator::launch(
+        Function::new(env!("CARGO_BIN_EXE_events"), "seatbook-events")
+            .env("DATABASE_URL", db.url())
+            .env("REDIS_URL", "redis://127.0.0.1:1")
+            .env("LOG_FORMAT", "json"),
+    )
+    .await
+    .unwrap();
+    let sample: Value =
+        serde_json::from_str(include_str!("../../../events/events-get.json")).unwrap();
+
+    let response = lambda
+        .invoke(&sample, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(response["statusCode"], 200, "{response}");
+    let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["name"], "Fallback Night");
+
+    let logs = lambda.logs();
+    let metrics: Vec<Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|doc| doc.get("_aws").is_some())
+        .collect();
+    assert!(!metrics.is_empty(), "no EMF line in the logs:\n{logs}");
+    for metric in metrics {
+        let directive = &metric["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "Seatbook");
+        assert_eq!(directive["Metrics"][0]["Name"], "RedisUnavailable");
+        assert_eq!(metric["Service"], "api");
+        assert_eq!(metric["RedisUnavailable"], 1.0);
+    }
+}

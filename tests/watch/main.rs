@@ -100,7 +100,10 @@ async fn cargo_lambda_watch_serves_every_function_from_the_repository_root() {
     let (status, mine) = call(
         &client,
         "GET",
-        &format!("{base}/api/v1/bookings/{}", booked["id"].as_str().expect("booking id")),
+        &format!(
+            "{base}/api/v1/bookings/{}",
+            booked["id"].as_str().expect("booking id")
+        ),
         &[("x-dev-user", "alice")],
         None,
     )
@@ -212,12 +215,19 @@ impl Watcher {
 impl Drop for Watcher {
     fn drop(&mut self) {
         let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        // The group may be gone already; kill's complaint about that is noise.
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.exited().is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.wait();
         if std::thread::panicking() {
             eprintln!("--- cargo lambda watch log ---\n{}", self.log());
@@ -291,7 +301,9 @@ impl Database {
         })
         .unwrap();
         // Creates the database and applies the migrations, as `local-api` does at start.
-        seatbook::prepare(&settings).await.expect("prepare database");
+        seatbook::prepare(&settings)
+            .await
+            .expect("prepare database");
         Database { name }
     }
 }

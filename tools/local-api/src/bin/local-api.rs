@@ -3,7 +3,8 @@
 //! start. With dev identity on it listens only on loopback unless
 //! `LOCAL_API_ALLOW_REMOTE_DEV_IDENTITY=true`. With `WEBHOOK_URL` (and `WEBHOOK_SECRET`)
 //! set, booking confirmations are delivered from the outbox every 5 seconds, as the scheduled
-//! notifier function does in AWS.
+//! notifier function does in AWS. `--migrate-only` applies the migrations and exits (for
+//! `scripts/sam-local`, whose functions need a migrated database).
 
 use seatbook::DevIdentity;
 use seatbook_core::config::{flag, Settings, DEV_IDENTITY_VAR};
@@ -22,6 +23,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let migrate_only = match std::env::args().nth(1).as_deref() {
+        None => false,
+        Some("--migrate-only") => true,
+        Some(other) => {
+            return Err(format!("unknown argument {other:?} (only --migrate-only)").into())
+        }
+    };
     // The local server is a development tool: identity comes from x-dev-user / x-dev-groups
     // unless it is switched off.
     let dev_identity = match std::env::var(DEV_IDENTITY_VAR).ok() {
@@ -54,6 +62,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let state = seatbook::prepare(&settings).await?;
+    if migrate_only {
+        tracing::info!("migrations applied; --migrate-only, so not serving");
+        return Ok(());
+    }
     let listener = seatbook::listen(SocketAddr::new(host, port))?;
     tracing::info!(
         "serving every function on http://{}",

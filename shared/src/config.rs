@@ -28,6 +28,20 @@ pub struct Settings {
     pub json_logs: bool,
     /// How long a hold reserves its seats (`HOLD_TTL_SECONDS`, default 600).
     pub hold_ttl: Duration,
+    /// The per-user write rate limit; `None`: writes are not limited.
+    pub rate_limit: Option<RateLimitSettings>,
+}
+
+/// The per-user write rate limit ([`crate::ratelimit`]): a bucket of `burst` writes that refills
+/// at `per_second`, kept in Redis (so it needs the cache's Redis; without one nothing is limited).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimitSettings {
+    /// `RATE_LIMIT_PER_USER_PER_SECOND`: the sustained rate, a positive number (`0.5` is one write
+    /// every two seconds). Unset, empty or `0` turns the limit off.
+    pub per_second: f64,
+    /// `RATE_LIMIT_BURST`: how many writes a user may make at once after a pause; a positive
+    /// integer, by default twice the rate (rounded up).
+    pub burst: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +115,7 @@ impl Settings {
             json_logs: lookup("LOG_FORMAT").as_deref() == Some("json")
                 || lookup("AWS_LAMBDA_FUNCTION_NAME").is_some(),
             hold_ttl: Duration::from_secs(positive(&lookup, "HOLD_TTL_SECONDS", 600)?),
+            rate_limit: rate_limit_settings(&lookup)?,
         })
     }
 }
@@ -242,6 +257,53 @@ fn cache_settings(
     }))
 }
 
+/// The largest rate accepted: beyond a million writes a second per user a limit means nothing,
+/// and the limiter counts in microseconds.
+const MAX_RATE_PER_SECOND: f64 = 1_000_000.0;
+
+fn rate_limit_settings(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<RateLimitSettings>, ConfigError> {
+    const RATE: &str = "RATE_LIMIT_PER_USER_PER_SECOND";
+    const BURST: &str = "RATE_LIMIT_BURST";
+    let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+    let per_second = match set(RATE) {
+        None => 0.0,
+        Some(raw) => raw
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|rate| rate.is_finite() && (0.0..=MAX_RATE_PER_SECOND).contains(rate))
+            .ok_or_else(|| ConfigError::Invalid {
+                name: RATE,
+                reason: format!(
+                    "expected a number of writes per second from 0 (off) to {MAX_RATE_PER_SECOND}, got {raw:?}"
+                ),
+            })?,
+    };
+    let burst = match set(BURST) {
+        None => None,
+        Some(raw) => Some(
+            raw.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: BURST,
+                    reason: format!("expected a positive integer, got {raw:?}"),
+                })?,
+        ),
+    };
+    if per_second == 0.0 {
+        // Off; a burst without a rate is still checked above, so a typo never hides.
+        return Ok(None);
+    }
+    Ok(Some(RateLimitSettings {
+        per_second,
+        burst: burst.unwrap_or_else(|| (2.0 * per_second).ceil().max(1.0) as u32),
+    }))
+}
+
 fn positive(
     lookup: &impl Fn(&str) -> Option<String>,
     name: &'static str,
@@ -377,6 +439,61 @@ mod tests {
             "seatbook-other"
         );
         assert_eq!(prefix(&[("CACHE_PREFIX", "mine")]), "mine");
+    }
+
+    #[test]
+    fn the_write_rate_limit_is_off_unless_a_rate_is_set() {
+        for vars in [
+            &[][..],
+            &[("RATE_LIMIT_PER_USER_PER_SECOND", "")][..],
+            &[("RATE_LIMIT_PER_USER_PER_SECOND", "0")][..],
+            &[
+                ("RATE_LIMIT_PER_USER_PER_SECOND", "0.0"),
+                ("RATE_LIMIT_BURST", "5"),
+            ][..],
+        ] {
+            assert_eq!(settings(vars).unwrap().rate_limit, None, "{vars:?}");
+        }
+    }
+
+    #[test]
+    fn the_burst_defaults_to_twice_the_rate_rounded_up() {
+        let limit = |vars: &[(&str, &str)]| settings(vars).unwrap().rate_limit.unwrap();
+        let two = limit(&[("RATE_LIMIT_PER_USER_PER_SECOND", "2")]);
+        assert_eq!((two.per_second, two.burst), (2.0, 4));
+        let slow = limit(&[("RATE_LIMIT_PER_USER_PER_SECOND", " 0.25 ")]);
+        assert_eq!((slow.per_second, slow.burst), (0.25, 1));
+        let odd = limit(&[("RATE_LIMIT_PER_USER_PER_SECOND", "1.5")]);
+        assert_eq!(odd.burst, 3);
+        let given = limit(&[
+            ("RATE_LIMIT_PER_USER_PER_SECOND", "2"),
+            ("RATE_LIMIT_BURST", "10"),
+        ]);
+        assert_eq!((given.per_second, given.burst), (2.0, 10));
+    }
+
+    #[test]
+    fn a_malformed_rate_limit_is_rejected_at_start_with_the_setting_named() {
+        let error = |vars: &[(&str, &str)]| settings(vars).unwrap_err().to_string();
+        for rate in ["-1", "fast", "NaN", "inf", "2/s", "1e7"] {
+            let message = error(&[("RATE_LIMIT_PER_USER_PER_SECOND", rate)]);
+            assert!(
+                message.starts_with("RATE_LIMIT_PER_USER_PER_SECOND is not valid"),
+                "{rate}: {message}"
+            );
+        }
+        for burst in ["0", "-3", "2.5", "many"] {
+            let message = error(&[
+                ("RATE_LIMIT_PER_USER_PER_SECOND", "2"),
+                ("RATE_LIMIT_BURST", burst),
+            ]);
+            assert!(
+                message.starts_with("RATE_LIMIT_BURST is not valid"),
+                "{burst}: {message}"
+            );
+        }
+        // Even with the limit off, a malformed burst is a typo worth stopping for.
+        assert!(settings(&[("RATE_LIMIT_BURST", "ten")]).is_err());
     }
 
     #[test]

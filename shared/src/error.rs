@@ -42,6 +42,9 @@ pub enum ApiError {
     /// It existed, but no longer does (an expired hold).
     #[error("{0}")]
     Gone(String),
+    /// The caller's write rate limit is spent for now ([`crate::ratelimit`]).
+    #[error("too many writes in a short time")]
+    RateLimited(crate::ratelimit::Quota),
     /// The database is unreachable or saturated; the client may retry.
     #[error("service temporarily unavailable")]
     Unavailable(#[source] BoxError),
@@ -80,6 +83,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -98,6 +102,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             ApiError::Unprocessable(_) => ("validation", "Invalid request"),
             ApiError::Gone(_) => ("gone", "Gone"),
+            ApiError::RateLimited(_) => ("rate-limited", "Too many requests"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
             ApiError::Internal(_) => ("internal", "Internal server error"),
         }
@@ -113,6 +118,12 @@ impl ApiError {
             ApiError::Unavailable(_) => {
                 "the service is busy or briefly unavailable; please retry".to_owned()
             }
+            ApiError::RateLimited(quota) => format!(
+                "too many writes in a short time: {} at once, refilled over {} s; retry in {} s",
+                quota.burst,
+                quota.window_seconds,
+                quota.retry_after_seconds()
+            ),
             ApiError::Internal(_) => "an unexpected error occurred; it has been logged".to_owned(),
             other => other.to_string(),
         }
@@ -156,6 +167,10 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unauthorized => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::RateLimited(quota) => {
+                headers.insert(header::RETRY_AFTER, quota.retry_after_seconds().into());
+                quota.write_fields(headers);
             }
             _ => {}
         }

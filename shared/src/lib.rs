@@ -25,6 +25,8 @@
 //! - [`http`]: what every function's router gets: fallbacks, state, request tracing.
 //! - [`lambda`]: the cold-start sequence a function's `main` runs.
 //! - [`metrics`]: CloudWatch metrics as Embedded Metric Format lines, which the alarms watch.
+//! - [`ratelimit`]: the per-user write rate limit, a token bucket per user in Redis (one Lua
+//!   script, Redis's clock); 429 with `Retry-After` and the draft `RateLimit` fields; fails open.
 //! - [`telemetry`]: tracing-subscriber set-up (JSON in Lambda).
 //! - [`tls`]: rustls on `ring` (no OpenSSL, no aws-lc): the provider, and PostgreSQL's roots.
 
@@ -41,6 +43,7 @@ pub mod http;
 pub mod identity;
 pub mod lambda;
 pub mod metrics;
+pub mod ratelimit;
 pub mod state;
 pub mod telemetry;
 pub mod tls;

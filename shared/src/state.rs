@@ -4,6 +4,7 @@ use crate::cache::{Body, Cache, CacheKey, Loaded};
 use crate::config::Settings;
 use crate::db::{self, DbSetupError, Pool};
 use crate::error::ApiError;
+use crate::ratelimit::RateLimiter;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -14,6 +15,8 @@ pub struct AppState {
     pub cache: Option<Arc<Cache>>,
     /// How long a hold lasts.
     pub hold_ttl: std::time::Duration,
+    /// The per-user write rate limit; `None` when it is off (or there is no Redis to keep it in).
+    pub rate_limit: Option<Arc<RateLimiter>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,10 +38,22 @@ impl AppState {
             Some(cache) => Some(Arc::new(Cache::new(cache)?)),
             None => None,
         };
+        let rate_limit = match (settings.rate_limit, &cache) {
+            (Some(limit), Some(cache)) => Some(Arc::new(RateLimiter::new(cache.clone(), limit))),
+            (Some(_), None) => {
+                tracing::warn!(
+                    "RATE_LIMIT_PER_USER_PER_SECOND is set but REDIS_URL is empty: the write rate \
+                     limit lives in Redis, so writes are not limited"
+                );
+                None
+            }
+            (None, _) => None,
+        };
         Ok(AppState {
             db: db::pool(&settings.database, default_pool_size)?,
             cache,
             hold_ttl: settings.hold_ttl,
+            rate_limit,
         })
     }
 

@@ -14,6 +14,7 @@ mod lambda;
 mod lifecycle;
 mod notifier;
 mod proxy;
+mod ratelimit;
 mod redis_server;
 mod roles;
 mod validation;

@@ -10,6 +10,10 @@
 //! inserts race on the `tickets_event_seat_key` unique constraint. The loser's SQLSTATE 23505
 //! becomes 409 with the seats that were taken. No lock is taken and no request waits for another
 //! in this process.
+//!
+//! Every write route (not the reads) sits behind the per-user write rate limit
+//! ([`seatbook_core::ratelimit`]): 429 once a user's bucket is empty, nothing limited when it is
+//! off or Redis is down.
 
 mod contention;
 mod handlers;
@@ -23,18 +27,22 @@ pub use views::{Booking, Ticket};
 
 use axum::routing::{get, post};
 use axum::Router;
+use seatbook_core::ratelimit::limited;
 use seatbook_core::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(
             "/api/v1/bookings",
-            get(handlers::list).post(handlers::create),
+            get(handlers::list).post(limited(handlers::create)),
         )
         .route(
             "/api/v1/bookings/{id}",
-            get(handlers::show).delete(handlers::cancel),
+            get(handlers::show).delete(limited(handlers::cancel)),
         )
-        .route("/api/v1/holds", post(handlers::hold))
-        .route("/api/v1/holds/{id}/confirm", post(handlers::confirm))
+        .route("/api/v1/holds", post(limited(handlers::hold)))
+        .route(
+            "/api/v1/holds/{id}/confirm",
+            post(limited(handlers::confirm)),
+        )
 }

@@ -67,6 +67,11 @@ impl Keys {
     pub(crate) fn counter(&self, name: &str) -> String {
         format!("{}:{{metrics}}:{name}", self.base)
     }
+
+    /// A user's write rate-limit bucket: one key per user, in the user's own slot.
+    pub(crate) fn write_bucket(&self, user: &str) -> String {
+        format!("{}:{{u:{user}}}:writes", self.base)
+    }
 }
 
 /// A stored value: `<generation>\n<body>`.

@@ -71,6 +71,16 @@ impl RedisLink {
         self.settle(tokio::time::timeout(self.timeout, pipe.query_async(&mut conn)).await)
     }
 
+    /// Runs a Lua script: `EVALSHA`, and only when Redis does not know the script yet, `SCRIPT
+    /// LOAD` and `EVALSHA` again (redis::Script does that), all within one timeout.
+    pub(crate) async fn invoke<T: FromRedisValue>(
+        &self,
+        script: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, Unavailable> {
+        let mut conn = self.available()?;
+        self.settle(tokio::time::timeout(self.timeout, script.invoke_async(&mut conn)).await)
+    }
+
     /// Runs a pipeline whose replies nobody needs; a failure is logged and otherwise ignored.
     pub(crate) async fn pipe_quietly(&self, pipe: &redis::Pipeline) {
         let Ok(mut conn) = self.available() else {

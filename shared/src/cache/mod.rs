@@ -16,7 +16,7 @@
 mod counters;
 mod flight;
 mod keys;
-mod link;
+pub(crate) mod link;
 
 pub use counters::CacheStats;
 pub use keys::{CacheKey, Keys};
@@ -83,6 +83,12 @@ impl Cache {
 
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+
+    /// The cache's connection, which the write rate limiter ([`crate::ratelimit`]) shares: one
+    /// Redis, one timeout, and one back-off when it is down.
+    pub(crate) fn link(&self) -> &RedisLink {
+        &self.link
     }
 
     /// Serves `key` from Redis, or loads it with `load` and stores it for the TTL.

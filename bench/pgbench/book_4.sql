@@ -1,8 +1,10 @@
 -- pgbench ceiling for `book-multi`: four adjacent seats a booking.
 --
--- It runs the very transaction the service runs for POST /api/v1/bookings: BEGIN; the statement
--- of functions/booking/src/book.sql (booking_fn::BOOK_SQL); COMMIT. The statement below must stay
--- exactly BOOK_SQL with its $n parameters replaced as bench/src/ceiling.rs (book_params) says:
+-- It runs the very transaction the service runs for POST /api/v1/bookings: BEGIN; then, pipelined
+-- in one round trip as the service sends them, the seat-cap lock (booking_fn::ALLOWANCE_SQL, which
+-- touches nothing for an event without a cap) and the statement of functions/booking/src/book.sql
+-- (booking_fn::BOOK_SQL); COMMIT. The statements below must stay exactly ALLOWANCE_SQL and
+-- BOOK_SQL with their $n parameters replaced as bench/src/ceiling.rs (book_params) says:
 -- each becomes this script's variable cast to the type the service's query_typed declares for it,
 -- the seat array is built from one variable per seat, and a parameter the service binds as NULL
 -- is that typed NULL. The unit test the_kept_booking_scripts_run_exactly_book_sql fails otherwise,
@@ -27,6 +29,10 @@
 \set seat3 :seat1 + 2
 \set seat4 :seat1 + 3
 BEGIN;
+\startpipeline
+INSERT INTO seat_allowances (event_id, user_id)
+SELECT id, :user_id::text FROM events WHERE id = :event_id::bigint AND max_seats_per_user IS NOT NULL
+ON CONFLICT (event_id, user_id) DO UPDATE SET user_id = excluded.user_id;
 -- Books every requested seat of one event for one user, or none, in a single statement.
 -- :event_id::bigint event id, ARRAY[:seat1, :seat2, :seat3, :seat4]::bigint[] seat ids (already de-duplicated, 1..=10), :user_id::text user id,
 -- :status::text status ('confirmed', or 'held' for a hold), NULL::float8 how long a hold lasts in seconds (else NULL).
@@ -36,20 +42,43 @@ BEGIN;
 -- not exist or a seat is not in the event's venue, nothing is inserted and the first two columns
 -- say why. A confirmed booking writes its confirmation to the outbox in the same statement, so the
 -- notification exists exactly when the booking does.
+--
+-- The fair-sale rules are decided here too, by PostgreSQL's clock (now() is the transaction's
+-- start), not by a read before: outside the sales window, or past the caller's seat cap, nothing
+-- is written and the result's columns say which rule refused. Under a cap, the caller's
+-- seat_allowances row was locked by the transaction's previous statement (ALLOWANCE_SQL), so the
+-- count below, taken by this later statement, includes whatever the caller's last concurrent
+-- request committed.
 WITH event AS (
-    SELECT id, venue_id, price_cents FROM events WHERE id = :event_id::bigint
+    SELECT id, venue_id, price_cents, max_seats_per_user, sales_start_at,
+           coalesce(sales_end_at, starts_at) AS sales_end_at,
+           now() >= coalesce(sales_start_at, '-infinity')
+               AND now() < coalesce(sales_end_at, starts_at) AS on_sale
+    FROM events WHERE id = :event_id::bigint
+), mine AS (
+    -- The caller's live seats (confirmed, or held and unexpired) for the event; only under a cap.
+    SELECT count(*) AS seats
+    FROM bookings b JOIN tickets t ON t.booking_id = b.id
+    WHERE b.user_id = :user_id::text AND b.event_id = :event_id::bigint
+      AND (b.status = 'confirmed' OR (b.status = 'held' AND b.expires_at > now()))
+      AND (SELECT max_seats_per_user FROM event) IS NOT NULL
+), allowed AS (
+    SELECT e.on_sale
+           AND (e.max_seats_per_user IS NULL
+                OR (SELECT seats FROM mine) + cardinality(ARRAY[:seat1, :seat2, :seat3, :seat4]::bigint[]) <= e.max_seats_per_user) AS ok
+    FROM event e
 ), wanted AS (
     SELECT s.id AS seat_id, s.row_index, s.row_label, s.seat_number
     FROM seats s
     JOIN event e ON s.venue_id = e.venue_id
     WHERE s.id = ANY (ARRAY[:seat1, :seat2, :seat3, :seat4]::bigint[])
 ), usr AS (
-    INSERT INTO users (id) SELECT :user_id::text FROM event ON CONFLICT (id) DO NOTHING
+    INSERT INTO users (id) SELECT :user_id::text FROM allowed WHERE ok ON CONFLICT (id) DO NOTHING
 ), booking AS (
     INSERT INTO bookings (user_id, event_id, status, total_cents, expires_at)
     SELECT :user_id::text, e.id, :status::text, e.price_cents * cardinality(ARRAY[:seat1, :seat2, :seat3, :seat4]::bigint[]), now() + make_interval(secs => NULL::float8)
     FROM event e
-    WHERE (SELECT count(*) FROM wanted) = cardinality(ARRAY[:seat1, :seat2, :seat3, :seat4]::bigint[])
+    WHERE (SELECT count(*) FROM wanted) = cardinality(ARRAY[:seat1, :seat2, :seat3, :seat4]::bigint[]) AND (SELECT ok FROM allowed)
     RETURNING id, created_at, total_cents, expires_at
 ), ticket AS (
     INSERT INTO tickets (booking_id, event_id, seat_id, price_cents)
@@ -66,6 +95,12 @@ WITH event AS (
 )
 SELECT
     (SELECT count(*) FROM event) > 0 AS event_found,
+    (SELECT on_sale FROM event) AS on_sale,
+    (SELECT sales_start_at FROM event) AS sales_start_at,
+    (SELECT now() < sales_start_at FROM event) IS TRUE AS before_sale,
+    (SELECT sales_end_at FROM event) AS sales_end_at,
+    (SELECT max_seats_per_user FROM event) AS max_seats_per_user,
+    (SELECT seats FROM mine) AS live_seats,
     (SELECT coalesce(array_agg(seat_id), '{}') FROM wanted) AS valid_seat_ids,
     b.id AS booking_id,
     b.created_at,
@@ -82,4 +117,5 @@ LEFT JOIN ticket t ON true
 LEFT JOIN wanted w ON w.seat_id = t.seat_id
 ORDER BY w.row_index, w.seat_number
 ;
+\endpipeline
 COMMIT;

@@ -13,11 +13,18 @@ pub struct Event {
     pub venue_id: i64,
     pub venue_name: String,
     pub price_cents: i64,
+    /// When the sale opens; `None`: on sale since the event was created.
+    pub sales_start_at: Option<DateTime<Utc>>,
+    /// When the sale closes: the organizer's `sales_end_at`, or the start of the event.
+    pub sales_end_at: DateTime<Utc>,
+    /// Seats one person may have at once (confirmed plus unexpired holds); `None`: no cap.
+    pub max_seats_per_user: Option<i32>,
 }
 
 /// Columns of [`Event`], for a query over `events e JOIN venues v ON v.id = e.venue_id`.
 pub const EVENT_COLUMNS: &str =
-    "e.id, e.name, e.description, e.starts_at, e.venue_id, v.name AS venue_name, e.price_cents";
+    "e.id, e.name, e.description, e.starts_at, e.venue_id, v.name AS venue_name, e.price_cents, \
+     e.sales_start_at, coalesce(e.sales_end_at, e.starts_at) AS sales_end_at, e.max_seats_per_user";
 
 impl Event {
     pub fn from_row(row: &Row) -> Self {
@@ -29,6 +36,9 @@ impl Event {
             venue_id: row.get("venue_id"),
             venue_name: row.get("venue_name"),
             price_cents: row.get("price_cents"),
+            sales_start_at: row.get("sales_start_at"),
+            sales_end_at: row.get("sales_end_at"),
+            max_seats_per_user: row.get("max_seats_per_user"),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -31,6 +32,22 @@ pub enum ApiError {
     /// Some of the requested seats already belong to another booking.
     #[error("seats already taken")]
     SeatsTaken { seat_ids: Vec<i64> },
+    /// A booking or hold outside the event's sales window (not open yet, closed, or started).
+    #[error("{reason}")]
+    SalesClosed {
+        reason: String,
+        sales_start_at: Option<DateTime<Utc>>,
+        sales_end_at: DateTime<Utc>,
+    },
+    /// The booking would take the caller past the event's per-user seat cap.
+    #[error(
+        "this event allows {limit} seat(s) per person; you already have {current}, so {requested} more would be too many"
+    )]
+    SeatLimit {
+        limit: i32,
+        current: i64,
+        requested: usize,
+    },
     /// A uniquely named thing exists already (e.g. a venue name).
     #[error("{0}")]
     Duplicate(String),
@@ -61,6 +78,14 @@ struct Problem<'a> {
     detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     seat_ids: Option<&'a [i64]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sales_start_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sales_end_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current: Option<i64>,
 }
 
 impl ApiError {
@@ -79,7 +104,10 @@ impl ApiError {
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::SeatsTaken { .. } | ApiError::Duplicate(_) => StatusCode::CONFLICT,
+            ApiError::SeatsTaken { .. }
+            | ApiError::SalesClosed { .. }
+            | ApiError::SeatLimit { .. }
+            | ApiError::Duplicate(_) => StatusCode::CONFLICT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Gone(_) => StatusCode::GONE,
@@ -98,6 +126,8 @@ impl ApiError {
             ApiError::NotFound(_) => ("not-found", "Not found"),
             ApiError::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
             ApiError::SeatsTaken { .. } => ("seats-taken", "Seats already taken"),
+            ApiError::SalesClosed { .. } => ("sales-closed", "Sales are closed"),
+            ApiError::SeatLimit { .. } => ("seat-limit", "Seat limit reached"),
             ApiError::Duplicate(_) => ("duplicate", "Already exists"),
             ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             ApiError::Unprocessable(_) => ("validation", "Invalid request"),
@@ -141,6 +171,22 @@ impl ApiError {
             detail: self.detail(),
             seat_ids: match self {
                 ApiError::SeatsTaken { seat_ids } => Some(seat_ids),
+                _ => None,
+            },
+            sales_start_at: match self {
+                ApiError::SalesClosed { sales_start_at, .. } => *sales_start_at,
+                _ => None,
+            },
+            sales_end_at: match self {
+                ApiError::SalesClosed { sales_end_at, .. } => Some(*sales_end_at),
+                _ => None,
+            },
+            limit: match self {
+                ApiError::SeatLimit { limit, .. } => Some(*limit),
+                _ => None,
+            },
+            current: match self {
+                ApiError::SeatLimit { current, .. } => Some(*current),
                 _ => None,
             },
         };

@@ -13,6 +13,7 @@ mod identity;
 mod lambda;
 mod lifecycle;
 mod notifier;
+mod onsale;
 mod proxy;
 mod ratelimit;
 mod redis_server;

@@ -3,7 +3,7 @@
 //! itself (SQLSTATE 42501, insufficient_privilege).
 
 use crate::helpers::spawn_app;
-use crate::lambda::{gateway_event, invoke};
+use crate::lambda::{gateway_event, invoke, organizer_claims};
 use notifier_fn::{dead_letters, drain, housekeeping, Policy, Webhook, WebhookSettings};
 use serde_json::json;
 use tokio_postgres::error::SqlState;
@@ -38,7 +38,7 @@ async fn the_reader_serves_events_and_metrics_and_can_change_nothing() {
     let metrics_fn = seatbook_core::http::finish(metrics_fn::routes(), reader);
     let (status, body) = invoke(
         metrics_fn,
-        gateway_event("GET", "/api/v1/metrics", None, None),
+        gateway_event("GET", "/api/v1/metrics", Some(organizer_claims()), None),
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -67,7 +67,7 @@ async fn the_reader_serves_events_and_metrics_and_can_change_nothing() {
 async fn the_writer_books_and_organizes_but_cannot_touch_the_migration_history() {
     let app = spawn_app().await;
     let writer = app.lambda_state_as("seatbook_writer");
-    let organizer = json!({"sub": "organizer-1", "cognito:groups": "[organizers]"});
+    let organizer = organizer_claims();
     let organizer_fn = seatbook_core::http::finish(organizer_fn::routes(), writer.clone());
     let (status, venue) = invoke(
         organizer_fn.clone(),

@@ -7,20 +7,43 @@
 -- not exist or a seat is not in the event's venue, nothing is inserted and the first two columns
 -- say why. A confirmed booking writes its confirmation to the outbox in the same statement, so the
 -- notification exists exactly when the booking does.
+--
+-- The fair-sale rules are decided here too, by PostgreSQL's clock (now() is the transaction's
+-- start), not by a read before: outside the sales window, or past the caller's seat cap, nothing
+-- is written and the result's columns say which rule refused. Under a cap, the caller's
+-- seat_allowances row was locked by the transaction's previous statement (ALLOWANCE_SQL), so the
+-- count below, taken by this later statement, includes whatever the caller's last concurrent
+-- request committed.
 WITH event AS (
-    SELECT id, venue_id, price_cents FROM events WHERE id = $1
+    SELECT id, venue_id, price_cents, max_seats_per_user, sales_start_at,
+           coalesce(sales_end_at, starts_at) AS sales_end_at,
+           now() >= coalesce(sales_start_at, '-infinity')
+               AND now() < coalesce(sales_end_at, starts_at) AS on_sale
+    FROM events WHERE id = $1
+), mine AS (
+    -- The caller's live seats (confirmed, or held and unexpired) for the event; only under a cap.
+    SELECT count(*) AS seats
+    FROM bookings b JOIN tickets t ON t.booking_id = b.id
+    WHERE b.user_id = $3 AND b.event_id = $1
+      AND (b.status = 'confirmed' OR (b.status = 'held' AND b.expires_at > now()))
+      AND (SELECT max_seats_per_user FROM event) IS NOT NULL
+), allowed AS (
+    SELECT e.on_sale
+           AND (e.max_seats_per_user IS NULL
+                OR (SELECT seats FROM mine) + cardinality($2) <= e.max_seats_per_user) AS ok
+    FROM event e
 ), wanted AS (
     SELECT s.id AS seat_id, s.row_index, s.row_label, s.seat_number
     FROM seats s
     JOIN event e ON s.venue_id = e.venue_id
     WHERE s.id = ANY ($2)
 ), usr AS (
-    INSERT INTO users (id) SELECT $3 FROM event ON CONFLICT (id) DO NOTHING
+    INSERT INTO users (id) SELECT $3 FROM allowed WHERE ok ON CONFLICT (id) DO NOTHING
 ), booking AS (
     INSERT INTO bookings (user_id, event_id, status, total_cents, expires_at)
     SELECT $3, e.id, $4, e.price_cents * cardinality($2), now() + make_interval(secs => $5)
     FROM event e
-    WHERE (SELECT count(*) FROM wanted) = cardinality($2)
+    WHERE (SELECT count(*) FROM wanted) = cardinality($2) AND (SELECT ok FROM allowed)
     RETURNING id, created_at, total_cents, expires_at
 ), ticket AS (
     INSERT INTO tickets (booking_id, event_id, seat_id, price_cents)
@@ -37,6 +60,12 @@ WITH event AS (
 )
 SELECT
     (SELECT count(*) FROM event) > 0 AS event_found,
+    (SELECT on_sale FROM event) AS on_sale,
+    (SELECT sales_start_at FROM event) AS sales_start_at,
+    (SELECT now() < sales_start_at FROM event) IS TRUE AS before_sale,
+    (SELECT sales_end_at FROM event) AS sales_end_at,
+    (SELECT max_seats_per_user FROM event) AS max_seats_per_user,
+    (SELECT seats FROM mine) AS live_seats,
     (SELECT coalesce(array_agg(seat_id), '{}') FROM wanted) AS valid_seat_ids,
     b.id AS booking_id,
     b.created_at,

@@ -11,6 +11,7 @@ use seatbook_core::extract::{Json, Path, Query};
 use seatbook_core::identity::Caller;
 use seatbook_core::{ApiError, AppState};
 use serde::Deserialize;
+use std::time::Duration;
 use uuid::Uuid;
 
 #[derive(Deserialize)]
@@ -19,34 +20,58 @@ pub struct NewBooking {
     seat_ids: Vec<i64>,
 }
 
+/// `POST /api/v1/bookings`: the seats, confirmed at once.
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     Json(request): Json<NewBooking>,
 ) -> Result<Response, ApiError> {
+    claim_seats(&state, &caller, &headers, request, None).await
+}
+
+/// `POST /api/v1/holds`: reserves seats for the caller for `HOLD_TTL_SECONDS`.
+pub async fn hold(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Json(request): Json<NewBooking>,
+) -> Result<Response, ApiError> {
+    let hold_for = Some(state.hold_ttl);
+    claim_seats(&state, &caller, &headers, request, hold_for).await
+}
+
+/// A booking or a hold, once per `Idempotency-Key` when one is given.
+async fn claim_seats(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    request: NewBooking,
+    hold_for: Option<Duration>,
+) -> Result<Response, ApiError> {
     let key = headers
         .get(idempotency::HEADER)
         .map(idempotency::parse_key)
         .transpose()?;
-    let fingerprint = idempotency::fingerprint(request.event_id, &request.seat_ids);
+    let fingerprint =
+        idempotency::fingerprint(hold_for.is_some(), request.event_id, &request.seat_ids);
     // An invalid request never reaches the database, with or without a key.
     let seats = SeatSelection::parse(request.seat_ids)?;
     let claim = Claim {
         user: &caller.user_id,
         event_id: request.event_id,
         seats: &seats,
-        hold_for: None,
+        hold_for,
     };
     let Some(key) = key else {
         let outcome = store::book(&state.db, &claim).await;
-        after_booking(&state, request.event_id, &outcome).await;
+        after_claim(state, &claim, &outcome).await;
         return outcome.map(created);
     };
     match idempotency::book_once(&state.db, &key, &fingerprint, &claim, render).await? {
         Once::Replayed(stored) => Ok(stored_response(stored, true)),
         Once::Fresh { outcome, stored } => {
-            after_booking(&state, request.event_id, &outcome).await;
+            after_claim(state, &claim, &outcome).await;
             Ok(stored_response(stored, false))
         }
     }
@@ -54,15 +79,17 @@ pub async fn create(
 
 /// Cache and counters, before the response: the booker's next read must not come from a stale
 /// cache. Never fails the request.
-async fn after_booking(state: &AppState, event_id: i64, outcome: &Result<Booking, ApiError>) {
+async fn after_claim(state: &AppState, claim: &Claim<'_>, outcome: &Result<Booking, ApiError>) {
+    let event_id = claim.event_id;
     if let Ok(booking) = outcome {
-        tracing::info!(booking = %booking.id, event = event_id, seats = booking.tickets.len(), "booking confirmed");
+        tracing::info!(booking = %booking.id, event = event_id, seats = booking.tickets.len(), status = %booking.status, "seats claimed");
     }
     if let Some(cache) = &state.cache {
-        match outcome {
-            Ok(_) => cache.booking_confirmed(event_id).await,
-            Err(ApiError::SeatsTaken { .. }) => cache.booking_conflicted().await,
-            Err(_) => {}
+        match (outcome, claim.hold_for) {
+            (Ok(_), None) => cache.booking_confirmed(event_id).await,
+            (Ok(_), Some(_)) => cache.event_changed(event_id).await,
+            (Err(ApiError::SeatsTaken { .. }), _) => cache.booking_conflicted().await,
+            (Err(_), _) => {}
         }
     }
 }
@@ -168,26 +195,6 @@ pub async fn cancel(
         .await?
         .map(axum::Json)
         .ok_or_else(|| ApiError::not_found(format!("booking {id}")))
-}
-
-/// `POST /api/v1/holds`: reserves seats for the caller for `HOLD_TTL_SECONDS`.
-pub async fn hold(
-    State(state): State<AppState>,
-    caller: Caller,
-    Json(request): Json<NewBooking>,
-) -> Result<Response, ApiError> {
-    let seats = SeatSelection::parse(request.seat_ids)?;
-    let claim = Claim {
-        user: &caller.user_id,
-        event_id: request.event_id,
-        seats: &seats,
-        hold_for: Some(state.hold_ttl),
-    };
-    let held = store::book(&state.db, &claim).await?;
-    if let Some(cache) = &state.cache {
-        cache.event_changed(request.event_id).await;
-    }
-    Ok(created(held))
 }
 
 /// `POST /api/v1/holds/{id}/confirm`: a live hold becomes a confirmed booking (201); a lapsed one

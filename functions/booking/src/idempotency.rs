@@ -46,10 +46,16 @@ pub fn parse_key(raw: &axum::http::HeaderValue) -> Result<String, ApiError> {
 }
 
 /// The request's identity for key reuse: the same event and the same set of seats.
-pub fn fingerprint(event_id: i64, seat_ids: &[i64]) -> String {
+pub fn fingerprint(hold: bool, event_id: i64, seat_ids: &[i64]) -> String {
     let mut seats = seat_ids.to_vec();
     seats.sort_unstable();
-    let canonical = format!("{event_id}:{seats:?}");
+    // Bookings keep the form their stored keys were made with; a hold is another request, so a
+    // key reused across the two is refused like any other body.
+    let canonical = if hold {
+        format!("hold:{event_id}:{seats:?}")
+    } else {
+        format!("{event_id}:{seats:?}")
+    };
     Sha256::digest(canonical.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

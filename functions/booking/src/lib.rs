@@ -22,7 +22,7 @@ mod lifecycle;
 mod store;
 mod views;
 
-pub use store::{BOOK_SQL, TICKETS_ARBITER};
+pub use store::{ALLOWANCE_SQL, BOOK_SQL, TICKETS_ARBITER};
 pub use views::{Booking, Ticket};
 
 use axum::routing::{get, post};

@@ -3,11 +3,12 @@
 
 use crate::contention;
 use crate::views::{Booking, Ticket};
+use chrono::{DateTime, Utc};
 use seatbook_core::db::{is_unique_violation_on, Pool};
 use seatbook_core::domain::{SeatSelection, UserId};
 use seatbook_core::ApiError;
 use std::time::Duration;
-use tokio_postgres::types::{Json, Type};
+use tokio_postgres::types::{Json, ToSql, Type};
 use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
@@ -17,6 +18,14 @@ pub const TICKETS_ARBITER: &str = "tickets_event_seat_key";
 /// The whole booking write: one statement inside the transaction (see the comments in the file).
 /// Public so the benchmark can run the very same SQL through pgbench.
 pub const BOOK_SQL: &str = include_str!("book.sql");
+
+/// Under a per-user seat cap, takes the lock on the caller's (event, user) allowance row before
+/// the booking statement counts their seats (see migrations/V4). Other users have other rows and
+/// never wait on it; an event without a cap writes and locks nothing. Public for the benchmark.
+pub const ALLOWANCE_SQL: &str = "\
+INSERT INTO seat_allowances (event_id, user_id)
+SELECT id, $2 FROM events WHERE id = $1 AND max_seats_per_user IS NOT NULL
+ON CONFLICT (event_id, user_id) DO UPDATE SET user_id = excluded.user_id";
 
 /// Who holds the requested seats now, and whether that claim is a hold that has lapsed.
 const HOLDERS_SQL: &str = "\
@@ -131,18 +140,24 @@ pub(crate) async fn insert(
         "confirmed"
     };
     let hold_seconds = claim.hold_for.map(|d| d.as_secs_f64());
-    let result = client
-        .query_typed(
-            BOOK_SQL,
-            &[
-                (&claim.event_id, Type::INT8),
-                (&claim.seats.ids(), Type::INT8_ARRAY),
-                (&claim.user.as_str(), Type::TEXT),
-                (&status, Type::TEXT),
-                (&hold_seconds, Type::FLOAT8),
-            ],
-        )
-        .await;
+    let (user, seat_ids) = (claim.user.as_str(), claim.seats.ids());
+    let allowance_params: [(&(dyn ToSql + Sync), Type); 2] =
+        [(&claim.event_id, Type::INT8), (&user, Type::TEXT)];
+    let book_params: [(&(dyn ToSql + Sync), Type); 5] = [
+        (&claim.event_id, Type::INT8),
+        (&seat_ids, Type::INT8_ARRAY),
+        (&user, Type::TEXT),
+        (&status, Type::TEXT),
+        (&hold_seconds, Type::FLOAT8),
+    ];
+    // Both statements are sent at once (tokio-postgres pipelines concurrent queries on one
+    // connection): no extra round trip, and PostgreSQL still runs the lock before the booking
+    // statement takes its snapshot.
+    let (allowance, result) = tokio::join!(
+        client.query_typed(ALLOWANCE_SQL, &allowance_params),
+        client.query_typed(BOOK_SQL, &book_params)
+    );
+    allowance.map_err(ApiError::from)?;
     let rows = match result {
         Ok(rows) => rows,
         Err(err) if is_unique_violation_on(&err, TICKETS_ARBITER) => {
@@ -155,6 +170,21 @@ pub(crate) async fn insert(
         .ok_or_else(|| ApiError::internal("booking returned no row"))?;
     if !head.get::<_, bool>("event_found") {
         return Err(ApiError::not_found(format!("event {}", claim.event_id)).into());
+    }
+    if !head.get::<_, bool>("on_sale") {
+        return Err(sales_closed(head).into());
+    }
+    if let Some(limit) = head.get::<_, Option<i32>>("max_seats_per_user") {
+        let current: i64 = head.get("live_seats");
+        let requested = claim.seats.ids().len();
+        if current + requested as i64 > i64::from(limit) {
+            return Err(ApiError::SeatLimit {
+                limit,
+                current,
+                requested,
+            }
+            .into());
+        }
     }
     let Some(booking_id) = head.get::<_, Option<Uuid>>("booking_id") else {
         let valid: Vec<i64> = head.get("valid_seat_ids");
@@ -191,6 +221,23 @@ pub(crate) async fn insert(
             })
             .collect(),
     })
+}
+
+/// Why the sale refused: not open yet, or closed (which includes "the event has started").
+fn sales_closed(head: &Row) -> ApiError {
+    let opens: Option<DateTime<Utc>> = head.get("sales_start_at");
+    let closes: DateTime<Utc> = head.get("sales_end_at");
+    let reason = match opens {
+        Some(opens) if head.get::<_, bool>("before_sale") => {
+            format!("sales for this event open at {}", opens.to_rfc3339())
+        }
+        _ => format!("sales for this event closed at {}", closes.to_rfc3339()),
+    };
+    ApiError::SalesClosed {
+        reason,
+        sales_start_at: opens,
+        sales_end_at: closes,
+    }
 }
 
 /// The requested seats that a live claim holds (a lapsed hold does not count: it is free).

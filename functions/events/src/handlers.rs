@@ -35,7 +35,13 @@ pub async fn list(
             |keys| keys.listing(limit, cursor.as_deref()),
             || async move {
                 let page = store::upcoming_page(&db, after, limit, encode_cursor).await?;
-                json_body(Some(page))
+                // The page changes when the first of its sales closes (that event drops out of
+                // the listing without any write): cached no longer than until then.
+                let first_close = page.items.iter().map(|event| event.sales_end_at).min();
+                let mut loaded = json_body(Some(page))?;
+                loaded.max_age =
+                    first_close.map(|at| (at - Utc::now()).to_std().unwrap_or_default());
+                Ok(loaded)
             },
         )
         .await?;
@@ -117,6 +123,9 @@ mod tests {
             venue_id: 1,
             venue_name: "v".into(),
             price_cents: 0,
+            sales_start_at: None,
+            sales_end_at: DateTime::from_timestamp_micros(1_900_000_000_123_456).unwrap(),
+            max_seats_per_user: None,
         };
         let position = decode_cursor(&encode_cursor(&event)).unwrap();
         assert_eq!((position.starts_at, position.id), (event.starts_at, 42));

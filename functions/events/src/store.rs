@@ -31,7 +31,7 @@ pub struct Position {
     pub id: i64,
 }
 
-/// One page of upcoming events; `cursor` names the position after the page's last event.
+/// One page of the events still on sale (or not on sale yet), in start order; `cursor` names the position after the page's last event.
 pub async fn upcoming_page(
     db: &Pool,
     after: Option<Position>,
@@ -56,6 +56,7 @@ async fn upcoming(db: &Pool, after: Option<Position>, limit: i64) -> Result<Vec<
             &format!(
                 "SELECT {EVENT_COLUMNS} FROM events e JOIN venues v ON v.id = e.venue_id
                  WHERE e.starts_at > now()
+                   AND coalesce(e.sales_end_at, e.starts_at) > now()
                    AND ($1::timestamptz IS NULL OR (e.starts_at, e.id) > ($1, $2))
                  ORDER BY e.starts_at, e.id
                  LIMIT $3"

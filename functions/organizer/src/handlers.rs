@@ -4,7 +4,10 @@ use axum::response::IntoResponse;
 use chrono::Utc;
 use seatbook_core::catalog::{Event, EVENT_COLUMNS};
 use seatbook_core::db::ResultExt;
-use seatbook_core::domain::{Description, EventName, PriceCents, StartsAt, VenueLayout, VenueName};
+use seatbook_core::domain::{
+    Description, EventName, MaxSeatsPerUser, PriceCents, SalesWindow, StartsAt, VenueLayout,
+    VenueName,
+};
 use seatbook_core::extract::Json;
 use seatbook_core::identity::Organizer;
 use seatbook_core::{ApiError, AppState};
@@ -83,6 +86,9 @@ pub struct NewEvent {
     starts_at: String,
     venue_id: i64,
     price_cents: i64,
+    sales_start_at: Option<String>,
+    sales_end_at: Option<String>,
+    max_seats_per_user: Option<i64>,
 }
 
 pub async fn create_event(
@@ -96,16 +102,28 @@ pub async fn create_event(
         .as_deref()
         .map(Description::parse)
         .transpose()?;
-    let starts_at = StartsAt::parse(&request.starts_at, Utc::now())?;
+    let now = Utc::now();
+    let starts_at = StartsAt::parse(&request.starts_at, now)?;
     let price = PriceCents::parse(request.price_cents)?;
+    let window = SalesWindow::parse(
+        request.sales_start_at.as_deref(),
+        request.sales_end_at.as_deref(),
+        starts_at,
+        now,
+    )?;
+    let cap = request
+        .max_seats_per_user
+        .map(MaxSeatsPerUser::parse)
+        .transpose()?;
     let venue_id = request.venue_id;
     let conn = state.db.get().await?;
     let row = conn
         .query_typed_one(
             &format!(
                 "WITH e AS (
-                    INSERT INTO events (name, description, starts_at, venue_id, price_cents)
-                    VALUES ($1, $2, $3, $4, $5) RETURNING *
+                    INSERT INTO events (name, description, starts_at, venue_id, price_cents,
+                                        sales_start_at, sales_end_at, max_seats_per_user)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *
                  )
                  SELECT {EVENT_COLUMNS} FROM e JOIN venues v ON v.id = e.venue_id"
             ),
@@ -115,6 +133,9 @@ pub async fn create_event(
                 (&starts_at.get(), Type::TIMESTAMPTZ),
                 (&venue_id, Type::INT8),
                 (&price.get(), Type::INT8),
+                (&window.start(), Type::TIMESTAMPTZ),
+                (&window.end(), Type::TIMESTAMPTZ),
+                (&cap.map(|c| c.get()), Type::INT4),
             ],
         )
         .await

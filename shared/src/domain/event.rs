@@ -61,13 +61,7 @@ pub struct StartsAt(DateTime<Utc>);
 
 impl StartsAt {
     pub fn parse(raw: &str, now: DateTime<Utc>) -> Result<Self, Invalid> {
-        let at = DateTime::parse_from_rfc3339(raw.trim())
-            .map_err(|_| {
-                Invalid(format!(
-                    "starts_at must be an RFC 3339 timestamp such as 2030-01-31T20:00:00Z, got {raw:?}"
-                ))
-            })?
-            .with_timezone(&Utc);
+        let at = rfc3339("starts_at", raw)?;
         if at <= now {
             return Err(Invalid("starts_at must be in the future".to_owned()));
         }
@@ -77,6 +71,87 @@ impl StartsAt {
     pub fn get(&self) -> DateTime<Utc> {
         self.0
     }
+}
+
+/// When an event's tickets are on sale: from `start` (or creation) until `end`, which is the
+/// event's start unless the organizer closes the sale earlier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SalesWindow {
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+}
+
+impl SalesWindow {
+    pub fn parse(
+        start: Option<&str>,
+        end: Option<&str>,
+        starts_at: StartsAt,
+        now: DateTime<Utc>,
+    ) -> Result<Self, Invalid> {
+        let start = start
+            .map(|raw| rfc3339("sales_start_at", raw))
+            .transpose()?;
+        let end = end.map(|raw| rfc3339("sales_end_at", raw)).transpose()?;
+        let closes = end.unwrap_or(starts_at.get());
+        if closes > starts_at.get() {
+            return Err(Invalid(
+                "sales_end_at must not be after starts_at: tickets are not sold once the event has started"
+                    .to_owned(),
+            ));
+        }
+        if closes <= now {
+            return Err(Invalid("sales_end_at must be in the future".to_owned()));
+        }
+        if start.is_some_and(|opens| opens >= closes) {
+            return Err(Invalid(
+                "sales_start_at must be before sales_end_at (or starts_at when there is no sales_end_at)"
+                    .to_owned(),
+            ));
+        }
+        Ok(SalesWindow { start, end })
+    }
+
+    pub fn start(&self) -> Option<DateTime<Utc>> {
+        self.start
+    }
+
+    /// As the organizer gave it; `None` means "when the event starts".
+    pub fn end(&self) -> Option<DateTime<Utc>> {
+        self.end
+    }
+}
+
+/// Seats one person may have at once for an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxSeatsPerUser(i32);
+
+impl MaxSeatsPerUser {
+    pub const MAX: i64 = 10_000;
+
+    pub fn parse(raw: i64) -> Result<Self, Invalid> {
+        if (1..=Self::MAX).contains(&raw) {
+            Ok(MaxSeatsPerUser(raw as i32))
+        } else {
+            Err(Invalid(format!(
+                "max_seats_per_user must be between 1 and {}, got {raw}",
+                Self::MAX
+            )))
+        }
+    }
+
+    pub fn get(&self) -> i32 {
+        self.0
+    }
+}
+
+fn rfc3339(field: &str, raw: &str) -> Result<DateTime<Utc>, Invalid> {
+    DateTime::parse_from_rfc3339(raw.trim())
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|_| {
+            Invalid(format!(
+                "{field} must be an RFC 3339 timestamp such as 2030-01-31T20:00:00Z, got {raw:?}"
+            ))
+        })
 }
 
 #[cfg(test)]
@@ -96,5 +171,44 @@ mod tests {
         assert!(PriceCents::parse(0).is_ok());
         assert!(PriceCents::parse(-1).is_err());
         assert!(PriceCents::parse(PriceCents::MAX + 1).is_err());
+    }
+
+    #[test]
+    fn a_sales_window_closes_by_the_start_and_opens_before_it_closes() {
+        let now = "2030-01-01T00:00:00Z".parse().unwrap();
+        let starts = StartsAt::parse("2030-02-01T20:00:00Z", now).unwrap();
+        let open = SalesWindow::parse(None, None, starts, now).unwrap();
+        assert_eq!((open.start(), open.end()), (None, None));
+        let window = SalesWindow::parse(
+            Some("2030-01-10T10:00:00Z"),
+            Some("2030-02-01T18:00:00Z"),
+            starts,
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            window.start(),
+            Some("2030-01-10T10:00:00Z".parse().unwrap())
+        );
+        // Past the start, before the opening, in the past, or not a timestamp.
+        assert!(SalesWindow::parse(None, Some("2030-02-01T21:00:00Z"), starts, now).is_err());
+        assert!(SalesWindow::parse(Some("2030-02-01T20:00:00Z"), None, starts, now).is_err());
+        assert!(SalesWindow::parse(
+            Some("2030-01-20T00:00:00Z"),
+            Some("2030-01-19T00:00:00Z"),
+            starts,
+            now
+        )
+        .is_err());
+        assert!(SalesWindow::parse(None, Some("2029-12-31T00:00:00Z"), starts, now).is_err());
+        assert!(SalesWindow::parse(Some("soon"), None, starts, now).is_err());
+    }
+
+    #[test]
+    fn a_seat_cap_is_a_positive_count() {
+        assert_eq!(MaxSeatsPerUser::parse(4).unwrap().get(), 4);
+        assert!(MaxSeatsPerUser::parse(0).is_err());
+        assert!(MaxSeatsPerUser::parse(-1).is_err());
+        assert!(MaxSeatsPerUser::parse(MaxSeatsPerUser::MAX + 1).is_err());
     }
 }

@@ -7,7 +7,7 @@ mod seats;
 mod user;
 mod venue;
 
-pub use event::{Description, EventName, PriceCents, StartsAt};
+pub use event::{Description, EventName, MaxSeatsPerUser, PriceCents, SalesWindow, StartsAt};
 pub use seats::{row_label, SeatSelection, MAX_SEATS_PER_BOOKING};
 pub use user::UserId;
 pub use venue::{VenueLayout, VenueName};

@@ -1,0 +1,402 @@
+//! A fair on-sale: sales windows decided by PostgreSQL's clock, and a per-user seat cap that holds
+//! under concurrency without making other users wait.
+
+use crate::helpers::{assert_problem, spawn_app, spawn_app_with, As, Spawn, TestApp, ORGANIZER};
+use chrono::{Duration as Span, SecondsFormat, Utc};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Barrier;
+
+fn at(offset: Span) -> String {
+    (Utc::now() + offset).to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A venue of one row of `seats` seats and an event on it made with `extra` fields; the event's
+/// JSON and its seat ids.
+async fn event_with(app: &TestApp, seats: i64, extra: Value) -> (Value, Vec<i64>) {
+    let venue = app
+        .create_venue(&format!("Sale Hall {}", uuid::Uuid::new_v4()), 1, seats)
+        .await;
+    let mut body = json!({
+        "name": "On-sale night", "starts_at": at(Span::days(30)),
+        "venue_id": venue["id"], "price_cents": 1000
+    });
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let response = app.post("/api/v1/events", ORGANIZER, &body).await;
+    assert_eq!(response.status(), 201);
+    let event: Value = response.json().await.unwrap();
+    let seats = app.availability(event["id"].as_i64().unwrap()).await["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|seat| seat["id"].as_i64().unwrap())
+        .collect();
+    (event, seats)
+}
+
+async fn claim(
+    app: &TestApp,
+    path: &str,
+    user: &str,
+    event: i64,
+    seats: &[i64],
+) -> reqwest::Response {
+    app.post(
+        path,
+        As::User(user),
+        &json!({"event_id": event, "seat_ids": seats}),
+    )
+    .await
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    app.db.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+#[tokio::test]
+async fn an_event_shows_its_sales_window_and_cap_and_refuses_an_impossible_window() {
+    let app = spawn_app().await;
+    let opens = at(Span::days(1));
+    let (event, _) = event_with(
+        &app,
+        2,
+        json!({"sales_start_at": opens, "max_seats_per_user": 4}),
+    )
+    .await;
+    assert_eq!(event["sales_start_at"], opens);
+    assert_eq!(
+        event["sales_end_at"], event["starts_at"],
+        "closes at the start by default"
+    );
+    assert_eq!(event["max_seats_per_user"], 4);
+    let shown: Value = app
+        .get(&format!("/api/v1/events/{}", event["id"]), As::Anonymous)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["sales_start_at"], event["sales_start_at"]);
+    assert_eq!(shown["max_seats_per_user"], 4);
+
+    let venue = app.create_venue("Impossible Hall", 1, 1).await;
+    for (extra, why) in [
+        (
+            json!({"sales_start_at": at(Span::days(40))}),
+            "opens after it starts",
+        ),
+        (
+            json!({"sales_end_at": at(Span::days(31))}),
+            "closes after it starts",
+        ),
+        (
+            json!({"sales_start_at": at(Span::days(5)), "sales_end_at": at(Span::days(4))}),
+            "opens after it closes",
+        ),
+        (json!({"max_seats_per_user": 0}), "a cap of nothing"),
+        (json!({"sales_start_at": "at noon"}), "not a timestamp"),
+    ] {
+        let mut body = json!({"name": "X", "starts_at": at(Span::days(30)),
+                              "venue_id": venue["id"], "price_cents": 1});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let response = app.post("/api/v1/events", ORGANIZER, &body).await;
+        assert_eq!(response.status(), 422, "{why}");
+        assert_problem(response, 422).await;
+    }
+}
+
+#[tokio::test]
+async fn a_booking_or_hold_outside_the_sales_window_is_a_409_and_writes_nothing() {
+    let app = spawn_app().await;
+    let (early, seats) = event_with(&app, 2, json!({"sales_start_at": at(Span::hours(2))})).await;
+    let early_id = early["id"].as_i64().unwrap();
+    for path in ["/api/v1/bookings", "/api/v1/holds"] {
+        let problem =
+            assert_problem(claim(&app, path, "eve", early_id, &seats[..1]).await, 409).await;
+        assert!(
+            problem["type"].as_str().unwrap().ends_with("/sales-closed"),
+            "{problem}"
+        );
+        assert_eq!(problem["sales_start_at"], early["sales_start_at"]);
+        assert_eq!(problem["sales_end_at"], early["sales_end_at"]);
+        assert!(
+            problem["detail"].as_str().unwrap().contains("open at"),
+            "{problem}"
+        );
+    }
+
+    // Closed, and started: moved into the past behind the API's back (the API refuses a window
+    // that is already over).
+    let (closed, seats) = event_with(&app, 2, json!({})).await;
+    let closed_id = closed["id"].as_i64().unwrap();
+    app.db
+        .execute(
+            "UPDATE events SET sales_end_at = now() - interval '1 minute' WHERE id = $1",
+            &[&closed_id],
+        )
+        .await
+        .unwrap();
+    let problem = assert_problem(
+        claim(&app, "/api/v1/bookings", "eve", closed_id, &seats).await,
+        409,
+    )
+    .await;
+    assert!(problem["type"].as_str().unwrap().ends_with("/sales-closed"));
+    assert!(
+        problem["detail"].as_str().unwrap().contains("closed at"),
+        "{problem}"
+    );
+
+    let (started, seats) = event_with(&app, 2, json!({})).await;
+    let started_id = started["id"].as_i64().unwrap();
+    app.db
+        .execute(
+            "UPDATE events SET starts_at = now() - interval '1 minute' WHERE id = $1",
+            &[&started_id],
+        )
+        .await
+        .unwrap();
+    let problem = assert_problem(
+        claim(&app, "/api/v1/holds", "eve", started_id, &seats).await,
+        409,
+    )
+    .await;
+    assert!(problem["type"].as_str().unwrap().ends_with("/sales-closed"));
+
+    assert_eq!(count(&app, "SELECT count(*) FROM bookings").await, 0);
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM users WHERE id = 'eve'").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn the_listing_drops_an_event_when_its_sale_closes_even_from_the_cache() {
+    let app = spawn_app().await;
+    let (closing, _) = event_with(&app, 1, json!({"sales_end_at": at(Span::seconds(3))})).await;
+    let (staying, _) = event_with(&app, 1, json!({})).await;
+    let listed = |body: &Value| -> Vec<i64> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect()
+    };
+    let first: Value = app
+        .get("/api/v1/events", As::Anonymous)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed(&first),
+        [
+            closing["id"].as_i64().unwrap(),
+            staying["id"].as_i64().unwrap()
+        ]
+    );
+    // Read again: a cache hit, with the closing event still on sale.
+    let again: Value = app
+        .get("/api/v1/events", As::Anonymous)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let after: Value = app
+        .get("/api/v1/events", As::Anonymous)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed(&after), [staying["id"].as_i64().unwrap()]);
+}
+
+#[tokio::test]
+async fn a_user_cannot_hold_or_book_past_the_cap_and_cancelling_frees_the_allowance() {
+    let app = spawn_app().await;
+    let (event, seats) = event_with(&app, 8, json!({"max_seats_per_user": 4})).await;
+    let id = event["id"].as_i64().unwrap();
+    assert_eq!(
+        claim(&app, "/api/v1/bookings", "ann", id, &seats[0..2])
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        claim(&app, "/api/v1/holds", "ann", id, &seats[2..4])
+            .await
+            .status(),
+        201
+    );
+    let problem = assert_problem(
+        claim(&app, "/api/v1/bookings", "ann", id, &seats[4..5]).await,
+        409,
+    )
+    .await;
+    assert!(
+        problem["type"].as_str().unwrap().ends_with("/seat-limit"),
+        "{problem}"
+    );
+    assert_eq!(
+        (problem["limit"].clone(), problem["current"].clone()),
+        (json!(4), json!(4))
+    );
+    // Someone else is not affected.
+    assert_eq!(
+        claim(&app, "/api/v1/bookings", "bob", id, &seats[4..8])
+            .await
+            .status(),
+        201
+    );
+
+    let first: Value = app
+        .get("/api/v1/bookings", As::User("ann"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let booking = first["items"][1]["id"].as_str().unwrap().to_owned();
+    let cancelled = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/bookings/{booking}"),
+            As::User("ann"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 200);
+    assert_eq!(
+        claim(&app, "/api/v1/bookings", "ann", id, &seats[0..2])
+            .await
+            .status(),
+        201
+    );
+}
+
+#[tokio::test]
+async fn a_lapsed_hold_no_longer_counts_against_the_cap() {
+    let app = spawn_app_with(Spawn {
+        env: vec![("HOLD_TTL_SECONDS", "1".to_owned())],
+        ..Spawn::default()
+    })
+    .await;
+    let (event, seats) = event_with(&app, 4, json!({"max_seats_per_user": 2})).await;
+    let id = event["id"].as_i64().unwrap();
+    assert_eq!(
+        claim(&app, "/api/v1/holds", "ann", id, &seats[0..2])
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        claim(&app, "/api/v1/holds", "ann", id, &seats[2..3])
+            .await
+            .status(),
+        409
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        claim(&app, "/api/v1/bookings", "ann", id, &seats[2..4])
+            .await
+            .status(),
+        201
+    );
+}
+
+#[tokio::test]
+async fn twenty_simultaneous_holds_by_one_user_under_a_cap_of_four_give_exactly_two() {
+    let app = Arc::new(spawn_app().await);
+    let (event, seats) = event_with(&app, 60, json!({"max_seats_per_user": 4})).await;
+    let id = event["id"].as_i64().unwrap();
+    // Twenty 2-seat holds by mallory, each on its own seats, and twenty 1-seat bookings by other
+    // users, all released at once.
+    let barrier = Arc::new(Barrier::new(40));
+    let mut tasks = Vec::new();
+    for n in 0..40usize {
+        let (app, barrier) = (app.clone(), barrier.clone());
+        let (user, path, wanted) = if n < 20 {
+            (
+                "mallory".to_owned(),
+                "/api/v1/holds",
+                seats[2 * n..2 * n + 2].to_vec(),
+            )
+        } else {
+            (format!("fan-{n}"), "/api/v1/bookings", vec![seats[n + 20]])
+        };
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let response = claim(&app, path, &user, id, &wanted).await;
+            let status = response.status().as_u16();
+            (user, status, response.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut mallory = Vec::new();
+    for task in tasks {
+        let (user, status, body) = task.await.unwrap();
+        if user == "mallory" {
+            mallory.push((status, body));
+        } else {
+            assert_eq!(status, 201, "{user} never waits on mallory's cap: {body}");
+        }
+    }
+    assert_eq!(
+        mallory.iter().filter(|(s, _)| *s == 201).count(),
+        2,
+        "{mallory:?}"
+    );
+    for (status, body) in mallory.iter().filter(|(s, _)| *s != 201) {
+        assert_eq!(*status, 409);
+        assert!(
+            body["type"].as_str().unwrap().ends_with("/seat-limit"),
+            "{body}"
+        );
+    }
+    let held = count(
+        &app,
+        &format!(
+            "SELECT count(*) FROM tickets t JOIN bookings b ON b.id = t.booking_id
+             WHERE b.user_id = 'mallory' AND b.event_id = {id}"
+        ),
+    )
+    .await;
+    assert_eq!(held, 4);
+}
+
+#[tokio::test]
+async fn a_retried_hold_with_the_same_idempotency_key_replays_instead_of_conflicting() {
+    let app = spawn_app().await;
+    let (event, seats) = event_with(&app, 2, json!({})).await;
+    let body = json!({"event_id": event["id"], "seat_ids": [seats[0]]});
+    let send = || {
+        app.request(reqwest::Method::POST, "/api/v1/holds", As::User("ann"))
+            .header("idempotency-key", "hold-1")
+            .json(&body)
+            .send()
+    };
+    let first = send().await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    let again = send().await.unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    assert_eq!(first["status"], "held");
+    // The same key for a booking of the same seats is another request.
+    let booking = app
+        .request(reqwest::Method::POST, "/api/v1/bookings", As::User("ann"))
+        .header("idempotency-key", "hold-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(booking, 422).await;
+}

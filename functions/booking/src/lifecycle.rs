@@ -8,17 +8,31 @@ use uuid::Uuid;
 
 /// Cancels in one statement: the booking becomes `cancelled` and its tickets move to
 /// `released_tickets`, which frees the seats at once and keeps the history. Cancelling a booking
-/// that is no longer live changes nothing.
+/// that is no longer live changes nothing. A confirmed booking's cancellation is announced in the
+/// outbox by the same statement (a hold never announced was never confirmed, so it announces
+/// nothing; a repeated cancel finds nothing live and writes nothing). The row lock taken by `live`
+/// orders this after the booking's confirmation, whose outbox row therefore comes first.
 const CANCEL_SQL: &str = "\
-WITH cancelled AS (
-    UPDATE bookings SET status = 'cancelled'
+WITH live AS (
+    SELECT id, status FROM bookings
     WHERE id = $1 AND ($2::text IS NULL OR user_id = $2) AND status IN ('confirmed', 'held')
-    RETURNING id, event_id
+    FOR UPDATE
+), cancelled AS (
+    UPDATE bookings b SET status = 'cancelled'
+    FROM live WHERE b.id = live.id
+    RETURNING b.id, b.event_id, b.user_id, live.status AS was
 ), gone AS (
     DELETE FROM tickets t USING cancelled c WHERE t.booking_id = c.id RETURNING t.*
 ), archived AS (
     INSERT INTO released_tickets (id, booking_id, event_id, seat_id, price_cents, created_at, reason)
     SELECT id, booking_id, event_id, seat_id, price_cents, created_at, 'cancelled' FROM gone
+), cancellation AS (
+    INSERT INTO outbox (booking_id, kind, payload)
+    SELECT c.id, 'booking.cancelled', json_build_object(
+        'type', 'booking.cancelled', 'booking_id', c.id, 'event_id', c.event_id,
+        'user_id', c.user_id, 'cancelled_at', now(),
+        'seat_ids', (SELECT array_agg(seat_id ORDER BY seat_id) FROM gone))
+    FROM cancelled c WHERE c.was = 'confirmed'
 )
 SELECT event_id FROM cancelled";
 

@@ -1,10 +1,24 @@
-//! Draining the outbox.
+//! Draining the outbox, one leased delivery at a time.
+//!
+//! No transaction is ever held open over an HTTP call. Each delivery is:
+//!
+//! 1. claimed in one short statement (`CLAIM_SQL`): the first due row nobody holds, whose
+//!    booking has no earlier row still pending, gets `attempts + 1` and a lease (`locked_until`);
+//! 2. sent, outside any transaction;
+//! 3. recorded in another short statement: delivered, or failed with back-off, or `dead`.
+//!
+//! So every outcome is durable as soon as it is known. A run that is killed mid-delivery leaves
+//! only the row in flight pending under its lease; once the lease lapses the next run sends it
+//! again (at least once), and its `last_error` says the earlier attempt was interrupted.
 
 use crate::webhook::Webhook;
 use seatbook_core::db::Pool;
 use seatbook_core::ApiError;
 use std::time::{Duration, Instant};
 use tokio_postgres::types::Type;
+
+/// Time kept, beyond a delivery's timeout, to record its outcome.
+pub const RECORD_MARGIN: Duration = Duration::from_secs(1);
 
 /// How deliveries are retried.
 #[derive(Debug, Clone, Copy)]
@@ -13,9 +27,11 @@ pub struct Policy {
     pub max_attempts: i32,
     /// Wait after the first failure; doubled after each further one, up to an hour.
     pub first_backoff: Duration,
-    /// Rows claimed per transaction.
-    pub batch: i64,
-    /// A run stops claiming new batches after this long (a scheduled Lambda has a timeout).
+    /// How long a claimed delivery is reserved for this run; another run may take it once this
+    /// has passed. Never less than the webhook's timeout plus [`RECORD_MARGIN`].
+    pub lease: Duration,
+    /// For [`drain`]: the run stops claiming when what is left of this could not cover another
+    /// delivery. (Deployed, the notifier uses the Lambda deadline instead: [`drain_until`].)
     pub budget: Duration,
 }
 
@@ -24,7 +40,7 @@ impl Default for Policy {
         Policy {
             max_attempts: 8,
             first_backoff: Duration::from_secs(30),
-            batch: 20,
+            lease: Duration::from_secs(30),
             budget: Duration::from_secs(40),
         }
     }
@@ -35,70 +51,142 @@ pub struct DrainReport {
     pub delivered: u64,
     pub retried: u64,
     pub dead: u64,
+    /// The run stopped claiming because the time left could not cover another delivery.
+    pub out_of_time: bool,
 }
 
-/// Claims the due rows nobody else holds (`SKIP LOCKED`); they stay locked while being sent.
+/// Claims the next due delivery and leases it. Due: pending, its retry time come, not leased by a
+/// live run, not tried already in this run (`$2`), and no earlier delivery of its booking pending,
+/// so a booking's events reach the receiver in the order they happened (a dead one no longer
+/// holds the later ones back). `SKIP LOCKED` keeps concurrent runs off each other's candidate;
+/// the lease is checked again by the UPDATE, which decides. A lease that lapsed is noted in
+/// `last_error`: the run that held it stopped before recording an outcome.
 const CLAIM_SQL: &str = "\
-SELECT id, payload::text, attempts FROM outbox
-WHERE status = 'pending' AND next_attempt_at <= now()
-ORDER BY next_attempt_at, id
-LIMIT $1
-FOR UPDATE SKIP LOCKED";
+WITH due AS (
+    SELECT o.id FROM outbox o
+    WHERE o.status = 'pending' AND o.next_attempt_at <= now()
+      AND (o.locked_until IS NULL OR o.locked_until <= now())
+      AND o.id <> ALL ($2)
+      AND NOT EXISTS (
+          SELECT 1 FROM outbox earlier
+          WHERE earlier.booking_id = o.booking_id AND earlier.id < o.id
+            AND earlier.status = 'pending')
+    ORDER BY o.next_attempt_at, o.id
+    LIMIT 1
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE outbox o
+SET attempts = o.attempts + 1,
+    locked_until = now() + make_interval(secs => $1),
+    last_error = CASE WHEN o.locked_until IS NULL THEN o.last_error
+        ELSE 'attempt ' || o.attempts || ' was interrupted: the notifier stopped before recording its outcome'
+    END
+FROM due
+WHERE o.id = due.id AND o.status = 'pending'
+  AND (o.locked_until IS NULL OR o.locked_until <= now())
+RETURNING o.id, o.payload::text, o.attempts";
 
+/// A success is recorded whoever holds the lease now: the receiver has it.
 const DELIVERED_SQL: &str = "\
-UPDATE outbox SET status = 'delivered', delivered_at = now(), attempts = attempts + 1, last_error = NULL
-WHERE id = $1";
+UPDATE outbox SET status = 'delivered', delivered_at = now(), locked_until = NULL, last_error = NULL
+WHERE id = $1 AND status = 'pending'";
 
+/// A failure is recorded only by the attempt that still holds the row (`attempts` unchanged
+/// since its claim); a later claim records its own.
 const FAILED_SQL: &str = "\
-UPDATE outbox SET attempts = attempts + 1, last_error = $2,
-       status = CASE WHEN $3 THEN 'dead' ELSE 'pending' END,
-       next_attempt_at = now() + make_interval(secs => $4)
-WHERE id = $1";
+UPDATE outbox SET last_error = $3, locked_until = NULL,
+       status = CASE WHEN $4 THEN 'dead' ELSE 'pending' END,
+       next_attempt_at = now() + make_interval(secs => $5)
+WHERE id = $1 AND attempts = $2 AND status = 'pending'
+RETURNING id";
 
-/// Delivers every due confirmation, batch by batch, until none is due or the budget is spent.
+/// A delivery whose every attempt is spent (the last one interrupted) is dead without another
+/// send; the claim that found it does not count as an attempt.
+const EXHAUSTED_SQL: &str = "\
+UPDATE outbox SET status = 'dead', attempts = attempts - 1, locked_until = NULL
+WHERE id = $1 AND attempts = $2 AND status = 'pending'";
+
+/// Delivers what is due until nothing is or `policy.budget` could not cover another delivery.
 pub async fn drain(db: &Pool, webhook: &Webhook, policy: Policy) -> Result<DrainReport, ApiError> {
-    let started = Instant::now();
+    drain_until(db, webhook, policy, Instant::now() + policy.budget).await
+}
+
+/// Delivers what is due, each delivery at most once per run, and claims no delivery that could
+/// not be sent and recorded before `deadline` (a Lambda's deadline, less what the run needs after).
+pub async fn drain_until(
+    db: &Pool,
+    webhook: &Webhook,
+    policy: Policy,
+    deadline: Instant,
+) -> Result<DrainReport, ApiError> {
+    let needed = webhook.timeout() + RECORD_MARGIN;
+    let lease = policy.lease.max(needed).as_secs_f64();
+    let mut tried: Vec<i64> = Vec::new();
     let mut report = DrainReport::default();
-    while started.elapsed() < policy.budget {
-        let mut conn = db.get().await?;
-        let tx = conn.transaction().await?;
-        let rows = tx
-            .query_typed(CLAIM_SQL, &[(&policy.batch, Type::INT8)])
+    loop {
+        if deadline.saturating_duration_since(Instant::now()) < needed {
+            report.out_of_time = true;
+            break;
+        }
+        // The connection goes back to the pool before the send and is taken again after it.
+        let claimed = db
+            .get()
+            .await?
+            .query_typed_opt(
+                CLAIM_SQL,
+                &[(&lease, Type::FLOAT8), (&tried, Type::INT8_ARRAY)],
+            )
             .await?;
-        for row in &rows {
-            let (id, payload, attempts): (i64, String, i32) = (row.get(0), row.get(1), row.get(2));
-            match webhook.send(id, &payload).await {
-                Ok(()) => {
-                    tx.query_typed(DELIVERED_SQL, &[(&id, Type::INT8)]).await?;
-                    report.delivered += 1;
-                }
-                Err(error) => {
-                    let attempt = attempts + 1;
-                    let dead = attempt >= policy.max_attempts;
-                    let wait = backoff(policy.first_backoff, attempt).as_secs_f64();
-                    tx.query_typed(
+        let Some(row) = claimed else {
+            break;
+        };
+        let (id, payload, attempt): (i64, String, i32) = (row.get(0), row.get(1), row.get(2));
+        tried.push(id);
+        if attempt > policy.max_attempts {
+            let conn = db.get().await?;
+            conn.query_typed(EXHAUSTED_SQL, &[(&id, Type::INT8), (&attempt, Type::INT4)])
+                .await?;
+            tracing::error!(
+                delivery = id,
+                "delivery is dead: its last attempt was interrupted"
+            );
+            report.dead += 1;
+            continue;
+        }
+        let outcome = webhook.send(id, &payload).await;
+        let conn = db.get().await?;
+        match outcome {
+            Ok(()) => {
+                conn.query_typed(DELIVERED_SQL, &[(&id, Type::INT8)])
+                    .await?;
+                report.delivered += 1;
+            }
+            Err(error) => {
+                let dead = attempt >= policy.max_attempts;
+                let wait = backoff(policy.first_backoff, attempt).as_secs_f64();
+                let recorded = conn
+                    .query_typed(
                         FAILED_SQL,
                         &[
                             (&id, Type::INT8),
+                            (&attempt, Type::INT4),
                             (&error, Type::TEXT),
                             (&dead, Type::BOOL),
                             (&wait, Type::FLOAT8),
                         ],
                     )
                     .await?;
-                    if dead {
-                        tracing::error!(delivery = id, attempts = attempt, %error, "confirmation delivery is dead");
-                        report.dead += 1;
-                    } else {
-                        tracing::warn!(delivery = id, attempts = attempt, %error, "confirmation delivery failed; will retry");
-                        report.retried += 1;
-                    }
+                if recorded.is_empty() {
+                    // This run's lease lapsed and a later claim holds the row: its outcome wins.
+                    tracing::warn!(delivery = id, attempts = attempt, %error, "delivery failed after its lease lapsed");
+                } else if dead {
+                    tracing::error!(delivery = id, attempts = attempt, %error, "delivery is dead");
+                    report.dead += 1;
+                } else {
+                    tracing::warn!(delivery = id, attempts = attempt, %error, "delivery failed; will retry");
+                    report.retried += 1;
                 }
             }
-        }
-        tx.commit().await?;
-        if (rows.len() as i64) < policy.batch {
-            break;
         }
     }
     Ok(report)
@@ -109,7 +197,7 @@ fn backoff(first: Duration, attempt: i32) -> Duration {
     first.saturating_mul(factor).min(Duration::from_secs(3600))
 }
 
-/// How many confirmations are dead: their retries are spent and only a person can deliver them
+/// How many deliveries are dead: their retries are spent and only a person can deliver them
 /// now (the `OutboxDead` metric the notifier publishes, which `OutboxDeadLettersAlarm` watches).
 pub async fn dead_letters(db: &Pool) -> Result<i64, ApiError> {
     let conn = db.get().await?;
@@ -119,10 +207,29 @@ pub async fn dead_letters(db: &Pool) -> Result<i64, ApiError> {
     Ok(row.get(0))
 }
 
-/// Deletes idempotency keys past their retention (kept 48 hours; the promise is 24).
-pub async fn housekeeping(db: &Pool) -> Result<u64, ApiError> {
+/// What one housekeeping pass deleted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Housekeeping {
+    pub idempotency_keys_deleted: u64,
+    /// Delivered outbox rows past their retention.
+    pub outbox_purged: u64,
+}
+
+/// [`housekeeping_with`] the default retention of delivered rows (a week).
+pub async fn housekeeping(db: &Pool) -> Result<Housekeeping, ApiError> {
+    housekeeping_with(db, crate::settings::DEFAULT_RETENTION).await
+}
+
+/// Deletes idempotency keys past their retention (kept 48 hours; the promise is 24), and delivered
+/// outbox rows delivered more than `outbox_retention` ago. Pending and dead rows are kept: the
+/// purge runs through `purge_delivered_outbox` (migrations/V5), the notifier's only way to delete
+/// from the outbox.
+pub async fn housekeeping_with(
+    db: &Pool,
+    outbox_retention: Duration,
+) -> Result<Housekeeping, ApiError> {
     let conn = db.get().await?;
-    let row = conn
+    let keys = conn
         .query_typed_one(
             "WITH gone AS (
                  DELETE FROM idempotency_keys WHERE created_at < now() - interval '48 hours'
@@ -132,7 +239,17 @@ pub async fn housekeeping(db: &Pool) -> Result<u64, ApiError> {
             &[],
         )
         .await?;
-    Ok(row.get::<_, i64>(0) as u64)
+    let retention = outbox_retention.as_secs_f64();
+    let purged = conn
+        .query_typed_one(
+            "SELECT purge_delivered_outbox(make_interval(secs => $1))",
+            &[(&retention, Type::FLOAT8)],
+        )
+        .await?;
+    Ok(Housekeeping {
+        idempotency_keys_deleted: keys.get::<_, i64>(0) as u64,
+        outbox_purged: purged.get::<_, i64>(0) as u64,
+    })
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
 //! `cargo run --release --bin local-api`: every function on http://127.0.0.1:3000 (port from
 //! `PORT`), dev identity on (`SEATBOOK_DEV_IDENTITY=false` turns it off), migrations applied at
 //! start. With dev identity on it listens only on loopback unless
-//! `LOCAL_API_ALLOW_REMOTE_DEV_IDENTITY=true`. With `WEBHOOK_URL` (and `WEBHOOK_SECRET`)
-//! set, booking confirmations are delivered from the outbox every 5 seconds, as the scheduled
-//! notifier function does in AWS. `--migrate-only` applies the migrations and exits (for
-//! `scripts/sam-local`, whose functions need a migrated database).
+//! `LOCAL_API_ALLOW_REMOTE_DEV_IDENTITY=true`. With `WEBHOOK_URL` and `WEBHOOK_SECRET` set
+//! (a URL without a secret fails the start), booking events are delivered from the outbox every
+//! 5 seconds, as the scheduled notifier function does in AWS (docs/webhooks.md).
+//! `--migrate-only` applies the migrations and exits (for `scripts/sam-local`, whose functions
+//! need a migrated database).
 
 use seatbook::DevIdentity;
 use seatbook_core::config::{flag, Settings, DEV_IDENTITY_VAR};
@@ -71,14 +72,19 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         "serving every function on http://{}",
         listener.local_addr()?
     );
-    if let Some(webhook) = notifier_fn::WebhookSettings::from_env() {
+    // A WEBHOOK_URL without WEBHOOK_SECRET fails the start, as it does the notifier's.
+    if let Some(webhook) = notifier_fn::WebhookSettings::from_env()? {
         // Deployed, EventBridge runs the notifier on a schedule; locally this loop stands in.
-        let webhook = notifier_fn::Webhook::new(webhook)?;
+        let notifier = notifier_fn::NotifierSettings::from_env()?;
+        let webhook = notifier_fn::Webhook::with_timeout(webhook, notifier.delivery_timeout)?;
         let db = state.db.clone();
         tokio::spawn(async move {
             loop {
-                if let Err(err) = notifier_fn::drain(&db, &webhook, Default::default()).await {
+                if let Err(err) = notifier_fn::drain(&db, &webhook, notifier.policy()).await {
                     tracing::warn!(error = %err, "outbox drain failed");
+                }
+                if let Err(err) = notifier_fn::housekeeping_with(&db, notifier.retention).await {
+                    tracing::warn!(error = %err, "outbox housekeeping failed");
                 }
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
             }

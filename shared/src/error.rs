@@ -53,6 +53,8 @@ pub enum ApiError {
     Duplicate(String),
     #[error("the request body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
+    #[error("the request body is larger than this API accepts ({} bytes)", crate::http::MAX_BODY_BYTES)]
+    PayloadTooLarge,
     /// Well-formed input that breaks a rule of the domain.
     #[error("{0}")]
     Unprocessable(String),
@@ -109,6 +111,7 @@ impl ApiError {
             | ApiError::SeatLimit { .. }
             | ApiError::Duplicate(_) => StatusCode::CONFLICT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -130,6 +133,7 @@ impl ApiError {
             ApiError::SeatLimit { .. } => ("seat-limit", "Seat limit reached"),
             ApiError::Duplicate(_) => ("duplicate", "Already exists"),
             ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
+            ApiError::PayloadTooLarge => ("payload-too-large", "Payload too large"),
             ApiError::Unprocessable(_) => ("validation", "Invalid request"),
             ApiError::Gone(_) => ("gone", "Gone"),
             ApiError::RateLimited(_) => ("rate-limited", "Too many requests"),

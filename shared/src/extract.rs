@@ -33,6 +33,9 @@ where
             Err(JsonRejection::JsonSyntaxError(_)) => Err(ApiError::BadRequest(
                 "the request body is not valid JSON".to_owned(),
             )),
+            Err(other) if other.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge)
+            }
             Err(other) => Err(ApiError::BadRequest(other.body_text())),
         }
     }

@@ -11,11 +11,17 @@ use tower_http::catch_panic::CatchPanicLayer;
 /// methods, a panic answered as a logged 500 (not a dropped connection), and the shared state.
 pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
     routes
+        // Every body this API takes is a few hundred bytes (a 5,000-character description at
+        // most); axum's default would buffer 2 MB per request before anything could refuse it.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .fallback(|| async { ApiError::NotFound("no such resource".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
 }
+
+/// The largest request body accepted; more is a 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     let message = panic

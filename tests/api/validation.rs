@@ -117,3 +117,44 @@ async fn a_rejected_request_does_not_leak_internals() {
         assert!(!text.contains(leak), "{leak} leaked: {text}");
     }
 }
+
+#[tokio::test]
+async fn a_body_over_64_kib_is_a_413_problem_and_nothing_is_booked() {
+    let app = spawn_app().await;
+    let (event_id, seats) = app.seed_event(1, 2).await;
+    // Valid JSON, padded past the limit with whitespace.
+    let body = format!(
+        "{{\"event_id\": {event_id}, \"seat_ids\": [{}]{}}}",
+        seats[0],
+        " ".repeat(65 * 1024)
+    );
+    for path in ["/api/v1/bookings", "/api/v1/holds", "/api/v1/venues"] {
+        let response = app
+            .request(reqwest::Method::POST, path, As::Organizer("org-1"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let problem = assert_problem(response, 413).await;
+        assert!(
+            problem["type"].as_str().unwrap().ends_with("/payload-too-large"),
+            "{path}: {problem}"
+        );
+    }
+    assert_eq!(app.tickets_for_seat(event_id, seats[0]).await, 0);
+    // Just under the limit is an ordinary request.
+    let body = format!(
+        "{{\"event_id\": {event_id}, \"seat_ids\": [{}]{}}}",
+        seats[0],
+        " ".repeat(60 * 1024)
+    );
+    let response = app
+        .request(reqwest::Method::POST, "/api/v1/bookings", As::User("ann"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+}

@@ -106,6 +106,11 @@ fn decode_cursor(raw: &str) -> Result<Position, ApiError> {
         .and_then(DateTime::from_timestamp_micros)
         .ok_or_else(invalid)?;
     let id = id.parse().map_err(|_| invalid())?;
+    // Only the exact spelling the API issues: `+1.5`, `01.5` and `1.5` name one position, and
+    // each spelling would otherwise be a cache key of its own (a free cache miss per variant).
+    if format!("{}.{id}", starts_at.timestamp_micros()) != raw {
+        return Err(invalid());
+    }
     Ok(Position { starts_at, id })
 }
 
@@ -129,7 +134,19 @@ mod tests {
         };
         let position = decode_cursor(&encode_cursor(&event)).unwrap();
         assert_eq!((position.starts_at, position.id), (event.starts_at, 42));
-        for bad in ["", "abc", "1.x", "x.1", "99999999999999999999.1"] {
+        for bad in [
+            "",
+            "abc",
+            "1.x",
+            "x.1",
+            "99999999999999999999.1",
+            // Spellings of a real position that the API never issues.
+            "+1900000000123456.42",
+            "01900000000123456.42",
+            "1900000000123456.042",
+            "1900000000123456.+42",
+            " 1900000000123456.42",
+        ] {
             assert!(decode_cursor(bad).is_err(), "{bad}");
         }
     }

@@ -53,7 +53,10 @@ pub enum ApiError {
     Duplicate(String),
     #[error("the request body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
-    #[error("the request body is larger than this API accepts ({} bytes)", crate::http::MAX_BODY_BYTES)]
+    #[error(
+        "the request body is larger than this API accepts ({} bytes)",
+        crate::http::MAX_BODY_BYTES
+    )]
     PayloadTooLarge,
     /// Well-formed input that breaks a rule of the domain.
     #[error("{0}")]

@@ -138,7 +138,10 @@ async fn a_body_over_64_kib_is_a_413_problem_and_nothing_is_booked() {
             .unwrap();
         let problem = assert_problem(response, 413).await;
         assert!(
-            problem["type"].as_str().unwrap().ends_with("/payload-too-large"),
+            problem["type"]
+                .as_str()
+                .unwrap()
+                .ends_with("/payload-too-large"),
             "{path}: {problem}"
         );
     }

@@ -81,6 +81,10 @@ struct Problem<'a> {
     title: &'a str,
     status: u16,
     detail: String,
+    /// This occurrence: `urn:seatbook:request:<request id>`, the id every log line of the request
+    /// carries, for a support conversation that starts from a screenshot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instance: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     seat_ids: Option<&'a [i64]>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -176,6 +180,7 @@ impl ApiError {
             title,
             status: self.status().as_u16(),
             detail: self.detail(),
+            instance: crate::http::request_id().map(|id| format!("urn:seatbook:request:{id}")),
             seat_ids: match self {
                 ApiError::SeatsTaken { seat_ids } => Some(seat_ids),
                 _ => None,

@@ -2,13 +2,33 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use lambda_http::request::RequestContext;
 use std::any::Any;
+use std::time::Instant;
 use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
+
+/// The header a request id is returned in (and, locally, may be given in).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being handled, if any: API Gateway's `requestContext.requestId`
+/// deployed, the caller's `x-request-id` locally, else a fresh UUID.
+pub fn request_id() -> Option<String> {
+    REQUEST_ID.try_with(String::clone).ok()
+}
 
 /// Turns a function's routes into the service it runs: problem+json for unknown paths and wrong
-/// methods, a panic answered as a logged 500 (not a dropped connection), and the shared state.
+/// methods, a panic answered as a logged 500 (not a dropped connection), a span per request
+/// carrying its id (so every log line of the request says which one it was), and the shared state.
 pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
     routes
         // Every body this API takes is a few hundred bytes (a 5,000-character description at
@@ -17,7 +37,57 @@ pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("no such resource".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn(trace_request))
         .with_state(state)
+}
+
+/// The request's span and id: the id is in scope (task-local) for the whole handler, so a
+/// problem+json body names it as its `instance`, and it is sent back in `x-request-id`.
+async fn trace_request(request: Request, next: Next) -> Response {
+    let id = id_of(&request);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    let started = Instant::now();
+    let mut response = REQUEST_ID
+        .scope(id.clone(), next.run(request))
+        .instrument(span.clone())
+        .await;
+    span.in_scope(|| {
+        tracing::debug!(
+            status = response.status().as_u16(),
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request answered"
+        )
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+fn id_of(request: &Request) -> String {
+    if let Some(RequestContext::ApiGatewayV2(context)) = request.extensions().get() {
+        if let Some(id) = context.request_id.as_deref().filter(|id| !id.is_empty()) {
+            return id.to_owned();
+        }
+    }
+    request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        // Echoed into logs and bodies: only short ids of plain visible characters.
+        .filter(|id| {
+            (1..=128).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
 /// The largest request body accepted; more is a 413.

@@ -215,6 +215,16 @@ async fn every_sample_event_in_events_is_answered_by_its_function_as_written() {
         assert_eq!(status, expected, "{name}: {body}");
     }
     let (status, problem) = invoke(booking_fn, sample("booking-create.json").to_string()).await;
+    // API Gateway's request id is the problem's instance (and on every log line of the request).
+    assert_eq!(
+        problem["instance"],
+        format!(
+            "urn:seatbook:request:{}",
+            sample("booking-create.json")["requestContext"]["requestId"]
+                .as_str()
+                .unwrap()
+        )
+    );
     assert_eq!(
         (status, &problem["seat_ids"]),
         (409, &json!([1, 2])),

@@ -161,3 +161,30 @@ async fn a_body_over_64_kib_is_a_413_problem_and_nothing_is_booked() {
         .unwrap();
     assert_eq!(response.status(), 201);
 }
+
+#[tokio::test]
+async fn a_problem_names_its_request_as_instance_and_the_id_comes_back_in_a_header() {
+    let app = spawn_app().await;
+    let response = app
+        .request(reqwest::Method::GET, "/api/v1/events/424242", As::Anonymous)
+        .header("x-request-id", "support-ticket-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "support-ticket-42");
+    let problem = assert_problem(response, 404).await;
+    assert_eq!(problem["instance"], "urn:seatbook:request:support-ticket-42");
+
+    // Without one (or with one that is not a plain short id), the server makes one up.
+    for given in [None, Some("has spaces and \"quotes\"")] {
+        let mut request = app.request(reqwest::Method::GET, "/api/v1/nowhere", As::Anonymous);
+        if let Some(given) = given {
+            request = request.header("x-request-id", given);
+        }
+        let response = request.send().await.unwrap();
+        let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+        let problem = assert_problem(response, 404).await;
+        assert_eq!(problem["instance"], format!("urn:seatbook:request:{id}"));
+    }
+}

@@ -51,6 +51,13 @@ async fn a_read_with_redis_down_is_served_and_counted_as_a_cloudwatch_metric() {
     assert_eq!(body["name"], "Fallback Night");
 
     let logs = lambda.logs();
+    // The fallback's warning is logged inside the request's span, with API Gateway's request id.
+    let request_id = sample["requestContext"]["requestId"].as_str().unwrap();
+    let warning = logs
+        .lines()
+        .find(|line| line.contains("Redis unavailable"))
+        .unwrap_or_else(|| panic!("no fallback warning in the logs:\n{logs}"));
+    assert!(warning.contains(request_id), "{warning}");
     let metrics: Vec<Value> = logs
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())

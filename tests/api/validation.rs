@@ -173,7 +173,10 @@ async fn a_problem_names_its_request_as_instance_and_the_id_comes_back_in_a_head
         .unwrap();
     assert_eq!(response.headers()["x-request-id"], "support-ticket-42");
     let problem = assert_problem(response, 404).await;
-    assert_eq!(problem["instance"], "urn:seatbook:request:support-ticket-42");
+    assert_eq!(
+        problem["instance"],
+        "urn:seatbook:request:support-ticket-42"
+    );
 
     // Without one (or with one that is not a plain short id), the server makes one up.
     for given in [None, Some("has spaces and \"quotes\"")] {
@@ -182,7 +185,10 @@ async fn a_problem_names_its_request_as_instance_and_the_id_comes_back_in_a_head
             request = request.header("x-request-id", given);
         }
         let response = request.send().await.unwrap();
-        let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
         let problem = assert_problem(response, 404).await;
         assert_eq!(problem["instance"], format!("urn:seatbook:request:{id}"));

@@ -1,9 +1,11 @@
 //! The events function: the public, read-only side of the catalog. Upcoming events (keyset paged),
 //! one event, and an event's seat map with each seat's status.
+//! It also serves the seat-map page (`web/`) at `/`: see [`web`].
 
 mod handlers;
 mod store;
 mod views;
+pub mod web;
 
 pub use store::AVAILABILITY_SQL;
 pub use views::{Availability, EventPage, SeatStatus};
@@ -20,4 +22,6 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/events/{id}/availability",
             get(handlers::availability),
         )
+        // The seat-map page at `/` (and its script and styles).
+        .merge(web::routes())
 }

@@ -1,0 +1,443 @@
+//! What the browser tests stand on: a server over a fresh database (every function's routes,
+//! dev identity on, the page at `/`), a chromedriver on a free port, and headless Chromium
+//! sessions driven through it.
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use seatbook::DevIdentity;
+use seatbook_core::config::Settings;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio_postgres::NoTls;
+
+/// How long a condition on the page may take to become true.
+pub const PATIENCE: Duration = Duration::from_secs(15);
+
+fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// `local-api`'s router (`seatbook::app`, dev identity on) on an ephemeral loopback port, over a
+/// database of its own that is dropped with it.
+pub struct Server {
+    pub address: String,
+    pub http: reqwest::Client,
+    db_name: String,
+    admin_url: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    pub async fn start(env: &[(&str, &str)]) -> Server {
+        let db_name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let admin_url = admin_url();
+        let admin: tokio_postgres::Config = admin_url.parse().expect("TEST_DATABASE_URL");
+        let (client, connection) = admin.connect(NoTls).await.expect(
+            "PostgreSQL must be running for the browser tests (scripts/services starts it)",
+        );
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {db_name}"))
+            .await
+            .expect("create test database");
+        let mut vars: HashMap<String, String> = HashMap::new();
+        let mut url = admin.clone();
+        url.dbname(&db_name);
+        let host = match admin.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => "127.0.0.1".to_owned(),
+        };
+        let port = admin.get_ports().first().copied().unwrap_or(5432);
+        let user = admin.get_user().unwrap_or("postgres");
+        vars.insert(
+            "DATABASE_URL".to_owned(),
+            format!("postgres://{user}@{host}:{port}/{db_name}"),
+        );
+        vars.insert("DB_POOL_MAX_SIZE".to_owned(), "8".to_owned());
+        vars.insert("REDIS_URL".to_owned(), redis_url());
+        vars.insert("CACHE_PREFIX".to_owned(), db_name.clone());
+        for (name, value) in env {
+            vars.insert((*name).to_owned(), (*value).to_owned());
+        }
+        let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("settings");
+        let state = seatbook::prepare(&settings)
+            .await
+            .expect("prepare database");
+        let listener = seatbook::listen("127.0.0.1:0".parse().unwrap()).expect("bind");
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, seatbook::app(state, DevIdentity::On))
+                .await
+                .expect("serve");
+        });
+        Server {
+            address,
+            http: reqwest::Client::new(),
+            db_name,
+            admin_url,
+            server,
+        }
+    }
+
+    /// A call to the API as `user` (an organizer when `organizer`), for setting the scene.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: &str,
+        organizer: bool,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.address))
+            .header("x-dev-user", user);
+        if organizer {
+            request = request.header("x-dev-groups", "organizers");
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// A venue of `rows` × `cols` and an event in it, on sale now; returns the event's id.
+    pub async fn venue_and_event(&self, name: &str, rows: i64, cols: i64, cap: Option<i64>) -> i64 {
+        let (status, venue) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/venues",
+                "organizer-1",
+                true,
+                Some(json!({"name": format!("{name} Hall"), "rows": rows, "cols": cols})),
+            )
+            .await;
+        assert_eq!(status, 201, "{venue}");
+        let (status, event) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/events",
+                "organizer-1",
+                true,
+                Some(json!({
+                    "name": name,
+                    "starts_at": "2031-06-01T19:30:00Z",
+                    "venue_id": venue["id"],
+                    "price_cents": 2500,
+                    "max_seats_per_user": cap,
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{event}");
+        event["id"].as_i64().unwrap()
+    }
+
+    /// The seat ids of an event, keyed by e.g. `"A1"`.
+    pub async fn seat_ids(&self, event_id: i64) -> HashMap<String, i64> {
+        let (status, map) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/events/{event_id}/availability"),
+                "anyone",
+                false,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{map}");
+        map["seats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    format!("{}{}", s["row"].as_str().unwrap(), s["number"]),
+                    s["id"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.server.abort();
+        let db_name = self.db_name.clone();
+        let admin_url = self.admin_url.clone();
+        // Drop cannot await: a runtime on its own thread drops the database even after a panic.
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(async move {
+                    let (client, connection) = admin_url
+                        .parse::<tokio_postgres::Config>()
+                        .unwrap()
+                        .connect(NoTls)
+                        .await?;
+                    tokio::spawn(connection);
+                    client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
+                        .await
+                })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}", self.db_name);
+        }
+    }
+}
+
+fn executable(var: &str, candidates: &[&str]) -> PathBuf {
+    if let Ok(path) = std::env::var(var) {
+        return PathBuf::from(path);
+    }
+    for candidate in candidates {
+        let path = PathBuf::from(candidate);
+        if path.is_absolute() && path.exists() {
+            return path;
+        }
+        if let Some(dirs) = std::env::var_os("PATH") {
+            for dir in std::env::split_paths(&dirs) {
+                let full = dir.join(candidate);
+                if full.exists() {
+                    return full;
+                }
+            }
+        }
+    }
+    panic!(
+        "the browser tests need Debian's `chromium` and `chromium-driver` (looked for {candidates:?}; \
+         {var} names another). Run scripts/services, which installs them with apt."
+    );
+}
+
+/// A chromedriver of this test's own, on a free port; killed when dropped.
+pub struct Driver {
+    url: String,
+    chromium: PathBuf,
+    child: Child,
+}
+
+impl Driver {
+    pub async fn start() -> Driver {
+        let chromium = executable("CHROMIUM", &["/usr/bin/chromium", "chromium"]);
+        let chromedriver = executable("CHROMEDRIVER", &["/usr/bin/chromedriver", "chromedriver"]);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {}: {e}", chromedriver.display()));
+        let driver = Driver {
+            url: format!("http://127.0.0.1:{port}"),
+            chromium,
+            child,
+        };
+        let status = format!("{}/status", driver.url);
+        let started = Instant::now();
+        loop {
+            if let Ok(response) = reqwest::get(&status).await {
+                if response.status().is_success() {
+                    break;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "chromedriver did not answer on {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        driver
+    }
+
+    /// A new headless Chromium session (its own profile, so its own sign-in) of `width` ×
+    /// `height`; `phone` emulates a touch phone's viewport of that size.
+    pub async fn browser(&self, width: u32, height: u32, phone: bool) -> Browser {
+        let mut options = json!({
+            "binary": self.chromium,
+            "args": [
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--hide-scrollbars",
+                format!("--window-size={width},{height}"),
+            ],
+        });
+        if phone {
+            options["mobileEmulation"] = json!({
+                "deviceMetrics": {"width": width, "height": height, "pixelRatio": 2.0, "touch": true},
+            });
+        }
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("browserName".to_owned(), json!("chrome"));
+        capabilities.insert("goog:chromeOptions".to_owned(), options);
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .expect("a Chromium session");
+        Browser { client }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One browser (one WebDriver session) on the page.
+pub struct Browser {
+    pub client: Client,
+}
+
+impl Browser {
+    pub async fn open(&self, server: &Server) {
+        self.client
+            .goto(&format!("{}/", server.address))
+            .await
+            .expect("open the page");
+        self.client
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Id("signin-name"))
+            .await
+            .expect("the sign-in field");
+    }
+
+    pub async fn sign_in(&self, name: &str, organizer: bool) {
+        let field = self.find("#signin-name").await;
+        field.send_keys(name).await.expect("type the name");
+        if organizer {
+            self.find("#signin-organizer").await.click().await.unwrap();
+        }
+        self.find("#signin-submit").await.click().await.unwrap();
+        let expected = format!("Signed in as {name}");
+        self.eventually_text("#whoami-text", &expected).await;
+    }
+
+    /// Opens the event from the list by its link text and waits for its seat map.
+    pub async fn open_event(&self, name: &str) {
+        let link = self
+            .client
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::LinkText(name))
+            .await
+            .unwrap_or_else(|_| panic!("a link to the event {name:?} in the list"));
+        link.click().await.unwrap();
+        self.eventually_text("#event-heading", name).await;
+        self.seat("A", 1).await;
+    }
+
+    pub async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+    }
+
+    /// The button of a seat, found by the start of its accessible name ("Row A seat 1, …").
+    pub async fn seat(&self, row: &str, number: u32) -> fantoccini::elements::Element {
+        self.find(&format!(
+            r#"button.seat[aria-label^="Row {row} seat {number},"]"#
+        ))
+        .await
+    }
+
+    pub async fn seat_label(&self, row: &str, number: u32) -> String {
+        self.seat(row, number)
+            .await
+            .attr("aria-label")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+    }
+
+    pub async fn text(&self, css: &str) -> String {
+        match self.client.find(Locator::Css(css)).await {
+            Ok(element) => element.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// Waits until the element's visible text contains `expected`; returns the text.
+    pub async fn eventually_text(&self, css: &str, expected: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let text = self.text(css).await;
+            if text.contains(expected) {
+                return text;
+            }
+            if started.elapsed() > PATIENCE {
+                panic!(
+                    "waited {PATIENCE:?} for {css} to say {expected:?}; it says {text:?} \
+                     (the page's status: {:?}, alert: {:?})",
+                    self.text("#status").await,
+                    self.text("#alert").await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until a seat's accessible name is exactly `label`.
+    pub async fn eventually_seat(&self, row: &str, number: u32, label: &str) {
+        eventually(
+            &format!("seat {row}{number} to read {label:?}"),
+            || async move { (self.seat_label(row, number).await == label).then_some(()) },
+        )
+        .await
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.find(css)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}
+
+/// Polls `check` until it gives a value, for at most [`PATIENCE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "waited {PATIENCE:?} for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

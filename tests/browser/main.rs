@@ -1,0 +1,378 @@
+//! The seat-map page (`web/`, served at `/`) in a real browser: Debian's headless Chromium driven
+//! through chromedriver (WebDriver), against `local-api`'s router over a fresh database.
+//! Needs `chromium` and `chromium-driver` (scripts/services installs them); without them every
+//! test here fails, saying so. `UPDATE_SCREENSHOTS=1` also writes the README's screenshots to docs/.
+
+mod harness;
+
+use harness::{eventually, Browser, Driver, Server};
+use serde_json::json;
+
+const DESKTOP: (u32, u32) = (1280, 1150);
+const PHONE: (u32, u32) = (390, 844);
+
+async fn desktop(driver: &Driver) -> Browser {
+    driver.browser(DESKTOP.0, DESKTOP.1, false).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_buyers_race_for_one_seat_one_books_it_and_the_other_sees_it_taken() {
+    let server = Server::start(&[]).await;
+    server.venue_and_event("Race Night", 3, 6, None).await;
+    let driver = Driver::start().await;
+    let alice = desktop(&driver).await;
+    let bob = desktop(&driver).await;
+    for (browser, name) in [(&alice, "alice"), (&bob, "bob")] {
+        browser.open(&server).await;
+        browser.sign_in(name, false).await;
+        browser.open_event("Race Night").await;
+    }
+
+    // Alice clicks; Bob uses the keyboard (Enter on the focused seat button).
+    alice.seat("A", 1).await.click().await.unwrap();
+    bob.seat("A", 1).await.send_keys("\u{E007}").await.unwrap();
+    for browser in [&alice, &bob] {
+        browser
+            .eventually_seat("A", 1, "Row A seat 1, available, selected")
+            .await;
+        let pressed = browser.seat("A", 1).await.attr("aria-pressed").await;
+        assert_eq!(pressed.unwrap().as_deref(), Some("true"));
+        browser
+            .eventually_text("#selection-text", "Row A seat 1")
+            .await;
+    }
+
+    // Both press "Hold" at the same moment: the database decides.
+    let (alice_hold, bob_hold) = (alice.find("#hold").await, bob.find("#hold").await);
+    let (clicked_a, clicked_b) = tokio::join!(alice_hold.click(), bob_hold.click());
+    clicked_a.unwrap();
+    clicked_b.unwrap();
+    let (a, b) = (&alice, &bob);
+    let alice_lost = eventually("one hold and one conflict", || async move {
+        let (alice, bob) = (a, b);
+        let alice_alert = alice.text("#alert").await;
+        let bob_alert = bob.text("#alert").await;
+        let alice_held = alice.text("#countdown").await.contains("Expires in");
+        let bob_held = bob.text("#countdown").await.contains("Expires in");
+        match (alice_held, bob_held) {
+            (true, false) if bob_alert.contains("just taken") => Some(false),
+            (false, true) if alice_alert.contains("just taken") => Some(true),
+            _ => None,
+        }
+    })
+    .await;
+    let (winner, loser) = if alice_lost {
+        (&bob, &alice)
+    } else {
+        (&alice, &bob)
+    };
+
+    // The loser is told which seat, and the map is refreshed (held by the winner for now).
+    let alert = loser.text("#alert").await;
+    assert!(
+        alert.contains("Sorry, Row A seat 1 was just taken by someone else"),
+        "{alert}"
+    );
+    loser.eventually_seat("A", 1, "Row A seat 1, held").await;
+    assert!(loser
+        .text("#selection-text")
+        .await
+        .contains("No seats selected"));
+
+    // The winner confirms; the loser's map turns the seat booked without a reload.
+    winner
+        .eventually_seat("A", 1, "Row A seat 1, held by you")
+        .await;
+    winner.click("#confirm").await;
+    winner
+        .eventually_text("#status", "Booked Row A seat 1")
+        .await;
+    winner.eventually_text("#bookings", "confirmed").await;
+    winner.eventually_seat("A", 1, "Row A seat 1, booked").await;
+    loser.eventually_seat("A", 1, "Row A seat 1, booked").await;
+    let status = loser.seat("A", 1).await.attr("data-status").await.unwrap();
+    assert_eq!(status.as_deref(), Some("booked"));
+    assert_eq!(
+        loser
+            .seat("A", 1)
+            .await
+            .attr("aria-disabled")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+
+    alice.close().await;
+    bob.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hold_lapses_and_the_countdown_says_so() {
+    let server = Server::start(&[("HOLD_TTL_SECONDS", "3")]).await;
+    server.venue_and_event("Short Hold", 2, 5, None).await;
+    let driver = Driver::start().await;
+    let carol = desktop(&driver).await;
+    carol.open(&server).await;
+    carol.sign_in("carol", false).await;
+    carol.open_event("Short Hold").await;
+
+    carol.seat("A", 2).await.click().await.unwrap();
+    carol.seat("A", 3).await.click().await.unwrap();
+    carol.click("#hold").await;
+    let running = carol.eventually_text("#countdown", "Expires in 0:0").await;
+    assert!(
+        running.ends_with(":03") || running.ends_with(":02") || running.ends_with(":01"),
+        "{running}"
+    );
+    carol
+        .eventually_seat("A", 2, "Row A seat 2, held by you")
+        .await;
+    assert!(carol.find("#confirm").await.is_enabled().await.unwrap());
+
+    let lapsed = carol.eventually_text("#countdown", "lapsed").await;
+    assert!(lapsed.starts_with("Your hold lapsed at"), "{lapsed}");
+    let alert = carol.eventually_text("#alert", "lapsed").await;
+    assert!(
+        alert.contains("Your hold on Row A seat 2 and Row A seat 3 lapsed"),
+        "{alert}"
+    );
+    assert!(!carol.find("#confirm").await.is_enabled().await.unwrap());
+    carol
+        .eventually_seat("A", 2, "Row A seat 2, available")
+        .await;
+    carol
+        .eventually_seat("A", 3, "Row A seat 3, available")
+        .await;
+    carol.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_organizer_creates_an_event_that_a_buyer_then_books_and_cancels() {
+    let server = Server::start(&[]).await;
+    let driver = Driver::start().await;
+    let organizer = desktop(&driver).await;
+    organizer.open(&server).await;
+    organizer.sign_in("olga", true).await;
+    organizer
+        .eventually_text("#whoami-text", "(organizer)")
+        .await;
+
+    organizer
+        .find("#venue-name")
+        .await
+        .send_keys("Grand Hall")
+        .await
+        .unwrap();
+    for (field, value) in [("#venue-rows", "4"), ("#venue-cols", "8")] {
+        let input = organizer.find(field).await;
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+    organizer.click("#venue-form button[type=submit]").await;
+    organizer
+        .eventually_text("#status", "Venue “Grand Hall” created")
+        .await;
+    let venue_id = organizer
+        .find("#event-venue")
+        .await
+        .prop("value")
+        .await
+        .unwrap();
+    assert!(venue_id.is_some_and(|id| !id.is_empty()));
+
+    organizer
+        .find("#event-name")
+        .await
+        .send_keys("Opening Night")
+        .await
+        .unwrap();
+    organizer
+        .find("#event-cap")
+        .await
+        .send_keys("2")
+        .await
+        .unwrap();
+    // datetime-local takes keystrokes by locale; the values are set as a date picker would.
+    for (field, value) in [
+        ("event-starts", "2031-06-01T20:00"),
+        ("event-sales-end", "2031-05-31T12:00"),
+    ] {
+        organizer
+            .client
+            .execute(
+                "const f = document.getElementById(arguments[0]);\
+                 f.value = arguments[1]; f.dispatchEvent(new Event('input', {bubbles: true}));",
+                vec![json!(field), json!(value)],
+            )
+            .await
+            .unwrap();
+    }
+    organizer.click("#event-form button[type=submit]").await;
+    organizer
+        .eventually_text("#status", "Event “Opening Night” created")
+        .await;
+    organizer.eventually_text("#events", "Opening Night").await;
+
+    // What the organizer typed is what the API stored.
+    let (status, page) = server
+        .call(reqwest::Method::GET, "/api/v1/events", "x", false, None)
+        .await;
+    assert_eq!(status, 200);
+    let event = &page["items"][0];
+    assert_eq!(event["name"], "Opening Night");
+    assert_eq!(event["venue_name"], "Grand Hall");
+    assert_eq!(event["max_seats_per_user"], 2);
+    assert_eq!(event["price_cents"], 2500);
+    assert!(event["sales_end_at"]
+        .as_str()
+        .unwrap()
+        .starts_with("2031-05-31"));
+
+    // A buyer sees it, is held to its cap, books, and cancels.
+    let erin = desktop(&driver).await;
+    erin.open(&server).await;
+    erin.sign_in("erin", false).await;
+    erin.open_event("Opening Night").await;
+    erin.eventually_text("#event-facts", "at most 2").await;
+    let seats = erin
+        .client
+        .find_all(fantoccini::Locator::Css("button.seat"))
+        .await
+        .unwrap();
+    assert_eq!(seats.len(), 32);
+    for number in 1..=3 {
+        erin.seat("A", number).await.click().await.unwrap();
+    }
+    erin.eventually_text("#status", "at most 2 seats").await;
+    erin.eventually_seat("A", 3, "Row A seat 3, available")
+        .await;
+    erin.eventually_seat("A", 2, "Row A seat 2, available, selected")
+        .await;
+    erin.click("#hold").await;
+    erin.eventually_text("#countdown", "Expires in").await;
+    erin.click("#confirm").await;
+    erin.eventually_text("#status", "Booked Row A seat 1 and Row A seat 2")
+        .await;
+    let booking = erin.eventually_text("#bookings li", "Opening Night").await;
+    assert!(
+        booking.contains("Row A seat 1 and Row A seat 2"),
+        "{booking}"
+    );
+    assert!(booking.to_lowercase().contains("confirmed"), "{booking}");
+    erin.eventually_seat("A", 1, "Row A seat 1, booked").await;
+
+    erin.click(r#"#bookings button[aria-label^="Cancel booking of Row A seat 1"]"#)
+        .await;
+    erin.eventually_text("#status", "Cancelled Row A seat 1 and Row A seat 2")
+        .await;
+    erin.eventually_text("#bookings li", "cancelled").await;
+    erin.eventually_seat("A", 1, "Row A seat 1, available")
+        .await;
+
+    organizer.close().await;
+    erin.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_seat_map_at_desktop_and_phone_width() {
+    let server = Server::start(&[]).await;
+    let event_id = server
+        .venue_and_event("Midsummer Strings", 8, 10, Some(6))
+        .await;
+    let seats = server.seat_ids(event_id).await;
+    let ids = |names: &[&str]| names.iter().map(|n| seats[*n]).collect::<Vec<_>>();
+    // Other people's bookings and a hold, so every state shows.
+    for (user, names, path) in [
+        ("u1", &["C4", "C5", "C6", "C7"][..], "/api/v1/bookings"),
+        ("u2", &["D5", "D6", "D7"][..], "/api/v1/bookings"),
+        ("u3", &["A1", "A2", "B9", "B10"][..], "/api/v1/bookings"),
+        ("u4", &["E2", "E3"][..], "/api/v1/holds"),
+        ("u5", &["H5", "H6"][..], "/api/v1/holds"),
+    ] {
+        let (status, body) = server
+            .call(
+                reqwest::Method::POST,
+                path,
+                user,
+                false,
+                Some(json!({"event_id": event_id, "seat_ids": ids(names)})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    let driver = Driver::start().await;
+    let wide = desktop(&driver).await;
+    wide.open(&server).await;
+    wide.sign_in("dana", false).await;
+    wide.open_event("Midsummer Strings").await;
+    wide.seat("F", 5).await.click().await.unwrap();
+    wide.seat("F", 6).await.click().await.unwrap();
+    wide.click("#hold").await;
+    wide.eventually_text("#countdown", "Expires in").await;
+    wide.seat("G", 8).await.click().await.unwrap();
+    wide.eventually_seat("G", 8, "Row G seat 8, available, selected")
+        .await;
+    wide.eventually_seat("C", 4, "Row C seat 4, booked").await;
+    wide.eventually_seat("E", 2, "Row E seat 2, held").await;
+    let desktop_png = screenshot(&wide, "event-heading").await;
+
+    // The same buyer on a phone: her live hold comes back with its countdown.
+    let narrow = driver.browser(PHONE.0, PHONE.1, true).await;
+    narrow.open(&server).await;
+    narrow.sign_in("dana", false).await;
+    narrow.open_event("Midsummer Strings").await;
+    narrow.eventually_text("#countdown", "Expires in").await;
+    narrow.seat("G", 7).await.click().await.unwrap();
+    narrow
+        .eventually_seat("G", 7, "Row G seat 7, available, selected")
+        .await;
+    // Nothing sticks out sideways at phone width.
+    let overflow = narrow
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(overflow.as_i64(), Some(0), "the page scrolls sideways");
+    let phone_png = screenshot(&narrow, "legend").await;
+
+    save("seat-map-desktop.png", &desktop_png);
+    save("seat-map-phone.png", &phone_png);
+    wide.close().await;
+    narrow.close().await;
+}
+
+async fn screenshot(browser: &Browser, top: &str) -> Vec<u8> {
+    browser
+        .client
+        .execute(
+            "document.getElementById(arguments[0]).scrollIntoView({block: 'start'}); \
+             window.scrollBy(0, -12); document.activeElement.blur();",
+            vec![json!(top)],
+        )
+        .await
+        .unwrap();
+    // The countdown's next tick, so the picture is settled.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let png = browser.client.screenshot().await.expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    png
+}
+
+/// Always into target/browser-screenshots/; with UPDATE_SCREENSHOTS=1 also into docs/.
+fn save(name: &str, png: &[u8]) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("browser-screenshots");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join(name), png).unwrap();
+    if std::env::var("UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1") {
+        std::fs::write(root.join("docs").join(name), png).unwrap();
+    }
+}

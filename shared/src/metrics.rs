@@ -20,6 +20,14 @@ pub const REDIS_UNAVAILABLE: Metric = Metric {
     name: "RedisUnavailable",
 };
 
+/// An invalidation (a booking's generation bump) that could not be delivered to Redis within its
+/// retries; the environment owes it and delivers it when Redis answers again. Dimension `Service`
+/// = `api`.
+pub const CACHE_INVALIDATION_FAILED: Metric = Metric {
+    service: "api",
+    name: "CacheInvalidationFailed",
+};
+
 /// Confirmations whose delivery retries are spent (outbox rows `dead`). Dimension `Service` =
 /// `notifier`.
 pub const OUTBOX_DEAD: Metric = Metric {

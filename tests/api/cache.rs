@@ -1,8 +1,11 @@
 //! The Redis read-through cache, against a real Redis: hits and misses, freshness after a booking,
-//! stampedes, TTL, and Redis that is absent, dies, stalls and comes back.
+//! stampedes, TTL, unknown ids, and Redis that is absent, dies, stalls, comes back, drops its
+//! connections, is cut off from one environment, and restarts from a snapshot older than a booking.
 
-use crate::helpers::{seat_status, spawn_app, spawn_app_with, As, Spawn, TestApp, ORGANIZER};
-use crate::redis_server::RedisServer;
+use crate::helpers::{
+    redis_url, seat_status, spawn_app, spawn_app_with, As, Spawn, TestApp, ORGANIZER,
+};
+use crate::redis_server::{RedisRoute, RedisServer};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +15,45 @@ async fn metrics(app: &TestApp) -> Value {
     let response = app.get("/api/v1/metrics", ORGANIZER).await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
+}
+
+/// Another environment over the app's database and cache prefix (the same keys), reaching Redis at
+/// `redis_url` rather than the way the app does.
+struct Environment {
+    address: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Environment {
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+}
+
+impl Drop for Environment {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn environment(app: &TestApp, redis_url: &str) -> Environment {
+    let settings = seatbook_core::config::Settings::from_lookup(|name| match name {
+        "REDIS_URL" => Some(redis_url.to_owned()),
+        "CACHE_PREFIX" => Some(app.db_name.clone()),
+        _ => None,
+    })
+    .unwrap();
+    let cache = seatbook_core::cache::Cache::new(settings.cache.as_ref().unwrap()).unwrap();
+    let mut state = app.lambda_state();
+    state.cache = Some(Arc::new(cache));
+    let listener = seatbook::listen("127.0.0.1:0".parse().unwrap()).unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, seatbook::app(state, seatbook::DevIdentity::On))
+            .await
+            .unwrap();
+    });
+    Environment { address, server }
 }
 
 /// A venue and event created without reading anything, so no cache entry exists yet.
@@ -392,4 +434,301 @@ async fn the_cache_works_over_tls_as_elasticache_serverless_requires() {
         (m["cache"]["hits"].as_u64(), m["cache"]["misses"].as_u64()),
         (Some(1), Some(1))
     );
+}
+
+/// A booking's invalidation is the one Redis write that must not be skipped: while the link backs
+/// off after a failure (here a stalled read), it is still sent, or another environment would serve
+/// the map from before the booking for up to the TTL.
+#[tokio::test]
+async fn an_invalidation_is_sent_even_while_the_link_backs_off_after_a_failure() {
+    let redis = RedisServer::start();
+    let app = spawn_app_with(Spawn {
+        env: vec![
+            ("REDIS_URL", redis.url()),
+            ("REDIS_TIMEOUT_MS", "200".to_owned()),
+        ],
+        ..Spawn::default()
+    })
+    .await;
+    let (event_id, seats) = app.seed_event(2, 2).await;
+    let other = app.sibling().await;
+    let path = format!("/api/v1/events/{event_id}/availability");
+    let read_other = || async {
+        let response = app.client.get(other.url(&path)).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.json::<Value>().await.unwrap()
+    };
+    assert_eq!(seat_status(&read_other().await, seats[0]), "available");
+
+    // A read times out on a stalled Redis: this process leaves Redis alone for a second.
+    redis.pause();
+    app.availability(event_id).await;
+    redis.resume();
+    assert_eq!(app.book("alice", event_id, &[seats[0]]).await.status(), 201);
+
+    assert_eq!(
+        seat_status(&read_other().await, seats[0]),
+        "booked",
+        "another environment serves the map from after the booking"
+    );
+}
+
+/// Redis closed every connection (a restart of a proxy, an idle timeout): the invalidation's first
+/// try meets a dead connection, and a second try on a new one lands.
+#[tokio::test]
+async fn an_invalidation_that_meets_a_dropped_connection_is_retried_and_lands() {
+    let redis = RedisServer::start();
+    let app = spawn_app_with(Spawn {
+        env: vec![("REDIS_URL", redis.url())],
+        ..Spawn::default()
+    })
+    .await;
+    let (event_id, seats) = app.seed_event(2, 2).await;
+    redis
+        .command(&["CLIENT", "KILL", "TYPE", "normal"])
+        .expect("CLIENT KILL");
+    // Another environment, connected after the drop, caches the map from before the booking.
+    let other = app.sibling().await;
+    let path = format!("/api/v1/events/{event_id}/availability");
+    let read_other = || async {
+        let response = app.client.get(other.url(&path)).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.json::<Value>().await.unwrap()
+    };
+    assert_eq!(seat_status(&read_other().await, seats[0]), "available");
+
+    assert_eq!(app.book("alice", event_id, &[seats[0]]).await.status(), 201);
+    assert_eq!(
+        seat_status(&read_other().await, seats[0]),
+        "booked",
+        "the invalidation landed on its second try"
+    );
+}
+
+/// The path from one environment to Redis stalls through a booking's invalidation and all its
+/// retries, while Redis stays up for everyone else: the booking is held up for a bounded time, this
+/// environment reads from PostgreSQL until the invalidation is delivered, it is delivered by itself
+/// once the path is back (so the other environment stops serving the old map), and it is counted.
+#[tokio::test]
+async fn an_invalidation_that_cannot_land_is_owed_until_redis_answers_and_is_counted() {
+    let route = RedisRoute::to(&redis_url()).await;
+    let app = spawn_app_with(Spawn {
+        env: vec![
+            ("REDIS_URL", route.url()),
+            ("REDIS_TIMEOUT_MS", "200".to_owned()),
+        ],
+        ..Spawn::default()
+    })
+    .await;
+    let (event_id, seats) = app.seed_event(2, 2).await;
+    let other = environment(&app, &redis_url()).await;
+    let path = format!("/api/v1/events/{event_id}/availability");
+    let read_other = || async {
+        let response = app.client.get(other.url(&path)).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.json::<Value>().await.unwrap()
+    };
+    assert_eq!(seat_status(&read_other().await, seats[0]), "available");
+
+    route.stall();
+    let started = Instant::now();
+    assert_eq!(app.book("alice", event_id, &[seats[0]]).await.status(), 201);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(900),
+        "a stalled Redis delays a booking by a bounded time, took {took:?}"
+    );
+    assert_eq!(
+        seat_status(&app.availability(event_id).await, seats[0]),
+        "booked"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    route.heal();
+
+    // Well past the link's back-off: this environment reads through Redis again, and must never be
+    // served the map from before its own booking; the other one catches up within moments.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut other_fresh = false;
+    while Instant::now() < deadline {
+        assert_eq!(
+            seat_status(&app.availability(event_id).await, seats[0]),
+            "booked",
+            "the booker's environment never serves the map from before the booking"
+        );
+        other_fresh = other_fresh || seat_status(&read_other().await, seats[0]) == "booked";
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        other_fresh,
+        "the owed invalidation reached the other environment once the path was back"
+    );
+    let m = metrics(&app).await;
+    assert_eq!(m["cache"]["available"], true, "{m}");
+    assert_eq!(m["cache"]["invalidations_failed"], 1, "{m}");
+}
+
+/// A load that started before a commit must not be handed to a reader that has already seen the
+/// commit's new generation: flights are per generation. (Driven through the cache itself, so the
+/// first load can be held open for as long as the test needs.)
+#[tokio::test]
+async fn a_reader_that_saw_the_new_generation_is_not_handed_a_load_that_started_before_it() {
+    let app = spawn_app().await;
+    let event_id = cold_event(&app, 1, 1).await;
+    let cache = app.lambda_state().cache.expect("a cache");
+    let key = cache.keys().event(event_id);
+    let body = |v: &str| seatbook_core::http::json_body(Some(json!({ "v": v })));
+
+    let (started, has_started) = tokio::sync::oneshot::channel::<()>();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let before = tokio::spawn({
+        let (cache, key) = (cache.clone(), key.clone());
+        async move {
+            cache
+                .read_through(&key, || async move {
+                    let _ = started.send(());
+                    let _ = released.await;
+                    body("before")
+                })
+                .await
+                .unwrap()
+        }
+    });
+    has_started.await.unwrap();
+    // The commit's invalidation, then a reader who sees it.
+    cache.event_changed(event_id).await;
+    let after = tokio::spawn({
+        let (cache, key) = (cache.clone(), key.clone());
+        async move {
+            cache
+                .read_through(&key, || async move { body("after") })
+                .await
+                .unwrap()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _ = release.send(());
+
+    let read = |body: seatbook_core::cache::Body| -> Value {
+        serde_json::from_slice(&body.expect("a body")).unwrap()
+    };
+    assert_eq!(read(before.await.unwrap())["v"], "before");
+    assert_eq!(read(after.await.unwrap())["v"], "after");
+    let again = cache
+        .read_through(&key, || async move { body("loaded again") })
+        .await
+        .unwrap();
+    assert_ne!(
+        read(again)["v"],
+        "before",
+        "the late write from before the commit is not current"
+    );
+}
+
+/// A flood of reads of an event that does not exist costs one query per key per short TTL, not one
+/// per request; the "not found" is forgotten the moment an event is created.
+#[tokio::test]
+async fn an_unknown_event_id_costs_one_database_query_per_ttl_and_appears_once_created() {
+    let app = spawn_app_with(Spawn {
+        env: vec![("CACHE_TTL_SECONDS", "2".to_owned())],
+        ..Spawn::default()
+    })
+    .await;
+    let venue = app.create_venue("Hall", 1, 2).await;
+    // The id the next event will get.
+    let next: i64 = app
+        .db
+        .query_one(
+            "SELECT setval(s, nextval(s), false) FROM pg_get_serial_sequence('events', 'id') s",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    for _ in 0..20 {
+        for path in [
+            format!("/api/v1/events/{next}"),
+            format!("/api/v1/events/{next}/availability"),
+        ] {
+            assert_eq!(app.get(&path, As::Anonymous).await.status(), 404);
+        }
+    }
+    assert_eq!(
+        metrics(&app).await["cache"]["loads"],
+        2,
+        "one query per key for 40 reads"
+    );
+
+    let event = app.create_event(venue["id"].as_i64().unwrap(), 100).await;
+    assert_eq!(event["id"], next);
+    assert_eq!(
+        app.get(&format!("/api/v1/events/{next}"), As::Anonymous)
+            .await
+            .status(),
+        200,
+        "a new event is found at once"
+    );
+    assert_eq!(app.availability(next).await["total_seats"], 2);
+
+    // Only briefly: after the TTL the next read asks PostgreSQL again.
+    let unknown = format!("/api/v1/events/{}", next + 1000);
+    assert_eq!(app.get(&unknown, As::Anonymous).await.status(), 404);
+    let loads = metrics(&app).await["cache"]["loads"].as_u64().unwrap();
+    assert_eq!(app.get(&unknown, As::Anonymous).await.status(), 404);
+    assert_eq!(metrics(&app).await["cache"]["loads"], loads);
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(app.get(&unknown, As::Anonymous).await.status(), 404);
+    assert_eq!(metrics(&app).await["cache"]["loads"], loads + 1);
+}
+
+/// Redis crashes after a booking and comes back from a snapshot taken before it: the snapshot's
+/// generation and seat map are both older than the booking, and agree with each other. Values are
+/// fenced by the Redis run they were written in, so neither the booker's environment nor a new one
+/// serves that map.
+#[tokio::test]
+async fn a_booker_never_reads_a_map_without_their_seat_after_redis_restarts_from_an_older_snapshot()
+{
+    let mut redis = RedisServer::start_persistent();
+    let app = spawn_app_with(Spawn {
+        env: vec![("REDIS_URL", redis.url())],
+        ..Spawn::default()
+    })
+    .await;
+    let (event_id, seats) = app.seed_event(2, 2).await;
+    assert_eq!(
+        seat_status(&app.availability(event_id).await, seats[0]),
+        "available"
+    );
+    assert_eq!(metrics(&app).await["cache"]["hits"], 1, "cached");
+    redis.save();
+
+    assert_eq!(app.book("alice", event_id, &[seats[0]]).await.status(), 201);
+    assert_eq!(
+        seat_status(&app.availability(event_id).await, seats[0]),
+        "booked"
+    );
+    redis.kill();
+    redis.restart();
+    assert!(
+        matches!(redis.command(&["DBSIZE"]), Ok(redis::Value::Int(n)) if n > 0),
+        "the restart brought the snapshot back"
+    );
+
+    let other = app.sibling().await;
+    let path = format!("/api/v1/events/{event_id}/availability");
+    let deadline = Instant::now() + Duration::from_millis(2500);
+    while Instant::now() < deadline {
+        assert_eq!(
+            seat_status(&app.availability(event_id).await, seats[0]),
+            "booked",
+            "the booker's environment"
+        );
+        let response = app.client.get(other.url(&path)).send().await.unwrap();
+        let map: Value = response.json().await.unwrap();
+        assert_eq!(seat_status(&map, seats[0]), "booked", "a new environment");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // And the cache is in use again, not bypassed.
+    let hits = metrics(&app).await["cache"]["hits"].as_u64().unwrap();
+    app.availability(event_id).await;
+    assert_eq!(metrics(&app).await["cache"]["hits"], hits + 1);
 }

@@ -21,6 +21,9 @@ pub struct CacheFigures {
     pub hit_ratio: Option<f64>,
     pub avg_hit_ms: Option<f64>,
     pub avg_miss_ms: Option<f64>,
+    /// Invalidations (a booking's generation bump) that Redis did not take within their retries;
+    /// each was owed by its environment and delivered once Redis answered again.
+    pub invalidations_failed: Option<u64>,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -73,6 +76,7 @@ pub async fn metrics(
             avg_miss_ms: stats
                 .as_ref()
                 .and_then(|s| (s.misses > 0).then(|| s.miss_ms_total / s.misses as f64)),
+            invalidations_failed: stats.as_ref().map(|s| s.invalidations_failed),
         },
         bookings: BookingFigures {
             confirmed: stats.as_ref().map(|s| s.bookings_confirmed),

@@ -1,5 +1,6 @@
 //! The counters: cache hits and misses with their total time (`INCR` / `INCRBYFLOAT`, as the system
-//! this replaces kept them), loads from PostgreSQL, and booking outcomes.
+//! this replaces kept them), loads from PostgreSQL, booking outcomes, and invalidations that could
+//! not be delivered in time.
 
 use super::keys::Keys;
 use super::link::RedisLink;
@@ -13,6 +14,8 @@ const MISS_MS: &str = "cache_miss_ms";
 const LOADS: &str = "cache_loads";
 pub(crate) const BOOKINGS_CONFIRMED: &str = "bookings_confirmed";
 pub(crate) const BOOKING_CONFLICTS: &str = "booking_conflicts";
+/// Added when Redis can be reached again (an invalidation that failed could not be counted there).
+pub(crate) const INVALIDATIONS_FAILED: &str = "invalidations_failed";
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct CacheStats {
@@ -24,6 +27,9 @@ pub struct CacheStats {
     pub miss_ms_total: f64,
     pub bookings_confirmed: u64,
     pub booking_conflicts: u64,
+    /// Invalidations (generation bumps) not delivered within their booking's time budget; each was
+    /// owed until delivered later (see [`super::debts`]).
+    pub invalidations_failed: u64,
 }
 
 pub(crate) fn hit(keys: &Keys, took: Duration) -> redis::Pipeline {
@@ -60,12 +66,13 @@ pub(crate) async fn read(link: &RedisLink, keys: &Keys) -> Option<CacheStats> {
         MISS_MS,
         BOOKINGS_CONFIRMED,
         BOOKING_CONFLICTS,
+        INVALIDATIONS_FAILED,
     ];
     let mut mget = redis::cmd("MGET");
     for name in names {
         mget.arg(keys.counter(name));
     }
-    let values: Vec<Option<String>> = link.query(&mut mget).await.ok()?;
+    let values: Vec<Option<String>> = link.query(&mget).await.ok()?;
     let int = |i: usize| {
         values[i]
             .as_deref()
@@ -86,5 +93,6 @@ pub(crate) async fn read(link: &RedisLink, keys: &Keys) -> Option<CacheStats> {
         miss_ms_total: float(4),
         bookings_confirmed: int(5),
         booking_conflicts: int(6),
+        invalidations_failed: int(7),
     })
 }

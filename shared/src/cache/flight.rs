@@ -1,4 +1,6 @@
-//! One loader per key per process: concurrent misses of the same key wait for the first one.
+//! One loader per flight per process: concurrent misses of the same flight wait for the first one.
+//! A flight is a key *read at one stamp* ([`super::keys::Stamp::flight`]), so a reader that has
+//! seen a newer generation than a loader started at never waits for, or is handed, that load.
 
 use super::Body;
 use crate::error::ApiError;
@@ -77,5 +79,54 @@ impl Drop for Landing<'_> {
         if let Ok(mut in_flight) = self.flights.in_flight.lock() {
             in_flight.remove(self.key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_flight_is_shared_by_its_key_only() {
+        let flights = Arc::new(Flights::default());
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let first = tokio::spawn({
+            let flights = flights.clone();
+            async move {
+                flights
+                    .run("k 1@a", || async move {
+                        let _ = released.await;
+                        Ok(Some(Bytes::from_static(b"first")))
+                    })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let same = tokio::spawn({
+            let flights = flights.clone();
+            async move {
+                flights
+                    .run("k 1@a", || async { Ok(Some(Bytes::from_static(b"own"))) })
+                    .await
+            }
+        });
+        let newer = flights
+            .run("k 2@a", || async { Ok(Some(Bytes::from_static(b"newer"))) })
+            .await
+            .unwrap();
+        assert_eq!(newer.as_deref(), Some(&b"newer"[..]), "not made to wait");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        release.send(()).unwrap();
+        assert_eq!(
+            first.await.unwrap().unwrap().as_deref(),
+            Some(&b"first"[..])
+        );
+        assert_eq!(
+            same.await.unwrap().unwrap().as_deref(),
+            Some(&b"first"[..]),
+            "handed the load of its flight"
+        );
     }
 }

@@ -78,9 +78,13 @@ WITH event AS (
     WHERE (SELECT count(*) FROM wanted) = cardinality(ARRAY[:seat1]::bigint[]) AND (SELECT ok FROM allowed)
     RETURNING id, created_at, total_cents, expires_at
 ), ticket AS (
+    -- In seat order, whatever order the request listed them in: two bookings that share seats
+    -- then meet on the lowest shared seat first, where the later one waits for the earlier and
+    -- gets 23505 if it commits. Neither can hold a seat the other waits for, so no deadlock.
     INSERT INTO tickets (booking_id, event_id, seat_id, price_cents)
     SELECT b.id, e.id, w.seat_id, e.price_cents
     FROM booking b, event e, wanted w
+    ORDER BY w.seat_id
     RETURNING id, seat_id, price_cents
 ), confirmation AS (
     INSERT INTO outbox (booking_id, kind, payload)

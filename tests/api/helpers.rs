@@ -19,6 +19,8 @@ pub struct TestApp {
     pub db_name: String,
     /// A direct connection for assertions about what is really stored.
     pub db: tokio_postgres::Client,
+    /// The server the test database was created on, to drop it from.
+    admin_url: String,
     settings_env: HashMap<String, String>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -30,6 +32,9 @@ pub struct Spawn {
     /// `host:port` of a connection pooler (PgBouncer) in front of the test PostgreSQL: the server
     /// reaches its database through it. The test's own `db` client still connects directly.
     pub database_via: Option<String>,
+    /// A `postgres://` URL of another PostgreSQL server (its maintenance database) to create the
+    /// test database on instead of TEST_DATABASE_URL's, e.g. a private cluster the test crashes.
+    pub admin_url: Option<String>,
 }
 
 impl Default for Spawn {
@@ -38,6 +43,7 @@ impl Default for Spawn {
             dev_identity: true,
             env: Vec::new(),
             database_via: None,
+            admin_url: None,
         }
     }
 }
@@ -53,7 +59,8 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(options: Spawn) -> TestApp {
     let db_name = format!("test_{}", uuid::Uuid::new_v4().simple());
-    let admin: tokio_postgres::Config = admin_url().parse().expect("TEST_DATABASE_URL");
+    let admin_url = options.admin_url.clone().unwrap_or_else(admin_url);
+    let admin: tokio_postgres::Config = admin_url.parse().expect("TEST_DATABASE_URL");
     let (client, connection) = admin
         .connect(NoTls)
         .await
@@ -108,6 +115,7 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
         client: reqwest::Client::new(),
         db_name,
         db,
+        admin_url,
         settings_env,
         server,
     }
@@ -136,6 +144,7 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
         let db_name = self.db_name.clone();
+        let admin_url = self.admin_url.clone();
         // Drop cannot await; a short-lived runtime on its own thread drops the database even when
         // the test panicked. FORCE ends the connections the pools still hold.
         let dropped = std::thread::spawn(move || {
@@ -144,7 +153,7 @@ impl Drop for TestApp {
                 .build()
                 .expect("runtime");
             runtime.block_on(async move {
-                let (client, connection) = admin_url()
+                let (client, connection) = admin_url
                     .parse::<tokio_postgres::Config>()
                     .unwrap()
                     .connect(NoTls)

@@ -1,5 +1,6 @@
 //! The booking lifecycle: idempotent retries, cancellation, holds that lapse without any job.
 
+use crate::booking::{fail_serialization, ticket_inserts};
 use crate::helpers::{
     assert_problem, seat_status, spawn_app, spawn_app_with, As, Spawn, TestApp, ORGANIZER,
 };
@@ -400,4 +401,101 @@ async fn a_lapsed_hold_frees_its_seats_without_any_job_and_cannot_be_confirmed()
     );
     // Its other seat is free too.
     assert_eq!(app.book("carol", event_id, &[seats[1]]).await.status(), 201);
+}
+
+#[tokio::test]
+async fn a_keyed_booking_that_never_serializes_gets_a_503_and_its_key_books_later() {
+    let app = spawn_app().await;
+    let (event_id, seats) = app.seed_event(1, 4).await;
+    let body = json!({"event_id": event_id, "seat_ids": [seats[0]]});
+    fail_serialization(&app, i64::MAX).await;
+
+    let response = book_with_key(&app, "alice", "unlucky", &body).await;
+    assert_eq!(response.status(), 503, "a retryable answer, not a 500");
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_problem(response, 503).await;
+    let attempts = ticket_inserts(&app).await;
+    assert!((2..=5).contains(&attempts), "bounded retries: {attempts}");
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM idempotency_keys").await,
+        0
+    );
+
+    app.db
+        .batch_execute("DROP TRIGGER refuse_to_serialize ON tickets")
+        .await
+        .unwrap();
+    let retried = book_with_key(&app, "alice", "unlucky", &body).await;
+    assert_eq!(retried.status(), 201, "a 503 is not replayed");
+    assert!(retried.headers().get("idempotent-replayed").is_none());
+    assert_eq!(count(&app, "SELECT count(*) FROM bookings").await, 1);
+}
+
+#[tokio::test]
+async fn a_keyed_booking_that_fails_serialization_twice_is_booked_and_replayed() {
+    let app = spawn_app().await;
+    let (event_id, seats) = app.seed_event(1, 4).await;
+    let body = json!({"event_id": event_id, "seat_ids": [seats[0], seats[1]]});
+    fail_serialization(&app, 2).await;
+
+    let response = book_with_key(&app, "alice", "patient", &body).await;
+    assert_eq!(response.status(), 201, "retried, not a 500");
+    let booking: Value = response.json().await.unwrap();
+    assert_eq!(
+        ticket_inserts(&app).await,
+        3,
+        "two failures, then the booking"
+    );
+    let again = book_with_key(&app, "alice", "patient", &body).await;
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), booking);
+    assert_eq!(count(&app, "SELECT count(*) FROM bookings").await, 1);
+}
+
+#[tokio::test]
+async fn a_lapsed_hold_gives_way_to_a_booking_with_or_without_an_idempotency_key() {
+    let app = spawn_app_with(Spawn {
+        env: vec![("HOLD_TTL_SECONDS", "1".to_owned())],
+        ..Spawn::default()
+    })
+    .await;
+    let (event_id, seats) = app.seed_event(1, 4).await;
+    for pair in [[seats[0], seats[1]], [seats[2], seats[3]]] {
+        let hold = app
+            .post(
+                "/api/v1/holds",
+                As::User("alice"),
+                &json!({"event_id": event_id, "seat_ids": pair}),
+            )
+            .await;
+        assert_eq!(hold.status(), 201);
+    }
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+
+    let plain = app.book("bob", event_id, &[seats[1], seats[0]]).await;
+    assert_eq!(plain.status(), 201);
+    let keyed = book_with_key(
+        &app,
+        "carol",
+        "after-the-hold",
+        &json!({"event_id": event_id, "seat_ids": [seats[3], seats[2]]}),
+    )
+    .await;
+    assert_eq!(keyed.status(), 201);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM bookings WHERE status = 'expired'"
+        )
+        .await,
+        2,
+        "both holds were released, and kept as history"
+    );
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM released_tickets").await,
+        4
+    );
+    for seat in &seats[..4] {
+        assert_eq!(app.tickets_for_seat(event_id, *seat).await, 1);
+    }
 }

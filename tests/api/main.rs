@@ -6,6 +6,7 @@
 mod booking;
 mod cache;
 mod catalog;
+mod crash;
 mod deployment;
 mod helpers;
 mod herd;

@@ -155,13 +155,18 @@ pub async fn show(
 #[derive(Deserialize)]
 pub struct ListParams {
     limit: Option<i64>,
+    cursor: Option<String>,
 }
 
 #[derive(serde::Serialize)]
 pub struct BookingList {
     items: Vec<Booking>,
+    /// Where the next page starts; `null` on the last page.
+    next_cursor: Option<String>,
 }
 
+/// `GET /api/v1/bookings?limit=&cursor=`: the caller's bookings, newest first, a page at a time
+/// (keyset on `(created_at, id)`, so a booking made meanwhile does not shift later pages).
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -173,8 +178,40 @@ pub async fn list(
             "limit must be between 1 and 100".to_owned(),
         ));
     }
-    let items = store::list(&state.db, &caller.user_id, limit).await?;
-    Ok(axum::Json(BookingList { items }))
+    let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    // One extra row tells whether another page follows.
+    let mut items = store::list(&state.db, &caller.user_id, after, limit + 1).await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(encode_cursor)
+    } else {
+        None
+    };
+    Ok(axum::Json(BookingList { items, next_cursor }))
+}
+
+/// A page's cursor: the last booking's `created_at` in microseconds since the epoch, a dot, and its
+/// id (hyphenated, lower case), as the event listing's cursors are made.
+fn encode_cursor(booking: &Booking) -> String {
+    format!("{}.{}", booking.created_at.timestamp_micros(), booking.id)
+}
+
+/// Only cursors spelled exactly as [`encode_cursor`] spells them: anything else is a 400.
+fn decode_cursor(raw: &str) -> Result<store::Position, ApiError> {
+    let invalid = || ApiError::BadRequest("cursor is not one this API returned".to_owned());
+    let (micros, id) = raw.split_once('.').ok_or_else(invalid)?;
+    let created_at = micros
+        .parse()
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_micros)
+        .ok_or_else(invalid)?;
+    let id: Uuid = id.parse().map_err(|_| invalid())?;
+    // `+1.x`, `01.x`, an upper-case, braced or unhyphenated id: one position, spelled in ways the
+    // API never issues.
+    if format!("{}.{id}", created_at.timestamp_micros()) != raw {
+        return Err(invalid());
+    }
+    Ok(store::Position { created_at, id })
 }
 
 /// `DELETE /api/v1/bookings/{id}`: the owner, or any organizer, cancels; the seats are free at
@@ -221,5 +258,53 @@ pub async fn confirm(
             "hold {id} expired; its seats may have been taken"
         ))),
         (None, status) => Err(ApiError::Gone(format!("hold {id} is {status}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bookings_cursor_round_trips_and_only_its_own_spelling_is_accepted() {
+        let booking = Booking {
+            id: "67e55044-10b1-426f-9247-bb680e5fe0c8".parse().unwrap(),
+            event_id: 1,
+            user_id: "alice".into(),
+            status: "confirmed".into(),
+            created_at: chrono::DateTime::from_timestamp_micros(1_900_000_000_123_456).unwrap(),
+            expires_at: None,
+            total_cents: 0,
+            tickets: Vec::new(),
+        };
+        let cursor = encode_cursor(&booking);
+        assert_eq!(
+            cursor,
+            "1900000000123456.67e55044-10b1-426f-9247-bb680e5fe0c8"
+        );
+        let position = decode_cursor(&cursor).unwrap();
+        assert_eq!(
+            (position.created_at, position.id),
+            (booking.created_at, booking.id)
+        );
+        for bad in [
+            "",
+            "abc",
+            "1900000000123456",
+            "1900000000123456.",
+            ".67e55044-10b1-426f-9247-bb680e5fe0c8",
+            "x.67e55044-10b1-426f-9247-bb680e5fe0c8",
+            "1900000000123456.x",
+            "99999999999999999999.67e55044-10b1-426f-9247-bb680e5fe0c8",
+            "+1900000000123456.67e55044-10b1-426f-9247-bb680e5fe0c8",
+            "01900000000123456.67e55044-10b1-426f-9247-bb680e5fe0c8",
+            "1900000000123456.67E55044-10B1-426F-9247-BB680E5FE0C8",
+            "1900000000123456.67e5504410b1426f9247bb680e5fe0c8",
+            "1900000000123456.{67e55044-10b1-426f-9247-bb680e5fe0c8}",
+            "1900000000123456.urn:uuid:67e55044-10b1-426f-9247-bb680e5fe0c8",
+            " 1900000000123456.67e55044-10b1-426f-9247-bb680e5fe0c8",
+        ] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
     }
 }

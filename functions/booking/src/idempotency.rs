@@ -6,7 +6,7 @@
 //! row goes with it and the retry simply books. Deterministic outcomes (201, 409, 404, 422) are
 //! stored and replayed; 5xx are not.
 
-use crate::store::{self, Claim, Conflict, Refusal};
+use crate::store::{self, Attempts, Claim};
 use axum::http::StatusCode;
 use seatbook_core::db::Pool;
 use seatbook_core::ApiError;
@@ -116,24 +116,11 @@ pub async fn book_once(
         }));
     }
 
-    let mut released = false;
-    let outcome = loop {
-        tx.batch_execute("SAVEPOINT attempt").await?;
-        match store::insert(&*tx, claim).await {
-            Ok(booking) => break Ok(booking),
-            Err(Refusal::Failed(err)) if err.status().is_server_error() => return Err(err),
-            Err(Refusal::Failed(err)) => {
-                tx.batch_execute("ROLLBACK TO SAVEPOINT attempt").await?;
-                break Err(err);
-            }
-            Err(Refusal::Taken(conflict)) => {
-                tx.batch_execute("ROLLBACK TO SAVEPOINT attempt").await?;
-                match store::resolve(&*tx, claim, &conflict, !released).await? {
-                    Conflict::Retry => released = true,
-                    Conflict::Taken(seat_ids) => break Err(ApiError::SeatsTaken { seat_ids }),
-                }
-            }
-        }
+    // The same attempts as without a key, each in a savepoint of this transaction.
+    let outcome = match store::attempt(Attempts::Savepoints(&tx), claim).await {
+        // Not stored: the transaction (and the key's row) is rolled back, and a retry books.
+        Err(err) if err.status().is_server_error() => return Err(err),
+        outcome => outcome,
     };
     let stored = render(&outcome);
     tx.query_typed(

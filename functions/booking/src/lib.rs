@@ -9,7 +9,9 @@
 //! Exactly-once seat sales rest on PostgreSQL alone: a booking is one transaction whose ticket
 //! inserts race on the `tickets_event_seat_key` unique constraint. The loser's SQLSTATE 23505
 //! becomes 409 with the seats that were taken. No lock is taken and no request waits for another
-//! in this process.
+//! in this process. Tickets are inserted in seat order, so bookings sharing seats cannot deadlock
+//! each other; an attempt PostgreSQL aborts anyway (deadlock, serialization failure) runs again
+//! after a short jittered back-off, a few times at most, then the answer is 503 with `Retry-After`.
 //!
 //! Every write route (not the reads) sits behind the per-user write rate limit
 //! ([`seatbook_core::ratelimit`]): 429 once a user's bucket is empty, nothing limited when it is

@@ -4,16 +4,22 @@
 use crate::contention;
 use crate::views::{Booking, Ticket};
 use chrono::{DateTime, Utc};
-use seatbook_core::db::{is_unique_violation_on, Pool};
+use seatbook_core::db::{is_retryable_conflict, is_unique_violation_on, Pool};
 use seatbook_core::domain::{SeatSelection, UserId};
 use seatbook_core::ApiError;
 use std::time::Duration;
 use tokio_postgres::types::{Json, ToSql, Type};
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::{Client, GenericClient, Row, Transaction};
 use uuid::Uuid;
 
 /// The constraint that arbitrates every race for a seat.
 pub const TICKETS_ARBITER: &str = "tickets_event_seat_key";
+
+/// How many times one request runs the booking statement at most while PostgreSQL keeps aborting
+/// it to break a deadlock or a serialization conflict; then the answer is 503 with `Retry-After`.
+const MAX_CONTENDED_ATTEMPTS: u32 = 4;
+/// The back-off before the n-th of those retries is up to this × 2^(n-1) (see [`backoff`]).
+const BACKOFF_BASE: Duration = Duration::from_millis(10);
 
 /// The whole booking write: one statement inside the transaction (see the comments in the file).
 /// Public so the benchmark can run the very same SQL through pgbench.
@@ -74,9 +80,12 @@ pub struct Claim<'a> {
 }
 
 /// Why one attempt at the booking statement did not produce a booking.
-pub(crate) enum Refusal {
-    /// A seat is claimed already (23505 on the arbiter); the transaction is aborted.
+enum Refusal {
+    /// A seat is claimed already (23505 on the arbiter); the attempt is aborted.
     Taken(tokio_postgres::Error),
+    /// PostgreSQL aborted the attempt to break a deadlock or a serialization conflict (40P01,
+    /// 40001): worth running again in a moment.
+    Contended(tokio_postgres::Error),
     /// Anything else, as the API will report it.
     Failed(ApiError),
 }
@@ -87,53 +96,185 @@ impl From<ApiError> for Refusal {
     }
 }
 
+impl From<tokio_postgres::Error> for Refusal {
+    fn from(err: tokio_postgres::Error) -> Self {
+        if is_unique_violation_on(&err, TICKETS_ARBITER) {
+            Refusal::Taken(err)
+        } else if is_retryable_conflict(&err) {
+            Refusal::Contended(err)
+        } else {
+            Refusal::Failed(err.into())
+        }
+    }
+}
+
 /// What to do about a conflict.
-pub(crate) enum Conflict {
+enum Conflict {
     /// Lapsed holds were released: try again (once).
     Retry,
     /// These seats are really taken.
     Taken(Vec<i64>),
 }
 
+/// Where the attempts at a claim run.
+pub(crate) enum Attempts<'a, 't> {
+    /// Each attempt is a transaction of its own on this connection, committed when it books.
+    Transactions(&'a mut Client),
+    /// Each attempt is a savepoint of this open transaction, which its owner commits (a booking
+    /// under an `Idempotency-Key`: the transaction holds the key's row). The service runs at READ
+    /// COMMITTED, so every statement of an attempt reads afresh: rolling back to the savepoint and
+    /// running the statement again is a real retry.
+    Savepoints(&'a Transaction<'t>),
+}
+
 /// Books (or holds) the claim: all seats, or none and an error saying why.
 pub async fn book(db: &Pool, claim: &Claim<'_>) -> Result<Booking, ApiError> {
     let mut conn = db.get().await?;
+    attempt(Attempts::Transactions(&mut conn), claim).await
+}
+
+/// The one loop that runs the booking statement until it books or gets a final answer, for
+/// plain bookings and those under an `Idempotency-Key` alike:
+///
+/// - a collision with a hold that has lapsed releases that hold and runs the statement again
+///   (once; a second collision is a real one);
+/// - an attempt PostgreSQL aborted to break a deadlock or a serialization conflict runs again
+///   after a short random back-off, at most [`MAX_CONTENDED_ATTEMPTS`] times in all; then the
+///   answer is 503 with `Retry-After`, never 500;
+/// - seats someone really holds are a 409, remembered as contended (see [`contention`]).
+pub(crate) async fn attempt(
+    mut attempts: Attempts<'_, '_>,
+    claim: &Claim<'_>,
+) -> Result<Booking, ApiError> {
     if contention::any(claim.event_id, claim.seats.ids()) {
         // A herd: answer the losers with one read instead of a doomed transaction.
-        let taken = live_holders(&**conn, claim).await?;
+        let taken = attempts.live_holders(claim).await?;
         if !taken.is_empty() {
             return Err(ApiError::SeatsTaken { seat_ids: taken });
         }
     }
     let mut released = false;
+    let mut contended = 0;
     loop {
-        let tx = conn.transaction().await?;
-        match insert(&*tx, claim).await {
-            Ok(booking) => {
-                tx.commit().await?;
-                return Ok(booking);
-            }
-            Err(Refusal::Failed(err)) => return Err(err),
-            Err(Refusal::Taken(err)) => {
-                // Dropping the transaction queues its ROLLBACK ahead of the next query.
-                drop(tx);
-                match resolve(&**conn, claim, &err, !released).await? {
-                    Conflict::Retry => released = true,
-                    Conflict::Taken(seat_ids) => {
+        let refusal = match attempts.once(claim).await {
+            Ok(booking) => return Ok(booking),
+            Err(Refusal::Taken(conflict)) => {
+                attempts.rewind().await?;
+                match attempts.resolve(claim, &conflict, !released).await {
+                    Ok(Conflict::Retry) => {
+                        released = true;
+                        continue;
+                    }
+                    Ok(Conflict::Taken(seat_ids)) => {
                         contention::mark(claim.event_id, &seat_ids);
                         return Err(ApiError::SeatsTaken { seat_ids });
                     }
+                    Err(refusal) => refusal,
                 }
             }
+            Err(refusal) => refusal,
+        };
+        match refusal {
+            Refusal::Contended(err) => {
+                contended += 1;
+                if contended >= MAX_CONTENDED_ATTEMPTS {
+                    tracing::warn!(
+                        event = claim.event_id,
+                        attempts = contended,
+                        error = %err,
+                        "booking still aborted by PostgreSQL; giving up"
+                    );
+                    return Err(err.into());
+                }
+                attempts.rewind().await?;
+                let pause = backoff(contended);
+                tracing::info!(
+                    event = claim.event_id,
+                    attempt = contended,
+                    error = %err,
+                    ?pause,
+                    "booking aborted by PostgreSQL; retrying"
+                );
+                tokio::time::sleep(pause).await;
+            }
+            Refusal::Failed(err) => {
+                // A refusal leaves the transaction usable for its owner (the key's response is
+                // stored in it); a broken connection or server error is not worth the round trip.
+                if !err.status().is_server_error() {
+                    attempts.rewind().await?;
+                }
+                return Err(err);
+            }
+            // Resolving reads and releases; it never claims a seat.
+            Refusal::Taken(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// A random pause before the n-th retry (from 1): between half and all of [`BACKOFF_BASE`] ×
+/// 2^(n-1), so requests that collided once do not collide again in step.
+fn backoff(retry: u32) -> Duration {
+    let ceiling = BACKOFF_BASE * 2u32.pow(retry.saturating_sub(1).min(10));
+    let jitter = (Uuid::new_v4().as_u128() % 1024) as u32;
+    ceiling / 2 + ceiling / 2 * jitter / 1024
+}
+
+impl Attempts<'_, '_> {
+    /// Runs the booking statement once, in a transaction or savepoint of its own.
+    async fn once(&mut self, claim: &Claim<'_>) -> Result<Booking, Refusal> {
+        match self {
+            Attempts::Transactions(client) => {
+                let tx = client.transaction().await?;
+                // On a refusal, dropping the transaction queues its ROLLBACK ahead of the next
+                // query.
+                let booking = insert(&tx, claim).await?;
+                tx.commit().await?;
+                Ok(booking)
+            }
+            Attempts::Savepoints(tx) => {
+                tx.batch_execute("SAVEPOINT attempt").await?;
+                insert(*tx, claim).await
+            }
+        }
+    }
+
+    /// Undoes a refused attempt (and whatever failed after it), leaving the connection or the
+    /// transaction ready for the next statement.
+    async fn rewind(&self) -> Result<(), ApiError> {
+        match self {
+            // The attempt's transaction is gone already; a failed statement outside one left
+            // nothing.
+            Attempts::Transactions(_) => Ok(()),
+            Attempts::Savepoints(tx) => {
+                Ok(tx.batch_execute("ROLLBACK TO SAVEPOINT attempt").await?)
+            }
+        }
+    }
+
+    async fn resolve(
+        &self,
+        claim: &Claim<'_>,
+        conflict: &tokio_postgres::Error,
+        may_release: bool,
+    ) -> Result<Conflict, Refusal> {
+        match self {
+            Attempts::Transactions(client) => {
+                resolve(&**client, claim, conflict, may_release).await
+            }
+            Attempts::Savepoints(tx) => resolve(*tx, claim, conflict, may_release).await,
+        }
+    }
+
+    async fn live_holders(&self, claim: &Claim<'_>) -> Result<Vec<i64>, ApiError> {
+        match self {
+            Attempts::Transactions(client) => live_holders(&**client, claim).await,
+            Attempts::Savepoints(tx) => live_holders(*tx, claim).await,
         }
     }
 }
 
 /// Runs the booking statement once in `client`'s transaction.
-pub(crate) async fn insert(
-    client: &impl GenericClient,
-    claim: &Claim<'_>,
-) -> Result<Booking, Refusal> {
+async fn insert(client: &impl GenericClient, claim: &Claim<'_>) -> Result<Booking, Refusal> {
     let status = if claim.hold_for.is_some() {
         "held"
     } else {
@@ -157,14 +298,8 @@ pub(crate) async fn insert(
         client.query_typed(ALLOWANCE_SQL, &allowance_params),
         client.query_typed(BOOK_SQL, &book_params)
     );
-    allowance.map_err(ApiError::from)?;
-    let rows = match result {
-        Ok(rows) => rows,
-        Err(err) if is_unique_violation_on(&err, TICKETS_ARBITER) => {
-            return Err(Refusal::Taken(err))
-        }
-        Err(err) => return Err(ApiError::from(err).into()),
-    };
+    allowance?;
+    let rows = result?;
     let head = rows
         .first()
         .ok_or_else(|| ApiError::internal("booking returned no row"))?;
@@ -246,7 +381,8 @@ async fn live_holders(
     claim: &Claim<'_>,
 ) -> Result<Vec<i64>, ApiError> {
     Ok(holders(client, claim)
-        .await?
+        .await
+        .map_err(ApiError::from)?
         .into_iter()
         .filter(|(_, lapsed)| !lapsed)
         .map(|(seat, _)| seat)
@@ -257,7 +393,7 @@ async fn live_holders(
 async fn holders(
     client: &impl GenericClient,
     claim: &Claim<'_>,
-) -> Result<Vec<(i64, bool)>, ApiError> {
+) -> Result<Vec<(i64, bool)>, tokio_postgres::Error> {
     let rows = client
         .query_typed(
             HOLDERS_SQL,
@@ -275,12 +411,12 @@ async fn holders(
 
 /// After a conflict: release lapsed holds in the way (when `may_release`) so the caller retries,
 /// or name the seats that are really taken.
-pub(crate) async fn resolve(
+async fn resolve(
     client: &impl GenericClient,
     claim: &Claim<'_>,
     conflict: &tokio_postgres::Error,
     may_release: bool,
-) -> Result<Conflict, ApiError> {
+) -> Result<Conflict, Refusal> {
     let holders = holders(client, claim).await?;
     if may_release && holders.iter().any(|(_, lapsed)| *lapsed) {
         client
@@ -324,15 +460,35 @@ pub async fn find(
     Ok(row.map(|row| booking_from_row(&row)))
 }
 
-/// The caller's bookings, newest first.
-pub async fn list(db: &Pool, user: &UserId, limit: i64) -> Result<Vec<Booking>, ApiError> {
+/// Where a page of the caller's bookings starts: after the booking made at `created_at` with `id`
+/// (the last of the previous page).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Position {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// Up to `limit` of the caller's bookings, newest first (ties by id), after `after` if given.
+pub async fn list(
+    db: &Pool,
+    user: &UserId,
+    after: Option<Position>,
+    limit: i64,
+) -> Result<Vec<Booking>, ApiError> {
     let conn = db.get().await?;
     let rows = conn
         .query_typed(
             &format!(
-                "{BOOKING_SELECT} WHERE b.user_id = $1 ORDER BY b.created_at DESC, b.id DESC LIMIT $2"
+                "{BOOKING_SELECT} WHERE b.user_id = $1
+                   AND ($2::timestamptz IS NULL OR (b.created_at, b.id) < ($2, $3))
+                 ORDER BY b.created_at DESC, b.id DESC LIMIT $4"
             ),
-            &[(&user.as_str(), Type::TEXT), (&limit, Type::INT8)],
+            &[
+                (&user.as_str(), Type::TEXT),
+                (&after.map(|p| p.created_at), Type::TIMESTAMPTZ),
+                (&after.map_or(Uuid::nil(), |p| p.id), Type::UUID),
+                (&limit, Type::INT8),
+            ],
         )
         .await?;
     Ok(rows.iter().map(booking_from_row).collect())
@@ -357,4 +513,30 @@ fn conflicting_seat(err: &tokio_postgres::Error) -> Option<i64> {
     let detail = err.as_db_error()?.detail()?;
     let values = detail.split_once(")=(")?.1;
     values.split([',', ')']).nth(1)?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_back_off_grows_with_each_retry_and_is_jittered() {
+        for retry in 1..=MAX_CONTENDED_ATTEMPTS {
+            let ceiling = BACKOFF_BASE * 2u32.pow(retry - 1);
+            let pauses: Vec<Duration> = (0..50).map(|_| backoff(retry)).collect();
+            for pause in &pauses {
+                assert!(
+                    *pause >= ceiling / 2 && *pause <= ceiling,
+                    "{pause:?} for retry {retry}"
+                );
+            }
+            let distinct: std::collections::HashSet<_> = pauses.iter().collect();
+            assert!(distinct.len() > 10, "jittered: {pauses:?}");
+        }
+        // All the retries of one request wait well under a second in all.
+        let worst: Duration = (1..MAX_CONTENDED_ATTEMPTS)
+            .map(|n| BACKOFF_BASE * 2u32.pow(n - 1))
+            .sum();
+        assert!(worst < Duration::from_millis(200), "{worst:?}");
+    }
 }

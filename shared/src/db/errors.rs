@@ -2,7 +2,10 @@
 //!
 //! Expected conflicts are recognised by *constraint name*, never by message text: the booking code
 //! asks "was this a unique violation on tickets_event_seat_key?" and anything else stays an internal
-//! error (logged, shown as a bare 500).
+//! error (logged, shown as a bare 500) unless it is transient: the connection broke, the server is
+//! shutting down, starting up or full, or PostgreSQL gave up a transaction to break a deadlock or
+//! a serialization conflict. Those are 503 with `Retry-After` (after the caller's own retries, where
+//! it has any: see [`is_retryable_conflict`]).
 
 use crate::error::ApiError;
 use deadpool_postgres::PoolError;
@@ -39,6 +42,29 @@ impl<T> ResultExt<T> for Result<T, tokio_postgres::Error> {
     }
 }
 
+/// True when PostgreSQL aborted the transaction to break a deadlock (40P01) or because it could not
+/// serialize it against a concurrent one (40001). Nothing the transaction did remains, and running
+/// it again, a moment later, may well succeed.
+pub fn is_retryable_conflict(err: &tokio_postgres::Error) -> bool {
+    err.code().is_some_and(is_retryable_state)
+}
+
+fn is_retryable_state(code: &SqlState) -> bool {
+    *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE
+}
+
+/// The server cannot take the request now, but will: it is shutting down or restarting (also after
+/// another backend crashed), starting up, or out of connection slots.
+fn is_unavailable_state(code: &SqlState) -> bool {
+    [
+        SqlState::ADMIN_SHUTDOWN,
+        SqlState::CRASH_SHUTDOWN,
+        SqlState::CANNOT_CONNECT_NOW,
+        SqlState::TOO_MANY_CONNECTIONS,
+    ]
+    .contains(code)
+}
+
 impl From<tokio_postgres::Error> for ApiError {
     fn from(err: tokio_postgres::Error) -> Self {
         if is_transient(&err) {
@@ -49,15 +75,11 @@ impl From<tokio_postgres::Error> for ApiError {
     }
 }
 
-/// Failures a client should retry: the connection broke, or the server is shutting down or full.
+/// Failures a client should retry: the connection broke, the server is shutting down, starting up
+/// or full, or the transaction lost a deadlock or a serialization conflict.
 fn is_transient(err: &tokio_postgres::Error) -> bool {
     match err.as_db_error() {
-        Some(db) => [
-            SqlState::ADMIN_SHUTDOWN,
-            SqlState::CANNOT_CONNECT_NOW,
-            SqlState::TOO_MANY_CONNECTIONS,
-        ]
-        .contains(db.code()),
+        Some(db) => is_unavailable_state(db.code()) || is_retryable_state(db.code()),
         None => {
             err.is_closed()
                 || std::error::Error::source(err)
@@ -72,6 +94,36 @@ impl From<PoolError> for ApiError {
             // A database that is unreachable or saturated is worth a retry, not a bug report.
             PoolError::Timeout(_) | PoolError::Backend(_) => ApiError::Unavailable(Box::new(err)),
             other => ApiError::Internal(Box::new(other)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlocks_and_serialization_failures_are_retryable_conflicts() {
+        assert_eq!(SqlState::T_R_DEADLOCK_DETECTED.code(), "40P01");
+        assert_eq!(SqlState::T_R_SERIALIZATION_FAILURE.code(), "40001");
+        for code in ["40P01", "40001"] {
+            assert!(is_retryable_state(&SqlState::from_code(code)), "{code}");
+            assert!(!is_unavailable_state(&SqlState::from_code(code)), "{code}");
+        }
+        // A broken rule is not a conflict to retry, and neither is a missing table.
+        for code in ["23505", "23503", "40002", "42P01", "XX000"] {
+            assert!(!is_retryable_state(&SqlState::from_code(code)), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_server_going_down_or_coming_up_is_unavailable_not_broken() {
+        // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
+        for code in ["57P01", "57P02", "57P03", "53300"] {
+            assert!(is_unavailable_state(&SqlState::from_code(code)), "{code}");
+        }
+        for code in ["57014", "23505", "40001", "42601"] {
+            assert!(!is_unavailable_state(&SqlState::from_code(code)), "{code}");
         }
     }
 }

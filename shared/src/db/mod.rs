@@ -14,7 +14,7 @@ pub mod secret;
 
 pub use connect::TlsSetupError;
 pub use deadpool_postgres::{Object as Connection, Pool};
-pub use errors::{is_unique_violation_on, ResultExt};
+pub use errors::{is_retryable_conflict, is_unique_violation_on, ResultExt};
 
 use crate::config::{DatabaseSettings, DatabaseSource};
 use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod, Runtime};

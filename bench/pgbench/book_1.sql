@@ -47,35 +47,31 @@ ON CONFLICT (event_id, user_id) DO UPDATE SET user_id = excluded.user_id;
 -- count below, taken by this later statement, includes whatever the caller's last concurrent
 -- request committed.
 WITH event AS (
-    SELECT id, venue_id, price_cents, max_seats_per_user, sales_start_at,
-           coalesce(sales_end_at, starts_at) AS sales_end_at,
-           now() >= coalesce(sales_start_at, '-infinity')
-               AND now() < coalesce(sales_end_at, starts_at) AS on_sale
-    FROM events WHERE id = :event_id::bigint
-), mine AS (
-    -- The caller's live seats (confirmed, or held and unexpired) for the event; only under a cap.
-    SELECT count(*) AS seats
-    FROM bookings b JOIN tickets t ON t.booking_id = b.id
-    WHERE b.user_id = :user_id::text AND b.event_id = :event_id::bigint
-      AND (b.status = 'confirmed' OR (b.status = 'held' AND b.expires_at > now()))
-      AND (SELECT max_seats_per_user FROM event) IS NOT NULL
-), allowed AS (
-    SELECT e.on_sale
-           AND (e.max_seats_per_user IS NULL
-                OR (SELECT seats FROM mine) + cardinality(ARRAY[:seat1]::bigint[]) <= e.max_seats_per_user) AS ok
-    FROM event e
+    -- One row: the event, whether it is on sale now, and (only under a cap) the caller's live
+    -- seats for it, confirmed or held and unexpired. `ok`: this request may write.
+    SELECT e.*, e.on_sale AND (e.max_seats_per_user IS NULL
+                               OR e.live_seats + cardinality(ARRAY[:seat1]::bigint[]) <= e.max_seats_per_user) AS ok
+    FROM (
+        SELECT id, venue_id, price_cents, max_seats_per_user, sales_start_at,
+               coalesce(sales_end_at, starts_at) AS sales_end_at,
+               now() < sales_start_at IS TRUE AS before_sale,
+               now() >= coalesce(sales_start_at, '-infinity')
+                   AND now() < coalesce(sales_end_at, starts_at) AS on_sale,
+               CASE WHEN max_seats_per_user IS NOT NULL THEN live_seats(:event_id::bigint, :user_id::text) END AS live_seats
+        FROM events WHERE id = :event_id::bigint
+    ) e
 ), wanted AS (
     SELECT s.id AS seat_id, s.row_index, s.row_label, s.seat_number
     FROM seats s
     JOIN event e ON s.venue_id = e.venue_id
     WHERE s.id = ANY (ARRAY[:seat1]::bigint[])
 ), usr AS (
-    INSERT INTO users (id) SELECT :user_id::text FROM allowed WHERE ok ON CONFLICT (id) DO NOTHING
+    INSERT INTO users (id) SELECT :user_id::text FROM event WHERE ok ON CONFLICT (id) DO NOTHING
 ), booking AS (
     INSERT INTO bookings (user_id, event_id, status, total_cents, expires_at)
     SELECT :user_id::text, e.id, :status::text, e.price_cents * cardinality(ARRAY[:seat1]::bigint[]), now() + make_interval(secs => NULL::float8)
     FROM event e
-    WHERE (SELECT count(*) FROM wanted) = cardinality(ARRAY[:seat1]::bigint[]) AND (SELECT ok FROM allowed)
+    WHERE e.ok AND (SELECT count(*) FROM wanted) = cardinality(ARRAY[:seat1]::bigint[])
     RETURNING id, created_at, total_cents, expires_at
 ), ticket AS (
     -- In seat order, whatever order the request listed them in: two bookings that share seats
@@ -95,13 +91,13 @@ WITH event AS (
     WHERE :status::text = 'confirmed'
 )
 SELECT
-    (SELECT count(*) FROM event) > 0 AS event_found,
-    (SELECT on_sale FROM event) AS on_sale,
-    (SELECT sales_start_at FROM event) AS sales_start_at,
-    (SELECT now() < sales_start_at FROM event) IS TRUE AS before_sale,
-    (SELECT sales_end_at FROM event) AS sales_end_at,
-    (SELECT max_seats_per_user FROM event) AS max_seats_per_user,
-    (SELECT seats FROM mine) AS live_seats,
+    e.id IS NOT NULL AS event_found,
+    e.on_sale,
+    e.sales_start_at,
+    e.before_sale,
+    e.sales_end_at,
+    e.max_seats_per_user,
+    e.live_seats,
     (SELECT coalesce(array_agg(seat_id), '{}') FROM wanted) AS valid_seat_ids,
     b.id AS booking_id,
     b.created_at,
@@ -113,6 +109,7 @@ SELECT
     w.seat_number,
     t.price_cents
 FROM (SELECT) AS one
+LEFT JOIN event e ON true
 LEFT JOIN booking b ON true
 LEFT JOIN ticket t ON true
 LEFT JOIN wanted w ON w.seat_id = t.seat_id

@@ -7,17 +7,15 @@
 //! `CARGO_LAMBDA`, on `PATH`, or in the private virtualenv `scripts/tools` makes. The functions
 //! are compiled by the watcher on their first request, so this test takes a minute or two.
 
+use lambda_emulator::test_db::TestDb;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tokio_postgres::NoTls;
-
-const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 #[tokio::test]
 async fn cargo_lambda_watch_serves_every_function_from_the_repository_root() {
-    let database = Database::create().await;
+    let database = migrated_database().await;
     let port = free_port();
     let started = Instant::now();
     let watcher = Watcher::start(port, &database.name);
@@ -286,48 +284,18 @@ fn free_port() -> u16 {
 }
 
 /// A freshly migrated database of its own, dropped when the test ends.
-struct Database {
-    name: String,
-}
-
-impl Database {
-    async fn create() -> Database {
-        let name = format!("watch_{}", uuid::Uuid::new_v4().simple());
-        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
-        let settings = seatbook_core::config::Settings::from_lookup(|k| match k {
-            "DATABASE_URL" => Some(url.clone()),
-            "REDIS_URL" => Some(String::new()),
-            _ => None,
-        })
-        .unwrap();
-        // Creates the database and applies the migrations, as `local-api` does at start.
-        seatbook::prepare(&settings)
-            .await
-            .expect("prepare database");
-        Database { name }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(async move {
-                    let (client, connection) = ADMIN_URL
-                        .parse::<tokio_postgres::Config>()
-                        .unwrap()
-                        .connect(NoTls)
-                        .await?;
-                    tokio::spawn(connection);
-                    client
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await
-                })
-        })
-        .join();
-    }
+async fn migrated_database() -> TestDb {
+    let database = TestDb::create("watch").await;
+    let url = database.url();
+    let settings = seatbook_core::config::Settings::from_lookup(|k| match k {
+        "DATABASE_URL" => Some(url.clone()),
+        "REDIS_URL" => Some(String::new()),
+        _ => None,
+    })
+    .unwrap();
+    // Applies the migrations, as `local-api` does at start.
+    seatbook::prepare(&settings)
+        .await
+        .expect("prepare database");
+    database
 }

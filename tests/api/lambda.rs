@@ -52,6 +52,42 @@ pub(crate) fn organizer_claims() -> Value {
     json!({"sub": "organizer-1", "cognito:groups": "[organizers]"})
 }
 
+/// A venue of `rows`×`cols` named "<name> Hall" and an event on it, both created through the
+/// organizer function with an organizer's claims (each a 201); the event's id.
+pub(crate) async fn organize_event(
+    organizer_fn: &axum::Router,
+    name: &str,
+    rows: i64,
+    cols: i64,
+) -> i64 {
+    let venue_body = json!({"name": format!("{name} Hall"), "rows": rows, "cols": cols});
+    let (status, venue) = invoke(
+        organizer_fn.clone(),
+        gateway_event(
+            "POST",
+            "/api/v1/venues",
+            Some(organizer_claims()),
+            Some(&venue_body),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{venue}");
+    let event_body = json!({"name": format!("{name} Night"), "starts_at": "2031-02-03T20:00:00Z",
+                            "venue_id": venue["id"], "price_cents": 4200});
+    let (status, event) = invoke(
+        organizer_fn.clone(),
+        gateway_event(
+            "POST",
+            "/api/v1/events",
+            Some(organizer_claims()),
+            Some(&event_body),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{event}");
+    event["id"].as_i64().unwrap()
+}
+
 pub(crate) async fn invoke(router: axum::Router, event: String) -> (u16, Value) {
     let request = lambda_http::request::from_str(&event).expect("lambda_http parses the event");
     let response = router.oneshot(request).await.unwrap();
@@ -67,7 +103,6 @@ pub(crate) async fn invoke(router: axum::Router, event: String) -> (u16, Value) 
 async fn every_function_answers_an_api_gateway_event_as_the_local_server_does() {
     let app = spawn_app().await;
     let state = app.lambda_state();
-    let organizer = organizer_claims();
     let alice = json!({"sub": "alice", "email": "alice@example.com"});
 
     // organizer: claims decide, and a plain user is refused.
@@ -84,26 +119,7 @@ async fn every_function_answers_an_api_gateway_event_as_the_local_server_does() 
     )
     .await;
     assert_eq!(status, 403);
-    let (status, venue) = invoke(
-        organizer_fn.clone(),
-        gateway_event(
-            "POST",
-            "/api/v1/venues",
-            Some(organizer.clone()),
-            Some(&venue_body),
-        ),
-    )
-    .await;
-    assert_eq!(status, 201, "{venue}");
-    let event_body = json!({"name": "Lambda Night", "starts_at": "2031-02-03T20:00:00Z",
-                            "venue_id": venue["id"], "price_cents": 4200});
-    let (status, event) = invoke(
-        organizer_fn,
-        gateway_event("POST", "/api/v1/events", Some(organizer), Some(&event_body)),
-    )
-    .await;
-    assert_eq!(status, 201);
-    let event_id = event["id"].as_i64().unwrap();
+    let event_id = organize_event(&organizer_fn, "Lambda", 2, 3).await;
 
     // events: the same JSON through Lambda as over HTTP.
     let events_fn = seatbook_core::http::finish(events_fn::routes(), state.clone());

@@ -3,7 +3,7 @@
 //! itself (SQLSTATE 42501, insufficient_privilege).
 
 use crate::helpers::spawn_app;
-use crate::lambda::{gateway_event, invoke, organizer_claims};
+use crate::lambda::{gateway_event, invoke, organize_event, organizer_claims};
 use notifier_fn::{dead_letters, drain, housekeeping, Policy, Webhook, WebhookSettings};
 use serde_json::json;
 use tokio_postgres::error::SqlState;
@@ -67,28 +67,8 @@ async fn the_reader_serves_events_and_metrics_and_can_change_nothing() {
 async fn the_writer_books_and_organizes_but_cannot_touch_the_migration_history() {
     let app = spawn_app().await;
     let writer = app.lambda_state_as("seatbook_writer");
-    let organizer = organizer_claims();
     let organizer_fn = seatbook_core::http::finish(organizer_fn::routes(), writer.clone());
-    let (status, venue) = invoke(
-        organizer_fn.clone(),
-        gateway_event(
-            "POST",
-            "/api/v1/venues",
-            Some(organizer.clone()),
-            Some(&json!({"name": "Writer Hall", "rows": 1, "cols": 2})),
-        ),
-    )
-    .await;
-    assert_eq!(status, 201, "{venue}");
-    let event_body = json!({"name": "Writer Night", "starts_at": "2031-02-03T20:00:00Z",
-                            "venue_id": venue["id"], "price_cents": 1000});
-    let (status, event) = invoke(
-        organizer_fn,
-        gateway_event("POST", "/api/v1/events", Some(organizer), Some(&event_body)),
-    )
-    .await;
-    assert_eq!(status, 201, "{event}");
-    let event_id = event["id"].as_i64().unwrap();
+    let event_id = organize_event(&organizer_fn, "Writer", 1, 2).await;
     let seat = app.availability(event_id).await["seats"][0]["id"]
         .as_i64()
         .unwrap();

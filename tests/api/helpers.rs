@@ -349,6 +349,15 @@ impl TestApp {
         .await
     }
 
+    pub async fn hold(&self, user: &str, event_id: i64, seat_ids: &[i64]) -> reqwest::Response {
+        self.post(
+            "/api/v1/holds",
+            As::User(user),
+            &json!({"event_id": event_id, "seat_ids": seat_ids}),
+        )
+        .await
+    }
+
     /// How many ticket rows claim `seat_id` of `event_id`, straight from the table.
     pub async fn tickets_for_seat(&self, event_id: i64, seat_id: i64) -> i64 {
         self.db

@@ -274,13 +274,7 @@ async fn futures_join(tasks: Vec<tokio::task::JoinHandle<u16>>) -> Vec<u16> {
 async fn a_hold_reserves_seats_until_confirmed() {
     let app = spawn_app().await;
     let (event_id, seats) = app.seed_event(2, 5).await;
-    let response = app
-        .post(
-            "/api/v1/holds",
-            As::User("alice"),
-            &json!({"event_id": event_id, "seat_ids": [seats[0], seats[1]]}),
-        )
-        .await;
+    let response = app.hold("alice", event_id, &[seats[0], seats[1]]).await;
     assert_eq!(response.status(), 201);
     let hold: Value = response.json().await.unwrap();
     assert_eq!(hold["status"], "held");
@@ -303,13 +297,7 @@ async fn a_hold_reserves_seats_until_confirmed() {
 
     let problem = assert_problem(app.book("bob", event_id, &[seats[1]]).await, 409).await;
     assert_eq!(problem["seat_ids"], json!([seats[1]]));
-    let bobs_hold = app
-        .post(
-            "/api/v1/holds",
-            As::User("bob"),
-            &json!({"event_id": event_id, "seat_ids": [seats[0]]}),
-        )
-        .await;
+    let bobs_hold = app.hold("bob", event_id, &[seats[0]]).await;
     assert_problem(bobs_hold, 409).await;
 
     let confirm_path = format!("/api/v1/holds/{}/confirm", hold["id"].as_str().unwrap());
@@ -348,11 +336,7 @@ async fn a_lapsed_hold_frees_its_seats_without_any_job_and_cannot_be_confirmed()
     .await;
     let (event_id, seats) = app.seed_event(1, 4).await;
     let hold: Value = app
-        .post(
-            "/api/v1/holds",
-            As::User("alice"),
-            &json!({"event_id": event_id, "seat_ids": [seats[0], seats[1]]}),
-        )
+        .hold("alice", event_id, &[seats[0], seats[1]])
         .await
         .json()
         .await

@@ -146,11 +146,7 @@ async fn confirm_six(app: &TestApp) -> Vec<String> {
         ids.push(booking["id"].as_str().unwrap().to_owned());
     }
     let hold: Value = app
-        .post(
-            "/api/v1/holds",
-            As::User("holder"),
-            &json!({"event_id": event_id, "seat_ids": [seats[5]]}),
-        )
+        .hold("holder", event_id, &[seats[5]])
         .await
         .json()
         .await
@@ -166,12 +162,7 @@ async fn confirm_six(app: &TestApp) -> Vec<String> {
     assert_eq!(confirm.status(), 201);
     ids.push(hold_id);
     // A hold that is never confirmed sends nothing.
-    app.post(
-        "/api/v1/holds",
-        As::User("idle"),
-        &json!({"event_id": event_id, "seat_ids": [seats[6]]}),
-    )
-    .await;
+    app.hold("idle", event_id, &[seats[6]]).await;
     ids.sort();
     ids
 }
@@ -602,11 +593,7 @@ async fn cancelling_again_or_cancelling_a_hold_that_was_never_confirmed_announce
         assert_eq!(cancel(&app, "alice", booking_id).await.status(), 200);
     }
     let hold: Value = app
-        .post(
-            "/api/v1/holds",
-            As::User("bob"),
-            &json!({"event_id": event_id, "seat_ids": [seats[1]]}),
-        )
+        .hold("bob", event_id, &[seats[1]])
         .await
         .json()
         .await
@@ -615,11 +602,7 @@ async fn cancelling_again_or_cancelling_a_hold_that_was_never_confirmed_announce
     assert_eq!(cancel(&app, "bob", hold_id).await.status(), 200);
     // A hold that was confirmed is a confirmed booking: its cancellation is announced.
     let held: Value = app
-        .post(
-            "/api/v1/holds",
-            As::User("carol"),
-            &json!({"event_id": event_id, "seat_ids": [seats[2]]}),
-        )
+        .hold("carol", event_id, &[seats[2]])
         .await
         .json()
         .await

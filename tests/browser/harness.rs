@@ -3,6 +3,7 @@
 //! sessions driven through it.
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use lambda_emulator::test_db::TestDb;
 use seatbook::DevIdentity;
 use seatbook_core::config::Settings;
 use serde_json::{json, Value};
@@ -11,15 +12,9 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tokio_postgres::NoTls;
 
 /// How long a condition on the page may take to become true.
 pub const PATIENCE: Duration = Duration::from_secs(15);
-
-fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
 
 fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
@@ -30,40 +25,19 @@ fn redis_url() -> String {
 pub struct Server {
     pub address: String,
     pub http: reqwest::Client,
-    db_name: String,
-    admin_url: String,
     server: tokio::task::JoinHandle<()>,
+    /// Held only for its Drop: the database goes once the server task is stopped.
+    _db: TestDb,
 }
 
 impl Server {
     pub async fn start(env: &[(&str, &str)]) -> Server {
-        let db_name = format!("test_{}", uuid::Uuid::new_v4().simple());
-        let admin_url = admin_url();
-        let admin: tokio_postgres::Config = admin_url.parse().expect("TEST_DATABASE_URL");
-        let (client, connection) = admin.connect(NoTls).await.expect(
-            "PostgreSQL must be running for the browser tests (scripts/services starts it)",
-        );
-        tokio::spawn(connection);
-        client
-            .batch_execute(&format!("CREATE DATABASE {db_name}"))
-            .await
-            .expect("create test database");
+        let db = TestDb::create("browser").await;
         let mut vars: HashMap<String, String> = HashMap::new();
-        let mut url = admin.clone();
-        url.dbname(&db_name);
-        let host = match admin.get_hosts().first() {
-            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-            _ => "127.0.0.1".to_owned(),
-        };
-        let port = admin.get_ports().first().copied().unwrap_or(5432);
-        let user = admin.get_user().unwrap_or("postgres");
-        vars.insert(
-            "DATABASE_URL".to_owned(),
-            format!("postgres://{user}@{host}:{port}/{db_name}"),
-        );
+        vars.insert("DATABASE_URL".to_owned(), db.url());
         vars.insert("DB_POOL_MAX_SIZE".to_owned(), "8".to_owned());
         vars.insert("REDIS_URL".to_owned(), redis_url());
-        vars.insert("CACHE_PREFIX".to_owned(), db_name.clone());
+        vars.insert("CACHE_PREFIX".to_owned(), db.name.clone());
         for (name, value) in env {
             vars.insert((*name).to_owned(), (*value).to_owned());
         }
@@ -81,9 +55,8 @@ impl Server {
         Server {
             address,
             http: reqwest::Client::new(),
-            db_name,
-            admin_url,
             server,
+            _db: db,
         }
     }
 
@@ -172,30 +145,6 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.server.abort();
-        let db_name = self.db_name.clone();
-        let admin_url = self.admin_url.clone();
-        // Drop cannot await: a runtime on its own thread drops the database even after a panic.
-        let dropped = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(async move {
-                    let (client, connection) = admin_url
-                        .parse::<tokio_postgres::Config>()
-                        .unwrap()
-                        .connect(NoTls)
-                        .await?;
-                    tokio::spawn(connection);
-                    client
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
-                        .await
-                })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}", self.db_name);
-        }
     }
 }
 

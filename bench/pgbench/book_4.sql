@@ -35,7 +35,7 @@ SELECT id, :user_id::text FROM events WHERE id = :event_id::bigint AND max_seats
 ON CONFLICT (event_id, user_id) DO UPDATE SET user_id = excluded.user_id;
 -- Books every requested seat of one event for one user, or none, in a single statement.
 -- :event_id::bigint event id, ARRAY[:seat1, :seat2, :seat3, :seat4]::bigint[] seat ids (already de-duplicated, 1..=10), :user_id::text user id,
--- :status::text status ('confirmed', or 'held' for a hold), NULL::float8 how long a hold lasts in seconds (else NULL).
+-- :status::text status as text ('confirmed', or 'held' for a hold; see migrations/V7), NULL::float8 how long a hold lasts in seconds (else NULL).
 --
 -- One round trip, no read-then-write race: the insert into tickets is the claim itself, and the
 -- unique constraint tickets_event_seat_key decides every race (23505 -> 409). When the event does
@@ -72,7 +72,7 @@ WITH event AS (
     INSERT INTO users (id) SELECT :user_id::text FROM event WHERE ok ON CONFLICT (id) DO NOTHING
 ), booking AS (
     INSERT INTO bookings (user_id, event_id, status, total_cents, expires_at)
-    SELECT :user_id::text, e.id, :status::text, e.price_cents * cardinality(ARRAY[:seat1, :seat2, :seat3, :seat4]::bigint[]), now() + make_interval(secs => NULL::float8)
+    SELECT :user_id::text, e.id, :status::text::booking_status, e.price_cents * cardinality(ARRAY[:seat1, :seat2, :seat3, :seat4]::bigint[]), now() + make_interval(secs => NULL::float8)
     FROM event e
     WHERE e.ok AND (SELECT count(*) FROM wanted) = cardinality(ARRAY[:seat1, :seat2, :seat3, :seat4]::bigint[])
     RETURNING id, created_at, total_cents, expires_at
@@ -91,7 +91,7 @@ WITH event AS (
         'type', 'booking.confirmed', 'booking_id', b.id, 'event_id', :event_id::bigint, 'user_id', :user_id::text,
         'seat_ids', ARRAY[:seat1, :seat2, :seat3, :seat4]::bigint[], 'total_cents', b.total_cents, 'confirmed_at', b.created_at)
     FROM booking b
-    WHERE :status::text = 'confirmed'
+    WHERE :status::text::booking_status = 'confirmed'
 )
 SELECT
     e.id IS NOT NULL AS event_found,

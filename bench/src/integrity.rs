@@ -359,7 +359,7 @@ pub async fn check_lifecycle(
     }
     for row in pg
         .query(
-            "SELECT b.id, b.status, count(*) FROM tickets t JOIN bookings b ON b.id = t.booking_id
+            "SELECT b.id, b.status::text, count(*) FROM tickets t JOIN bookings b ON b.id = t.booking_id
              WHERE b.status NOT IN ('held', 'confirmed') GROUP BY b.id, b.status LIMIT 20",
             &[],
         )
@@ -375,7 +375,7 @@ pub async fn check_lifecycle(
     let mut stored = HashMap::with_capacity(claims.len());
     for row in pg
         .query(
-            "SELECT b.id, b.event_id, b.user_id, b.status,
+            "SELECT b.id, b.event_id, b.user_id, b.status::text,
                     coalesce((SELECT array_agg(t.id ORDER BY t.id) FROM tickets t
                               WHERE t.booking_id = b.id), '{}'),
                     coalesce((SELECT array_agg(t.seat_id ORDER BY t.id) FROM tickets t

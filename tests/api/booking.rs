@@ -138,6 +138,39 @@ async fn a_booking_is_visible_to_its_owner_and_to_nobody_else() {
     assert_eq!(others["items"], serde_json::json!([]));
 }
 
+#[tokio::test]
+async fn postgres_knows_exactly_the_booking_statuses_the_api_knows() {
+    let app = spawn_app().await;
+    let labels: Vec<String> = app
+        .db
+        .query("SELECT unnest(enum_range(NULL::booking_status))::text", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let known: Vec<&str> = booking_fn::BookingStatus::ALL
+        .iter()
+        .map(|status| status.as_str())
+        .collect();
+    assert_eq!(labels, known);
+
+    // A misspelt status in a query is an error, not a condition that silently matches nothing.
+    let typo = app
+        .db
+        .query(
+            "SELECT count(*) FROM bookings WHERE status = 'confimed'",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        typo.code(),
+        Some(&tokio_postgres::error::SqlState::INVALID_TEXT_REPRESENTATION),
+        "{typo}"
+    );
+}
+
 /// Fires a booking of `seats` for alice (with `key` as its Idempotency-Key, if any) into a real
 /// deadlock: the test's own transaction first claims the higher seat, waits until the booking is
 /// blocked on it (holding the lower seat, as it inserts in seat order), then reaches for the lower

@@ -99,7 +99,7 @@ async fn bookings_survive_postgresql_crashing_and_restarting_under_load() {
         let (id, seats) = outcome.booking.as_ref().expect("a 201 has its booking");
         let row = db
             .query_typed_opt(
-                "SELECT b.status,
+                "SELECT b.status::text,
                         (SELECT array_agg(seat_id ORDER BY seat_id) FROM tickets WHERE booking_id = b.id),
                         (SELECT count(*) FROM outbox WHERE booking_id = b.id)
                  FROM bookings b WHERE b.id = $1",

@@ -1,7 +1,7 @@
 use crate::idempotency::{self, Once, Stored};
 use crate::lifecycle;
 use crate::store::{self, Claim};
-use crate::views::Booking;
+use crate::views::{Booking, BookingStatus};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -245,7 +245,7 @@ pub async fn confirm(
     let booking = store::find(&state.db, id, Some(&caller.user_id))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("hold {id}")))?;
-    match (confirmed, booking.status.as_str()) {
+    match (confirmed, booking.status) {
         (Some(event_id), _) => {
             if let Some(cache) = &state.cache {
                 cache.booking_confirmed(event_id).await;
@@ -253,8 +253,8 @@ pub async fn confirm(
             Ok(created(booking))
         }
         // Confirming twice answers like the first time.
-        (None, "confirmed") => Ok(created(booking)),
-        (None, "expired") => Err(ApiError::Gone(format!(
+        (None, BookingStatus::Confirmed) => Ok(created(booking)),
+        (None, BookingStatus::Expired) => Err(ApiError::Gone(format!(
             "hold {id} expired; its seats may have been taken"
         ))),
         (None, status) => Err(ApiError::Gone(format!("hold {id} is {status}"))),
@@ -271,7 +271,7 @@ mod tests {
             id: "67e55044-10b1-426f-9247-bb680e5fe0c8".parse().unwrap(),
             event_id: 1,
             user_id: "alice".into(),
-            status: "confirmed".into(),
+            status: BookingStatus::Confirmed,
             created_at: chrono::DateTime::from_timestamp_micros(1_900_000_000_123_456).unwrap(),
             expires_at: None,
             total_cents: 0,

@@ -17,6 +17,7 @@
 //! ([`seatbook_core::ratelimit`]): 429 once a user's bucket is empty, nothing limited when it is
 //! off or Redis is down.
 
+mod book;
 mod contention;
 mod handlers;
 mod idempotency;
@@ -24,8 +25,9 @@ mod lifecycle;
 mod store;
 mod views;
 
-pub use store::{ALLOWANCE_SQL, BOOK_SQL, TICKETS_ARBITER};
-pub use views::{Booking, Ticket};
+pub use book::{ALLOWANCE_SQL, BOOK_SQL};
+pub use store::TICKETS_ARBITER;
+pub use views::{Booking, BookingStatus, Ticket};
 
 use axum::routing::{get, post};
 use axum::Router;

@@ -1,6 +1,7 @@
 //! The booking write and the booking reads. Every statement is sent with `query_typed` (unnamed
 //! statements), which stays correct behind RDS Proxy and PgBouncer in transaction mode.
 
+use crate::book::insert;
 use crate::contention;
 use crate::views::{Booking, Ticket};
 use chrono::{DateTime, Utc};
@@ -8,7 +9,7 @@ use seatbook_core::db::{is_retryable_conflict, is_unique_violation_on, Pool};
 use seatbook_core::domain::{SeatSelection, UserId};
 use seatbook_core::ApiError;
 use std::time::Duration;
-use tokio_postgres::types::{Json, ToSql, Type};
+use tokio_postgres::types::{Json, Type};
 use tokio_postgres::{Client, GenericClient, Row, Transaction};
 use uuid::Uuid;
 
@@ -20,18 +21,6 @@ pub const TICKETS_ARBITER: &str = "tickets_event_seat_key";
 const MAX_CONTENDED_ATTEMPTS: u32 = 4;
 /// The back-off before the n-th of those retries is up to this × 2^(n-1) (see [`backoff`]).
 const BACKOFF_BASE: Duration = Duration::from_millis(10);
-
-/// The whole booking write: one statement inside the transaction (see the comments in the file).
-/// Public so the benchmark can run the very same SQL through pgbench.
-pub const BOOK_SQL: &str = include_str!("book.sql");
-
-/// Under a per-user seat cap, takes the lock on the caller's (event, user) allowance row before
-/// the booking statement counts their seats (see migrations/V4). Other users have other rows and
-/// never wait on it; an event without a cap writes and locks nothing. Public for the benchmark.
-pub const ALLOWANCE_SQL: &str = "\
-INSERT INTO seat_allowances (event_id, user_id)
-SELECT id, $2 FROM events WHERE id = $1 AND max_seats_per_user IS NOT NULL
-ON CONFLICT (event_id, user_id) DO UPDATE SET user_id = excluded.user_id";
 
 /// Who holds the requested seats now, and whether that claim is a hold that has lapsed.
 const HOLDERS_SQL: &str = "\
@@ -58,7 +47,8 @@ SELECT id, booking_id, event_id, seat_id, price_cents, created_at, 'expired' FRO
 
 const BOOKING_SELECT: &str = "\
 SELECT b.id, b.event_id, b.user_id, b.created_at, b.total_cents,
-       CASE WHEN b.status = 'held' AND b.expires_at <= now() THEN 'expired' ELSE b.status END AS status,
+       (CASE WHEN b.status = 'held' AND b.expires_at <= now() THEN 'expired' ELSE b.status END)::text
+           AS status,
        CASE WHEN b.status = 'held' THEN b.expires_at END AS expires_at,
        coalesce((SELECT json_agg(json_build_object(
                             'id', t.id, 'seat_id', t.seat_id, 'row', s.row_label,
@@ -80,7 +70,7 @@ pub struct Claim<'a> {
 }
 
 /// Why one attempt at the booking statement did not produce a booking.
-enum Refusal {
+pub(crate) enum Refusal {
     /// A seat is claimed already (23505 on the arbiter); the attempt is aborted.
     Taken(tokio_postgres::Error),
     /// PostgreSQL aborted the attempt to break a deadlock or a serialization conflict (40P01,
@@ -273,108 +263,6 @@ impl Attempts<'_, '_> {
     }
 }
 
-/// Runs the booking statement once in `client`'s transaction.
-async fn insert(client: &impl GenericClient, claim: &Claim<'_>) -> Result<Booking, Refusal> {
-    let status = if claim.hold_for.is_some() {
-        "held"
-    } else {
-        "confirmed"
-    };
-    let hold_seconds = claim.hold_for.map(|d| d.as_secs_f64());
-    let (user, seat_ids) = (claim.user.as_str(), claim.seats.ids());
-    let allowance_params: [(&(dyn ToSql + Sync), Type); 2] =
-        [(&claim.event_id, Type::INT8), (&user, Type::TEXT)];
-    let book_params: [(&(dyn ToSql + Sync), Type); 5] = [
-        (&claim.event_id, Type::INT8),
-        (&seat_ids, Type::INT8_ARRAY),
-        (&user, Type::TEXT),
-        (&status, Type::TEXT),
-        (&hold_seconds, Type::FLOAT8),
-    ];
-    // Both statements are sent at once (tokio-postgres pipelines concurrent queries on one
-    // connection): no extra round trip, and PostgreSQL still runs the lock before the booking
-    // statement takes its snapshot.
-    let (allowance, result) = tokio::join!(
-        client.query_typed(ALLOWANCE_SQL, &allowance_params),
-        client.query_typed(BOOK_SQL, &book_params)
-    );
-    allowance?;
-    let rows = result?;
-    let head = rows
-        .first()
-        .ok_or_else(|| ApiError::internal("booking returned no row"))?;
-    if !head.get::<_, bool>("event_found") {
-        return Err(ApiError::not_found(format!("event {}", claim.event_id)).into());
-    }
-    if !head.get::<_, bool>("on_sale") {
-        return Err(sales_closed(head).into());
-    }
-    if let Some(limit) = head.get::<_, Option<i32>>("max_seats_per_user") {
-        let current: i64 = head.get("live_seats");
-        let requested = claim.seats.ids().len();
-        if current + requested as i64 > i64::from(limit) {
-            return Err(ApiError::SeatLimit {
-                limit,
-                current,
-                requested,
-            }
-            .into());
-        }
-    }
-    let Some(booking_id) = head.get::<_, Option<Uuid>>("booking_id") else {
-        let valid: Vec<i64> = head.get("valid_seat_ids");
-        let foreign: Vec<String> = claim
-            .seats
-            .ids()
-            .iter()
-            .filter(|id| !valid.contains(id))
-            .map(i64::to_string)
-            .collect();
-        return Err(ApiError::Unprocessable(format!(
-            "seat(s) {} are not seats of event {}'s venue",
-            foreign.join(", "),
-            claim.event_id
-        ))
-        .into());
-    };
-    Ok(Booking {
-        id: booking_id,
-        event_id: claim.event_id,
-        user_id: claim.user.as_str().to_owned(),
-        status: status.to_owned(),
-        created_at: head.get("created_at"),
-        expires_at: head.get("expires_at"),
-        total_cents: head.get("total_cents"),
-        tickets: rows
-            .iter()
-            .map(|row| Ticket {
-                id: row.get("ticket_id"),
-                seat_id: row.get("seat_id"),
-                row: row.get("row_label"),
-                number: row.get("seat_number"),
-                price_cents: row.get("price_cents"),
-            })
-            .collect(),
-    })
-}
-
-/// Why the sale refused: not open yet, or closed (which includes "the event has started").
-fn sales_closed(head: &Row) -> ApiError {
-    let opens: Option<DateTime<Utc>> = head.get("sales_start_at");
-    let closes: DateTime<Utc> = head.get("sales_end_at");
-    let reason = match opens {
-        Some(opens) if head.get::<_, bool>("before_sale") => {
-            format!("sales for this event open at {}", opens.to_rfc3339())
-        }
-        _ => format!("sales for this event closed at {}", closes.to_rfc3339()),
-    };
-    ApiError::SalesClosed {
-        reason,
-        sales_start_at: opens,
-        sales_end_at: closes,
-    }
-}
-
 /// The requested seats that a live claim holds (a lapsed hold does not count: it is free).
 async fn live_holders(
     client: &impl GenericClient,
@@ -457,7 +345,7 @@ pub async fn find(
             &[(&id, Type::UUID), (&owner.map(UserId::as_str), Type::TEXT)],
         )
         .await?;
-    Ok(row.map(|row| booking_from_row(&row)))
+    row.map(|row| booking_from_row(&row)).transpose()
 }
 
 /// Where a page of the caller's bookings starts: after the booking made at `created_at` with `id`
@@ -491,21 +379,24 @@ pub async fn list(
             ],
         )
         .await?;
-    Ok(rows.iter().map(booking_from_row).collect())
+    rows.iter().map(booking_from_row).collect()
 }
 
-fn booking_from_row(row: &Row) -> Booking {
+fn booking_from_row(row: &Row) -> Result<Booking, ApiError> {
     let Json(tickets): Json<Vec<Ticket>> = row.get("tickets");
-    Booking {
+    let status = row.get::<_, &str>("status").parse().map_err(|err| {
+        ApiError::internal(format!("booking {}: {err}", row.get::<_, Uuid>("id")))
+    })?;
+    Ok(Booking {
         id: row.get("id"),
         event_id: row.get("event_id"),
         user_id: row.get("user_id"),
-        status: row.get("status"),
+        status,
         created_at: row.get("created_at"),
         expires_at: row.get("expires_at"),
         total_cents: row.get("total_cents"),
         tickets,
-    }
+    })
 }
 
 /// The seat id in a unique violation's detail: `Key (event_id, seat_id)=(7, 42) already exists.`

@@ -1,5 +1,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
 use uuid::Uuid;
 
 /// A booking (or a hold, which is a booking with status `held`) as the API shows it.
@@ -8,8 +10,7 @@ pub struct Booking {
     pub id: Uuid,
     pub event_id: i64,
     pub user_id: String,
-    /// `confirmed`, `held`, `cancelled` or `expired`.
-    pub status: String,
+    pub status: BookingStatus,
     pub created_at: DateTime<Utc>,
     /// When a hold lapses; `null` for anything but a live hold.
     pub expires_at: Option<DateTime<Utc>>,
@@ -25,4 +26,80 @@ pub struct Ticket {
     pub row: String,
     pub number: i32,
     pub price_cents: i64,
+}
+
+/// Where a booking stands. PostgreSQL holds the same list as the `booking_status` enum
+/// (migrations/V7); a test keeps the two equal. A hold whose time is up reads as `expired` even
+/// before anyone releases its seats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BookingStatus {
+    /// Seats reserved until `expires_at`, not paid yet.
+    Held,
+    /// Seats sold.
+    Confirmed,
+    /// Seats given back by the buyer or an organizer.
+    Cancelled,
+    /// A hold that lapsed; its seats are free.
+    Expired,
+}
+
+impl BookingStatus {
+    /// Every status, in the order of the SQL enum's labels.
+    pub const ALL: [BookingStatus; 4] = [
+        BookingStatus::Held,
+        BookingStatus::Confirmed,
+        BookingStatus::Cancelled,
+        BookingStatus::Expired,
+    ];
+
+    /// The label, as in the API and in the SQL enum.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BookingStatus::Held => "held",
+            BookingStatus::Confirmed => "confirmed",
+            BookingStatus::Cancelled => "cancelled",
+            BookingStatus::Expired => "expired",
+        }
+    }
+}
+
+impl fmt::Display for BookingStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A label PostgreSQL returned that this build does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown booking status {0:?}")]
+pub struct UnknownStatus(pub String);
+
+impl FromStr for BookingStatus {
+    type Err = UnknownStatus;
+
+    fn from_str(label: &str) -> Result<Self, Self::Err> {
+        BookingStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == label)
+            .ok_or_else(|| UnknownStatus(label.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_reads_back_from_its_label_and_serializes_as_it() {
+        for status in BookingStatus::ALL {
+            assert_eq!(status.as_str().parse::<BookingStatus>().unwrap(), status);
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                serde_json::Value::from(status.as_str())
+            );
+        }
+        assert!("Confirmed".parse::<BookingStatus>().is_err());
+        assert!("".parse::<BookingStatus>().is_err());
+    }
 }

@@ -38,9 +38,9 @@ pub struct Fixtures {
     /// First of 32 consecutive event ids for each pgbench booking script.
     pub pgbench_book_base: i64,
     pub pgbench_multi_base: i64,
-    /// For the informational pgbench runs: at the service's pool size, and with -M prepared.
+    /// For the informational pgbench runs: at the service's pool size, and with -M extended.
     pub pgbench_pool_base: i64,
-    pub pgbench_prepared_base: i64,
+    pub pgbench_extended_base: i64,
     pub book_events: Vec<i64>,
     pub multi_events: Vec<i64>,
     pub mixed_events: Vec<i64>,
@@ -169,8 +169,8 @@ pub async fn create(addr: SocketAddr, clients: usize) -> Result<Fixtures> {
     let pgbench_book_base = admin.event_block("pgbench book", big.id, clients).await?;
     let pgbench_multi_base = admin.event_block("pgbench multi", big.id, clients).await?;
     let pgbench_pool_base = admin.event_block("pgbench pool", big.id, clients).await?;
-    let pgbench_prepared_base = admin
-        .event_block("pgbench prepared", big.id, clients)
+    let pgbench_extended_base = admin
+        .event_block("pgbench extended", big.id, clients)
         .await?;
     let book_events = admin.events("book", big.id, clients).await?;
     let multi_events = admin.events("book-multi", big.id, clients).await?;
@@ -204,7 +204,7 @@ pub async fn create(addr: SocketAddr, clients: usize) -> Result<Fixtures> {
         pgbench_book_base,
         pgbench_multi_base,
         pgbench_pool_base,
-        pgbench_prepared_base,
+        pgbench_extended_base,
         book_events,
         multi_events,
         mixed_events,

@@ -227,7 +227,8 @@ impl Bench {
     }
 
     /// `book` (1 seat a booking) and `book-multi` (4 seats): 32 clients each booking their own
-    /// free seats, against pgbench running the same transaction with the same 32 clients.
+    /// free seats, against pgbench running the same statement with the same 32 clients, prepared
+    /// (`-M prepared`: PostgreSQL's best for it).
     pub async fn book(&mut self, seats: usize) -> Result<()> {
         let (scenario, script, base, events) = match seats {
             1 => (
@@ -250,7 +251,7 @@ impl Bench {
         let ceiling = self
             .pgbench(Pgbench {
                 name: ceiling_name.clone(),
-                protocol: "extended",
+                protocol: "prepared",
                 script,
                 clients: CLIENTS,
                 defines: vec![
@@ -317,26 +318,26 @@ impl Bench {
     /// Two informational runs of the 1-seat ceiling, to explain the ratio rather than judge it:
     /// - with only as many sessions as the service's pool (the service never has more
     ///   transactions in PostgreSQL at once, and on two cores fewer sessions can be faster);
-    /// - with `-M prepared`: what the booking statement costs when it is not parsed and planned
-    ///   on every execution, i.e. the price of the service's unnamed statements.
+    /// - with `-M extended`: the statement sent unnamed, parsed and planned on every execution,
+    ///   as the service sends it (what is left of that price is planning the `book()` call).
     async fn what_if_ceilings(&mut self) -> Result<()> {
         let pool = pool_size();
         let runs = [
             (
                 format!("book-1 -c {pool} (pool size)"),
-                "extended",
+                "prepared",
                 pool,
                 self.fixtures.pgbench_pool_base,
             ),
             (
-                "book-1 -M prepared (what-if)".to_owned(),
-                "prepared",
+                "book-1 -M extended (unnamed)".to_owned(),
+                "extended",
                 CLIENTS,
-                self.fixtures.pgbench_prepared_base,
+                self.fixtures.pgbench_extended_base,
             ),
         ];
         for (name, protocol, clients, base) in runs {
-            if protocol == "extended" && clients == CLIENTS {
+            if protocol == "prepared" && clients == CLIENTS {
                 continue;
             }
             eprintln!("[book] pgbench {name} ...");

@@ -25,7 +25,7 @@ mod lifecycle;
 mod store;
 mod views;
 
-pub use book::{ALLOWANCE_SQL, BOOK_SQL};
+pub use book::BOOK_SQL;
 pub use store::TICKETS_ARBITER;
 pub use views::{Booking, BookingStatus, Ticket};
 

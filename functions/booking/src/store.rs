@@ -108,8 +108,9 @@ enum Conflict {
 
 /// Where the attempts at a claim run.
 pub(crate) enum Attempts<'a, 't> {
-    /// Each attempt is a transaction of its own on this connection, committed when it books.
-    Transactions(&'a mut Client),
+    /// Each attempt is the booking statement alone on this connection: one statement, so its own
+    /// transaction, committed when it books and rolled back whole when it fails.
+    Statements(&'a Client),
     /// Each attempt is a savepoint of this open transaction, which its owner commits (a booking
     /// under an `Idempotency-Key`: the transaction holds the key's row). The service runs at READ
     /// COMMITTED, so every statement of an attempt reads afresh: rolling back to the savepoint and
@@ -119,8 +120,8 @@ pub(crate) enum Attempts<'a, 't> {
 
 /// Books (or holds) the claim: all seats, or none and an error saying why.
 pub async fn book(db: &Pool, claim: &Claim<'_>) -> Result<Booking, ApiError> {
-    let mut conn = db.get().await?;
-    attempt(Attempts::Transactions(&mut conn), claim).await
+    let conn = db.get().await?;
+    attempt(Attempts::Statements(&conn), claim).await
 }
 
 /// The one loop that runs the booking statement until it books or gets a final answer, for
@@ -210,17 +211,10 @@ fn backoff(retry: u32) -> Duration {
 }
 
 impl Attempts<'_, '_> {
-    /// Runs the booking statement once, in a transaction or savepoint of its own.
+    /// Runs the booking statement once, as a transaction or in a savepoint of its own.
     async fn once(&mut self, claim: &Claim<'_>) -> Result<Booking, Refusal> {
         match self {
-            Attempts::Transactions(client) => {
-                let tx = client.transaction().await?;
-                // On a refusal, dropping the transaction queues its ROLLBACK ahead of the next
-                // query.
-                let booking = insert(&tx, claim).await?;
-                tx.commit().await?;
-                Ok(booking)
-            }
+            Attempts::Statements(client) => insert(*client, claim).await,
             Attempts::Savepoints(tx) => {
                 tx.batch_execute("SAVEPOINT attempt").await?;
                 insert(*tx, claim).await
@@ -232,9 +226,8 @@ impl Attempts<'_, '_> {
     /// transaction ready for the next statement.
     async fn rewind(&self) -> Result<(), ApiError> {
         match self {
-            // The attempt's transaction is gone already; a failed statement outside one left
-            // nothing.
-            Attempts::Transactions(_) => Ok(()),
+            // A failed statement outside a transaction left nothing behind.
+            Attempts::Statements(_) => Ok(()),
             Attempts::Savepoints(tx) => {
                 Ok(tx.batch_execute("ROLLBACK TO SAVEPOINT attempt").await?)
             }
@@ -248,16 +241,14 @@ impl Attempts<'_, '_> {
         may_release: bool,
     ) -> Result<Conflict, Refusal> {
         match self {
-            Attempts::Transactions(client) => {
-                resolve(&**client, claim, conflict, may_release).await
-            }
+            Attempts::Statements(client) => resolve(*client, claim, conflict, may_release).await,
             Attempts::Savepoints(tx) => resolve(*tx, claim, conflict, may_release).await,
         }
     }
 
     async fn live_holders(&self, claim: &Claim<'_>) -> Result<Vec<i64>, ApiError> {
         match self {
-            Attempts::Transactions(client) => live_holders(&**client, claim).await,
+            Attempts::Statements(client) => live_holders(*client, claim).await,
             Attempts::Savepoints(tx) => live_holders(*tx, claim).await,
         }
     }

@@ -1,15 +1,24 @@
 // The seat-map page: plain DOM, no framework, no build step. Served at `/` by local-api and, deployed,
-// by the events function (README, "The seat-map page"). Every call goes to the same origin.
+// by the events function (README, "The seat-map page"). Every API call goes to the same origin;
+// deployed, sign-in goes through Cognito's hosted UI (functions/events/src/web.rs says which).
 "use strict";
 
 const API = "/api/v1";
 const IDENTITY_KEY = "seatbook.identity";
+// Cognito sign-in: the tokens, and the PKCE verifier and state while the hosted UI has the tab.
+// sessionStorage, not localStorage: they end with the tab and are never shared between tabs.
+const SESSION_KEY = "seatbook.session";
+const PENDING_KEY = "seatbook.signin";
+// A token this close to its expiry is renewed first, so that none expires in flight.
+const RENEW_MS = 60 * 1000;
 // The API takes at most 10 seats per booking or hold.
 const MAX_SEATS_PER_REQUEST = 10;
 const POLL_MS = 4000;
 
 const state = {
+  signIn: { mode: "local" }, // or {mode: "cognito", domain, clientId}
   identity: null, // {user, organizer}
+  session: null, // Cognito: {accessToken, idToken, refreshToken, expiresAt}
   events: new Map(), // id -> event, for names in the bookings list
   nextCursor: null,
   event: null, // the open event
@@ -40,10 +49,13 @@ function el(tag, attrs = {}, ...children) {
 // ---------------------------------------------------------------------------------------------
 // Talking to the API
 
-async function api(method, path, body) {
+async function api(method, path, body, retried = false) {
   const headers = { accept: "application/json" };
   if (body !== undefined) headers["content-type"] = "application/json";
-  if (state.identity) {
+  if (cognito()) {
+    const token = await accessToken();
+    if (token) headers.authorization = `Bearer ${token}`;
+  } else if (state.identity) {
     // Dev identity (local-api): these headers stand in for the JWT's claims.
     headers["x-dev-user"] = state.identity.user;
     if (state.identity.organizer) headers["x-dev-groups"] = "organizers";
@@ -57,6 +69,11 @@ async function api(method, path, body) {
     });
   } catch (err) {
     return { ok: false, status: 0, body: { detail: "Could not reach the server. Try again." } };
+  }
+  if (response.status === 401 && headers.authorization && !retried) {
+    // API Gateway refused the token before any function ran, so even a POST is safe to repeat.
+    if (await refreshSession()) return api(method, path, body, true);
+    endSession();
   }
   // The Date header is whole seconds: only a clock that is clearly off is corrected.
   const date = Date.parse(response.headers.get("date") || "");
@@ -83,8 +100,12 @@ function problemKind(result) {
 }
 
 function problemText(result) {
-  if (result.status === 401) return "Sign in first (your name, at the top of the page).";
-  if (result.status === 403) return "Only organizers can do that: sign in with “Organizer” ticked.";
+  if (result.status === 401) return signInFirst();
+  if (result.status === 403) {
+    return cognito()
+      ? "Only organizers can do that: ask for your account to be added to the organizers group, then sign in again."
+      : "Only organizers can do that: sign in with “Organizer” ticked.";
+  }
   if (problemKind(result) === "rate-limited") {
     const wait = result.headers && result.headers.get("retry-after");
     return `Too many requests at once. Try again in ${wait || "a few"} seconds.`;
@@ -150,7 +171,29 @@ function serverNow() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Sign-in (local: dev identity)
+// Sign-in: locally a name (the dev identity); deployed, Cognito's hosted UI
+
+function cognito() {
+  return state.signIn.mode === "cognito";
+}
+
+function readSignInConfig() {
+  const meta = document.querySelector('meta[name="seatbook-sign-in"]');
+  if (meta && meta.content === "cognito" && meta.dataset.domain && meta.dataset.clientId) {
+    return { mode: "cognito", domain: meta.dataset.domain, clientId: meta.dataset.clientId };
+  }
+  return { mode: "local" };
+}
+
+function signInFirst() {
+  return cognito()
+    ? "Sign in first (the “Sign in” button at the top of the page)."
+    : "Sign in first (your name, at the top of the page).";
+}
+
+function signInControl() {
+  return cognito() ? $("signin-hosted-button") : $("signin-name");
+}
 
 function loadIdentity() {
   try {
@@ -163,7 +206,8 @@ function loadIdentity() {
 
 function renderIdentity() {
   const signedIn = Boolean(state.identity);
-  $("signin").hidden = signedIn;
+  $("signin").hidden = signedIn || cognito();
+  $("signin-hosted").hidden = signedIn || !cognito();
   $("whoami").hidden = !signedIn;
   $("bookings-view").hidden = !signedIn;
   $("organizer-view").hidden = !(signedIn && state.identity.organizer);
@@ -188,7 +232,11 @@ function signIn(event) {
   $("signout").focus();
 }
 
-function signOut() {
+async function signOut() {
+  if (cognito()) {
+    await signOutOfCognito();
+    return;
+  }
   state.identity = null;
   window.localStorage.removeItem(IDENTITY_KEY);
   stopCountdown();
@@ -197,6 +245,206 @@ function signOut() {
   renderIdentity();
   say("Signed out.");
   $("signin-name").focus();
+}
+
+// Cognito: authorization code with PKCE (S256). The page is a public client: no secret, so the
+// verifier proves that whoever redeems the code is the tab that asked for it.
+
+function redirectUri() {
+  return window.location.origin + "/";
+}
+
+function base64url(bytes) {
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function randomText(bytes) {
+  return base64url(window.crypto.getRandomValues(new Uint8Array(bytes)));
+}
+
+function jwtClaims(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const bytes = Uint8Array.from(atob(part), (c) => c.charCodeAt(0));
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch (err) {
+    return null;
+  }
+}
+
+async function startHostedSignIn() {
+  const { domain, clientId } = state.signIn;
+  if (!window.crypto.subtle) {
+    warn("Sign-in needs the page over https.");
+    return;
+  }
+  // 48 random bytes: a 64-character verifier (PKCE allows 43 to 128).
+  const verifier = randomText(48);
+  const digest = await window.crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier));
+  const pending = { verifier, state: randomText(24), hash: window.location.hash };
+  window.sessionStorage.setItem(PENDING_KEY, JSON.stringify(pending));
+  const query = new URLSearchParams({
+    response_type: "code",
+    client_id: clientId,
+    redirect_uri: redirectUri(),
+    scope: "openid email profile",
+    code_challenge: base64url(new Uint8Array(digest)),
+    code_challenge_method: "S256",
+    state: pending.state,
+  });
+  window.location.assign(`${domain}/oauth2/authorize?${query}`);
+}
+
+/// Back from the hosted UI (`?code=…&state=…` or `?error=…`): redeems the code (true), or says
+/// why not.
+async function completeHostedSignIn() {
+  const params = new URLSearchParams(window.location.search);
+  if (!params.has("code") && !params.has("error")) return;
+  let pending = null;
+  try {
+    pending = JSON.parse(window.sessionStorage.getItem(PENDING_KEY) || "null");
+  } catch (err) {
+    pending = null;
+  }
+  window.sessionStorage.removeItem(PENDING_KEY);
+  // The code leaves the address bar and the history whatever happens next.
+  window.history.replaceState(null, "", "/" + ((pending && pending.hash) || window.location.hash));
+  if (!pending) return; // Nothing was started here: an old or forged link.
+  if (params.has("error")) {
+    // Only the standard error code is shown: the description is whatever the link says.
+    const code = params.get("error").replace(/[^a-z_]/g, "");
+    warn(
+      code === "access_denied"
+        ? "Sign-in was cancelled or refused. You are not signed in."
+        : `Sign-in failed (${code || "unknown error"}). Try again.`,
+    );
+    return;
+  }
+  if (params.get("state") !== pending.state) {
+    warn("Sign-in refused: the reply did not match the sign-in started on this page. Sign in again.");
+    return;
+  }
+  say("Signing in…");
+  const result = await tokenRequest({
+    grant_type: "authorization_code",
+    client_id: state.signIn.clientId,
+    code: params.get("code"),
+    redirect_uri: redirectUri(),
+    code_verifier: pending.verifier,
+  });
+  if (result.error) {
+    warn(`Sign-in failed: the sign-in service did not issue a session (${result.error}). Try again.`);
+    return;
+  }
+  setSession(result.tokens, null);
+  say(`Signed in as ${state.identity.user}.`);
+  return true;
+}
+
+async function tokenRequest(fields) {
+  let response;
+  try {
+    response = await fetch(`${state.signIn.domain}/oauth2/token`, {
+      method: "POST",
+      body: new URLSearchParams(fields),
+    });
+  } catch (err) {
+    return { error: "unreachable" };
+  }
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok || !body.access_token) return { error: body.error || `HTTP ${response.status}` };
+  return { tokens: body };
+}
+
+/// The access token goes to the API: API Gateway's authorizer checks its `client_id` against its
+/// audience, and it carries the two claims the functions read, `sub` and `cognito:groups`. The ID
+/// token only names the person on the page.
+function setSession(tokens, previous) {
+  const access = jwtClaims(tokens.access_token) || {};
+  const claims = jwtClaims(tokens.id_token) || access;
+  state.session = {
+    accessToken: tokens.access_token,
+    idToken: tokens.id_token,
+    // A refresh answers with new access and ID tokens only.
+    refreshToken: tokens.refresh_token || (previous && previous.refreshToken) || null,
+    expiresAt: access.exp ? access.exp * 1000 : Date.now() + (tokens.expires_in || 0) * 1000,
+  };
+  window.sessionStorage.setItem(SESSION_KEY, JSON.stringify(state.session));
+  const groups = claims["cognito:groups"];
+  state.identity = {
+    user: claims.email || claims["cognito:username"] || claims.username || claims.sub,
+    organizer: Array.isArray(groups) && groups.includes("organizers"),
+  };
+}
+
+function loadSession() {
+  let saved = null;
+  try {
+    saved = JSON.parse(window.sessionStorage.getItem(SESSION_KEY) || "null");
+  } catch (err) {
+    saved = null;
+  }
+  if (saved && saved.accessToken) setSession({ access_token: saved.accessToken, id_token: saved.idToken }, saved);
+}
+
+function endSession() {
+  state.session = null;
+  state.identity = null;
+  window.sessionStorage.removeItem(SESSION_KEY);
+  stopCountdown();
+  state.hold = null;
+  $("hold-panel").hidden = true;
+  renderIdentity();
+}
+
+let refreshing = null;
+
+/// One refresh at a time, however many calls find the token stale together.
+function refreshSession() {
+  if (!refreshing) {
+    refreshing = (async () => {
+      const session = state.session;
+      if (!session || !session.refreshToken) return false;
+      const result = await tokenRequest({
+        grant_type: "refresh_token",
+        client_id: state.signIn.clientId,
+        refresh_token: session.refreshToken,
+      });
+      if (result.error || state.session !== session) return false;
+      setSession(result.tokens, session);
+      return true;
+    })().finally(() => {
+      refreshing = null;
+    });
+  }
+  return refreshing;
+}
+
+async function accessToken() {
+  if (!state.session) return null;
+  if (state.session.expiresAt - RENEW_MS <= Date.now() && !(await refreshSession())) {
+    endSession();
+    warn("Your sign-in has expired. Sign in again to continue.");
+    return null;
+  }
+  return state.session && state.session.accessToken;
+}
+
+async function signOutOfCognito() {
+  const { domain, clientId } = state.signIn;
+  const refreshToken = state.session && state.session.refreshToken;
+  endSession();
+  if (refreshToken) {
+    // Revoked, so the refresh token is worthless even to whoever may have copied it.
+    await fetch(`${domain}/oauth2/revoke`, {
+      method: "POST",
+      body: new URLSearchParams({ token: refreshToken, client_id: clientId }),
+    }).catch(() => {});
+  }
+  // The hosted UI's own session ends too; it sends the browser back here.
+  window.location.assign(`${domain}/logout?${new URLSearchParams({ client_id: clientId, logout_uri: redirectUri() })}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -376,8 +624,8 @@ function renderSelection() {
 
 async function holdSeats() {
   if (!state.identity) {
-    warn("Sign in first (your name, at the top of the page).");
-    $("signin-name").focus();
+    warn(signInFirst());
+    signInControl().focus();
     return;
   }
   const seats = selectedSeats();
@@ -659,10 +907,21 @@ function stopPolling() {
   state.pollTimer = null;
 }
 
-function start() {
-  loadIdentity();
+async function start() {
+  state.signIn = readSignInConfig();
+  let justSignedIn = false;
+  if (cognito()) {
+    loadSession();
+    // The right sign-in control shows while a code is being redeemed.
+    renderIdentity();
+    justSignedIn = await completeHostedSignIn();
+  } else {
+    loadIdentity();
+  }
   renderIdentity();
+  if (justSignedIn) $("signout").focus();
   $("signin").addEventListener("submit", signIn);
+  $("signin-hosted-button").addEventListener("click", startHostedSignIn);
   $("signout").addEventListener("click", signOut);
   $("events-more").addEventListener("click", () => loadEvents(true));
   $("hold").addEventListener("click", holdSeats);

@@ -260,10 +260,12 @@ pub struct Browser {
 
 impl Browser {
     pub async fn open(&self, server: &Server) {
-        self.client
-            .goto(&format!("{}/", server.address))
-            .await
-            .expect("open the page");
+        self.open_url(&format!("{}/", server.address)).await;
+    }
+
+    /// Opens the page at `url` (the server's, or a gateway's in front of it).
+    pub async fn open_url(&self, url: &str) {
+        self.client.goto(url).await.expect("open the page");
         self.client
             .wait()
             .at_most(PATIENCE)
@@ -356,6 +358,15 @@ impl Browser {
             &format!("seat {row}{number} to read {label:?}"),
             || async move { (self.seat_label(row, number).await == label).then_some(()) },
         )
+        .await
+    }
+
+    /// Waits until the element is shown (not just in the document).
+    pub async fn eventually_displayed(&self, css: &str) {
+        eventually(&format!("{css} to be shown"), || async move {
+            let element = self.client.find(Locator::Css(css)).await.ok()?;
+            element.is_displayed().await.ok()?.then_some(())
+        })
         .await
     }
 

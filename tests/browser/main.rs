@@ -4,8 +4,10 @@
 //! test here fails, saying so. `UPDATE_SCREENSHOTS=1` also writes the README's screenshots to docs/.
 
 mod harness;
+mod oauth;
 
 use harness::{eventually, Browser, Driver, Server};
+use oauth::{FakeUser, Reply, SignInStack};
 use serde_json::json;
 
 const DESKTOP: (u32, u32) = (1280, 1150);
@@ -344,6 +346,199 @@ async fn the_seat_map_at_desktop_and_phone_width() {
     save("seat-map-phone.png", &phone_png);
     wide.close().await;
     narrow.close().await;
+}
+
+const GRACE: FakeUser = FakeUser {
+    sub: "5e2c91d0-grace",
+    email: "grace@example.com",
+    groups: &[],
+};
+
+/// The page through the stand-in gateway, in Cognito mode, signed out; returns the browser.
+async fn at_the_gateway(driver: &Driver, stack: &SignInStack) -> Browser {
+    let browser = desktop(driver).await;
+    browser.open_url(&stack.page).await;
+    browser.eventually_displayed("#signin-hosted-button").await;
+    // No name field: nobody deployed can claim to be somebody by typing it.
+    assert!(!browser.find("#signin").await.is_displayed().await.unwrap());
+    browser
+}
+
+async fn current_url(browser: &Browser) -> String {
+    browser.client.current_url().await.unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deployed_a_buyer_signs_in_through_the_hosted_ui_with_pkce_and_every_api_call_carries_the_token(
+) {
+    let server = Server::start(&[]).await;
+    server.venue_and_event("Gala Night", 2, 5, None).await;
+    let stack = SignInStack::start(&server, GRACE, Reply::Honest).await;
+    let driver = Driver::start().await;
+    let grace = at_the_gateway(&driver, &stack).await;
+
+    grace.click("#signin-hosted-button").await;
+    grace
+        .eventually_text("#whoami-text", "Signed in as grace@example.com")
+        .await;
+    assert!(!grace.text("#whoami-text").await.contains("organizer"));
+    // The code and state are gone from the address bar.
+    assert_eq!(current_url(&grace).await, stack.page);
+
+    // The hosted UI was asked for a code with an S256 challenge, and issued tokens only for the
+    // verifier whose SHA-256 is that challenge.
+    let log = stack.idp_log();
+    assert_eq!(log.authorizations.len(), 1, "{log:?}");
+    let asked = &log.authorizations[0];
+    assert_eq!(asked.code_challenge_method, "S256");
+    assert_eq!(asked.code_challenge.len(), 43, "{asked:?}");
+    assert_eq!(asked.scope, "openid email profile");
+    assert!(asked.state.len() >= 22, "{asked:?}");
+    assert_eq!(log.verified_verifiers.len(), 1, "{log:?}");
+    assert!((43..=128).contains(&log.verified_verifiers[0].len()));
+    assert!(log.refused.is_empty(), "{log:?}");
+
+    grace.open_event("Gala Night").await;
+    grace.seat("A", 2).await.click().await.unwrap();
+    grace.click("#hold").await;
+    grace.eventually_text("#countdown", "Expires in").await;
+    grace.click("#confirm").await;
+    grace
+        .eventually_text("#status", "Booked Row A seat 2")
+        .await;
+    let booking = grace.eventually_text("#bookings li", "Gala Night").await;
+    assert!(booking.contains("Row A seat 2"), "{booking}");
+    assert!(booking.to_lowercase().contains("confirmed"), "{booking}");
+
+    // The booking is the token's subject's, as the server saw it.
+    let (status, mine) = server
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/bookings",
+            GRACE.sub,
+            false,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1, "{mine}");
+
+    let traffic = stack.traffic();
+    assert_eq!(traffic.without_token_after_sign_in, 0, "{traffic:?}");
+    assert_eq!(traffic.refused, 0, "{traffic:?}");
+    // Bookings, hold, confirm, availability, and the public reads too.
+    assert!(traffic.with_token >= 6, "{traffic:?}");
+
+    // Signing out revokes the refresh token, ends the hosted UI's session and comes back here.
+    grace.click("#signout").await;
+    eventually("the hosted UI's sign-out", || async {
+        (stack.idp_log().logouts.len() == 1).then_some(())
+    })
+    .await;
+    grace.eventually_displayed("#signin-hosted-button").await;
+    assert_eq!(current_url(&grace).await, stack.page);
+    let log = stack.idp_log();
+    assert_eq!(log.logouts, vec![stack.page.clone()]);
+    assert_eq!(log.revoked.len(), 1, "{log:?}");
+    assert!(grace
+        .find("#whoami")
+        .await
+        .attr("hidden")
+        .await
+        .unwrap()
+        .is_some());
+    grace.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deployed_a_reply_carrying_a_state_the_page_did_not_send_is_refused_with_a_message() {
+    let server = Server::start(&[]).await;
+    let stack = SignInStack::start(&server, GRACE, Reply::WrongState).await;
+    let driver = Driver::start().await;
+    let grace = at_the_gateway(&driver, &stack).await;
+
+    grace.click("#signin-hosted-button").await;
+    let alert = grace.eventually_text("#alert", "Sign-in refused").await;
+    assert!(
+        alert.contains("the reply did not match the sign-in started on this page"),
+        "{alert}"
+    );
+    grace.eventually_displayed("#signin-hosted-button").await;
+    assert!(grace
+        .find("#whoami")
+        .await
+        .attr("hidden")
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(current_url(&grace).await, stack.page);
+    // The code was never offered to the token endpoint.
+    let log = stack.idp_log();
+    assert_eq!(log.authorizations.len(), 1, "{log:?}");
+    assert!(
+        log.verified_verifiers.is_empty() && log.refused.is_empty(),
+        "{log:?}"
+    );
+    assert_eq!(stack.traffic().with_token, 0);
+    grace.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deployed_a_sign_in_the_identity_provider_refuses_is_reported_and_leaves_the_buyer_signed_out(
+) {
+    let server = Server::start(&[]).await;
+    let stack = SignInStack::start(&server, GRACE, Reply::Refuse).await;
+    let driver = Driver::start().await;
+    let grace = at_the_gateway(&driver, &stack).await;
+
+    grace.click("#signin-hosted-button").await;
+    grace
+        .eventually_text("#alert", "Sign-in was cancelled or refused")
+        .await;
+    grace.eventually_displayed("#signin-hosted-button").await;
+    assert_eq!(current_url(&grace).await, stack.page);
+    // The link's own description is not repeated on the page.
+    assert!(!grace.text("#alert").await.contains("User cancelled"));
+    grace.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deployed_an_access_token_the_api_stops_accepting_is_renewed_and_the_call_goes_through() {
+    let server = Server::start(&[]).await;
+    let olga = FakeUser {
+        sub: "0a9f-olga",
+        email: "olga@example.com",
+        groups: &["organizers"],
+    };
+    let stack = SignInStack::start(&server, olga, Reply::Honest).await;
+    let driver = Driver::start().await;
+    let browser = at_the_gateway(&driver, &stack).await;
+    browser.click("#signin-hosted-button").await;
+    browser
+        .eventually_text("#whoami-text", "Signed in as olga@example.com (organizer)")
+        .await;
+    // Her (empty) bookings have loaded: no call is in flight with the token about to lapse.
+    browser.eventually_displayed("#bookings-empty").await;
+
+    // The token lapses while the page is open; the next call that needs it is refused once,
+    // renewed with the refresh token, and repeated.
+    stack.expire_access_tokens();
+    browser
+        .find("#venue-name")
+        .await
+        .send_keys("Lantern Hall")
+        .await
+        .unwrap();
+    browser.click("#venue-form button[type=submit]").await;
+    browser
+        .eventually_text("#status", "Venue “Lantern Hall” created")
+        .await;
+    let log = stack.idp_log();
+    assert_eq!(log.refreshes, 1, "{log:?}");
+    let traffic = stack.traffic();
+    assert_eq!(traffic.refused, 1, "{traffic:?}");
+    assert_eq!(traffic.without_token_after_sign_in, 0, "{traffic:?}");
+    browser.close().await;
 }
 
 async fn screenshot(browser: &Browser, top: &str) -> Vec<u8> {

@@ -4,14 +4,17 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// An event on sale (or not on sale yet) in a venue.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Event {
     pub id: i64,
     pub name: String,
     pub description: Option<String>,
+    /// When the event starts.
     pub starts_at: DateTime<Utc>,
     pub venue_id: i64,
     pub venue_name: String,
+    /// The price of one seat, in cents.
     pub price_cents: i64,
     /// When the sale opens; `None`: on sale since the event was created.
     pub sales_start_at: Option<DateTime<Utc>>,

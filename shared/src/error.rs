@@ -74,27 +74,133 @@ pub enum ApiError {
     Internal(#[source] BoxError),
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 9457 problem, as every error response carries it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Problem<'a> {
+    /// What kind of problem: `https://seatbook.dev/problems/<name>`, one URI per kind.
     #[serde(rename = "type")]
+    #[schema(format = "uri")]
     type_: String,
+    /// The kind's title, the same for every occurrence.
     title: &'a str,
+    /// The HTTP status, repeated.
+    #[schema(minimum = 400, maximum = 599)]
     status: u16,
+    /// This occurrence, in words for a person.
     detail: String,
     /// This occurrence: `urn:seatbook:request:<request id>`, the id every log line of the request
     /// carries, for a support conversation that starts from a screenshot.
     #[serde(skip_serializing_if = "Option::is_none")]
     instance: Option<String>,
+    /// `seats-taken`: the requested seats someone else has.
     #[serde(skip_serializing_if = "Option::is_none")]
     seat_ids: Option<&'a [i64]>,
+    /// `sales-closed`: when the sale opens (absent: since the event was created).
     #[serde(skip_serializing_if = "Option::is_none")]
     sales_start_at: Option<DateTime<Utc>>,
+    /// `sales-closed`: when the sale closes.
     #[serde(skip_serializing_if = "Option::is_none")]
     sales_end_at: Option<DateTime<Utc>>,
+    /// `seat-limit`: seats one person may have for the event.
     #[serde(skip_serializing_if = "Option::is_none")]
     limit: Option<i32>,
+    /// `seat-limit`: seats the caller has for the event already.
     #[serde(skip_serializing_if = "Option::is_none")]
     current: Option<i64>,
+}
+
+/// The kinds of problem this API reports, each with its own `type` URI, title and status. Each
+/// [`ApiError`] variant is one of them; the OpenAPI document lists, per operation, the ones it can
+/// answer with ([`crate::openapi`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ProblemType {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    SeatsTaken,
+    SalesClosed,
+    SeatLimit,
+    Duplicate,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    Validation,
+    Gone,
+    RateLimited,
+    Unavailable,
+    Internal,
+}
+
+impl ProblemType {
+    pub fn status(self) -> StatusCode {
+        match self {
+            ProblemType::BadRequest => StatusCode::BAD_REQUEST,
+            ProblemType::Unauthorized => StatusCode::UNAUTHORIZED,
+            ProblemType::Forbidden => StatusCode::FORBIDDEN,
+            ProblemType::NotFound => StatusCode::NOT_FOUND,
+            ProblemType::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ProblemType::SeatsTaken
+            | ProblemType::SalesClosed
+            | ProblemType::SeatLimit
+            | ProblemType::Duplicate => StatusCode::CONFLICT,
+            ProblemType::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ProblemType::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ProblemType::Validation => StatusCode::UNPROCESSABLE_ENTITY,
+            ProblemType::Gone => StatusCode::GONE,
+            ProblemType::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ProblemType::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ProblemType::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The last segment of the `type` URI.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProblemType::BadRequest => "bad-request",
+            ProblemType::Unauthorized => "unauthorized",
+            ProblemType::Forbidden => "forbidden",
+            ProblemType::NotFound => "not-found",
+            ProblemType::MethodNotAllowed => "method-not-allowed",
+            ProblemType::SeatsTaken => "seats-taken",
+            ProblemType::SalesClosed => "sales-closed",
+            ProblemType::SeatLimit => "seat-limit",
+            ProblemType::Duplicate => "duplicate",
+            ProblemType::UnsupportedMediaType => "unsupported-media-type",
+            ProblemType::PayloadTooLarge => "payload-too-large",
+            ProblemType::Validation => "validation",
+            ProblemType::Gone => "gone",
+            ProblemType::RateLimited => "rate-limited",
+            ProblemType::Unavailable => "unavailable",
+            ProblemType::Internal => "internal",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            ProblemType::BadRequest => "Bad request",
+            ProblemType::Unauthorized => "Authentication required",
+            ProblemType::Forbidden => "Forbidden",
+            ProblemType::NotFound => "Not found",
+            ProblemType::MethodNotAllowed => "Method not allowed",
+            ProblemType::SeatsTaken => "Seats already taken",
+            ProblemType::SalesClosed => "Sales are closed",
+            ProblemType::SeatLimit => "Seat limit reached",
+            ProblemType::Duplicate => "Already exists",
+            ProblemType::UnsupportedMediaType => "Unsupported media type",
+            ProblemType::PayloadTooLarge => "Payload too large",
+            ProblemType::Validation => "Invalid request",
+            ProblemType::Gone => "Gone",
+            ProblemType::RateLimited => "Too many requests",
+            ProblemType::Unavailable => "Service unavailable",
+            ProblemType::Internal => "Internal server error",
+        }
+    }
+
+    /// The `type` member of this kind's problems.
+    pub fn uri(self) -> String {
+        format!("{PROBLEM_TYPE_BASE}{}", self.name())
+    }
 }
 
 impl ApiError {
@@ -107,45 +213,27 @@ impl ApiError {
     }
 
     pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::SeatsTaken { .. }
-            | ApiError::SalesClosed { .. }
-            | ApiError::SeatLimit { .. }
-            | ApiError::Duplicate(_) => StatusCode::CONFLICT,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Gone(_) => StatusCode::GONE,
-            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.problem_type().status()
     }
 
-    /// (type suffix, title)
-    fn kind(&self) -> (&'static str, &'static str) {
+    pub fn problem_type(&self) -> ProblemType {
         match self {
-            ApiError::BadRequest(_) => ("bad-request", "Bad request"),
-            ApiError::Unauthorized => ("unauthorized", "Authentication required"),
-            ApiError::Forbidden => ("forbidden", "Forbidden"),
-            ApiError::NotFound(_) => ("not-found", "Not found"),
-            ApiError::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
-            ApiError::SeatsTaken { .. } => ("seats-taken", "Seats already taken"),
-            ApiError::SalesClosed { .. } => ("sales-closed", "Sales are closed"),
-            ApiError::SeatLimit { .. } => ("seat-limit", "Seat limit reached"),
-            ApiError::Duplicate(_) => ("duplicate", "Already exists"),
-            ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
-            ApiError::PayloadTooLarge => ("payload-too-large", "Payload too large"),
-            ApiError::Unprocessable(_) => ("validation", "Invalid request"),
-            ApiError::Gone(_) => ("gone", "Gone"),
-            ApiError::RateLimited(_) => ("rate-limited", "Too many requests"),
-            ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
-            ApiError::Internal(_) => ("internal", "Internal server error"),
+            ApiError::BadRequest(_) => ProblemType::BadRequest,
+            ApiError::Unauthorized => ProblemType::Unauthorized,
+            ApiError::Forbidden => ProblemType::Forbidden,
+            ApiError::NotFound(_) => ProblemType::NotFound,
+            ApiError::MethodNotAllowed => ProblemType::MethodNotAllowed,
+            ApiError::SeatsTaken { .. } => ProblemType::SeatsTaken,
+            ApiError::SalesClosed { .. } => ProblemType::SalesClosed,
+            ApiError::SeatLimit { .. } => ProblemType::SeatLimit,
+            ApiError::Duplicate(_) => ProblemType::Duplicate,
+            ApiError::UnsupportedMediaType => ProblemType::UnsupportedMediaType,
+            ApiError::PayloadTooLarge => ProblemType::PayloadTooLarge,
+            ApiError::Unprocessable(_) => ProblemType::Validation,
+            ApiError::Gone(_) => ProblemType::Gone,
+            ApiError::RateLimited(_) => ProblemType::RateLimited,
+            ApiError::Unavailable(_) => ProblemType::Unavailable,
+            ApiError::Internal(_) => ProblemType::Internal,
         }
     }
 
@@ -174,10 +262,10 @@ impl ApiError {
 impl ApiError {
     /// The RFC 9457 body this error is sent with.
     pub fn problem_json(&self) -> String {
-        let (suffix, title) = self.kind();
+        let kind = self.problem_type();
         let body = Problem {
-            type_: format!("{PROBLEM_TYPE_BASE}{suffix}"),
-            title,
+            type_: kind.uri(),
+            title: kind.title(),
             status: self.status().as_u16(),
             detail: self.detail(),
             instance: crate::http::request_id().map(|id| format!("urn:seatbook:request:{id}")),

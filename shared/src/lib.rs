@@ -25,6 +25,9 @@
 //! - [`http`]: what every function's router gets: fallbacks, state, request tracing.
 //! - [`lambda`]: the cold-start sequence a function's `main` runs.
 //! - [`metrics`]: CloudWatch metrics as Embedded Metric Format lines, which the alarms watch.
+//! - [`openapi`]: what every function's part of the OpenAPI document shares: the problem
+//!   responses (one per status, naming each problem `type`), the security scheme, the rate-limit
+//!   headers.
 //! - [`ratelimit`]: the per-user write rate limit, a token bucket per user in Redis (one Lua
 //!   script, Redis's clock); 429 with `Retry-After` and the draft `RateLimit` fields; fails open.
 //! - [`telemetry`]: tracing-subscriber set-up (JSON in Lambda).
@@ -43,6 +46,7 @@ pub mod http;
 pub mod identity;
 pub mod lambda;
 pub mod metrics;
+pub mod openapi;
 pub mod ratelimit;
 pub mod state;
 pub mod telemetry;

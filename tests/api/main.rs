@@ -15,6 +15,7 @@ mod lambda;
 mod lifecycle;
 mod notifier;
 mod onsale;
+mod openapi;
 mod proxy;
 mod ratelimit;
 mod redis_server;

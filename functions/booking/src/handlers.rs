@@ -12,15 +12,69 @@ use seatbook_core::identity::Caller;
 use seatbook_core::{ApiError, AppState};
 use serde::Deserialize;
 use std::time::Duration;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-#[derive(Deserialize)]
+/// `Idempotency-Key`, as an operation's parameter.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // only its documentation is used: the handler reads the header map
+struct IdempotencyKey {
+    /// A key of the caller's choosing: a retry with the same key and the same request gets the
+    /// first response again (a 5xx is not kept). The same key with another request is a 422.
+    #[param(
+        rename = "Idempotency-Key",
+        nullable = false,
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]+$"
+    )]
+    key: Option<String>,
+}
+
+/// The seats a booking or a hold asks for.
+#[derive(Deserialize, ToSchema)]
 pub struct NewBooking {
     event_id: i64,
+    #[schema(schema_with = seatbook_core::openapi::seat_ids)]
     seat_ids: Vec<i64>,
 }
 
-/// `POST /api/v1/bookings`: the seats, confirmed at once.
+seatbook_core::problems!(ClaimProblems:
+    BadRequest, Unauthorized, NotFound, SeatsTaken, SalesClosed, SeatLimit,
+    UnsupportedMediaType, PayloadTooLarge, Validation, RateLimited, Unavailable, Internal);
+seatbook_core::problems!(ListProblems: BadRequest, Unauthorized, Unavailable, Internal);
+seatbook_core::problems!(ShowProblems: Unauthorized, NotFound, Unavailable, Internal);
+seatbook_core::problems!(CancelProblems: Unauthorized, NotFound, RateLimited, Unavailable, Internal);
+seatbook_core::problems!(ConfirmProblems:
+    Unauthorized, NotFound, Gone, RateLimited, Unavailable, Internal);
+
+/// Book seats
+///
+/// All the requested seats, confirmed at once, or none: a 409 names the seats someone else has.
+/// Under an `Idempotency-Key`, a retried request gets the first one's response again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/bookings",
+    operation_id = "create_booking",
+    tag = "booking",
+    params(IdempotencyKey),
+    request_body = NewBooking,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The booking, confirmed.", body = Booking,
+            headers(
+                ("Location" = String, description = "The booking's URL."),
+                ("Idempotent-Replayed" = String, description = "`true` on the stored response to an earlier request with the same `Idempotency-Key`."),
+            ),
+            links(
+                ("GetBooking" = (operation_id = "get_booking", parameters(("id" = "$response.body#/id")))),
+                ("CancelBooking" = (operation_id = "cancel_booking", parameters(("id" = "$response.body#/id")))),
+            ),
+        ),
+        ClaimProblems,
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -30,7 +84,33 @@ pub async fn create(
     claim_seats(&state, &caller, &headers, request, None).await
 }
 
-/// `POST /api/v1/holds`: reserves seats for the caller for `HOLD_TTL_SECONDS`.
+/// Hold seats
+///
+/// Reserves the seats for the caller until `expires_at` (`HOLD_TTL_SECONDS` after now); confirming
+/// the hold before then makes it a booking. All the seats or none, as a booking.
+#[utoipa::path(
+    post,
+    path = "/api/v1/holds",
+    operation_id = "hold_seats",
+    tag = "booking",
+    params(IdempotencyKey),
+    request_body = NewBooking,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The hold: a booking with status `held`.", body = Booking,
+            headers(
+                ("Location" = String, description = "The hold's URL (holds are bookings)."),
+                ("Idempotent-Replayed" = String, description = "`true` on the stored response to an earlier request with the same `Idempotency-Key`."),
+            ),
+            links(
+                ("ConfirmHold" = (operation_id = "confirm_hold", parameters(("id" = "$response.body#/id")))),
+                ("CancelHold" = (operation_id = "cancel_booking", parameters(("id" = "$response.body#/id")))),
+                ("GetHold" = (operation_id = "get_booking", parameters(("id" = "$response.body#/id")))),
+            ),
+        ),
+        ClaimProblems,
+    ),
+)]
 pub async fn hold(
     State(state): State<AppState>,
     caller: Caller,
@@ -141,6 +221,19 @@ fn stored_response(stored: Stored, replayed: bool) -> Response {
     response
 }
 
+/// One of the caller's bookings
+#[utoipa::path(
+    get,
+    path = "/api/v1/bookings/{id}",
+    operation_id = "get_booking",
+    tag = "booking",
+    params(("id" = Uuid, Path, description = "The booking's (or hold's) id.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The booking.", body = Booking),
+        ShowProblems,
+    ),
+)]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -152,21 +245,44 @@ pub async fn show(
         .ok_or_else(|| ApiError::not_found(format!("booking {id}")))
 }
 
-#[derive(Deserialize)]
+/// Paging through the caller's bookings.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Bookings per page.
+    #[param(minimum = 1, maximum = 100, default = 50)]
     limit: Option<i64>,
+    /// Where the page starts: a previous page's `next_cursor`, exactly as given.
+    #[param(
+        pattern = r"^(0|[1-9][0-9]{0,17})\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+    )]
     cursor: Option<String>,
 }
 
-#[derive(serde::Serialize)]
+/// A page of the caller's bookings.
+#[derive(serde::Serialize, ToSchema)]
 pub struct BookingList {
     items: Vec<Booking>,
     /// Where the next page starts; `null` on the last page.
     next_cursor: Option<String>,
 }
 
-/// `GET /api/v1/bookings?limit=&cursor=`: the caller's bookings, newest first, a page at a time
-/// (keyset on `(created_at, id)`, so a booking made meanwhile does not shift later pages).
+/// The caller's bookings
+///
+/// Newest first, a page at a time (keyset on `(created_at, id)`, so a booking made meanwhile does
+/// not shift later pages). Holds, cancelled and expired bookings included.
+#[utoipa::path(
+    get,
+    path = "/api/v1/bookings",
+    operation_id = "list_bookings",
+    tag = "booking",
+    params(ListParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of bookings.", body = BookingList),
+        ListProblems,
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -214,8 +330,22 @@ fn decode_cursor(raw: &str) -> Result<store::Position, ApiError> {
     Ok(store::Position { created_at, id })
 }
 
-/// `DELETE /api/v1/bookings/{id}`: the owner, or any organizer, cancels; the seats are free at
-/// once. Cancelling again is harmless and answers the same.
+/// Cancel a booking or a hold
+///
+/// The owner, or any organizer, cancels; the seats are free at once. Cancelling again is harmless
+/// and answers the same.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/bookings/{id}",
+    operation_id = "cancel_booking",
+    tag = "booking",
+    params(("id" = Uuid, Path, description = "The booking's (or hold's) id.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The booking as it is now.", body = Booking),
+        CancelProblems,
+    ),
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
@@ -234,8 +364,28 @@ pub async fn cancel(
         .ok_or_else(|| ApiError::not_found(format!("booking {id}")))
 }
 
-/// `POST /api/v1/holds/{id}/confirm`: a live hold becomes a confirmed booking (201); a lapsed one
-/// is gone (410).
+/// Confirm a hold
+///
+/// A live hold becomes a confirmed booking; a lapsed (or cancelled) one is gone. Confirming twice
+/// answers like the first time.
+#[utoipa::path(
+    post,
+    path = "/api/v1/holds/{id}/confirm",
+    operation_id = "confirm_hold",
+    tag = "booking",
+    params(("id" = Uuid, Path, description = "The hold's id.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The booking, confirmed.", body = Booking,
+            headers(("Location" = String, description = "The booking's URL.")),
+            links(
+                ("CancelBooking" = (operation_id = "cancel_booking", parameters(("id" = "$response.body#/id")))),
+                ("GetBooking" = (operation_id = "get_booking", parameters(("id" = "$response.body#/id")))),
+            ),
+        ),
+        ConfirmProblems,
+    ),
+)]
 pub async fn confirm(
     State(state): State<AppState>,
     caller: Caller,

@@ -50,3 +50,15 @@ pub fn routes() -> Router<AppState> {
             post(limited(handlers::confirm)),
         )
 }
+
+/// This function's operations, for the API's OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    handlers::create,
+    handlers::list,
+    handlers::show,
+    handlers::cancel,
+    handlers::hold,
+    handlers::confirm
+))]
+pub struct Api;

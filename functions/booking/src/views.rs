@@ -5,7 +5,7 @@ use std::str::FromStr;
 use uuid::Uuid;
 
 /// A booking (or a hold, which is a booking with status `held`) as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Booking {
     pub id: Uuid,
     pub event_id: i64,
@@ -14,24 +14,29 @@ pub struct Booking {
     pub created_at: DateTime<Utc>,
     /// When a hold lapses; `null` for anything but a live hold.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The price of all its seats, in cents.
     pub total_cents: i64,
     /// The seats; for a cancelled or expired booking, the seats it had.
     pub tickets: Vec<Ticket>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// One seat of a booking.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Ticket {
     pub id: i64,
     pub seat_id: i64,
+    /// The seat's row label.
     pub row: String,
+    /// The seat's number in its row.
     pub number: i32,
+    /// What the seat cost, in cents.
     pub price_cents: i64,
 }
 
 /// Where a booking stands. PostgreSQL holds the same list as the `booking_status` enum
 /// (migrations/V7); a test keeps the two equal. A hold whose time is up reads as `expired` even
 /// before anyone releases its seats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BookingStatus {
     /// Seats reserved until `expires_at`, not paid yet.

@@ -1,4 +1,5 @@
 use crate::store::{self, Position};
+use crate::views::{Availability, EventPage};
 use axum::extract::State;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
@@ -7,16 +8,49 @@ use seatbook_core::extract::{Path, Query};
 use seatbook_core::http::{json_body, json_response};
 use seatbook_core::{ApiError, AppState};
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 const DEFAULT_PAGE: i64 = 20;
 const MAX_PAGE: i64 = 100;
 
-#[derive(Deserialize)]
+/// Paging through the listing.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Events per page.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<i64>,
+    /// Where the page starts: a previous page's `next_cursor`, exactly as given.
+    #[param(pattern = r"^(0|[1-9][0-9]{0,17})\.(0|[1-9][0-9]{0,17})$")]
     cursor: Option<String>,
 }
 
+seatbook_core::problems!(ListProblems: BadRequest, Unavailable, Internal);
+seatbook_core::problems!(ShowProblems: NotFound, Unavailable, Internal);
+
+/// Upcoming events, a page at a time
+///
+/// Events whose sale has not closed yet, in start order (then by id). A page's `next_cursor`,
+/// passed as `cursor`, gives the next page; an event created meanwhile does not shift later pages.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    operation_id = "list_events",
+    tag = "events",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of events.", body = EventPage,
+            links(
+                ("GetFirstAvailability" = (
+                    operation_id = "get_availability",
+                    parameters(("id" = "$response.body#/items/0/id")),
+                    description = "The seat map of the page's first event.",
+                )),
+            ),
+        ),
+        ListProblems,
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
@@ -50,6 +84,18 @@ pub async fn list(
     })?))
 }
 
+/// One event
+#[utoipa::path(
+    get,
+    path = "/api/v1/events/{id}",
+    operation_id = "get_event",
+    tag = "events",
+    params(("id" = i64, Path, description = "The event's id.")),
+    responses(
+        (status = 200, description = "The event.", body = Event),
+        ShowProblems,
+    ),
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -64,6 +110,34 @@ pub async fn show(
     found(body, id)
 }
 
+/// An event's seat map
+///
+/// Every seat of the event's venue in row order, with its status. A seat whose hold has lapsed is
+/// `available`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events/{id}/availability",
+    operation_id = "get_availability",
+    tag = "events",
+    params(("id" = i64, Path, description = "The event's id.")),
+    responses(
+        (status = 200, description = "The event's seats.", body = Availability,
+            links(
+                ("HoldSeat" = (
+                    operation_id = "hold_seats",
+                    request_body = json!({"event_id": "$response.body#/event_id", "seat_ids": ["$response.body#/seats/0/id"]}),
+                    description = "Hold the map's first seat.",
+                )),
+                ("BookSeat" = (
+                    operation_id = "create_booking",
+                    request_body = json!({"event_id": "$response.body#/event_id", "seat_ids": ["$response.body#/seats/0/id"]}),
+                    description = "Book the map's first seat.",
+                )),
+            ),
+        ),
+        ShowProblems,
+    ),
+)]
 pub async fn availability(
     State(state): State<AppState>,
     Path(id): Path<i64>,

@@ -1,14 +1,18 @@
 use seatbook_core::catalog::Event;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// A page of the upcoming events.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct EventPage {
     pub items: Vec<Event>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// An event's seat map, with each seat's status.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct Availability {
     pub event_id: i64,
     pub total_seats: usize,
@@ -19,11 +23,24 @@ pub struct Availability {
     pub seats: Vec<SeatStatus>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// One seat of the map.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct SeatStatus {
     pub id: i64,
+    /// The row's label: A, B, …, Z, AA, ….
     pub row: String,
+    /// The seat's number in its row, from 1.
     pub number: i32,
-    /// `available`, `held` or `booked`.
+    #[schema(schema_with = seat_state)]
     pub status: String,
+}
+
+/// The statuses [`crate::AVAILABILITY_SQL`] gives a seat.
+fn seat_state() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["available", "held", "booked"]))
+        .description(Some(
+            "`available`, `held` (by a live hold; available again when it lapses) or `booked`.",
+        ))
 }

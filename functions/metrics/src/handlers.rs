@@ -3,7 +3,8 @@ use seatbook_core::identity::Organizer;
 use seatbook_core::{ApiError, AppState};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+/// Live figures about the service.
+#[derive(Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Metrics {
     pub cache: CacheFigures,
     pub bookings: BookingFigures,
@@ -11,7 +12,7 @@ pub struct Metrics {
 }
 
 /// Counters live in Redis; when it cannot be reached they are unknown (`null`), not zero.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct CacheFigures {
     pub available: bool,
     pub hits: Option<u64>,
@@ -26,7 +27,8 @@ pub struct CacheFigures {
     pub invalidations_failed: Option<u64>,
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+/// Booking counters, kept in Redis: `null` when it cannot be reached.
+#[derive(Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct BookingFigures {
     pub confirmed: Option<u64>,
     pub conflicts: Option<u64>,
@@ -36,12 +38,28 @@ pub struct BookingFigures {
 /// reading them costs the same for ten rows or ten million, where `count(*)` would scan the
 /// tables on every call. They trail the truth by a moment (statistics are flushed about once a
 /// second) and count every booking status.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct DatabaseFigures {
     pub bookings_estimate: i64,
     pub tickets_estimate: i64,
 }
 
+seatbook_core::problems!(MetricsProblems: Unauthorized, Forbidden, Unavailable, Internal);
+
+/// Live figures
+///
+/// Cache and booking counters, and row estimates. Organizers only.
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics",
+    operation_id = "get_metrics",
+    tag = "metrics",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The figures.", body = Metrics),
+        MetricsProblems,
+    ),
+)]
 pub async fn metrics(
     State(state): State<AppState>,
     _: Organizer,

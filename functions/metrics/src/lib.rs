@@ -11,3 +11,8 @@ use seatbook_core::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/v1/metrics", get(handlers::metrics))
 }
+
+/// This function's operations, for the API's OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(handlers::metrics))]
+pub struct Api;

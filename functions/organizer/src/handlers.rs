@@ -13,15 +13,37 @@ use seatbook_core::identity::Organizer;
 use seatbook_core::{ApiError, AppState};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::types::Type;
+use utoipa::openapi::schema::{self, ObjectBuilder};
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+/// A name as [`VenueName`] and [`EventName`] take it: 1 to 200 characters once trimmed, something
+/// besides spaces, and no control characters.
+fn name() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(schema::Type::String)
+        .min_length(Some(1))
+        .max_length(Some(200))
+        .pattern(Some(
+            r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        ))
+        .description(Some("Trimmed; unique among venues for a venue."))
+}
+
+/// A venue to create: its name and a rectangular seat map.
+#[derive(Deserialize, ToSchema)]
 pub struct NewVenue {
+    #[schema(schema_with = name)]
     name: String,
+    /// Rows, labelled A, B, …
+    #[schema(minimum = 1, maximum = 200)]
     rows: i64,
+    /// Seats per row, numbered from 1.
+    #[schema(minimum = 1, maximum = 200)]
     cols: i64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// A venue and the size of its seat map.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Venue {
     pub id: i64,
     pub name: String,
@@ -29,6 +51,13 @@ pub struct Venue {
     pub cols: i32,
     pub total_seats: i64,
 }
+
+seatbook_core::problems!(VenueProblems:
+    BadRequest, Unauthorized, Forbidden, Duplicate, UnsupportedMediaType, PayloadTooLarge,
+    Validation, Unavailable, Internal);
+seatbook_core::problems!(EventProblems:
+    BadRequest, Unauthorized, Forbidden, NotFound, UnsupportedMediaType, PayloadTooLarge,
+    Validation, Unavailable, Internal);
 
 /// The venue and its whole seat map in one statement.
 const CREATE_VENUE_SQL: &str = "\
@@ -43,6 +72,30 @@ WITH venue AS (
 )
 SELECT id, name, rows, cols, (SELECT count(*) FROM seat) AS total_seats FROM venue";
 
+/// Create a venue
+///
+/// The venue and its whole seat map, in one statement. Organizers only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/venues",
+    operation_id = "create_venue",
+    tag = "organizer",
+    request_body = NewVenue,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The venue.", body = Venue,
+            headers(("Location" = String, description = "The venue's URL.")),
+            links(
+                ("CreateEvent" = (
+                    operation_id = "create_event",
+                    request_body = json!({"venue_id": "$response.body#/id"}),
+                    description = "Put an event on sale in this venue.",
+                )),
+            ),
+        ),
+        VenueProblems,
+    ),
+)]
 pub async fn create_venue(
     State(state): State<AppState>,
     _: Organizer,
@@ -79,18 +132,53 @@ pub async fn create_venue(
     ))
 }
 
-#[derive(Deserialize)]
+/// An event to put on sale.
+#[derive(Deserialize, ToSchema)]
 pub struct NewEvent {
+    #[schema(schema_with = name)]
     name: String,
+    #[schema(max_length = 5000)]
     description: Option<String>,
+    /// When the event starts: in the future.
+    #[schema(format = DateTime)]
     starts_at: String,
     venue_id: i64,
+    /// The price of one seat, in cents.
+    #[schema(minimum = 0, maximum = 100_000_000)]
     price_cents: i64,
+    /// When the sale opens (absent: at once); before it closes.
+    #[schema(format = DateTime)]
     sales_start_at: Option<String>,
+    /// When the sale closes (absent: when the event starts); in the future, not after `starts_at`.
+    #[schema(format = DateTime)]
     sales_end_at: Option<String>,
+    /// Seats one person may have at once (confirmed and held); absent: no cap.
+    #[schema(minimum = 1, maximum = 10_000)]
     max_seats_per_user: Option<i64>,
 }
 
+/// Put an event on sale
+///
+/// In an existing venue, from `sales_start_at` (or now) until `sales_end_at` (or the start).
+/// Organizers only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/events",
+    operation_id = "create_event",
+    tag = "organizer",
+    request_body = NewEvent,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The event.", body = Event,
+            headers(("Location" = String, description = "The event's URL.")),
+            links(
+                ("GetEvent" = (operation_id = "get_event", parameters(("id" = "$response.body#/id")))),
+                ("GetAvailability" = (operation_id = "get_availability", parameters(("id" = "$response.body#/id")))),
+            ),
+        ),
+        EventProblems,
+    ),
+)]
 pub async fn create_event(
     State(state): State<AppState>,
     _: Organizer,

@@ -14,3 +14,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/venues", post(handlers::create_venue))
         .route("/api/v1/events", post(handlers::create_event))
 }
+
+/// This function's operations, for the API's OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(handlers::create_venue, handlers::create_event))]
+pub struct Api;

@@ -1,5 +1,8 @@
 //! The local development server: every Lambda function's routes, served over plain HTTP under the
-//! same paths API Gateway uses, through the very same handlers.
+//! same paths API Gateway uses, through the very same handlers; and the API's OpenAPI document,
+//! assembled from every function's operations ([`openapi`]).
+
+pub mod openapi;
 
 use axum::Router;
 use seatbook_core::config::Settings;

@@ -22,7 +22,7 @@ async fn cargo_lambda_watch_serves_every_function_from_the_repository_root() {
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder()
         // The watcher compiles each function on its first request.
-        .timeout(Duration::from_secs(900))
+        .timeout(Duration::from_secs(1800))
         .build()
         .unwrap();
     wait_until_listening(port, &watcher).await;

@@ -9,6 +9,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// A JSON request body.
 pub struct Json<T>(pub T);
@@ -21,8 +22,17 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
+        match axum::Json::<Value>::from_request(req, state).await {
+            Ok(axum::Json(mut value)) => {
+                integral_numbers_as_integers(&mut value);
+                serde_path_to_error::deserialize(value)
+                    .map(Json)
+                    .map_err(|e| {
+                        ApiError::BadRequest(format!(
+                            "the request body does not have the expected shape: {e}"
+                        ))
+                    })
+            }
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType),
             Err(JsonRejection::JsonDataError(e)) => Err(ApiError::BadRequest(format!(
                 "the request body does not have the expected shape: {}",
@@ -38,6 +48,24 @@ where
             }
             Err(other) => Err(ApiError::BadRequest(other.body_text())),
         }
+    }
+}
+
+/// JSON has one kind of number: `2.0` is the integer 2 to JSON Schema, so to the OpenAPI
+/// document's `integer`s, where serde would refuse it as a float. Whole numbers that fit an `i64`
+/// become integers before the body is read; `1.5` still does not fit an integer field.
+fn integral_numbers_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(number) if number.is_f64() => {
+            let float = number.as_f64().unwrap_or(f64::NAN);
+            // i64::MAX as f64 rounds up to 2^63, which is out of range.
+            if float.fract() == 0.0 && float >= i64::MIN as f64 && float < i64::MAX as f64 {
+                *number = (float as i64).into();
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers_as_integers),
+        Value::Object(members) => members.values_mut().for_each(integral_numbers_as_integers),
+        _ => {}
     }
 }
 
@@ -76,5 +104,22 @@ where
             .map_err(|e: QueryRejection| {
                 ApiError::BadRequest(format!("invalid query string: {}", e.body_text()))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::integral_numbers_as_integers;
+    use serde_json::json;
+
+    #[test]
+    fn whole_numbers_written_as_floats_become_integers_and_fractions_stay() {
+        let mut body =
+            json!({"a": 74.0, "b": [-1463.0, 1.5, 3, {"c": 1e3}], "d": 1e300, "e": -0.0});
+        integral_numbers_as_integers(&mut body);
+        assert_eq!(
+            body,
+            json!({"a": 74, "b": [-1463, 1.5, 3, {"c": 1000}], "d": 1e300, "e": 0})
+        );
     }
 }

@@ -194,3 +194,36 @@ async fn a_problem_names_its_request_as_instance_and_the_id_comes_back_in_a_head
         assert_eq!(problem["instance"], format!("urn:seatbook:request:{id}"));
     }
 }
+
+/// JSON Schema (so the OpenAPI document) counts `3.0` as the integer 3; so does the API.
+#[tokio::test]
+async fn a_whole_number_written_with_a_fraction_is_taken_as_an_integer() {
+    let app = spawn_app().await;
+    let venue = app
+        .post(
+            "/api/v1/venues",
+            crate::helpers::ORGANIZER,
+            &json!({"name": "Float Hall", "rows": 2.0, "cols": 3.0}),
+        )
+        .await;
+    assert_eq!(venue.status(), 201);
+    let venue: serde_json::Value = venue.json().await.unwrap();
+    assert_eq!(venue["total_seats"], 6);
+    let (event_id, seats) = app.seed_event(1, 2).await;
+    let booking = app
+        .post(
+            "/api/v1/bookings",
+            As::User("alice"),
+            &json!({"event_id": event_id as f64, "seat_ids": [seats[0] as f64]}),
+        )
+        .await;
+    assert_eq!(booking.status(), 201);
+    let fraction = app
+        .post(
+            "/api/v1/bookings",
+            As::User("alice"),
+            &json!({"event_id": event_id, "seat_ids": [seats[1] as f64 + 0.5]}),
+        )
+        .await;
+    assert_problem(fraction, 400).await;
+}

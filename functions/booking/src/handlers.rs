@@ -34,6 +34,7 @@ struct IdempotencyKey {
 
 /// The seats a booking or a hold asks for.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"event_id": 1, "seat_ids": [1, 2]}))]
 pub struct NewBooking {
     event_id: i64,
     #[schema(schema_with = seatbook_core::openapi::seat_ids)]

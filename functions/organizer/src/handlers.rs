@@ -31,6 +31,7 @@ fn name() -> ObjectBuilder {
 
 /// A venue to create: its name and a rectangular seat map.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"name": "Main Hall", "rows": 10, "cols": 20}))]
 pub struct NewVenue {
     #[schema(schema_with = name)]
     name: String,
@@ -134,6 +135,14 @@ pub async fn create_venue(
 
 /// An event to put on sale.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({
+    "name": "Concert",
+    "description": "An evening of music",
+    "starts_at": "2031-06-01T19:30:00Z",
+    "venue_id": 1,
+    "price_cents": 2500,
+    "max_seats_per_user": 4
+}))]
 pub struct NewEvent {
     #[schema(schema_with = name)]
     name: String,

@@ -176,7 +176,10 @@ fn settings(opts: &Options, database: &db::BenchDb, results: &mut Results) {
         ("measure_s", p.measure.as_secs_f64().to_string()),
         ("pgbench_s", p.pgbench_secs.to_string()),
         ("clients", ceiling::CLIENTS.to_string()),
-        ("pgbench", "-M extended -c 32 -j 2".to_owned()),
+        (
+            "pgbench",
+            "-c 32 -j 2; -M prepared for bookings, -M extended for availability".to_owned(),
+        ),
         (
             "DB_POOL_MAX_SIZE",
             env_or("DB_POOL_MAX_SIZE", "16 (service default)"),

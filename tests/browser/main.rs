@@ -256,12 +256,13 @@ async fn an_organizer_creates_an_event_that_a_buyer_then_books_and_cancels() {
     erin.click("#confirm").await;
     erin.eventually_text("#status", "Booked Row A seat 1 and Row A seat 2")
         .await;
-    let booking = erin.eventually_text("#bookings li", "Opening Night").await;
+    // The list is refreshed after the hold and again after the confirmation: wait for the latter.
+    let booking = erin.eventually_text("#bookings li", "confirmed").await;
+    assert!(booking.contains("Opening Night"), "{booking}");
     assert!(
         booking.contains("Row A seat 1 and Row A seat 2"),
         "{booking}"
     );
-    assert!(booking.to_lowercase().contains("confirmed"), "{booking}");
     erin.eventually_seat("A", 1, "Row A seat 1, booked").await;
 
     erin.click(r#"#bookings button[aria-label^="Cancel booking of Row A seat 1"]"#)
@@ -406,9 +407,10 @@ async fn deployed_a_buyer_signs_in_through_the_hosted_ui_with_pkce_and_every_api
     grace
         .eventually_text("#status", "Booked Row A seat 2")
         .await;
-    let booking = grace.eventually_text("#bookings li", "Gala Night").await;
+    // The list is refreshed after the hold and again after the confirmation: wait for the latter.
+    let booking = grace.eventually_text("#bookings li", "confirmed").await;
+    assert!(booking.contains("Gala Night"), "{booking}");
     assert!(booking.contains("Row A seat 2"), "{booking}");
-    assert!(booking.to_lowercase().contains("confirmed"), "{booking}");
 
     // The booking is the token's subject's, as the server saw it.
     let (status, mine) = server

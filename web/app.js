@@ -16,6 +16,8 @@ const MAX_SEATS_PER_REQUEST = 10;
 const POLL_MS = 4000;
 
 const state = {
+  // event id → the event version this page's last write to it left (Seatbook-Event-Version).
+  eventVersions: {},
   signIn: { mode: "local" }, // or {mode: "cognito", domain, clientId}
   identity: null, // {user, organizer}
   session: null, // Cognito: {accessToken, idToken, refreshToken, expiresAt}
@@ -52,6 +54,12 @@ function el(tag, attrs = {}, ...children) {
 async function api(method, path, body, retried = false) {
   const headers = { accept: "application/json" };
   if (body !== undefined) headers["content-type"] = "application/json";
+  // Reads of an event this page wrote to name the version that write left, so the server never
+  // answers them with a seat map from before it (others may see it up to a second late).
+  const read = method === "GET" && /^\/events\/(\d+)/.exec(path);
+  if (read && state.eventVersions[read[1]]) {
+    headers["seatbook-event-version"] = String(state.eventVersions[read[1]]);
+  }
   if (cognito()) {
     const token = await accessToken();
     if (token) headers.authorization = `Bearer ${token}`;
@@ -89,6 +97,10 @@ async function api(method, path, body, retried = false) {
     } catch (err) {
       data = null;
     }
+  }
+  const version = Number(response.headers.get("seatbook-event-version"));
+  if (response.ok && version && data && data.event_id) {
+    state.eventVersions[data.event_id] = Math.max(state.eventVersions[data.event_id] || 0, version);
   }
   return { ok: response.ok, status: response.status, body: data, headers: response.headers };
 }

@@ -102,23 +102,11 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     ApiError::internal(format!("handler panicked: {message}")).into_response()
 }
 
-/// Serialises a read for the cache (`None`: nothing found, which is never cached).
+/// Serialises a read for the cache (`None`: nothing found).
 pub fn json_body<T: serde::Serialize>(value: Option<T>) -> Result<crate::cache::Loaded, ApiError> {
     value
         .map(|v| serde_json::to_vec(&v).map(bytes::Bytes::from))
         .transpose()
         .map(crate::cache::Loaded::from)
         .map_err(ApiError::internal)
-}
-
-/// A 200 with a JSON body that is already serialised (cached or freshly loaded, the same bytes).
-pub fn json_response(body: bytes::Bytes) -> Response {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
 }

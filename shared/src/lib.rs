@@ -10,6 +10,8 @@
 //! - [`cache`]: the Redis read-through cache for event reads and the live counters; Redis
 //!   trouble degrades to PostgreSQL, never to an error.
 //! - [`catalog`]: the event as every function shows it.
+//! - [`conditional`]: conditional, compressed reads: `ETag`/`If-None-Match` → 304, gzip when
+//!   accepted, and the event version a writer's own reads may ask for.
 //! - [`config`]: typed settings read once from the environment; secrets never print.
 //! - [`db`]: the connection pool (plain or rustls TLS; credentials from `DATABASE_URL`, or from
 //!   Secrets Manager and re-read after a rotation), embedded migrations, and the mapping of
@@ -35,6 +37,7 @@
 
 pub mod cache;
 pub mod catalog;
+pub mod conditional;
 pub mod config;
 pub mod db;
 #[cfg(feature = "dev-identity")]

@@ -1,6 +1,6 @@
 //! What every handler can reach, built once per process (per Lambda execution environment).
 
-use crate::cache::{Body, Cache, CacheKey, Loaded};
+use crate::cache::{Accept, Body, Cache, CacheKey, Loaded};
 use crate::config::Settings;
 use crate::db::{self, DbSetupError, Pool};
 use crate::error::ApiError;
@@ -57,10 +57,11 @@ impl AppState {
         })
     }
 
-    /// `load`, through the cache when there is one.
+    /// `load`, through the cache when there is one, in an encoding `accept` allows.
     pub async fn read_through<F, Fut>(
         &self,
         key: impl FnOnce(&crate::cache::Keys) -> CacheKey,
+        accept: Accept,
         load: F,
     ) -> Result<Body, ApiError>
     where
@@ -68,8 +69,8 @@ impl AppState {
         Fut: Future<Output = Result<Loaded, ApiError>>,
     {
         match &self.cache {
-            Some(cache) => cache.read_through(&key(cache.keys()), load).await,
-            None => load().await.map(|loaded| loaded.body),
+            Some(cache) => cache.read_through(&key(cache.keys()), accept, load).await,
+            None => load().await.map(|loaded| loaded.uncached(&accept)),
         }
     }
 }

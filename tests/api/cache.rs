@@ -490,18 +490,31 @@ async fn an_invalidation_that_meets_a_dropped_connection_is_retried_and_lands() 
     // Another environment, connected after the drop, caches the map from before the booking.
     let other = app.sibling().await;
     let path = format!("/api/v1/events/{event_id}/availability");
-    let read_other = || async {
-        let response = app.client.get(other.url(&path)).send().await.unwrap();
+    let read_other = |version: Option<String>| async {
+        let mut request = app.client.get(other.url(&path));
+        if let Some(version) = version {
+            request = request.header("seatbook-event-version", version);
+        }
+        let response = request.send().await.unwrap();
         assert_eq!(response.status(), 200);
         response.json::<Value>().await.unwrap()
     };
-    assert_eq!(seat_status(&read_other().await, seats[0]), "available");
+    assert_eq!(seat_status(&read_other(None).await, seats[0]), "available");
 
-    assert_eq!(app.book("alice", event_id, &[seats[0]]).await.status(), 201);
-    assert_eq!(
-        seat_status(&read_other().await, seats[0]),
-        "booked",
+    let booked = app.book("alice", event_id, &[seats[0]]).await;
+    assert_eq!(booked.status(), 201);
+    let version = booked
+        .headers()
+        .get("seatbook-event-version")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert!(
+        version.is_some(),
         "the invalidation landed on its second try"
+    );
+    assert_eq!(
+        seat_status(&read_other(version).await, seats[0]),
+        "booked",
+        "and the other environment serves nothing older"
     );
 }
 
@@ -584,7 +597,7 @@ async fn a_reader_that_saw_the_new_generation_is_not_handed_a_load_that_started_
         let (cache, key) = (cache.clone(), key.clone());
         async move {
             cache
-                .read_through(&key, || async move {
+                .read_through(&key, Default::default(), || async move {
                     let _ = started.send(());
                     let _ = released.await;
                     body("before")
@@ -600,7 +613,7 @@ async fn a_reader_that_saw_the_new_generation_is_not_handed_a_load_that_started_
         let (cache, key) = (cache.clone(), key.clone());
         async move {
             cache
-                .read_through(&key, || async move { body("after") })
+                .read_through(&key, Default::default(), || async move { body("after") })
                 .await
                 .unwrap()
         }
@@ -609,12 +622,16 @@ async fn a_reader_that_saw_the_new_generation_is_not_handed_a_load_that_started_
     let _ = release.send(());
 
     let read = |body: seatbook_core::cache::Body| -> Value {
-        serde_json::from_slice(&body.expect("a body")).unwrap()
+        serde_json::from_slice(&body.expect("a body").body).unwrap()
     };
     assert_eq!(read(before.await.unwrap())["v"], "before");
     assert_eq!(read(after.await.unwrap())["v"], "after");
     let again = cache
-        .read_through(&key, || async move { body("loaded again") })
+        .read_through(
+            &key,
+            Default::default(),
+            || async move { body("loaded again") },
+        )
         .await
         .unwrap();
     assert_ne!(

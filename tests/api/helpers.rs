@@ -23,6 +23,10 @@ pub struct TestApp {
     admin_url: String,
     settings_env: HashMap<String, String>,
     server: tokio::task::JoinHandle<()>,
+    /// The newest `Seatbook-Event-Version` a write through [`TestApp::post`] was answered with:
+    /// [`TestApp::availability`] sends it back, as a client reading its own writes does. (One
+    /// number for every event: a version from another event is only ever stricter.)
+    written: std::sync::atomic::AtomicU64,
 }
 
 pub struct Spawn {
@@ -111,6 +115,7 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
     tokio::spawn(connection);
 
     TestApp {
+        written: Default::default(),
         address,
         client: reqwest::Client::new(),
         db_name,
@@ -274,11 +279,26 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, who: As<'_>, body: &Value) -> reqwest::Response {
-        self.request(reqwest::Method::POST, path, who)
+        let response = self
+            .request(reqwest::Method::POST, path, who)
             .json(body)
             .send()
             .await
-            .expect("POST")
+            .expect("POST");
+        self.saw(&response);
+        response
+    }
+
+    /// Keeps the event version a write's response names, for this app's own reads.
+    pub fn saw(&self, response: &reqwest::Response) {
+        let version = response
+            .headers()
+            .get("seatbook-event-version")
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        if let Some(version) = version {
+            self.written
+                .fetch_max(version, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     pub async fn create_venue(&self, name: &str, rows: i64, cols: i64) -> Value {
@@ -329,13 +349,19 @@ impl TestApp {
         (event_id, seats)
     }
 
+    /// The seat map as this app's writer reads it: naming the newest version its writes left, so
+    /// it shows them (another reader may be served a map up to `MAX_STALE` old).
     pub async fn availability(&self, event_id: i64) -> Value {
-        let response = self
-            .get(
-                &format!("/api/v1/events/{event_id}/availability"),
-                As::Anonymous,
-            )
-            .await;
+        let mut request = self.request(
+            reqwest::Method::GET,
+            &format!("/api/v1/events/{event_id}/availability"),
+            As::Anonymous,
+        );
+        let written = self.written.load(std::sync::atomic::Ordering::Relaxed);
+        if written > 0 {
+            request = request.header("seatbook-event-version", written);
+        }
+        let response = request.send().await.expect("GET");
         assert_eq!(response.status(), 200, "availability");
         response.json().await.unwrap()
     }

@@ -136,6 +136,7 @@ async fn a_cancelled_booking_frees_its_seats_at_once_and_keeps_its_history() {
         .await
         .unwrap();
     assert_eq!(cancelled.status(), 200);
+    app.saw(&cancelled);
     let cancelled: Value = cancelled.json().await.unwrap();
     assert_eq!(cancelled["status"], "cancelled");
     assert_eq!(cancelled["tickets"], booking["tickets"], "history kept");

@@ -18,6 +18,7 @@ mod onsale;
 mod openapi;
 mod proxy;
 mod ratelimit;
+mod reads;
 mod redis_server;
 mod roles;
 mod validation;

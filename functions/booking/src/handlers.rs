@@ -5,6 +5,7 @@ use crate::views::{Booking, BookingStatus};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use seatbook_core::conditional::EVENT_VERSION_HEADER;
 use seatbook_core::domain::SeatSelection;
 use seatbook_core::error::PROBLEM_JSON;
 use seatbook_core::extract::{Json, Path, Query};
@@ -66,6 +67,7 @@ seatbook_core::problems!(ConfirmProblems:
         (status = 201, description = "The booking, confirmed.", body = Booking,
             headers(
                 ("Location" = String, description = "The booking's URL."),
+                ("Seatbook-Event-Version" = i64, description = "The event's version after this write: sent back on reads of the event, it makes them show the write."),
                 ("Idempotent-Replayed" = String, description = "`true` on the stored response to an earlier request with the same `Idempotency-Key`."),
             ),
             links(
@@ -101,6 +103,7 @@ pub async fn create(
         (status = 201, description = "The hold: a booking with status `held`.", body = Booking,
             headers(
                 ("Location" = String, description = "The hold's URL (holds are bookings)."),
+                ("Seatbook-Event-Version" = i64, description = "The event's version after this write: sent back on reads of the event, it makes them show the write."),
                 ("Idempotent-Replayed" = String, description = "`true` on the stored response to an earlier request with the same `Idempotency-Key`."),
             ),
             links(
@@ -146,33 +149,51 @@ async fn claim_seats(
     };
     let Some(key) = key else {
         let outcome = store::book(&state.db, &claim).await;
-        after_claim(state, &claim, &outcome).await;
-        return outcome.map(created);
+        let version = after_claim(state, &claim, &outcome).await;
+        return outcome.map(|booking| with_version(created(booking), version));
     };
     match idempotency::book_once(&state.db, &key, &fingerprint, &claim, render).await? {
         Once::Replayed(stored) => Ok(stored_response(stored, true)),
         Once::Fresh { outcome, stored } => {
-            after_claim(state, &claim, &outcome).await;
-            Ok(stored_response(stored, false))
+            let version = after_claim(state, &claim, &outcome).await;
+            Ok(with_version(stored_response(stored, false), version))
         }
     }
 }
 
 /// Cache and counters, before the response: the booker's next read must not come from a stale
-/// cache. Never fails the request.
-async fn after_claim(state: &AppState, claim: &Claim<'_>, outcome: &Result<Booking, ApiError>) {
+/// cache. Never fails the request. Returns the event's version after the claim, for the
+/// response's `Seatbook-Event-Version`.
+async fn after_claim(
+    state: &AppState,
+    claim: &Claim<'_>,
+    outcome: &Result<Booking, ApiError>,
+) -> Option<u64> {
     let event_id = claim.event_id;
     if let Ok(booking) = outcome {
         tracing::info!(booking = %booking.id, event = event_id, seats = booking.tickets.len(), status = %booking.status, "seats claimed");
     }
-    if let Some(cache) = &state.cache {
-        match (outcome, claim.hold_for) {
-            (Ok(_), None) => cache.booking_confirmed(event_id).await,
-            (Ok(_), Some(_)) => cache.event_changed(event_id).await,
-            (Err(ApiError::SeatsTaken { .. }), _) => cache.booking_conflicted().await,
-            (Err(_), _) => {}
+    let cache = state.cache.as_ref()?;
+    match (outcome, claim.hold_for) {
+        (Ok(_), None) => cache.booking_confirmed(event_id).await,
+        (Ok(_), Some(_)) => cache.event_changed(event_id).await,
+        (Err(ApiError::SeatsTaken { .. }), _) => {
+            cache.booking_conflicted().await;
+            None
         }
+        (Err(_), _) => None,
     }
+}
+
+/// Names the event's version after a write (`Seatbook-Event-Version`): the writer's reads of the
+/// event that send it back are served nothing older, so they show the write.
+fn with_version(mut response: Response, version: Option<u64>) -> Response {
+    if let Some(version) = version {
+        response
+            .headers_mut()
+            .insert(EVENT_VERSION_HEADER, HeaderValue::from(version));
+    }
+    response
 }
 
 fn location(booking: &Booking) -> String {
@@ -343,7 +364,11 @@ fn decode_cursor(raw: &str) -> Result<store::Position, ApiError> {
     params(("id" = Uuid, Path, description = "The booking's (or hold's) id.")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The booking as it is now.", body = Booking),
+        (status = 200, description = "The booking as it is now.", body = Booking,
+            headers(
+                ("Seatbook-Event-Version" = i64, description = "The event's version after this cancellation (absent when nothing changed): sent back on reads of the event, it makes them show the write."),
+            ),
+        ),
         CancelProblems,
     ),
 )]
@@ -351,18 +376,19 @@ pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
-) -> Result<axum::Json<Booking>, ApiError> {
+) -> Result<Response, ApiError> {
     let owner = (!caller.is_organizer).then_some(&caller.user_id);
+    let mut version = None;
     if let Some(event_id) = lifecycle::cancel(&state.db, id, owner).await? {
         tracing::info!(booking = %id, event = event_id, "booking cancelled");
         if let Some(cache) = &state.cache {
-            cache.event_changed(event_id).await;
+            version = cache.event_changed(event_id).await;
         }
     }
-    store::find(&state.db, id, owner)
+    let booking = store::find(&state.db, id, owner)
         .await?
-        .map(axum::Json)
-        .ok_or_else(|| ApiError::not_found(format!("booking {id}")))
+        .ok_or_else(|| ApiError::not_found(format!("booking {id}")))?;
+    Ok(with_version(axum::Json(booking).into_response(), version))
 }
 
 /// Confirm a hold
@@ -378,7 +404,10 @@ pub async fn cancel(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The booking, confirmed.", body = Booking,
-            headers(("Location" = String, description = "The booking's URL.")),
+            headers(
+                ("Location" = String, description = "The booking's URL."),
+                ("Seatbook-Event-Version" = i64, description = "The event's version after this write: sent back on reads of the event, it makes them show the write."),
+            ),
             links(
                 ("CancelBooking" = (operation_id = "cancel_booking", parameters(("id" = "$response.body#/id")))),
                 ("GetBooking" = (operation_id = "get_booking", parameters(("id" = "$response.body#/id")))),
@@ -398,10 +427,11 @@ pub async fn confirm(
         .ok_or_else(|| ApiError::not_found(format!("hold {id}")))?;
     match (confirmed, booking.status) {
         (Some(event_id), _) => {
+            let mut version = None;
             if let Some(cache) = &state.cache {
-                cache.booking_confirmed(event_id).await;
+                version = cache.booking_confirmed(event_id).await;
             }
-            Ok(created(booking))
+            Ok(with_version(created(booking), version))
         }
         // Confirming twice answers like the first time.
         (None, BookingStatus::Confirmed) => Ok(created(booking)),

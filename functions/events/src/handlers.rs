@@ -4,8 +4,9 @@ use axum::extract::State;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use seatbook_core::catalog::Event;
+use seatbook_core::conditional::{Conditional, ConditionalHeaders};
 use seatbook_core::extract::{Path, Query};
-use seatbook_core::http::{json_body, json_response};
+use seatbook_core::http::json_body;
 use seatbook_core::{ApiError, AppState};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -26,7 +27,7 @@ pub struct ListParams {
 }
 
 seatbook_core::problems!(ListProblems: BadRequest, Unavailable, Internal);
-seatbook_core::problems!(ShowProblems: NotFound, Unavailable, Internal);
+seatbook_core::problems!(ShowProblems: BadRequest, NotFound, Unavailable, Internal);
 
 /// Upcoming events, a page at a time
 ///
@@ -37,9 +38,13 @@ seatbook_core::problems!(ShowProblems: NotFound, Unavailable, Internal);
     path = "/api/v1/events",
     operation_id = "list_events",
     tag = "events",
-    params(ListParams),
+    params(ListParams, ("If-None-Match" = Option<String>, Header, description = "An `ETag` this read answered before: 304 with no body while it still holds.")),
     responses(
         (status = 200, description = "A page of events.", body = EventPage,
+            headers(
+                ("ETag" = String, description = "The representation's tag (weak: the same for gzip and plain), for `If-None-Match`."),
+                ("Vary" = String, description = "`accept-encoding, seatbook-event-version`."),
+            ),
             links(
                 ("GetFirstAvailability" = (
                     operation_id = "get_availability",
@@ -48,13 +53,17 @@ seatbook_core::problems!(ShowProblems: NotFound, Unavailable, Internal);
                 )),
             ),
         ),
+        (status = 304, description = "Not modified: `If-None-Match` names the current `ETag`.",
+            headers(("ETag" = String, description = "The representation's tag."))),
         ListProblems,
     ),
 )]
 pub async fn list(
     State(state): State<AppState>,
+    conditional: Conditional,
     Query(params): Query<ListParams>,
 ) -> Result<Response, ApiError> {
+    let conditional = conditional.without_event_version();
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
@@ -67,6 +76,7 @@ pub async fn list(
     let body = state
         .read_through(
             |keys| keys.listing(limit, cursor.as_deref()),
+            conditional.accept,
             || async move {
                 let page = store::upcoming_page(&db, after, limit, encode_cursor).await?;
                 // The page changes when the first of its sales closes (that event drops out of
@@ -79,9 +89,7 @@ pub async fn list(
             },
         )
         .await?;
-    Ok(json_response(body.ok_or_else(|| {
-        ApiError::internal("a page always exists")
-    })?))
+    Ok(conditional.respond(body.ok_or_else(|| ApiError::internal("a page always exists"))?))
 }
 
 /// One event
@@ -90,24 +98,33 @@ pub async fn list(
     path = "/api/v1/events/{id}",
     operation_id = "get_event",
     tag = "events",
-    params(("id" = i64, Path, description = "The event's id.")),
+    params(("id" = i64, Path, description = "The event's id."), ConditionalHeaders),
     responses(
-        (status = 200, description = "The event.", body = Event),
+        (status = 200, description = "The event.", body = Event,
+            headers(
+                ("ETag" = String, description = "The representation's tag (weak: the same for gzip and plain), for `If-None-Match`."),
+                ("Vary" = String, description = "`accept-encoding, seatbook-event-version`."),
+            ),
+        ),
+        (status = 304, description = "Not modified: `If-None-Match` names the current `ETag`.",
+            headers(("ETag" = String, description = "The representation's tag."))),
         ShowProblems,
     ),
 )]
 pub async fn show(
     State(state): State<AppState>,
+    conditional: Conditional,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
     let db = state.db.clone();
     let body = state
         .read_through(
             |keys| keys.event(id),
+            conditional.accept,
             || async move { json_body(store::event(&db, id).await?) },
         )
         .await?;
-    found(body, id)
+    found(&conditional, body, id)
 }
 
 /// An event's seat map
@@ -119,9 +136,13 @@ pub async fn show(
     path = "/api/v1/events/{id}/availability",
     operation_id = "get_availability",
     tag = "events",
-    params(("id" = i64, Path, description = "The event's id.")),
+    params(("id" = i64, Path, description = "The event's id."), ConditionalHeaders),
     responses(
         (status = 200, description = "The event's seats.", body = Availability,
+            headers(
+                ("ETag" = String, description = "The representation's tag (weak: the same for gzip and plain), for `If-None-Match`."),
+                ("Vary" = String, description = "`accept-encoding, seatbook-event-version`."),
+            ),
             links(
                 ("HoldSeat" = (
                     operation_id = "hold_seats",
@@ -135,17 +156,21 @@ pub async fn show(
                 )),
             ),
         ),
+        (status = 304, description = "Not modified: `If-None-Match` names the current `ETag`.",
+            headers(("ETag" = String, description = "The representation's tag."))),
         ShowProblems,
     ),
 )]
 pub async fn availability(
     State(state): State<AppState>,
+    conditional: Conditional,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
     let db = state.db.clone();
     let body = state
         .read_through(
             |keys| keys.availability(id),
+            conditional.accept,
             || async move {
                 let Some((availability, next_lapse)) = store::availability(&db, id).await? else {
                     return json_body(None::<()>);
@@ -158,11 +183,15 @@ pub async fn availability(
             },
         )
         .await?;
-    found(body, id)
+    found(&conditional, body, id)
 }
 
-fn found(body: seatbook_core::cache::Body, event_id: i64) -> Result<Response, ApiError> {
-    body.map(json_response)
+fn found(
+    conditional: &Conditional,
+    body: seatbook_core::cache::Body,
+    event_id: i64,
+) -> Result<Response, ApiError> {
+    body.map(|served| conditional.respond(served))
         .ok_or_else(|| ApiError::not_found(format!("event {event_id}")))
 }
 

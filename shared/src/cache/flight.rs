@@ -85,8 +85,21 @@ impl Drop for Landing<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::Served;
     use bytes::Bytes;
     use std::sync::Arc;
+
+    fn body(text: &'static str) -> Result<super::Body, ApiError> {
+        Ok(Some(Served {
+            body: Bytes::from_static(text.as_bytes()),
+            gzip: false,
+            tag: Arc::from(text),
+        }))
+    }
+
+    fn text(body: Option<Served>) -> Option<Bytes> {
+        body.map(|served| served.body)
+    }
 
     #[tokio::test]
     async fn a_flight_is_shared_by_its_key_only() {
@@ -98,7 +111,7 @@ mod tests {
                 flights
                     .run("k 1@a", || async move {
                         let _ = released.await;
-                        Ok(Some(Bytes::from_static(b"first")))
+                        body("first")
                     })
                     .await
             }
@@ -106,25 +119,25 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let same = tokio::spawn({
             let flights = flights.clone();
-            async move {
-                flights
-                    .run("k 1@a", || async { Ok(Some(Bytes::from_static(b"own"))) })
-                    .await
-            }
+            async move { flights.run("k 1@a", || async { body("own") }).await }
         });
         let newer = flights
-            .run("k 2@a", || async { Ok(Some(Bytes::from_static(b"newer"))) })
+            .run("k 2@a", || async { body("newer") })
             .await
             .unwrap();
-        assert_eq!(newer.as_deref(), Some(&b"newer"[..]), "not made to wait");
+        assert_eq!(
+            text(newer).as_deref(),
+            Some(&b"newer"[..]),
+            "not made to wait"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
         release.send(()).unwrap();
         assert_eq!(
-            first.await.unwrap().unwrap().as_deref(),
+            text(first.await.unwrap().unwrap()).as_deref(),
             Some(&b"first"[..])
         );
         assert_eq!(
-            same.await.unwrap().unwrap().as_deref(),
+            text(same.await.unwrap().unwrap()).as_deref(),
             Some(&b"first"[..]),
             "handed the load of its flight"
         );

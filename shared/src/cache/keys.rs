@@ -6,6 +6,7 @@
 use super::link::Run;
 use super::SCHEMA_VERSION;
 use bytes::Bytes;
+use std::sync::Arc;
 
 pub struct Keys {
     base: String,
@@ -20,6 +21,10 @@ pub struct CacheKey {
     /// a cached "not found" is current, the catalog's, which creating an event bumps. `None`: a
     /// "not found" is never cached for this key.
     pub absent_generation: Option<String>,
+    /// Whether a value behind its generation may still be served, within the staleness bound:
+    /// for an event's reads, whose generation every booking bumps. Not for the listing: a new
+    /// event appears in it at once.
+    pub may_lag: bool,
 }
 
 impl CacheKey {
@@ -27,6 +32,21 @@ impl CacheKey {
     /// newer generation does not wait for a load that started before it.
     pub(crate) fn lock(&self, generation: u64) -> String {
         format!("{}:lock:{generation}", self.value)
+    }
+
+    /// The lock of a refresh of a value that is behind (one per key, whatever the generation: on
+    /// sale, the generation moves with every booking).
+    pub(crate) fn refresh_lock(&self) -> String {
+        format!("{}:refresh", self.value)
+    }
+
+    /// Where the value is kept in the encoding asked for: the gzip copy under `:gz`.
+    pub(crate) fn encoded(&self, gzip: bool) -> String {
+        if gzip {
+            format!("{}:gz", self.value)
+        } else {
+            self.value.clone()
+        }
     }
 }
 
@@ -55,6 +75,7 @@ impl Keys {
             ),
             generation: self.catalog_generation(),
             absent_generation: None,
+            may_lag: false,
         }
     }
 
@@ -63,6 +84,7 @@ impl Keys {
             value: format!("{}:{{e{event_id}}}:{what}", self.base),
             generation: self.event_generation(event_id),
             absent_generation: Some(self.catalog_generation()),
+            may_lag: true,
         }
     }
 
@@ -112,28 +134,56 @@ impl Stamp {
     }
 }
 
-/// A stored value: `<generation>@<run>\n<body>`; a cached "not found":
-/// `<generation>@<run>!<catalog generation>\n`. `None`: "not found" is not cached for this key.
-pub(crate) fn stamp(stamp: &Stamp, body: Option<&[u8]>) -> Option<Vec<u8>> {
-    let mut stored = match (body, stamp.absent_generation) {
-        (Some(_), _) => stamp.header(),
-        (None, Some(absent)) => format!("{}!{absent}", stamp.header()),
-        (None, None) => return None,
-    }
+/// What a found value carries besides its bytes: its entity tag (the same for both encodings)
+/// and when its load started, in milliseconds since the Unix epoch (what it can be stale by).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Meta {
+    pub(crate) tag: Arc<str>,
+    pub(crate) loaded_at_ms: u64,
+}
+
+/// A stored value: `<generation>@<run> <tag> <loaded at ms> <encoding>\n<body>`, kept under the
+/// value's key (identity) and its `:gz` key (gzip, or identity again when the body is too small to
+/// be worth compressing).
+pub(crate) fn stamp(stamp: &Stamp, meta: &Meta, gzip: bool, body: &[u8]) -> Vec<u8> {
+    let encoding = if gzip { "gzip" } else { "identity" };
+    let mut stored = format!(
+        "{} {} {} {encoding}\n",
+        stamp.header(),
+        meta.tag,
+        meta.loaded_at_ms
+    )
     .into_bytes();
-    stored.push(b'\n');
-    stored.extend_from_slice(body.unwrap_or_default());
-    Some(stored)
+    stored.extend_from_slice(body);
+    stored
+}
+
+/// A cached "not found": `<generation>@<run>!<catalog generation>\n`. `None`: "not found" is not
+/// cached for this key.
+pub(crate) fn stamp_absent(stamp: &Stamp) -> Option<Vec<u8>> {
+    let absent = stamp.absent_generation?;
+    Some(format!("{}!{absent}\n", stamp.header()).into_bytes())
+}
+
+/// A found value as read from Redis: its bytes in one encoding.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Hit {
+    pub(crate) meta: Meta,
+    pub(crate) gzip: bool,
+    pub(crate) body: Bytes,
 }
 
 /// What a lookup found.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Current {
     /// A value loaded at the current stamp.
-    Found(Bytes),
+    Found(Hit),
+    /// A value loaded in this run of Redis at an earlier generation of its key: a write has come
+    /// since its load started. Servable only within the staleness bound (see `Cache`).
+    Behind { hit: Hit, generation: u64 },
     /// "Not found", cached at the current stamp.
     Absent,
-    /// Nothing, or something from an earlier generation or another run of Redis.
+    /// Nothing, something from another run of Redis, or a "not found" no longer current.
     Stale,
 }
 
@@ -148,17 +198,43 @@ pub(crate) fn current(stored: Option<Vec<u8>>, now: &Stamp) -> Current {
     let Ok(header) = std::str::from_utf8(&stored[..newline]) else {
         return Current::Stale;
     };
-    let (stamped, absent) = match header.split_once('!') {
-        Some((stamped, absent)) => (stamped, Some(absent)),
-        None => (header, None),
+    let mut fields = header.split(' ');
+    let stamped = fields.next().unwrap_or_default();
+    if let Some((stamped, absent)) = stamped.split_once('!') {
+        return if stamped == now.header() && absent.parse().ok() == now.absent_generation {
+            Current::Absent
+        } else {
+            Current::Stale
+        };
+    }
+    let (Some(tag), Some(loaded_at_ms), Some(encoding), None) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return Current::Stale;
     };
-    if stamped != now.header() {
+    let (Some((generation, run)), Ok(loaded_at_ms)) =
+        (stamped.split_once('@'), loaded_at_ms.parse())
+    else {
+        return Current::Stale;
+    };
+    let Ok(generation) = generation.parse::<u64>() else {
+        return Current::Stale;
+    };
+    if run != &*now.run || generation > now.generation {
         return Current::Stale;
     }
-    match absent {
-        None => Current::Found(stored.slice(newline + 1..)),
-        Some(absent) if absent.parse().ok() == now.absent_generation => Current::Absent,
-        Some(_) => Current::Stale,
+    let hit = Hit {
+        meta: Meta {
+            tag: Arc::from(tag),
+            loaded_at_ms,
+        },
+        gzip: encoding == "gzip",
+        body: stored.slice(newline + 1..),
+    };
+    if generation == now.generation {
+        Current::Found(hit)
+    } else {
+        Current::Behind { hit, generation }
     }
 }
 
@@ -174,13 +250,28 @@ mod tests {
         }
     }
 
+    fn meta(tag: &str) -> Meta {
+        Meta {
+            tag: Arc::from(tag),
+            loaded_at_ms: 1_700_000_000_000,
+        }
+    }
+
+    fn hit(tag: &str, gzip: bool, body: &'static [u8]) -> Hit {
+        Hit {
+            meta: meta(tag),
+            gzip,
+            body: Bytes::from_static(body),
+        }
+    }
+
     #[test]
-    fn a_value_is_current_only_at_the_generation_and_run_it_was_loaded_at() {
+    fn a_value_is_current_at_its_generation_behind_after_it_and_stale_in_another_run() {
         let loaded = at(7, "run-a", Some(3));
-        let stored = stamp(&loaded, Some(b"{\"a\":1}")).unwrap();
+        let stored = stamp(&loaded, &meta("ab12"), false, b"{\"a\":1}");
         assert_eq!(
             current(Some(stored.clone()), &loaded),
-            Current::Found(Bytes::from_static(b"{\"a\":1}"))
+            Current::Found(hit("ab12", false, b"{\"a\":1}"))
         );
         // A value does not depend on the catalog's generation; only "not found" does.
         assert!(matches!(
@@ -188,8 +279,17 @@ mod tests {
             Current::Found(_)
         ));
         assert_eq!(
-            current(Some(stored.clone()), &at(8, "run-a", Some(3))),
-            Current::Stale
+            current(Some(stored.clone()), &at(9, "run-a", Some(3))),
+            Current::Behind {
+                hit: hit("ab12", false, b"{\"a\":1}"),
+                generation: 7
+            },
+            "two writes came since its load started"
+        );
+        assert_eq!(
+            current(Some(stored.clone()), &at(6, "run-a", Some(3))),
+            Current::Stale,
+            "from a generation this reader has not seen: never served"
         );
         assert_eq!(
             current(Some(stored), &at(7, "run-b", Some(3))),
@@ -198,17 +298,29 @@ mod tests {
         );
         assert_eq!(current(None, &loaded), Current::Stale);
         assert_eq!(current(Some(b"garbage".to_vec()), &loaded), Current::Stale);
+        for earlier in ["7\n{}", "7@run-a\n{}"] {
+            assert_eq!(
+                current(Some(earlier.as_bytes().to_vec()), &at(7, "run-a", None)),
+                Current::Stale,
+                "an earlier shape: {earlier}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_gzip_copy_says_it_is_gzip() {
+        let loaded = at(1, "run-a", None);
+        let stored = stamp(&loaded, &meta("ab12"), true, b"\x1f\x8b...");
         assert_eq!(
-            current(Some(b"7\n{}".to_vec()), &at(7, "", None)),
-            Current::Stale,
-            "the earlier shape, without a run"
+            current(Some(stored), &loaded),
+            Current::Found(hit("ab12", true, b"\x1f\x8b..."))
         );
     }
 
     #[test]
     fn not_found_is_current_until_its_generation_or_the_catalog_moves_on() {
         let loaded = at(0, "run-a", Some(12));
-        let stored = stamp(&loaded, None).unwrap();
+        let stored = stamp_absent(&loaded).unwrap();
         assert_eq!(current(Some(stored.clone()), &loaded), Current::Absent);
         assert_eq!(
             current(Some(stored.clone()), &at(0, "run-a", Some(13))),
@@ -217,9 +329,10 @@ mod tests {
         );
         assert_eq!(
             current(Some(stored), &at(1, "run-a", Some(12))),
-            Current::Stale
+            Current::Stale,
+            "never served behind"
         );
-        assert_eq!(stamp(&at(0, "run-a", None), None), None, "never cached");
+        assert_eq!(stamp_absent(&at(0, "run-a", None)), None, "never cached");
     }
 
     #[test]
@@ -239,6 +352,8 @@ mod tests {
         assert_eq!(key.value, "test-1:v1:{e42}:availability");
         assert_eq!(key.generation, "test-1:v1:{e42}:gen");
         assert_eq!(key.lock(3), "test-1:v1:{e42}:availability:lock:3");
+        assert_eq!(key.encoded(true), "test-1:v1:{e42}:availability:gz");
+        assert_eq!(key.refresh_lock(), "test-1:v1:{e42}:availability:refresh");
         assert_eq!(
             key.absent_generation.as_deref(),
             Some("test-1:v1:{events}:gen")

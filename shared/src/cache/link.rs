@@ -145,7 +145,10 @@ impl RedisLink {
     /// Delivers a pipeline that must not be skipped (an invalidation): it is sent even while
     /// requests leave Redis alone after a failure, and tried again after a failure, a few times,
     /// within one command timeout plus [`DELIVERY_ALLOWANCE`] in all.
-    pub(crate) async fn deliver(&self, pipe: &redis::Pipeline) -> Result<(), Unavailable> {
+    pub(crate) async fn deliver<T: FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, Unavailable> {
         let deadline = Instant::now() + self.timeout + DELIVERY_ALLOWANCE;
         for tried in 1..=DELIVERY_TRIES {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -153,8 +156,8 @@ impl RedisLink {
                 break;
             }
             let limit = left.min(self.timeout);
-            if self.attempt::<()>(&Work::Pipe(pipe), limit).await.is_ok() {
-                return Ok(());
+            if let Ok((replies, _)) = self.attempt::<T>(&Work::Pipe(pipe), limit).await {
+                return Ok(replies);
             }
             if tried < DELIVERY_TRIES {
                 let left = deadline.saturating_duration_since(Instant::now());

@@ -2,11 +2,21 @@
 //!
 //! Reads: `MGET value generation` is the whole hit path (one round trip, with the catalog's
 //! generation pipelined alongside for reads that may find nothing), plus one pipelined counter
-//! write. Every cached value carries a stamp ([`keys::Stamp`]) taken the moment its loader
-//! started: the generation of its event (or of the catalog), and the run of the Redis server that
-//! generation was read from. Writers of that event (a confirmed booking) bump the generation
-//! *before* their response is sent, so a value loaded before the write can never be served after
-//! it, even when its `SET` lands late.
+//! write. Every value is stored twice, plain and gzipped ([`encoded`]), each with its entity tag,
+//! so a poll answered 304 or gzip costs no serialising or compressing. Every cached value carries
+//! a stamp ([`keys::Stamp`]) taken the moment its loader started: the generation of its event (or
+//! of the catalog), and the run of the Redis server that generation was read from. Writers of that
+//! event (a booking, a hold, a cancellation) bump the generation *before* their response is sent,
+//! and the response names the generation they left (`Seatbook-Event-Version`).
+//!
+//! Bounded staleness: during an on-sale the generation moves with every booking, so a value is
+//! nearly always behind it. A value that is behind is still served for [`MAX_STALE`] after its load
+//! started, and once it is [`REFRESH_AFTER`] old one reader (per key, across processes) reloads it
+//! while the others keep being served the old one: at most a few loads per key per second however
+//! fast bookings come, and no reader waits on PostgreSQL but the one refreshing. The writer's own
+//! reads are exact: a read naming a version ([`Accept::min_generation`]) is never served a value
+//! loaded before it, and waits for (or makes) the refresh that shows the write. A value older than
+//! [`MAX_STALE`] is never served behind, so without readers nothing stale lingers.
 //!
 //! What can go wrong with that, and what is done about it:
 //!
@@ -23,7 +33,8 @@
 //!   every restart, so nothing written in an earlier run is current. A restart costs one cold cache.
 //! - **A late write**: a load that started before a commit may finish after it. Its stamp is older
 //!   than the generation, and single flight is keyed by the stamp, so a reader that has already
-//!   seen the new generation never waits for, or is handed, that load. A load that takes longer
+//!   seen the new generation never waits for, or is handed, that load; and it is not stored over
+//!   a value loaded at a newer generation (the store is one Lua script that compares). A load that takes longer
 //!   than the loading lock lives is not written at all, which bounds how long after a commit a value
 //!   from before it can still be written (and so how long a debt has to be kept).
 //! - **A flood of reads of an id that does not exist**: "not found" is cached briefly
@@ -38,19 +49,22 @@
 
 mod counters;
 mod debts;
+mod encoded;
 mod flight;
 mod keys;
 pub(crate) mod link;
 
 pub use counters::CacheStats;
+pub use encoded::{Accept, Served};
 pub use keys::{CacheKey, Keys};
 
 use crate::config::CacheSettings;
 use crate::error::ApiError;
 use bytes::Bytes;
 use debts::Debts;
+use encoded::Fresh;
 use flight::Flights;
-use keys::{Current, Stamp};
+use keys::{Current, Hit, Stamp};
 use link::{RedisLink, Run};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -74,23 +88,40 @@ const POLLS: u32 = 30;
 /// generation that a cached "not found" carries).
 pub const ABSENT_TTL: Duration = Duration::from_secs(5);
 
-/// A read the cache can serve: the JSON body, or `None` for "no such thing".
-/// `Bytes`: served as it came from Redis, without copying 27 KB seat maps around.
-pub type Body = Option<Bytes>;
+/// What a read produced: the body as served, or `None` for "no such thing".
+pub type Body = Option<Served>;
+
+/// How long a value that is behind (a write came after its load started) may still be served to
+/// readers that did not make that write. The on-sale case: bookings bump an event's generation
+/// many times a second, and without this nearly every read of its seat map would miss.
+pub const MAX_STALE: Duration = Duration::from_millis(1000);
+/// How old a value that is behind must be before one reader refreshes it (the others keep being
+/// served it meanwhile): at most about one load per key per this, however fast the bookings come.
+pub const REFRESH_AFTER: Duration = Duration::from_millis(200);
+/// How long a refresh may hold its key's refresh lock at most (it is released when done).
+const REFRESH_LOCK_TTL: Duration = Duration::from_millis(1000);
 
 /// What a loader produced: the body, and how long it stays true at most when that is known to be
 /// shorter than the TTL (a seat map with a hold that lapses in 40 s is cached for 40 s).
 pub struct Loaded {
-    pub body: Body,
+    pub body: Option<Bytes>,
     pub max_age: Option<Duration>,
 }
 
-impl From<Body> for Loaded {
-    fn from(body: Body) -> Self {
+impl From<Option<Bytes>> for Loaded {
+    fn from(body: Option<Bytes>) -> Self {
         Loaded {
             body,
             max_age: None,
         }
+    }
+}
+
+impl Loaded {
+    /// Served as loaded, without a cache: plain, with its tag.
+    pub fn uncached(self, accept: &Accept) -> Body {
+        self.body
+            .map(|body| Fresh::new(body, now_ms(), false).serve(accept))
     }
 }
 
@@ -100,7 +131,25 @@ pub struct Cache {
     ttl: Duration,
     flights: Flights,
     debts: Arc<Debts>,
+    store: redis::Script,
 }
+
+/// Stores a loaded value's two encodings, unless what is there was loaded at a newer generation in
+/// the same run of Redis: a load that finishes late (it started before a write, another reader's
+/// load after it landed first) must not put an older seat map back.
+/// KEYS: plain, gzip. ARGV: generation, run, TTL in ms, plain bytes, gzip bytes.
+const STORE: &str = r"
+local there = redis.call('GET', KEYS[1])
+if there then
+  local generation, run = string.match(there, '^(%d+)@([^ !\n]*)')
+  if generation and run == ARGV[2] and tonumber(generation) > tonumber(ARGV[1]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[3])
+return 1
+";
 
 impl Cache {
     /// Builds the cache without connecting: the first command connects, and a Redis that is down at
@@ -117,6 +166,7 @@ impl Cache {
             ttl: settings.ttl,
             flights: Flights::default(),
             debts: Arc::new(debts),
+            store: redis::Script::new(STORE),
         })
     }
 
@@ -130,8 +180,19 @@ impl Cache {
         &self.link
     }
 
-    /// Serves `key` from Redis, or loads it with `load` and stores it for the TTL.
-    pub async fn read_through<F, Fut>(&self, key: &CacheKey, load: F) -> Result<Body, ApiError>
+    /// Serves `key` from Redis in an encoding `accept` allows, or loads it with `load` and stores
+    /// it (plain and gzipped) for the TTL.
+    ///
+    /// A value that is behind its key's generation is still served within [`MAX_STALE`] of its
+    /// load, unless the reader made a write it does not show (`accept.min_generation`); once it
+    /// is [`REFRESH_AFTER`] old, one reader at a time reloads it. A reader that needs a newer value
+    /// than the one there waits for that refresh (or makes it) rather than loading on its own.
+    pub async fn read_through<F, Fut>(
+        &self,
+        key: &CacheKey,
+        accept: Accept,
+        load: F,
+    ) -> Result<Body, ApiError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Loaded, ApiError>>,
@@ -142,57 +203,119 @@ impl Cache {
             if self.owed(key) {
                 // This process could not invalidate the key: what Redis holds may be from before
                 // a booking this process confirmed. PostgreSQL answers, and nothing is stored.
-                return load().await.map(|loaded| loaded.body);
+                return load().await.map(|loaded| loaded.uncached(&accept));
             }
         }
-        let Ok((found, stamp)) = self.lookup(key).await else {
+        let Ok((mut found, mut stamp)) = self.lookup(key, accept.gzip).await else {
             // Redis is unavailable: PostgreSQL answers, and there is nothing to count into.
-            return load().await.map(|loaded| loaded.body);
+            return load().await.map(|loaded| loaded.uncached(&accept));
         };
-        let cached = match found {
-            Current::Found(body) => Some(Some(body)),
-            Current::Absent => Some(None),
-            Current::Stale => None,
-        };
-        if let Some(body) = cached {
-            self.link
-                .pipe_quietly(&counters::hit(&self.keys, started.elapsed()))
-                .await;
-            return Ok(body);
-        }
         // Whether this request's own loader ran (it may have been served by another's instead).
         let loaded = AtomicBool::new(false);
-        let counted_load = || {
+        let mut load = Some(|| {
             loaded.store(true, Ordering::Relaxed);
             load()
-        };
+        });
+        let flight = |stamp: &Stamp| format!("{} {}", stamp.flight(key), accept.gzip);
+        loop {
+            let (hit, generation) = match found {
+                Current::Found(hit) => {
+                    self.counted(counters::hit(&self.keys, started.elapsed()))
+                        .await;
+                    return Ok(Some(hit.into()));
+                }
+                Current::Absent => {
+                    self.counted(counters::hit(&self.keys, started.elapsed()))
+                        .await;
+                    return Ok(None);
+                }
+                Current::Behind { hit, generation } if key.may_lag && age(&hit) < MAX_STALE => {
+                    (hit, generation)
+                }
+                Current::Behind { .. } | Current::Stale => break,
+            };
+            if age(&hit) >= REFRESH_AFTER && self.take(&key.refresh_lock(), REFRESH_LOCK_TTL).await
+            {
+                let load = load.take().expect("a reader loads at most once");
+                let result = self
+                    .flights
+                    .run(&flight(&stamp), || async {
+                        let fresh = self.load_and_store(key, &stamp, load).await;
+                        let mut release = redis::pipe();
+                        release.cmd("DEL").arg(key.refresh_lock()).ignore();
+                        self.link.pipe_quietly(&release).await;
+                        fresh.map(|fresh| fresh.map(|fresh| fresh.serve(&accept)))
+                    })
+                    .await;
+                self.counted(counters::miss(
+                    &self.keys,
+                    started.elapsed(),
+                    loaded.load(Ordering::Relaxed),
+                ))
+                .await;
+                return result;
+            }
+            if accept.min_generation.is_none_or(|min| generation >= min) {
+                self.counted(counters::hit(&self.keys, started.elapsed()))
+                    .await;
+                return Ok(Some(hit.into()));
+            }
+            // The reader's own write is not in it yet: wait for the refresh that will show it.
+            if started.elapsed() >= MAX_STALE {
+                break;
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+            match self.lookup(key, accept.gzip).await {
+                Ok((now_found, now_stamp)) => (found, stamp) = (now_found, now_stamp),
+                Err(_) => break,
+            }
+        }
+        let load = load.take().expect("a reader loads at most once");
         let result = self
             .flights
-            .run(&stamp.flight(key), || self.fill(key, &stamp, counted_load))
+            .run(&flight(&stamp), || self.fill(key, &stamp, accept, load))
             .await;
-        let took = started.elapsed();
-        self.link
-            .pipe_quietly(&counters::miss(
-                &self.keys,
-                took,
-                loaded.load(Ordering::Relaxed),
-            ))
-            .await;
+        self.counted(counters::miss(
+            &self.keys,
+            started.elapsed(),
+            loaded.load(Ordering::Relaxed),
+        ))
+        .await;
         result
     }
 
-    /// What Redis holds for `key`, and the stamp a value must carry to be current.
-    async fn lookup(&self, key: &CacheKey) -> Result<(Current, Stamp), link::Unavailable> {
+    async fn counted(&self, pipe: redis::Pipeline) {
+        self.link.pipe_quietly(&pipe).await;
+    }
+
+    /// Takes a short lock (`SET NX PX`); false when someone holds it or Redis did not answer.
+    async fn take(&self, lock: &str, ttl: Duration) -> bool {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(lock)
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis() as u64);
+        matches!(self.link.query::<Option<String>>(&cmd).await, Ok(Some(_)))
+    }
+
+    /// What Redis holds for `key` in the encoding asked for, and the stamp a value must carry to
+    /// be current.
+    async fn lookup(
+        &self,
+        key: &CacheKey,
+        gzip: bool,
+    ) -> Result<(Current, Stamp), link::Unavailable> {
         let mut pipe = redis::pipe();
-        self.look(key, &mut pipe);
+        self.look(key, gzip, &mut pipe);
         let (replies, run): (Vec<redis::Value>, Run) = self.link.query_pipe_in_run(&pipe).await?;
         read_look(key, replies, run).ok_or(link::Unavailable)
     }
 
     /// Adds the commands of a look at `key` to `pipe`: `MGET value generation`, and for a key that
     /// may cache "not found", `GET` of the generation that decides whether that is current.
-    fn look(&self, key: &CacheKey, pipe: &mut redis::Pipeline) {
-        pipe.cmd("MGET").arg(&key.value).arg(&key.generation);
+    fn look(&self, key: &CacheKey, gzip: bool, pipe: &mut redis::Pipeline) {
+        pipe.cmd("MGET").arg(key.encoded(gzip)).arg(&key.generation);
         if let Some(absent) = &key.absent_generation {
             pipe.cmd("GET").arg(absent);
         }
@@ -200,7 +323,13 @@ impl Cache {
 
     /// The miss path of one key in this process: take the cross-process lock and load, or wait
     /// briefly for whoever holds it.
-    async fn fill<F, Fut>(&self, key: &CacheKey, stamp: &Stamp, load: F) -> Result<Body, ApiError>
+    async fn fill<F, Fut>(
+        &self,
+        key: &CacheKey,
+        stamp: &Stamp,
+        accept: Accept,
+        load: F,
+    ) -> Result<Body, ApiError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Loaded, ApiError>>,
@@ -215,7 +344,7 @@ impl Cache {
             .arg("NX")
             .arg("PX")
             .arg(LOCK_TTL.as_millis() as u64);
-        self.look(key, &mut take);
+        self.look(key, accept.gzip, &mut take);
         let taken: Result<(Vec<redis::Value>, Run), _> = self.link.query_pipe_in_run(&take).await;
         let mut locked: Result<bool, link::Unavailable> = Err(link::Unavailable);
         if let Ok((mut replies, run)) = taken {
@@ -223,7 +352,7 @@ impl Cache {
                 locked = Ok(replies.remove(0) != redis::Value::Nil);
             }
             let found = match read_look(key, replies, run) {
-                Some((Current::Found(body), _)) => Some(Some(body)),
+                Some((Current::Found(hit), _)) => Some(Some(hit.into())),
                 Some((Current::Absent, _)) => Some(None),
                 _ => None,
             };
@@ -239,63 +368,97 @@ impl Cache {
         if let Ok(false) = locked {
             for _ in 0..POLLS {
                 tokio::time::sleep(POLL_EVERY).await;
-                match self.lookup(key).await {
-                    Ok((Current::Found(body), _)) => return Ok(Some(body)),
+                match self.lookup(key, accept.gzip).await {
+                    Ok((Current::Found(hit), _)) => return Ok(Some(hit.into())),
                     Ok((Current::Absent, _)) => return Ok(None),
-                    Ok((Current::Stale, _)) => continue,
+                    Ok(_) => continue,
                     Err(_) => break,
                 }
             }
         }
+        let fresh = self.load_and_store(key, stamp, load).await;
+        if let Ok(true) = locked {
+            let mut release = redis::pipe();
+            release.cmd("DEL").arg(&lock).ignore();
+            self.link.pipe_quietly(&release).await;
+        }
+        fresh.map(|fresh| fresh.map(|fresh| fresh.serve(&accept)))
+    }
+
+    /// Loads `key` and stores it at `stamp`: both encodings, or "not found" where that is cached.
+    async fn load_and_store<F, Fut>(
+        &self,
+        key: &CacheKey,
+        stamp: &Stamp,
+        load: F,
+    ) -> Result<Option<Fresh>, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Loaded, ApiError>>,
+    {
         let started = Instant::now();
+        let loaded_at_ms = now_ms();
         let Loaded { body, max_age } = load().await?;
-        let mut pipe = redis::pipe();
+        let fresh = body.map(|body| Fresh::new(body, loaded_at_ms, true));
         // A load that outlived the lock is not written: a commit may have come and its
         // invalidation failed since, and a debt is kept only so long (see `Cache::new`).
-        let stored = keys::stamp(stamp, body.as_deref()).filter(|_| started.elapsed() < LOCK_TTL);
-        if let Some(stored) = stored {
-            let ttl = match &body {
-                Some(_) => max_age.map_or(self.ttl, |age| age.min(self.ttl)),
-                None => ABSENT_TTL.min(self.ttl),
-            };
-            pipe.cmd("SET")
-                .arg(&key.value)
-                .arg(stored)
-                .arg("PX")
-                .arg(ttl.as_millis().max(1) as u64)
-                .ignore();
+        if started.elapsed() >= LOCK_TTL {
+            return Ok(fresh);
         }
-        if let Ok(true) = locked {
-            pipe.cmd("DEL").arg(&lock).ignore();
+        let (plain, gzip, ttl) = match &fresh {
+            Some(fresh) => {
+                let ttl = max_age.map_or(self.ttl, |age| age.min(self.ttl));
+                let encoded = |gzip| {
+                    let (compressed, bytes) = fresh.encoded(gzip);
+                    keys::stamp(stamp, &fresh.meta, compressed, bytes)
+                };
+                (encoded(false), encoded(true), ttl)
+            }
+            None => match keys::stamp_absent(stamp) {
+                Some(stored) => (stored.clone(), stored, ABSENT_TTL.min(self.ttl)),
+                None => return Ok(fresh),
+            },
+        };
+        let mut store = self.store.key(key.encoded(false));
+        store
+            .key(key.encoded(true))
+            .arg(stamp.generation)
+            .arg(&*stamp.run)
+            .arg(ttl.as_millis().max(1) as u64)
+            .arg(plain)
+            .arg(gzip);
+        if self.link.invoke::<i64>(&store).await.is_err() {
+            tracing::debug!(key = key.value, "a loaded value could not be stored");
         }
-        if pipe.cmd_iter().next().is_some() {
-            self.link.pipe_quietly(&pipe).await;
-        }
-        Ok(body)
+        Ok(fresh)
     }
 
     /// A booking of `event_id` committed: its cached reads are stale from now on. Awaited before
-    /// the booking's 201 is sent, so the booker's next read is fresh.
-    pub async fn booking_confirmed(&self, event_id: i64) {
+    /// the booking's 201 is sent, so the booker's next read is fresh. Returns the event's version
+    /// after it (`None` when Redis could not be told), which the booker's reads may name
+    /// ([`Accept::min_generation`]) to be served nothing older.
+    pub async fn booking_confirmed(&self, event_id: i64) -> Option<u64> {
         self.invalidate(
             &self.keys.event_generation(event_id),
             Some(counters::BOOKINGS_CONFIRMED),
         )
-        .await;
+        .await
     }
 
     /// Seats of `event_id` changed hands without a new confirmed booking (a hold, a cancellation,
-    /// a hold confirmed): its cached reads are stale from now on.
-    pub async fn event_changed(&self, event_id: i64) {
+    /// a hold confirmed): its cached reads are stale from now on. Returns the event's version
+    /// after it, as [`Cache::booking_confirmed`] does.
+    pub async fn event_changed(&self, event_id: i64) -> Option<u64> {
         self.invalidate(&self.keys.event_generation(event_id), None)
-            .await;
+            .await
     }
 
     /// Bumps `generation` (and counts `counter`), along with whatever this process owes; never
-    /// skipped while the link backs off, retried, and owed when it still fails.
-    async fn invalidate(&self, generation: &str, counter: Option<&str>) {
+    /// skipped while the link backs off, retried, and owed when it still fails. Returns the new
+    /// generation when it was delivered.
+    async fn invalidate(&self, generation: &str, counter: Option<&str>) -> Option<u64> {
         let mut pipe = redis::pipe();
-        pipe.cmd("INCR").arg(generation).ignore();
+        pipe.cmd("INCR").arg(generation);
         if let Some(counter) = counter {
             pipe.cmd("INCR").arg(self.keys.counter(counter)).ignore();
         }
@@ -303,11 +466,12 @@ impl Cache {
         if let Some(bill) = &bill {
             self.debts.charge(bill, &mut pipe);
         }
-        match self.link.deliver(&pipe).await {
-            Ok(()) => {
+        match self.link.deliver::<(u64,)>(&pipe).await {
+            Ok((bumped,)) => {
                 if let Some(bill) = bill {
                     self.debts.paid(bill);
                 }
+                Some(bumped)
             }
             Err(_) => {
                 if let Some(bill) = bill {
@@ -320,6 +484,7 @@ impl Cache {
                 );
                 self.debts.owe(generation);
                 self.debts.settle_in_background(&self.link);
+                None
             }
         }
     }
@@ -391,4 +556,16 @@ fn read_look(key: &CacheKey, replies: Vec<redis::Value>, run: Run) -> Option<(Cu
         absent_generation,
     };
     Some((keys::current(value, &stamp), stamp))
+}
+
+/// Milliseconds since the Unix epoch: when a load started, as every environment's clock reads it.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
+}
+
+/// How long ago a value's load started.
+fn age(hit: &Hit) -> Duration {
+    Duration::from_millis(now_ms().saturating_sub(hit.meta.loaded_at_ms))
 }

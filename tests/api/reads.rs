@@ -1,0 +1,284 @@
+//! Reads as pollers make them: `ETag` and 304, gzip stored once, and the bounded staleness that
+//! keeps a hot event's seat map cheap while it sells, with the writer's own reads always exact.
+
+use crate::helpers::{seat_status, spawn_app, As, TestApp, ORGANIZER};
+use seatbook_core::cache::{MAX_STALE, REFRESH_AFTER};
+use serde_json::Value;
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+async fn loads(app: &TestApp) -> u64 {
+    let response = app.get("/api/v1/metrics", ORGANIZER).await;
+    assert_eq!(response.status(), 200);
+    let metrics: Value = response.json().await.unwrap();
+    metrics["cache"]["loads"].as_u64().unwrap()
+}
+
+fn map_path(event_id: i64) -> String {
+    format!("/api/v1/events/{event_id}/availability")
+}
+
+/// A read of the map as another visitor makes it: no version, plain.
+async fn someone_elses_read(app: &TestApp, event_id: i64) -> Value {
+    let response = app.get(&map_path(event_id), As::Anonymous).await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+fn version_of(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("seatbook-event-version")
+        .expect("a write names the event's version after it")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_poll_naming_the_etag_it_was_given_gets_304_and_no_body_until_the_map_changes() {
+    let app = spawn_app().await;
+    let (event_id, seats) = app.seed_event(3, 4).await;
+    let first = app.get(&map_path(event_id), As::Anonymous).await;
+    assert_eq!(first.status(), 200);
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(etag.starts_with("W/\""), "a weak tag: {etag}");
+    assert_eq!(first.headers()["cache-control"], "no-cache");
+
+    let poll = |etag: String| {
+        app.request(reqwest::Method::GET, &map_path(event_id), As::Anonymous)
+            .header("if-none-match", etag)
+            .send()
+    };
+    let again = poll(etag.clone()).await.unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(again.headers()["etag"].to_str().unwrap(), etag);
+    assert!(again.bytes().await.unwrap().is_empty(), "no body");
+    // Any tag of a list, or `*`, matches; another tag does not.
+    for header in [format!("\"x\", {etag}"), "*".to_owned()] {
+        assert_eq!(poll(header).await.unwrap().status(), 304);
+    }
+    assert_eq!(poll("W/\"other\"".to_owned()).await.unwrap().status(), 200);
+
+    let booked = app.book("alice", event_id, &[seats[0]]).await;
+    assert_eq!(booked.status(), 201);
+    let changed = app
+        .request(reqwest::Method::GET, &map_path(event_id), As::Anonymous)
+        .header("if-none-match", &etag)
+        .header("seatbook-event-version", version_of(&booked))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 200, "the map changed: a new body");
+    assert_ne!(changed.headers()["etag"].to_str().unwrap(), etag);
+    let map: Value = changed.json().await.unwrap();
+    assert_eq!(seat_status(&map, seats[0]), "booked");
+
+    // The event and the listing carry tags too.
+    for path in [
+        format!("/api/v1/events/{event_id}"),
+        "/api/v1/events".to_owned(),
+    ] {
+        let read = app.get(&path, As::Anonymous).await;
+        let etag = read.headers()["etag"].to_str().unwrap().to_owned();
+        let polled = app
+            .request(reqwest::Method::GET, &path, As::Anonymous)
+            .header("if-none-match", etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(polled.status(), 304, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_accepts_gzip_gets_the_map_compressed_and_it_unzips_to_the_plain_one() {
+    let app = spawn_app().await;
+    let (event_id, _) = app.seed_event(20, 25).await;
+    let plain = app.get(&map_path(event_id), As::Anonymous).await;
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain_tag = plain.headers()["etag"].clone();
+    let plain = plain.bytes().await.unwrap();
+    let before = loads(&app).await;
+
+    let zipped = app
+        .request(reqwest::Method::GET, &map_path(event_id), As::Anonymous)
+        .header("accept-encoding", "br;q=1.0, gzip;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zipped.status(), 200);
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    assert_eq!(
+        zipped.headers()["vary"],
+        "accept-encoding, seatbook-event-version"
+    );
+    assert_eq!(zipped.headers()["etag"], plain_tag, "one tag for both");
+    let zipped = zipped.bytes().await.unwrap();
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&zipped[..])
+        .read_to_end(&mut unzipped)
+        .unwrap();
+    assert_eq!(unzipped, plain, "the same map");
+    assert!(
+        zipped.len() * 5 < plain.len(),
+        "a 500-seat map shrinks: {} → {} bytes",
+        plain.len(),
+        zipped.len()
+    );
+    assert_eq!(
+        loads(&app).await,
+        before,
+        "the gzip copy was stored with the plain one: nothing was loaded or compressed again"
+    );
+    // gzip refused with q=0: plain.
+    let refused = app
+        .request(reqwest::Method::GET, &map_path(event_id), As::Anonymous)
+        .header("accept-encoding", "gzip;q=0, identity")
+        .send()
+        .await
+        .unwrap();
+    assert!(refused.headers().get("content-encoding").is_none());
+}
+
+#[tokio::test]
+async fn a_bad_event_version_is_a_400_problem() {
+    let app = spawn_app().await;
+    let (event_id, _) = app.seed_event(1, 1).await;
+    let response = app
+        .request(reqwest::Method::GET, &map_path(event_id), As::Anonymous)
+        .header("seatbook-event-version", "yesterday")
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::assert_problem(response, 400).await;
+}
+
+#[tokio::test]
+async fn another_reader_may_see_the_map_from_just_before_a_booking_but_never_past_the_bound() {
+    let app = spawn_app().await;
+    let (event_id, seats) = app.seed_event(2, 5).await;
+    // Loaded now: well within REFRESH_AFTER when the booking lands.
+    let _ = someone_elses_read(&app, event_id).await;
+    let loads_before = loads(&app).await;
+    let booked = Instant::now();
+    assert_eq!(app.book("alice", event_id, &[seats[0]]).await.status(), 201);
+    let right_after = someone_elses_read(&app, event_id).await;
+    if booked.elapsed() < REFRESH_AFTER {
+        assert_eq!(
+            seat_status(&right_after, seats[0]),
+            "available",
+            "served the map from just before, not loaded again"
+        );
+        assert_eq!(loads(&app).await, loads_before);
+    }
+    // Past the bound nothing from before the booking is served, to anyone.
+    tokio::time::sleep(MAX_STALE.saturating_sub(booked.elapsed()) + Duration::from_millis(20))
+        .await;
+    assert_eq!(
+        seat_status(&someone_elses_read(&app, event_id).await, seats[0]),
+        "booked"
+    );
+}
+
+#[tokio::test]
+async fn the_booker_reading_with_its_version_sees_its_seats_at_once_while_the_map_is_behind() {
+    let app = spawn_app().await;
+    let (event_id, seats) = app.seed_event(4, 5).await;
+    for (i, seat) in seats.iter().take(6).enumerate() {
+        // Someone else keeps the map freshly cached just before each booking.
+        let _ = someone_elses_read(&app, event_id).await;
+        let response = if i % 2 == 0 {
+            app.book(&format!("user-{i}"), event_id, &[*seat]).await
+        } else {
+            app.hold(&format!("user-{i}"), event_id, &[*seat]).await
+        };
+        assert_eq!(response.status(), 201);
+        let version = version_of(&response);
+        let mine = app
+            .request(reqwest::Method::GET, &map_path(event_id), As::Anonymous)
+            .header("seatbook-event-version", &version)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(mine.status(), 200);
+        let mine: Value = mine.json().await.unwrap();
+        assert_ne!(
+            seat_status(&mine, *seat),
+            "available",
+            "seat {seat} shows as taken to the one who took it (version {version})"
+        );
+    }
+}
+
+/// The on-sale shape: bookings flow as fast as they can while readers poll the map. Each booking
+/// bumps the event's generation, yet the map is loaded from PostgreSQL a few times a second, not
+/// once per booking, and no plain reader is kept waiting for a load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn while_an_event_sells_fast_its_map_is_loaded_a_few_times_a_second_not_per_booking() {
+    let app = Arc::new(spawn_app().await);
+    let (event_id, seats) = app.seed_event(20, 25).await;
+    let _ = someone_elses_read(&app, event_id).await;
+    let loads_before = loads(&app).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let booked = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+
+    let bookers: Vec<_> = seats
+        .chunks(seats.len() / 4)
+        .enumerate()
+        .map(|(i, mine)| {
+            let (app, stop, booked, mine) =
+                (app.clone(), stop.clone(), booked.clone(), mine.to_vec());
+            tokio::spawn(async move {
+                for seat in mine {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let response = app
+                        .book(&format!("fan-{i}-{seat}"), event_id, &[seat])
+                        .await;
+                    assert_eq!(response.status(), 201);
+                    booked.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            let (app, stop) = (app.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut slowest = Duration::ZERO;
+                while !stop.load(Ordering::Relaxed) {
+                    let asked = Instant::now();
+                    let _ = someone_elses_read(&app, event_id).await;
+                    slowest = slowest.max(asked.elapsed());
+                }
+                slowest
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    for booker in bookers {
+        booker.await.unwrap();
+    }
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let booked = booked.load(Ordering::Relaxed);
+    let loaded = loads(&app).await - loads_before;
+    // One refresh per REFRESH_AFTER at most, plus the one a value past MAX_STALE may need.
+    let bound = (seconds / REFRESH_AFTER.as_secs_f64()).ceil() as u64 + 2;
+    assert!(
+        booked >= 4 * loaded.max(1),
+        "bookings outnumber loads: {booked} bookings, {loaded} loads in {seconds:.1} s"
+    );
+    assert!(
+        loaded <= bound,
+        "{loaded} loads in {seconds:.1} s while {booked} bookings committed (bound {bound})"
+    );
+}

@@ -608,3 +608,30 @@ fn herd_failure(error: String) -> HerdAnswer {
         error: Some(error),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_spreads_arrivals_evenly_over_the_connections() {
+        let begin = Instant::now();
+        let schedule = Schedule {
+            begin,
+            rate: 100.0,
+            connections: 4,
+            window: Window {
+                start: begin,
+                end: begin + Duration::from_secs(1),
+            },
+            drain_until: begin + Duration::from_secs(2),
+        };
+        // Every 10 ms one arrival, connection after connection.
+        let at = |i, k| (schedule.due(i, k) - begin).as_secs_f64();
+        assert!((at(0, 0) - 0.00).abs() < 1e-9);
+        assert!((at(1, 0) - 0.01).abs() < 1e-9);
+        assert!((at(3, 0) - 0.03).abs() < 1e-9);
+        assert!((at(0, 1) - 0.04).abs() < 1e-9);
+        assert!((at(2, 5) - 0.22).abs() < 1e-9);
+    }
+}

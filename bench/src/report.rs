@@ -678,6 +678,31 @@ mod tests {
     }
 
     #[test]
+    fn the_herd_goal_is_judged_on_the_direct_herd_only() {
+        let herd = |route: &str, size, created| Herd {
+            route: route.into(),
+            size,
+            seat_id: 1,
+            created,
+            conflicts: size - created,
+            other: BTreeMap::new(),
+            unanswered: 0,
+            connect_ms: 1.0,
+            all_answered_ms: 5.0,
+            latency: Percentiles::default(),
+        };
+        let mut results = Results {
+            herds: vec![herd("direct", 5000, 1), herd("lambda", 5000, 2)],
+            ..Results::default()
+        };
+        results.judge_goals(5000);
+        assert_eq!(results.goals[1].verdict, "PASS");
+        results.herds = vec![herd("lambda", 5000, 1)];
+        results.judge_goals(5000);
+        assert_eq!(results.goals[1].verdict, "SKIP");
+    }
+
+    #[test]
     fn tables_line_up() {
         let text = tabulate(&[row(&["a", "bbb"]), row(&["cccc", "d"])]);
         assert_eq!(text, "  a     bbb\n  cccc  d\n");

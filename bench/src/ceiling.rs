@@ -190,14 +190,14 @@ impl Pgbench {
         let summary = parse_summary(&stdout);
         match summary {
             Some(s) if output.status.success() && s.failed == 0 && !stderr.contains("aborted") => {
-                let mut latencies = read_latency_log(&log_dir)?;
+                let latencies = read_latency_log(&log_dir)?;
                 let _ = std::fs::remove_dir_all(&log_dir);
                 Ok(PgbenchRun {
                     name: self.name.clone(),
                     command,
                     tps: s.tps,
                     transactions: s.transactions,
-                    latency: Percentiles::from_micros(&mut latencies),
+                    latency: Percentiles::from_micros(&latencies),
                 })
             }
             _ => Err(format!(

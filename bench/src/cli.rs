@@ -4,12 +4,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub const USAGE: &str = "\
-usage: seatbook-bench [--quick] [--scenarios book,book-multi,herd,read,mixed,lifecycle] [--out DIR]
+usage: seatbook-bench [--quick] [--scenarios book,book-multi,herd,read,mixed,lifecycle,lambda]
+                      [--out DIR]
                       [--server-bin PATH]
 
   --quick          short durations and small herds: a smoke test of the harness, not a measurement
   --scenarios LIST comma-separated subset of: book, book-multi, herd, read, mixed,
-                   lifecycle (default: all)
+                   lifecycle, lambda (default: all)
   --out DIR        where results.json, latency.png and the logs go (default: bench-results)
   --server-bin P   the local-api binary (default: local-api next to this binary)
 
@@ -17,7 +18,8 @@ environment:
   BENCH_PG_URL     PostgreSQL server to use, without a database name
                    (default postgres://postgres@127.0.0.1:5432)
   BENCH_REDIS_URL  Redis for the cached read and redis-benchmark (default redis://127.0.0.1:6379)
-  DB_POOL_MAX_SIZE passed through to the service (its default is 16)
+  DB_POOL_MAX_SIZE passed through to the service (its default is 16; lambda's processes get 2)
+  PGBOUNCER        the pgbouncer binary for lambda (default: on PATH, or /usr/sbin/pgbouncer)
   RUST_LOG         passed through to the service (its default is info)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -28,16 +30,18 @@ pub enum Scenario {
     Read,
     Mixed,
     Lifecycle,
+    Lambda,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Book,
         Scenario::BookMulti,
         Scenario::Herd,
         Scenario::Read,
         Scenario::Mixed,
         Scenario::Lifecycle,
+        Scenario::Lambda,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +52,7 @@ impl Scenario {
             Scenario::Read => "read",
             Scenario::Mixed => "mixed",
             Scenario::Lifecycle => "lifecycle",
+            Scenario::Lambda => "lambda",
         }
     }
 
@@ -70,6 +75,8 @@ pub struct Profile {
     pub herd_sizes: Vec<usize>,
     /// Clients in `lifecycle`.
     pub lifecycle_clients: usize,
+    /// Server processes (execution environments) the `lambda` herd is queued for.
+    pub lambda_herd_processes: usize,
 }
 
 impl Profile {
@@ -81,6 +88,7 @@ impl Profile {
             redis_requests: 200_000,
             herd_sizes: vec![50, 500, 5_000],
             lifecycle_clients: 32,
+            lambda_herd_processes: 64,
         }
     }
 
@@ -92,6 +100,7 @@ impl Profile {
             redis_requests: 20_000,
             herd_sizes: vec![50, 200],
             lifecycle_clients: 8,
+            lambda_herd_processes: 32,
         }
     }
 }
@@ -186,6 +195,12 @@ mod tests {
         assert_eq!(opts.scenarios, vec![Scenario::Herd]);
         let opts = parse(&["--scenarios", "lifecycle,mixed"]).unwrap();
         assert_eq!(opts.scenarios, vec![Scenario::Mixed, Scenario::Lifecycle]);
+        // lambda runs last: it compares itself with book and herd of the same run.
+        let opts = parse(&["--scenarios", "lambda,herd,book"]).unwrap();
+        assert_eq!(
+            opts.scenarios,
+            vec![Scenario::Book, Scenario::Herd, Scenario::Lambda]
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use tokio_postgres::{Client, NoTls};
 pub struct BenchDb {
     pub name: String,
     /// The server URL without a database name, e.g. postgres://postgres@127.0.0.1:5432.
-    base: String,
+    pub base: String,
 }
 
 impl BenchDb {

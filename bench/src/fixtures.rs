@@ -49,6 +49,9 @@ pub struct Fixtures {
     pub herd_event: i64,
     /// A hall event (500 seats) where `lifecycle` clients hold, confirm, cancel and book.
     pub lifecycle_event: i64,
+    /// One event per booking client of `lambda`, and the event of its herd.
+    pub lambda_events: Vec<i64>,
+    pub lambda_herd_event: i64,
     /// The bookings that sold the read event's seats.
     pub sold: Vec<BookingSeen>,
 }
@@ -178,6 +181,8 @@ pub async fn create(addr: SocketAddr, clients: usize) -> Result<Fixtures> {
     let browse_events = admin.events("show", hall.id, BROWSE_EVENTS).await?;
     let herd_event = admin.event("herd", hall.id).await?;
     let lifecycle_event = admin.event("lifecycle", hall.id).await?;
+    let lambda_events = admin.events("lambda", big.id, clients).await?;
+    let lambda_herd_event = admin.event("lambda herd", hall.id).await?;
 
     // Sell 30 % of the read event: 3 seats in every 10, in bookings of 10 seats.
     let who = Identity::user(FIXTURE_USER);
@@ -211,6 +216,8 @@ pub async fn create(addr: SocketAddr, clients: usize) -> Result<Fixtures> {
         browse_events,
         herd_event,
         lifecycle_event,
+        lambda_events,
+        lambda_herd_event,
         sold,
     })
 }

@@ -13,6 +13,7 @@ mod fixtures;
 mod http;
 mod integrity;
 mod loadgen;
+mod pgbouncer;
 mod plot;
 mod procstat;
 mod redis;
@@ -128,6 +129,8 @@ async fn bench(
         opts: opts.clone(),
         fixtures,
         database_url: database.url(),
+        pg_base: database.base.clone(),
+        database_name: database.name.clone(),
         pg,
         main,
         server_bin,
@@ -142,6 +145,7 @@ async fn bench(
             Scenario::Read => bench.read().await?,
             Scenario::Mixed => bench.mixed().await?,
             Scenario::Lifecycle => bench.lifecycle().await?,
+            Scenario::Lambda => bench.lambda().await?,
         }
     }
     bench.finish();
@@ -197,21 +201,31 @@ fn plot_bars(results: &Results) -> Vec<plot::Bars> {
         label: t.scenario.clone(),
         latency: t.latency,
     });
+    let open = results.open_loop.iter().map(|o| plot::Bars {
+        label: format!("{} open {:.0}%", o.scenario, o.load * 100.0),
+        latency: o.latency,
+    });
     let herds = results.herds.iter().map(|h| plot::Bars {
-        label: format!("herd {}", h.size),
+        label: if h.route == "direct" {
+            format!("herd {}", h.size)
+        } else {
+            format!("herd {} {}", h.size, h.route)
+        },
         latency: h.latency,
     });
     let pgbench = results.pgbench.iter().map(|p| plot::Bars {
         label: format!("pgbench {}", p.name),
         latency: p.latency,
     });
-    service.chain(herds).chain(pgbench).collect()
+    service.chain(open).chain(herds).chain(pgbench).collect()
 }
 
 /// The ceilings need pgbench and redis-benchmark on PATH; scripts/bench installs them.
 fn require_tools(opts: &Options) -> Result<()> {
-    let needs_pgbench =
-        opts.runs(Scenario::Book) || opts.runs(Scenario::BookMulti) || opts.runs(Scenario::Read);
+    let needs_pgbench = opts.runs(Scenario::Book)
+        || opts.runs(Scenario::BookMulti)
+        || opts.runs(Scenario::Read)
+        || opts.runs(Scenario::Lambda);
     let mut tools = Vec::new();
     if needs_pgbench {
         tools.push(("pgbench", "postgresql-contrib or postgresql-client"));

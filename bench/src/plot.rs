@@ -161,6 +161,7 @@ mod tests {
             p95_ms: b,
             p99_ms: c,
             max_ms: c,
+            ..Percentiles::default()
         };
         latency_png(
             &path,

@@ -7,11 +7,12 @@ use crate::clients::{Booker, Lifecycle, Mixed, Reader, SeatStream, LIFECYCLE_KIN
 use crate::fixtures::{Fixtures, MIXED_CLIENTS};
 use crate::http::{self, Conn, Identity};
 use crate::integrity::{self, BookingSeen, Check};
-use crate::loadgen::{self, KindStats, LoadResult, Window};
+use crate::loadgen::{self, HerdRun, KindStats, LoadResult, Window};
+use crate::pgbouncer::PgBouncer;
 use crate::procstat;
 use crate::redis::Redis;
-use crate::report::{CpuUse, Herd, Results, Throughput};
-use crate::server::{Cache, Server};
+use crate::report::{CpuUse, Herd, Lambda, OpenLoop, Results, Throughput};
+use crate::server::{Cache, Fleet, Server};
 use crate::stats::{micros, Percentiles};
 use crate::{db, Result};
 use hyper::StatusCode;
@@ -27,6 +28,9 @@ pub struct Bench {
     pub opts: Options,
     pub fixtures: Fixtures,
     pub database_url: String,
+    /// The PostgreSQL server without a database name, and the bench database's name.
+    pub pg_base: String,
+    pub database_name: String,
     pub pg: Client,
     pub main: Server,
     /// Started the first time a scenario wants the Redis cache on.
@@ -44,6 +48,8 @@ pub struct Setup {
     pub opts: Options,
     pub fixtures: Fixtures,
     pub database_url: String,
+    pub pg_base: String,
+    pub database_name: String,
     pub pg: Client,
     pub main: Server,
     pub server_bin: PathBuf,
@@ -67,9 +73,9 @@ impl CpuWindow {
     }
 }
 
-/// CPU counters at one instant.
+/// CPU counters at one instant (`server_s`: all of `pids` together).
 struct CpuMark {
-    pid: u32,
+    pids: Vec<u32>,
     at: std::time::Instant,
     server_s: f64,
     postgres_s: f64,
@@ -78,11 +84,14 @@ struct CpuMark {
 }
 
 impl CpuMark {
-    fn now(pid: u32) -> CpuMark {
+    fn now(pids: Vec<u32>) -> CpuMark {
         CpuMark {
-            pid,
             at: std::time::Instant::now(),
-            server_s: procstat::cpu_seconds(pid).unwrap_or(0.0),
+            server_s: pids
+                .iter()
+                .map(|&pid| procstat::cpu_seconds(pid).unwrap_or(0.0))
+                .sum(),
+            pids,
             postgres_s: procstat::postgres_cpu_seconds(),
             loadgen_s: procstat::own_cpu_seconds(),
             machine: procstat::machine_ticks(),
@@ -90,7 +99,7 @@ impl CpuMark {
     }
 
     fn until_now(self) -> CpuWindow {
-        let end = CpuMark::now(self.pid);
+        let end = CpuMark::now(self.pids.clone());
         let (busy, total) = (
             end.machine.0 - self.machine.0,
             end.machine.1 - self.machine.1,
@@ -105,10 +114,10 @@ impl CpuMark {
     }
 }
 
-fn watch_cpu(pid: u32, window: Window) -> JoinHandle<CpuWindow> {
+fn watch_cpu(pids: Vec<u32>, window: Window) -> JoinHandle<CpuWindow> {
     tokio::spawn(async move {
         tokio::time::sleep_until(window.start.into()).await;
-        let start = CpuMark::now(pid);
+        let start = CpuMark::now(pids);
         tokio::time::sleep_until(window.end.into()).await;
         start.until_now()
     })
@@ -117,7 +126,7 @@ fn watch_cpu(pid: u32, window: Window) -> JoinHandle<CpuWindow> {
 fn throughput(
     scenario: &str,
     unit: &str,
-    stats: &mut KindStats,
+    stats: &KindStats,
     window: Window,
     cpu: &CpuWindow,
 ) -> Throughput {
@@ -158,6 +167,33 @@ fn pool_size() -> usize {
         .unwrap_or(16)
 }
 
+/// `size` users each asking for the same seat: their ids and their requests.
+fn herd_requests(
+    prefix: &str,
+    size: usize,
+    event: i64,
+    seat: i64,
+) -> Result<(Vec<String>, Vec<hyper::Request<http::Body>>)> {
+    let body = serde_json::to_vec(&serde_json::json!({
+        "event_id": event,
+        "seat_ids": [seat],
+    }))?;
+    let users: Vec<String> = (0..size).map(|i| format!("{prefix}-{i}")).collect();
+    let requests = users
+        .iter()
+        .map(|u| http::post_json("/api/v1/bookings", &Identity::user(u), body.clone()))
+        .collect();
+    Ok((users, requests))
+}
+
+/// A Lambda execution environment's pool (`LAMBDA_POOL_SIZE` / `DB_POOL_MAX_SIZE` deployed).
+const LAMBDA_POOL_SIZE: usize = 2;
+/// PgBouncer's server connections for `lambda`: the direct run's pool (local-api's 16).
+const LAMBDA_PROXY_CONNECTIONS: usize = 16;
+
+/// Open-loop rates, as shares of the closed-loop maximum measured just before.
+const OPEN_LOOP_LOADS: [f64; 2] = [0.5, 0.8];
+
 fn mb(kib: u64) -> f64 {
     kib as f64 * 1024.0 / 1e6
 }
@@ -174,6 +210,8 @@ impl Bench {
             opts: setup.opts,
             fixtures: setup.fixtures,
             database_url: setup.database_url,
+            pg_base: setup.pg_base,
+            database_name: setup.database_name,
             pg: setup.pg,
             main: setup.main,
             cached: None,
@@ -230,49 +268,15 @@ impl Bench {
     /// free seats, against pgbench running the same statement with the same 32 clients, prepared
     /// (`-M prepared`: PostgreSQL's best for it).
     pub async fn book(&mut self, seats: usize) -> Result<()> {
-        let (scenario, script, base, events) = match seats {
-            1 => (
-                "book",
-                ceiling::BOOK_1_SCRIPT,
-                self.fixtures.pgbench_book_base,
-                self.fixtures.book_events.clone(),
-            ),
-            _ => (
-                "book-multi",
-                ceiling::BOOK_4_SCRIPT,
-                self.fixtures.pgbench_multi_base,
-                self.fixtures.multi_events.clone(),
-            ),
+        let (scenario, events) = match seats {
+            1 => ("book", self.fixtures.book_events.clone()),
+            _ => ("book-multi", self.fixtures.multi_events.clone()),
         };
         let ceiling_name = format!("book-{seats}");
         db::analyze(&self.pg).await?;
         eprintln!("[{scenario}] pgbench {ceiling_name} ...");
         let big = self.fixtures.big.clone();
-        let ceiling = self
-            .pgbench(Pgbench {
-                name: ceiling_name.clone(),
-                protocol: "prepared",
-                script,
-                clients: CLIENTS,
-                defines: vec![
-                    ("event_base", base.to_string()),
-                    ("first_seat", big.first_seat.to_string()),
-                    ("i", "0".into()),
-                    ("status", "confirmed".into()),
-                ],
-                seconds: self.opts.profile.pgbench_secs,
-            })
-            .await?;
-        let check = integrity::check_ceiling(
-            &self.pg,
-            &format!("pgbench {ceiling_name}"),
-            base,
-            CLIENTS as i64,
-            ceiling.transactions,
-            seats as i64,
-        )
-        .await?;
-        self.record(check).await;
+        let ceiling = self.book_ceiling(seats).await?;
         if seats == 1 {
             self.what_if_ceilings().await?;
         }
@@ -290,10 +294,10 @@ impl Bench {
             })
             .collect();
         let window = self.window();
-        let cpu = watch_cpu(self.main.pid, window);
-        let mut load = loadgen::closed_loop(self.main.addr, &["book"], clients, window).await?;
+        let cpu = watch_cpu(vec![self.main.pid], window);
+        let load = loadgen::closed_loop(self.main.addr, &["book"], clients, window).await?;
         let cpu = cpu.await?;
-        let mut row = throughput(scenario, "bookings/s", &mut load.kinds[0], window, &cpu)
+        let mut row = throughput(scenario, "bookings/s", &load.kinds[0], window, &cpu)
             .against(&format!("pgbench {ceiling_name}"), ceiling.tps);
         if seats > 1 {
             row.also = Some(format!("{:.0} seats/s", row.rate * seats as f64));
@@ -307,12 +311,126 @@ impl Bench {
             );
         }
         self.cpu_row(scenario, &cpu, load.kinds[0].completed);
+        let closed_rate = row.rate;
         self.results.throughput.push(row);
 
-        let (seen, violations) = gather(load.clients);
+        // The same clients go on booking their own seats, now at a fixed arrival rate; the
+        // integrity check below covers every booking of both loops.
+        let clients = if seats == 1 {
+            let (addr, pid) = (self.main.addr, self.main.pid);
+            self.open_loops(
+                scenario,
+                "bookings/s",
+                addr,
+                pid,
+                "book",
+                load.clients,
+                closed_rate,
+            )
+            .await?
+        } else {
+            load.clients
+        };
+
+        let (seen, violations) = gather(clients);
         let check = integrity::check(&self.pg, scenario, &events, &seen, &violations).await?;
         self.record(check).await;
         Ok(())
+    }
+
+    /// pgbench running the booking statement (`-M prepared`, 32 clients, each in its own event),
+    /// and the integrity check of what it stored.
+    async fn book_ceiling(&mut self, seats: usize) -> Result<PgbenchRun> {
+        let (script, base) = match seats {
+            1 => (ceiling::BOOK_1_SCRIPT, self.fixtures.pgbench_book_base),
+            _ => (ceiling::BOOK_4_SCRIPT, self.fixtures.pgbench_multi_base),
+        };
+        let ceiling_name = format!("book-{seats}");
+        let ceiling = self
+            .pgbench(Pgbench {
+                name: ceiling_name.clone(),
+                protocol: "prepared",
+                script,
+                clients: CLIENTS,
+                defines: vec![
+                    ("event_base", base.to_string()),
+                    ("first_seat", self.fixtures.big.first_seat.to_string()),
+                    ("i", "0".into()),
+                    ("status", "confirmed".into()),
+                ],
+                seconds: self.opts.profile.pgbench_secs,
+            })
+            .await?;
+        let check = integrity::check_ceiling(
+            &self.pg,
+            &format!("pgbench {ceiling_name}"),
+            base,
+            CLIENTS as i64,
+            ceiling.transactions,
+            seats as i64,
+        )
+        .await?;
+        self.record(check).await;
+        Ok(ceiling)
+    }
+
+    /// Open loop at each of `OPEN_LOOP_LOADS` × the closed-loop maximum just measured, with the
+    /// closed loop's clients (handed back for the integrity check).
+    #[allow(clippy::too_many_arguments)]
+    async fn open_loops<C: loadgen::Client>(
+        &mut self,
+        scenario: &str,
+        unit: &str,
+        addr: std::net::SocketAddr,
+        pid: u32,
+        kind: &str,
+        mut clients: Vec<C>,
+        closed_rate: f64,
+    ) -> Result<Vec<C>> {
+        for load in OPEN_LOOP_LOADS {
+            let rate = closed_rate * load;
+            let label = format!("{scenario} open {:.0}%", load * 100.0);
+            if rate < 1.0 {
+                eprintln!("[{scenario}] no open loop at {rate:.1}/s: the closed loop was too slow");
+                continue;
+            }
+            eprintln!(
+                "[{scenario}] open loop at {:.0}% of {closed_rate:.0}/s = {rate:.0}/s ...",
+                load * 100.0
+            );
+            db::settle(&self.pg).await;
+            let connections = clients.len();
+            let window = self.window();
+            let cpu = watch_cpu(vec![pid], window);
+            let run = loadgen::open_loop(addr, &[kind], clients, rate, window).await?;
+            let cpu = cpu.await?;
+            clients = run.clients;
+            let stats = &run.kinds[0];
+            let send = &run.send;
+            self.cpu_row(&label, &cpu, stats.completed);
+            let lag = send.loadgen_lag.percentiles();
+            self.results.open_loop.push(OpenLoop {
+                scenario: scenario.to_owned(),
+                load,
+                closed_loop_rate: closed_rate,
+                target_rate: rate,
+                achieved_rate: send.answered_in_window as f64 / window.seconds(),
+                unit: unit.to_owned(),
+                connections,
+                latency: stats.percentiles(),
+                scheduled: send.scheduled,
+                answered: stats.completed,
+                late_sends: send.late,
+                late_loadgen: send.late_loadgen,
+                loadgen_lag_p99_ms: lag.p99_ms,
+                loadgen_lag_max_ms: lag.max_ms,
+                unsent: send.unsent(),
+                errors: stats.errors(),
+                loadgen_cpu_pct: cpu.loadgen_pct(),
+                first_problem: stats.first_problem.clone(),
+            });
+        }
+        Ok(clients)
     }
 
     /// Two informational runs of the 1-seat ceiling, to explain the ratio rather than judge it:
@@ -388,80 +506,15 @@ impl Bench {
             eprintln!("[herd] {size} simultaneous requests for one seat ...");
             let event = self.fixtures.herd_event;
             let seat = self.fixtures.hall.first_seat + round as i64;
-            let body = serde_json::to_vec(&serde_json::json!({
-                "event_id": event,
-                "seat_ids": [seat],
-            }))?;
-            let users: Vec<String> = (0..size).map(|i| format!("herd-{size}-{i}")).collect();
-            let requests = users
-                .iter()
-                .map(|u| http::post_json("/api/v1/bookings", &Identity::user(u), body.clone()))
-                .collect();
+            let (users, requests) = herd_requests(&format!("herd-{size}"), size, event, seat)?;
             // CPU from the first connect to the last answer: what deciding N races costs.
-            let before = CpuMark::now(self.main.pid);
+            let before = CpuMark::now(vec![self.main.pid]);
             let run = loadgen::herd(self.main.addr, requests).await?;
             let cpu = before.until_now();
             self.cpu_row(&format!("herd {size}"), &cpu, size as u64);
 
-            let mut winners = Vec::new();
-            let mut violations = Vec::new();
-            let mut conflicts = 0;
-            let mut other: BTreeMap<String, usize> = BTreeMap::new();
-            let mut unanswered = 0;
-            let mut latencies = Vec::with_capacity(size);
-            let mut first_error = None;
-            for (answer, user) in run.answers.iter().zip(&users) {
-                let Some(status) = answer.status else {
-                    unanswered += 1;
-                    first_error = first_error.or_else(|| answer.error.clone());
-                    continue;
-                };
-                latencies.push(micros(answer.latency));
-                match status {
-                    StatusCode::CREATED => {
-                        match BookingSeen::from_created(&answer.body, event, user, &[seat]) {
-                            Ok(booking) => winners.push(booking),
-                            Err(v) => violations.push(v),
-                        }
-                    }
-                    StatusCode::CONFLICT
-                        if serde_json::from_slice::<Problem>(&answer.body)
-                            .is_ok_and(|p| p.seat_ids.contains(&seat)) =>
-                    {
-                        conflicts += 1
-                    }
-                    status => *other.entry(status.as_u16().to_string()).or_default() += 1,
-                }
-            }
-            if let Some(error) = first_error {
-                violations.push(format!(
-                    "herd {size}: {unanswered} unanswered, e.g. {error}"
-                ));
-            }
-            let all_answered = Duration::from_micros(latencies.iter().copied().max().unwrap_or(0));
-            let herd = Herd {
-                size,
-                seat_id: seat,
-                created: winners.len(),
-                conflicts,
-                other,
-                unanswered,
-                connect_ms: run.connect_time.as_secs_f64() * 1000.0,
-                all_answered_ms: all_answered.as_secs_f64() * 1000.0,
-                latency: Percentiles::from_micros(&mut latencies),
-            };
-            if !herd.as_asserted() {
-                violations.push(format!(
-                    "herd {size}: expected exactly one 201 and {} x 409, got {} x 201, {} x 409, \
-                     other {:?}, {unanswered} unanswered",
-                    size - 1,
-                    herd.created,
-                    herd.conflicts,
-                    herd.other
-                ));
-            }
-            violations
-                .extend(integrity::check_single_winner(&self.pg, event, seat, &winners).await?);
+            let (herd, winners, violations) =
+                self.judge_herd("direct", event, seat, &users, &run).await?;
             self.herd_winners.extend(winners);
             self.results.herds.push(herd);
             let check = integrity::check(
@@ -477,6 +530,80 @@ impl Bench {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         Ok(())
+    }
+
+    /// A herd's answers against its assertions: exactly one 201 (a booking of exactly that seat
+    /// for its user), every other answer a 409 naming the seat, all answered; and in the database
+    /// the seat has exactly one ticket, the winner's.
+    async fn judge_herd(
+        &self,
+        route: &str,
+        event: i64,
+        seat: i64,
+        users: &[String],
+        run: &HerdRun,
+    ) -> Result<(Herd, Vec<BookingSeen>, Vec<String>)> {
+        let size = users.len();
+        let mut winners = Vec::new();
+        let mut violations = Vec::new();
+        let mut conflicts = 0;
+        let mut other: BTreeMap<String, usize> = BTreeMap::new();
+        let mut unanswered = 0;
+        let mut latencies = Vec::with_capacity(size);
+        let mut first_error = None;
+        for (answer, user) in run.answers.iter().zip(users) {
+            let Some(status) = answer.status else {
+                unanswered += 1;
+                first_error = first_error.or_else(|| answer.error.clone());
+                continue;
+            };
+            latencies.push(micros(answer.latency));
+            match status {
+                StatusCode::CREATED => {
+                    match BookingSeen::from_created(&answer.body, event, user, &[seat]) {
+                        Ok(booking) => winners.push(booking),
+                        Err(v) => violations.push(v),
+                    }
+                }
+                StatusCode::CONFLICT
+                    if serde_json::from_slice::<Problem>(&answer.body)
+                        .is_ok_and(|p| p.seat_ids.contains(&seat)) =>
+                {
+                    conflicts += 1
+                }
+                status => *other.entry(status.as_u16().to_string()).or_default() += 1,
+            }
+        }
+        if let Some(error) = first_error {
+            violations.push(format!(
+                "{route} herd {size}: {unanswered} unanswered, e.g. {error}"
+            ));
+        }
+        let all_answered = Duration::from_micros(latencies.iter().copied().max().unwrap_or(0));
+        let herd = Herd {
+            route: route.to_owned(),
+            size,
+            seat_id: seat,
+            created: winners.len(),
+            conflicts,
+            other,
+            unanswered,
+            connect_ms: run.connect_time.as_secs_f64() * 1000.0,
+            all_answered_ms: all_answered.as_secs_f64() * 1000.0,
+            latency: Percentiles::from_micros(&latencies),
+        };
+        if !herd.as_asserted() {
+            violations.push(format!(
+                "{route} herd {size}: expected exactly one 201 and {} x 409, got {} x 201, {} x 409, \
+                 other {:?}, {unanswered} unanswered",
+                size - 1,
+                herd.created,
+                herd.conflicts,
+                herd.other
+            ));
+        }
+        violations.extend(integrity::check_single_winner(&self.pg, event, seat, &winners).await?);
+        Ok((herd, winners, violations))
     }
 
     async fn cached_server(&mut self) -> Result<(std::net::SocketAddr, u32)> {
@@ -574,17 +701,30 @@ impl Bench {
                 .map(|c| Reader::new(&format!("bench-reader-{c}"), event, seats))
                 .collect();
             let window = self.window();
-            let cpu = watch_cpu(pid, window);
-            let mut load = loadgen::closed_loop(addr, &["availability"], clients, window).await?;
+            let cpu = watch_cpu(vec![pid], window);
+            let load = loadgen::closed_loop(addr, &["availability"], clients, window).await?;
             let cpu = cpu.await?;
             self.cpu_row(scenario, &cpu, load.kinds[0].completed);
-            let row = throughput(scenario, "req/s", &mut load.kinds[0], window, &cpu);
+            let row = throughput(scenario, "req/s", &load.kinds[0], window, &cpu);
             let row = if cached {
                 row.against("redis-benchmark GET", get.rps)
             } else {
                 row.against("pgbench availability", ceiling.tps)
             };
+            let closed_rate = row.rate;
             self.results.throughput.push(row);
+            if cached {
+                self.open_loops(
+                    scenario,
+                    "req/s",
+                    addr,
+                    pid,
+                    "availability",
+                    load.clients,
+                    closed_rate,
+                )
+                .await?;
+            }
         }
         let sold = self.fixtures.sold.clone();
         let check = integrity::check(&self.pg, "read", &[event], &sold, &[]).await?;
@@ -618,19 +758,18 @@ impl Bench {
             })
             .collect();
         let window = self.window();
-        let cpu = watch_cpu(pid, window);
+        let cpu = watch_cpu(vec![pid], window);
         let rss = watch_rss(pid, window);
         let load: LoadResult<Mixed> =
             loadgen::closed_loop(addr, &MIXED_KINDS, clients, window).await?;
         let cpu = cpu.await?;
         let sampled_peak = rss.await?;
-        let mut all = KindStats::combined("all", &load.kinds);
+        let all = KindStats::combined("all", &load.kinds);
         self.cpu_row("mixed", &cpu, all.completed);
         self.results
             .throughput
-            .push(throughput("mixed (all)", "req/s", &mut all, window, &cpu));
-        let mut kinds = load.kinds;
-        for kind in kinds.iter_mut() {
+            .push(throughput("mixed (all)", "req/s", &all, window, &cpu));
+        for kind in &load.kinds {
             let name = format!("mixed {}", kind.name);
             self.results
                 .throughput
@@ -666,20 +805,15 @@ impl Bench {
             .map(|c| Lifecycle::new(c, event, hall.first_seat, hall.seats))
             .collect();
         let window = self.window();
-        let cpu = watch_cpu(self.main.pid, window);
+        let cpu = watch_cpu(vec![self.main.pid], window);
         let load = loadgen::closed_loop(self.main.addr, &LIFECYCLE_KINDS, clients, window).await?;
         let cpu = cpu.await?;
-        let mut all = KindStats::combined("all", &load.kinds);
+        let all = KindStats::combined("all", &load.kinds);
         self.cpu_row("lifecycle", &cpu, all.completed);
-        self.results.throughput.push(throughput(
-            "lifecycle (all)",
-            "req/s",
-            &mut all,
-            window,
-            &cpu,
-        ));
-        let mut kinds = load.kinds;
-        for kind in kinds.iter_mut() {
+        self.results
+            .throughput
+            .push(throughput("lifecycle (all)", "req/s", &all, window, &cpu));
+        for kind in &load.kinds {
             let name = format!("lifecycle {}", kind.name);
             self.results
                 .throughput
@@ -698,6 +832,153 @@ impl Bench {
             integrity::check_lifecycle(&self.pg, "lifecycle", event, &claims, lost, &violations)
                 .await?;
         self.record(check).await;
+        Ok(())
+    }
+
+    /// `lambda`: the service shaped as deployed. Each Lambda execution environment serves one
+    /// request at a time with a pool of 2 connections, through RDS Proxy. Here: a fleet of
+    /// `local-api` processes (`DB_POOL_MAX_SIZE=2`, cache off like the direct `book` run), all
+    /// connecting to PgBouncer in transaction mode (`LAMBDA_PROXY_CONNECTIONS` server
+    /// connections, as many as the direct run's pool). Measured: `book` with each of the 32
+    /// closed-loop clients owning one process, and the largest herd queued for
+    /// `lambda_herd_processes` processes. The fleet and PgBouncer are stopped at the end, also on
+    /// failure or Ctrl-C (on drop).
+    pub async fn lambda(&mut self) -> Result<()> {
+        let herd_processes = self.opts.profile.lambda_herd_processes;
+        let processes = CLIENTS.max(herd_processes);
+        eprintln!(
+            "[lambda] PgBouncer (transaction mode, {LAMBDA_PROXY_CONNECTIONS} server connections) \
+             and {processes} local-api processes (DB_POOL_MAX_SIZE={LAMBDA_POOL_SIZE}) ..."
+        );
+        let mut bouncer = PgBouncer::start(&self.pg_base, LAMBDA_PROXY_CONNECTIONS).await?;
+        let log = self.opts.out_dir.join("server-lambda.log");
+        // Declared after PgBouncer, so dropped (stopped) before it.
+        let mut fleet = Fleet::start(
+            processes,
+            &self.server_bin,
+            &bouncer.url_for(&self.database_name),
+            LAMBDA_POOL_SIZE,
+            &log,
+        )
+        .await?;
+        let outcome = self.lambda_runs(&fleet, &bouncer, herd_processes).await;
+        fleet.stop();
+        bouncer.stop();
+        outcome
+    }
+
+    async fn lambda_runs(
+        &mut self,
+        fleet: &Fleet,
+        bouncer: &PgBouncer,
+        herd_processes: usize,
+    ) -> Result<()> {
+        db::analyze(&self.pg).await?;
+        let ceiling_rate = match self.results.pgbench.iter().find(|p| p.name == "book-1") {
+            Some(run) => run.tps,
+            None => {
+                eprintln!("[lambda] pgbench book-1 (book did not run) ...");
+                self.book_ceiling(1).await?.tps
+            }
+        };
+
+        eprintln!("[lambda] book: {CLIENTS} clients, each with a process of its own ...");
+        db::settle(&self.pg).await;
+        let big = self.fixtures.big.clone();
+        let events = self.fixtures.lambda_events.clone();
+        let clients: Vec<Booker> = events
+            .iter()
+            .enumerate()
+            .map(|(c, event)| {
+                Booker::new(
+                    format!("bench-lambda-{c}"),
+                    SeatStream::new(*event, big.first_seat, big.seats, 1),
+                )
+            })
+            .collect();
+        let addrs = fleet.addrs();
+        let mut pids = fleet.pids();
+        pids.push(bouncer.pid);
+        let window = self.window();
+        let cpu = watch_cpu(pids.clone(), window);
+        let load = loadgen::closed_loop_to(&addrs[..CLIENTS], &["book"], clients, window).await?;
+        let cpu = cpu.await?;
+        let row = throughput("lambda book", "bookings/s", &load.kinds[0], window, &cpu)
+            .against("pgbench book-1", ceiling_rate);
+        let book_rate = row.rate;
+        self.cpu_row(
+            "lambda book (server = processes + PgBouncer)",
+            &cpu,
+            load.kinds[0].completed,
+        );
+        self.results.throughput.push(row);
+        let (seen, violations) = gather(load.clients);
+        let check = integrity::check(&self.pg, "lambda book", &events, &seen, &violations).await?;
+        self.record(check).await;
+
+        let size = self
+            .opts
+            .profile
+            .herd_sizes
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0);
+        eprintln!(
+            "[lambda] herd: {size} bookings of one seat queued for {herd_processes} processes ..."
+        );
+        db::settle(&self.pg).await;
+        let event = self.fixtures.lambda_herd_event;
+        let seat = self.fixtures.hall.first_seat;
+        let (users, requests) = herd_requests(&format!("lambda-herd-{size}"), size, event, seat)?;
+        let before = CpuMark::now(pids);
+        let run = loadgen::queued_herd(&addrs[..herd_processes], requests).await?;
+        let cpu = before.until_now();
+        self.cpu_row(&format!("lambda herd {size}"), &cpu, size as u64);
+        let (herd, winners, violations) =
+            self.judge_herd("lambda", event, seat, &users, &run).await?;
+        self.results.herds.push(herd);
+        let check = integrity::check(
+            &self.pg,
+            &format!("lambda herd {size}"),
+            &[event],
+            &winners,
+            &violations,
+        )
+        .await?;
+        self.record(check).await;
+
+        let peaks: Vec<u64> = fleet
+            .pids()
+            .iter()
+            .map(|&pid| procstat::peak_rss_kib(pid).unwrap_or(0))
+            .collect();
+        let now: u64 = fleet
+            .pids()
+            .iter()
+            .map(|&pid| procstat::rss_kib(pid).unwrap_or(0))
+            .sum();
+        self.results.lambda = Some(Lambda {
+            processes: fleet.servers.len(),
+            book_clients: CLIENTS,
+            herd_processes,
+            pool_per_process: LAMBDA_POOL_SIZE,
+            proxy: format!(
+                "{} pool_mode=transaction, default_pool_size=max_db_connections={}",
+                bouncer.version, bouncer.server_connections
+            ),
+            proxy_server_connections: bouncer.server_connections,
+            book_rate,
+            direct_book_rate: self
+                .results
+                .throughput
+                .iter()
+                .find(|t| t.scenario == "book")
+                .map(|t| t.rate),
+            ceiling_rate: Some(ceiling_rate),
+            rss_per_process_max_mb: mb(peaks.iter().copied().max().unwrap_or(0)),
+            rss_total_mb: mb(now),
+        });
         Ok(())
     }
 

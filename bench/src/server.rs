@@ -2,7 +2,7 @@
 
 use crate::http::{self, Conn, Identity};
 use crate::Result;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -37,9 +37,26 @@ impl Server {
         cache: &Cache,
         log_dir: &Path,
     ) -> Result<Server> {
-        let port = free_port()?;
         let log = log_dir.join(format!("server-{name}.log"));
-        let out = File::create(&log)?;
+        File::create(&log)?;
+        let port = free_port()?;
+        let mut server = Server::spawn(name, port, bin, database_url, cache, &log, &[])?;
+        server.wait_until_ready().await?;
+        Ok(server)
+    }
+
+    /// Starts the process, appending its output to `log`, with `env` on top of the usual
+    /// settings; not yet ready.
+    fn spawn(
+        name: &str,
+        port: u16,
+        bin: &Path,
+        database_url: &str,
+        cache: &Cache,
+        log: &Path,
+        env: &[(&str, String)],
+    ) -> Result<Server> {
+        let out = OpenOptions::new().create(true).append(true).open(log)?;
         let mut command = Command::new(bin);
         command
             .env("PORT", port.to_string())
@@ -60,18 +77,19 @@ impl Server {
                     .env("CACHE_PREFIX", prefix);
             }
         }
+        for (key, value) in env {
+            command.env(key, value);
+        }
         let child = command
             .spawn()
             .map_err(|e| format!("could not start {}: {e}", bin.display()))?;
-        let mut server = Server {
+        Ok(Server {
             name: name.to_owned(),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             pid: child.id(),
-            log,
+            log: log.to_owned(),
             child,
-        };
-        server.wait_until_ready().await?;
-        Ok(server)
+        })
     }
 
     async fn wait_until_ready(&mut self) -> Result<()> {
@@ -105,8 +123,8 @@ impl Server {
         }
     }
 
-    /// Asks the server to shut down (it listens for SIGINT), then insists.
-    pub fn stop(&mut self) {
+    /// Asks the server to shut down (it listens for SIGINT), without waiting.
+    fn ask_to_stop(&mut self) {
         if matches!(self.child.try_wait(), Ok(Some(_))) {
             return;
         }
@@ -114,6 +132,14 @@ impl Server {
         unsafe {
             libc::kill(self.pid as libc::pid_t, libc::SIGINT);
         }
+    }
+
+    /// Asks the server to shut down (it listens for SIGINT), then insists.
+    pub fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        self.ask_to_stop();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
@@ -132,11 +158,83 @@ impl Drop for Server {
     }
 }
 
+/// Many small servers, as a Lambda function's execution environments: each `local-api` with its
+/// own small pool (`DB_POOL_MAX_SIZE`), all logging to one file. Stopped together on drop, also
+/// when the benchmark fails or is interrupted.
+pub struct Fleet {
+    pub servers: Vec<Server>,
+}
+
+impl Fleet {
+    pub async fn start(
+        size: usize,
+        bin: &Path,
+        database_url: &str,
+        pool_size: usize,
+        log: &Path,
+    ) -> Result<Fleet> {
+        File::create(log)?;
+        let mut fleet = Fleet {
+            servers: Vec::with_capacity(size),
+        };
+        let env = [("DB_POOL_MAX_SIZE", pool_size.to_string())];
+        for (n, port) in free_ports(size)?.into_iter().enumerate() {
+            fleet.servers.push(Server::spawn(
+                &format!("lambda-{n}"),
+                port,
+                bin,
+                database_url,
+                &Cache::Off,
+                log,
+                &env,
+            )?);
+        }
+        futures::future::try_join_all(fleet.servers.iter_mut().map(Server::wait_until_ready))
+            .await?;
+        Ok(fleet)
+    }
+
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.servers.iter().map(|s| s.addr).collect()
+    }
+
+    pub fn pids(&self) -> Vec<u32> {
+        self.servers.iter().map(|s| s.pid).collect()
+    }
+
+    /// Asks every server to stop at once, then waits for each.
+    pub fn stop(&mut self) {
+        for server in &mut self.servers {
+            server.ask_to_stop();
+        }
+        for server in &mut self.servers {
+            server.stop();
+        }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// A port nobody is listening on right now. There is a small window between closing this probe
 /// and the server binding it; on a machine running one benchmark at a time that is fine.
 fn free_port() -> std::io::Result<u16> {
     let probe = TcpListener::bind("127.0.0.1:0")?;
     Ok(probe.local_addr()?.port())
+}
+
+/// `n` different free ports (every probe stays open until all are chosen).
+fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
+    let probes = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    probes
+        .iter()
+        .map(|p| p.local_addr().map(|a| a.port()))
+        .collect()
 }
 
 /// `local-api` next to our own binary: `cargo build --release` puts both in target/release.

@@ -4,13 +4,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub const USAGE: &str = "\
-usage: seatbook-bench [--quick] [--scenarios book,book-multi,herd,read,mixed,lifecycle,lambda]
-                      [--out DIR]
+usage: seatbook-bench [--quick] [--scenarios book,book-multi,herd,read,mixed,lifecycle,lambda,
+                      poll,hot] [--out DIR]
                       [--server-bin PATH]
 
   --quick          short durations and small herds: a smoke test of the harness, not a measurement
   --scenarios LIST comma-separated subset of: book, book-multi, herd, read, mixed,
-                   lifecycle, lambda (default: all)
+                   lifecycle, lambda, poll, hot (default: all)
   --out DIR        where results.json, latency.png and the logs go (default: bench-results)
   --server-bin P   the local-api binary (default: local-api next to this binary)
 
@@ -31,10 +31,12 @@ pub enum Scenario {
     Mixed,
     Lifecycle,
     Lambda,
+    Poll,
+    Hot,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::Book,
         Scenario::BookMulti,
         Scenario::Herd,
@@ -42,6 +44,8 @@ impl Scenario {
         Scenario::Mixed,
         Scenario::Lifecycle,
         Scenario::Lambda,
+        Scenario::Poll,
+        Scenario::Hot,
     ];
 
     pub fn name(self) -> &'static str {
@@ -53,6 +57,8 @@ impl Scenario {
             Scenario::Mixed => "mixed",
             Scenario::Lifecycle => "lifecycle",
             Scenario::Lambda => "lambda",
+            Scenario::Poll => "poll",
+            Scenario::Hot => "hot",
         }
     }
 

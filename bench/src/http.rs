@@ -42,6 +42,20 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// Sends one request and reads the whole answer, headers included.
+    pub async fn send_with_headers(
+        &mut self,
+        request: Request<Body>,
+    ) -> Result<(StatusCode, hyper::HeaderMap, Bytes)> {
+        self.sender.ready().await?;
+        let response = self.sender.send_request(request).await?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await?.to_bytes();
+        Ok((parts.status, parts.headers, body))
+    }
+}
+
 /// Who a request claims to be (the local server's dev identity headers).
 #[derive(Debug, Clone)]
 pub struct Identity {

@@ -146,6 +146,8 @@ async fn bench(
             Scenario::Mixed => bench.mixed().await?,
             Scenario::Lifecycle => bench.lifecycle().await?,
             Scenario::Lambda => bench.lambda().await?,
+            Scenario::Poll => bench.poll().await?,
+            Scenario::Hot => bench.hot().await?,
         }
     }
     bench.finish();
@@ -230,7 +232,7 @@ fn require_tools(opts: &Options) -> Result<()> {
     if needs_pgbench {
         tools.push(("pgbench", "postgresql-contrib or postgresql-client"));
     }
-    if opts.runs(Scenario::Read) {
+    if opts.runs(Scenario::Read) || opts.runs(Scenario::Poll) {
         tools.push(("redis-benchmark", "redis-tools"));
     }
     for (tool, package) in tools {

@@ -259,6 +259,8 @@ impl Results {
             },
             None => skipped("server RSS < 64 MB under mixed"),
         });
+        // Goals a scenario judged itself (`hot`) come after these.
+        goals.append(&mut self.goals);
         self.goals = goals;
     }
 

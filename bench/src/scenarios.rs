@@ -24,6 +24,8 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 
+mod onsale;
+
 pub struct Bench {
     pub opts: Options,
     pub fixtures: Fixtures,

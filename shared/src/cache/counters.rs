@@ -32,8 +32,33 @@ pub struct CacheStats {
     pub invalidations_failed: u64,
 }
 
-pub(crate) fn hit(keys: &Keys, took: Duration) -> redis::Pipeline {
-    timed(keys, HITS, HIT_MS, took)
+/// Hits, counted in this process until the next command to Redis carries them: a hit is one
+/// round trip (its `MGET`), not two. What is counted here reaches Redis with this process's next
+/// lookup or stats read; an environment that ends before that loses its last few.
+#[derive(Default)]
+pub(crate) struct PendingHits(std::sync::Mutex<(u64, f64)>);
+
+impl PendingHits {
+    pub(crate) fn add(&self, took: Duration) {
+        let mut pending = self.0.lock().expect("pending hits poisoned");
+        pending.0 += 1;
+        pending.1 += took.as_secs_f64() * 1000.0;
+    }
+
+    /// Adds what is pending to `pipe` (replies ignored), and forgets it.
+    pub(crate) fn carry(&self, keys: &Keys, pipe: &mut redis::Pipeline) {
+        let (hits, ms) = std::mem::take(&mut *self.0.lock().expect("pending hits poisoned"));
+        if hits > 0 {
+            pipe.cmd("INCRBY")
+                .arg(keys.counter(HITS))
+                .arg(hits)
+                .ignore()
+                .cmd("INCRBYFLOAT")
+                .arg(keys.counter(HIT_MS))
+                .arg(ms)
+                .ignore();
+        }
+    }
 }
 
 /// A miss; `loaded`: this request's loader queried PostgreSQL (rather than sharing another's load).
@@ -57,7 +82,11 @@ fn timed(keys: &Keys, count: &str, total: &str, took: Duration) -> redis::Pipeli
     pipe
 }
 
-pub(crate) async fn read(link: &RedisLink, keys: &Keys) -> Option<CacheStats> {
+pub(crate) async fn read(
+    link: &RedisLink,
+    keys: &Keys,
+    pending: &PendingHits,
+) -> Option<CacheStats> {
     let names = [
         HITS,
         MISSES,
@@ -68,11 +97,13 @@ pub(crate) async fn read(link: &RedisLink, keys: &Keys) -> Option<CacheStats> {
         BOOKING_CONFLICTS,
         INVALIDATIONS_FAILED,
     ];
-    let mut mget = redis::cmd("MGET");
+    let mut pipe = redis::pipe();
+    pending.carry(keys, &mut pipe);
+    let mget = pipe.cmd("MGET");
     for name in names {
         mget.arg(keys.counter(name));
     }
-    let values: Vec<Option<String>> = link.query(&mget).await.ok()?;
+    let (values,): (Vec<Option<String>>,) = link.query_pipe(&pipe).await.ok()?;
     let int = |i: usize| {
         values[i]
             .as_deref()

@@ -1,8 +1,8 @@
 //! The Redis read-through cache for event reads, and the service's live counters.
 //!
 //! Reads: `MGET value generation` is the whole hit path (one round trip, with the catalog's
-//! generation pipelined alongside for reads that may find nothing), plus one pipelined counter
-//! write. Every value is stored twice, plain and gzipped ([`encoded`]), each with its entity tag,
+//! generation pipelined alongside for reads that may find nothing); hits are counted in the
+//! process and carried to Redis by its next command. Every value is stored twice, plain and gzipped ([`encoded`]), each with its entity tag,
 //! so a poll answered 304 or gzip costs no serialising or compressing. Every cached value carries
 //! a stamp ([`keys::Stamp`]) taken the moment its loader started: the generation of its event (or
 //! of the catalog), and the run of the Redis server that generation was read from. Writers of that
@@ -132,6 +132,7 @@ pub struct Cache {
     flights: Flights,
     debts: Arc<Debts>,
     store: redis::Script,
+    hits: counters::PendingHits,
 }
 
 /// Stores a loaded value's two encodings, unless what is there was loaded at a newer generation in
@@ -167,6 +168,7 @@ impl Cache {
             flights: Flights::default(),
             debts: Arc::new(debts),
             store: redis::Script::new(STORE),
+            hits: Default::default(),
         })
     }
 
@@ -220,13 +222,11 @@ impl Cache {
         loop {
             let (hit, generation) = match found {
                 Current::Found(hit) => {
-                    self.counted(counters::hit(&self.keys, started.elapsed()))
-                        .await;
+                    self.hits.add(started.elapsed());
                     return Ok(Some(hit.into()));
                 }
                 Current::Absent => {
-                    self.counted(counters::hit(&self.keys, started.elapsed()))
-                        .await;
+                    self.hits.add(started.elapsed());
                     return Ok(None);
                 }
                 Current::Behind { hit, generation } if key.may_lag && age(&hit) < MAX_STALE => {
@@ -256,8 +256,7 @@ impl Cache {
                 return result;
             }
             if accept.min_generation.is_none_or(|min| generation >= min) {
-                self.counted(counters::hit(&self.keys, started.elapsed()))
-                    .await;
+                self.hits.add(started.elapsed());
                 return Ok(Some(hit.into()));
             }
             // The reader's own write is not in it yet: wait for the refresh that will show it.
@@ -314,7 +313,9 @@ impl Cache {
 
     /// Adds the commands of a look at `key` to `pipe`: `MGET value generation`, and for a key that
     /// may cache "not found", `GET` of the generation that decides whether that is current.
+    /// The hits this process counted since its last command ride along (replies ignored).
     fn look(&self, key: &CacheKey, gzip: bool, pipe: &mut redis::Pipeline) {
+        self.hits.carry(&self.keys, pipe);
         pipe.cmd("MGET").arg(key.encoded(gzip)).arg(&key.generation);
         if let Some(absent) = &key.absent_generation {
             pipe.cmd("GET").arg(absent);
@@ -530,7 +531,7 @@ impl Cache {
     /// The counters, or `None` when Redis cannot be reached. Failed invalidations this process has
     /// not been able to count in Redis yet are included.
     pub async fn stats(&self) -> Option<CacheStats> {
-        let mut stats = counters::read(&self.link, &self.keys).await?;
+        let mut stats = counters::read(&self.link, &self.keys, &self.hits).await?;
         stats.invalidations_failed += self.debts.uncounted();
         Some(stats)
     }

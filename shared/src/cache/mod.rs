@@ -214,12 +214,12 @@ impl Cache {
         };
         // Whether this request's own loader ran (it may have been served by another's instead).
         let loaded = AtomicBool::new(false);
-        let mut load = Some(|| {
+        let load = || {
             loaded.store(true, Ordering::Relaxed);
             load()
-        });
-        let flight = |stamp: &Stamp| format!("{} {}", stamp.flight(key), accept.gzip);
-        loop {
+        };
+        // The miss path this reader takes: refresh a value that is behind, or fill a missing one.
+        let refresh = loop {
             let (hit, generation) = match found {
                 Current::Found(hit) => {
                     self.hits.add(started.elapsed());
@@ -232,28 +232,11 @@ impl Cache {
                 Current::Behind { hit, generation } if key.may_lag && age(&hit) < MAX_STALE => {
                     (hit, generation)
                 }
-                Current::Behind { .. } | Current::Stale => break,
+                Current::Behind { .. } | Current::Stale => break false,
             };
             if age(&hit) >= REFRESH_AFTER && self.take(&key.refresh_lock(), REFRESH_LOCK_TTL).await
             {
-                let load = load.take().expect("a reader loads at most once");
-                let result = self
-                    .flights
-                    .run(&flight(&stamp), || async {
-                        let fresh = self.load_and_store(key, &stamp, load).await;
-                        let mut release = redis::pipe();
-                        release.cmd("DEL").arg(key.refresh_lock()).ignore();
-                        self.link.pipe_quietly(&release).await;
-                        fresh.map(|fresh| fresh.map(|fresh| fresh.serve(&accept)))
-                    })
-                    .await;
-                self.counted(counters::miss(
-                    &self.keys,
-                    started.elapsed(),
-                    loaded.load(Ordering::Relaxed),
-                ))
-                .await;
-                return result;
+                break true;
             }
             if accept.min_generation.is_none_or(|min| generation >= min) {
                 self.hits.add(started.elapsed());
@@ -261,30 +244,43 @@ impl Cache {
             }
             // The reader's own write is not in it yet: wait for the refresh that will show it.
             if started.elapsed() >= MAX_STALE {
-                break;
+                break false;
             }
             tokio::time::sleep(POLL_EVERY).await;
             match self.lookup(key, accept.gzip).await {
                 Ok((now_found, now_stamp)) => (found, stamp) = (now_found, now_stamp),
-                Err(_) => break,
+                Err(_) => break false,
             }
-        }
-        let load = load.take().expect("a reader loads at most once");
-        let result = self
-            .flights
-            .run(&flight(&stamp), || self.fill(key, &stamp, accept, load))
+        };
+        let flight = format!("{} {}", stamp.flight(key), accept.gzip);
+        let result = if refresh {
+            self.flights
+                .run(&flight, || async {
+                    let fresh = self.load_and_store(key, &stamp, load).await;
+                    self.release(&key.refresh_lock()).await;
+                    fresh.map(|fresh| fresh.map(|fresh| fresh.serve(&accept)))
+                })
+                .await
+        } else {
+            self.flights
+                .run(&flight, || self.fill(key, &stamp, accept, load))
+                .await
+        };
+        self.link
+            .pipe_quietly(&counters::miss(
+                &self.keys,
+                started.elapsed(),
+                loaded.load(Ordering::Relaxed),
+            ))
             .await;
-        self.counted(counters::miss(
-            &self.keys,
-            started.elapsed(),
-            loaded.load(Ordering::Relaxed),
-        ))
-        .await;
         result
     }
 
-    async fn counted(&self, pipe: redis::Pipeline) {
-        self.link.pipe_quietly(&pipe).await;
+    /// Releases a lock this reader took.
+    async fn release(&self, lock: &str) {
+        let mut release = redis::pipe();
+        release.cmd("DEL").arg(lock).ignore();
+        self.link.pipe_quietly(&release).await;
     }
 
     /// Takes a short lock (`SET NX PX`); false when someone holds it or Redis did not answer.
@@ -359,9 +355,7 @@ impl Cache {
             };
             if let Some(body) = found {
                 if let Ok(true) = locked {
-                    let mut release = redis::pipe();
-                    release.cmd("DEL").arg(&lock).ignore();
-                    self.link.pipe_quietly(&release).await;
+                    self.release(&lock).await;
                 }
                 return Ok(body);
             }
@@ -379,9 +373,7 @@ impl Cache {
         }
         let fresh = self.load_and_store(key, stamp, load).await;
         if let Ok(true) = locked {
-            let mut release = redis::pipe();
-            release.cmd("DEL").arg(&lock).ignore();
-            self.link.pipe_quietly(&release).await;
+            self.release(&lock).await;
         }
         fresh.map(|fresh| fresh.map(|fresh| fresh.serve(&accept)))
     }

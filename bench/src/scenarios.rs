@@ -256,6 +256,34 @@ impl Bench {
         });
     }
 
+    /// redis-benchmark GET of one value of `size` bytes (under `key`), recorded as a ceiling: what
+    /// a cache hit of that size costs Redis itself.
+    async fn redis_get_of_size(&mut self, key: &str, size: usize) -> Result<ceiling::RedisRun> {
+        let redis = self.redis.clone();
+        let requests = self.opts.profile.redis_requests;
+        let key = redis.key(key);
+        let payload = "x".repeat(size);
+        let run = tokio::task::spawn_blocking(move || {
+            ceiling::redis_benchmark(
+                "SET",
+                &redis.host,
+                redis.port,
+                1,
+                &["SET".into(), key.clone(), payload],
+            )?;
+            ceiling::redis_benchmark(
+                &format!("GET {size} B value"),
+                &redis.host,
+                redis.port,
+                requests,
+                &["GET".into(), key],
+            )
+        })
+        .await??;
+        self.results.redis.push(run.clone());
+        Ok(run)
+    }
+
     async fn record(&mut self, check: Check) {
         if !check.passed() {
             eprintln!("INTEGRITY VIOLATION in {}:", check.scope);
@@ -668,27 +696,7 @@ impl Bench {
                 &Identity::user("bench-reader"),
             ))
             .await?;
-        let redis = self.redis.clone();
-        let payload_key = redis.key("payload");
-        let payload = "x".repeat(sample.len());
-        let sized = tokio::task::spawn_blocking(move || {
-            ceiling::redis_benchmark(
-                "SET",
-                &redis.host,
-                redis.port,
-                1,
-                &["SET".into(), payload_key.clone(), payload],
-            )?;
-            ceiling::redis_benchmark(
-                &format!("GET {} B value", sample.len()),
-                &redis.host,
-                redis.port,
-                requests,
-                &["GET".into(), payload_key],
-            )
-        })
-        .await??;
-        self.results.redis.push(sized);
+        self.redis_get_of_size("payload", sample.len()).await?;
 
         for cached in [false, true] {
             let (scenario, addr, pid) = if cached {

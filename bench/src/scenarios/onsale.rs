@@ -119,29 +119,7 @@ impl Bench {
             .figure("poll: bytes per poll, 304", 0.0, "B (headers only)");
 
         // What Redis serves for a value of the size a gzip hit fetches.
-        let redis = self.redis.clone();
-        let requests = self.opts.profile.redis_requests;
-        let key = redis.key("gzip-payload");
-        let payload = "x".repeat(zipped.len());
-        let size = zipped.len();
-        let get = tokio::task::spawn_blocking(move || {
-            ceiling::redis_benchmark(
-                "SET",
-                &redis.host,
-                redis.port,
-                1,
-                &["SET".into(), key.clone(), payload],
-            )?;
-            ceiling::redis_benchmark(
-                &format!("GET {size} B value"),
-                &redis.host,
-                redis.port,
-                requests,
-                &["GET".into(), key],
-            )
-        })
-        .await??;
-        self.results.redis.push(get.clone());
+        let get = self.redis_get_of_size("gzip-payload", zipped.len()).await?;
 
         for conditional in [false, true] {
             let scenario = if conditional { "poll-304" } else { "poll-gzip" };

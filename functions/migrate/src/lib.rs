@@ -9,6 +9,11 @@
 //!   Then each least-privilege role ([`roles`]) gets LOGIN and the password in its own secret.
 //! - `Delete`: answer `SUCCESS` without touching the database; the schema goes with the database.
 //!
+//! Migrations are expand-only (docs/deploy.md, "Migrations"): a database may hold migrations
+//! newer than this binary (a deploy that migrated, then rolled back to the previous code, whose
+//! `Update` re-runs this function at its older version). Those are left in place and logged, not
+//! a failure ([`migrate`]); refinery's default would fail the rollback on a "missing migration".
+//!
 //! Either way the result is PUT to the request's `ResponseURL` (a pre-signed S3 URL), as
 //! CloudFormation requires: without that PUT the stack would wait for the resource's timeout.
 
@@ -20,6 +25,64 @@ use seatbook_core::config::DatabaseSettings;
 use seatbook_core::db::{self, secret::SecretError, DbSetupError, Pool};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime};
+
+mod embedded {
+    // The same files `seatbook_core::db` embeds: the workspace's `migrations/`.
+    refinery::embed_migrations!("../../migrations");
+}
+
+/// What [`migrate`] did and found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Migrated {
+    /// The migrations applied by this run (`V<version>__<name>`).
+    pub applied: Vec<String>,
+    /// Migrations the database has applied that this binary does not embed: a newer release's,
+    /// left in place (expand-only). A rollback meets these.
+    pub unknown: Vec<String>,
+    /// Migrations this binary embeds that the database has not applied and that refinery will not
+    /// apply because a newer one is recorded (a hole in the history). Never left silently: the
+    /// run reports `FAILED` naming them.
+    pub skipped: Vec<String>,
+}
+
+/// Applies every migration this binary embeds that the database has not seen yet. Unlike
+/// [`seatbook_core::db::migrate`], a migration the database has applied but this binary does not
+/// know (a newer release's, after a rollback) is logged and kept, not an error: refinery's
+/// `set_abort_missing(false)`. A known migration whose recorded checksum differs still fails
+/// (`abort_divergent` stays on): that is an edited migration, never a rollback.
+///
+/// Like `seatbook_core::db::migrate`, safe through RDS Proxy: each migration goes with the simple
+/// query protocol, and each extended-protocol query runs inside a transaction.
+pub async fn migrate(pool: &Pool) -> Result<Migrated, DbSetupError> {
+    let mut conn = pool.get().await?;
+    let client: &mut tokio_postgres::Client = &mut conn;
+    let runner = embedded::migrations::runner().set_abort_missing(false);
+    let report = runner.run_async(client).await?;
+    let mut migrated = Migrated::default();
+    for applied in report.applied_migrations() {
+        tracing::info!(migration = %applied, "applied migration");
+        migrated.applied.push(applied.to_string());
+    }
+    // After the run: on a fresh database the history table exists only now.
+    let recorded = runner.get_applied_migrations_async(client).await?;
+    let known = runner.get_migrations();
+    for old in &recorded {
+        if !known.iter().any(|m| m.version() == old.version()) {
+            tracing::warn!(
+                migration = %old,
+                "the database has a migration this binary does not know (a newer release's); \
+                 kept: migrations are expand-only"
+            );
+            migrated.unknown.push(old.to_string());
+        }
+    }
+    for missing in known {
+        if !recorded.iter().any(|m| m.version() == missing.version()) {
+            migrated.skipped.push(missing.to_string());
+        }
+    }
+    Ok(migrated)
+}
 
 /// The one physical resource this custom resource stands for. Constant, so an `Update` never
 /// looks like a replacement to CloudFormation.
@@ -113,7 +176,11 @@ impl Migrator {
             database: database.clone(),
             roles,
             pool: db::pool(database, 1)?,
+            // The response URL is S3, reached through the VPC's gateway endpoint: a connection
+            // that does not open in 5 s will not open (the endpoint or its route is gone), and
+            // waiting longer only delays CloudFormation's own timeout.
             http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
                 .timeout(Duration::from_secs(30))
                 .build()?,
         })
@@ -175,17 +242,31 @@ impl Migrator {
         for attempt in 1.. {
             let result = async {
                 db::load_credentials(&self.database).await?;
-                let applied = db::migrate(&self.pool).await?;
+                let migrated = migrate(&self.pool).await?;
                 let roles = self.roles.apply(&self.pool).await?;
-                Ok::<_, StepError>((applied, roles))
+                Ok::<_, StepError>((migrated, roles))
             }
             .await;
             match result {
-                Ok((applied, roles)) => {
-                    let mut done = match applied {
+                Ok((migrated, _)) if !migrated.skipped.is_empty() => {
+                    return Err(format!(
+                        "Migrations not applied: {} (the database records a newer migration; \
+                         apply them by hand, see docs/deploy.md)",
+                        migrated.skipped.join(", ")
+                    ))
+                }
+                Ok((migrated, roles)) => {
+                    let mut done = match migrated.applied.len() {
                         0 => "The schema is up to date; no migration to apply.".to_owned(),
                         n => format!("Applied {n} migration(s)."),
                     };
+                    if !migrated.unknown.is_empty() {
+                        done.push_str(&format!(
+                            " Kept {} newer than this release (expand-only): {}.",
+                            migrated.unknown.len(),
+                            migrated.unknown.join(", ")
+                        ));
+                    }
                     if !roles.is_empty() {
                         done.push_str(&format!(" Passwords set for {}.", roles.join(", ")));
                     }

@@ -202,6 +202,69 @@ async fn create_applies_the_migrations_and_reports_success_update_and_delete_suc
     assert!(still, "Delete leaves the schema alone");
 }
 
+/// A rollback after a migration ran: the newer release migrated the database, the deploy failed
+/// later and CloudFormation rolled back, re-running this (older) binary with an `Update`. The
+/// database records a migration the binary does not embed; refinery's default ("missing
+/// migration") would fail the rollback. Expand-only migrations make keeping it safe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_with_a_migration_the_binary_does_not_know_still_migrates() {
+    let db = TestDb::create("migrate").await;
+    let receiver = Receiver::start().await;
+    let lambda = Emulator::launch(migrate_function(&db.url())).await.unwrap();
+    let timeout = Duration::from_secs(60);
+    let client = db.client().await;
+
+    // The schema as this binary left it, plus a newer release's migration: an added table and
+    // its history row.
+    let (id, create) = request("Create", &receiver, None);
+    let returned = lambda.invoke(&create, timeout).await.unwrap();
+    assert_reported(&receiver, &id, &returned, "SUCCESS");
+    let last: i32 = client
+        .query_one("SELECT max(version) FROM refinery_schema_history", &[])
+        .await
+        .unwrap()
+        .get(0);
+    client
+        .batch_execute(
+            "CREATE TABLE from_a_newer_release (id bigint PRIMARY KEY);
+             INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
+             VALUES (9999, 'from_a_newer_release', '2026-12-01T00:00:00Z', '1');",
+        )
+        .await
+        .unwrap();
+
+    // The rollback's Update: the newer migration is kept and named, nothing fails.
+    let (id, update) = request("Update", &receiver, Some("seatbook-schema-migrations"));
+    let returned = lambda.invoke(&update, timeout).await.unwrap();
+    let body = assert_reported(&receiver, &id, &returned, "SUCCESS");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(reason.contains("V9999__from_a_newer_release"), "{reason}");
+    let kept: bool = client
+        .query_one(
+            "SELECT to_regclass('from_a_newer_release') IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(kept, "the newer release's table is left alone");
+
+    // A migration of this binary below the newer one and not recorded is a hole that refinery,
+    // told not to abort on missing migrations, would skip in silence: the run says FAILED and
+    // names it instead.
+    client
+        .batch_execute(&format!(
+            "DELETE FROM refinery_schema_history WHERE version = {last};"
+        ))
+        .await
+        .unwrap();
+    let (id, update) = request("Update", &receiver, Some("seatbook-schema-migrations"));
+    let returned = lambda.invoke(&update, timeout).await.unwrap();
+    let body = assert_reported(&receiver, &id, &returned, "FAILED");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(reason.contains(&format!("V{last}__")), "{reason}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_database_delete_still_succeeds_and_create_fails_after_retrying() {
     // A port nothing listens on.

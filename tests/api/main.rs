@@ -16,6 +16,7 @@ mod lifecycle;
 mod notifier;
 mod onsale;
 mod openapi;
+mod plans;
 mod proxy;
 mod ratelimit;
 mod reads;

@@ -26,6 +26,12 @@ mod store;
 mod views;
 
 pub use book::BOOK_SQL;
+/// Every statement that takes seat ids or a booking's seats, public for the plan tests (a booking
+/// must cost the same in any venue) and the benchmark.
+pub mod statements {
+    pub use crate::lifecycle::{CANCEL_SQL, CONFIRM_SQL};
+    pub use crate::store::{HOLDERS_SQL, RELEASE_LAPSED_SQL};
+}
 pub use store::TICKETS_ARBITER;
 pub use views::{Booking, BookingStatus, Ticket};
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 /// outbox by the same statement (a hold never announced was never confirmed, so it announces
 /// nothing; a repeated cancel finds nothing live and writes nothing). The row lock taken by `live`
 /// orders this after the booking's confirmation, whose outbox row therefore comes first.
-const CANCEL_SQL: &str = "\
+pub const CANCEL_SQL: &str = "\
 WITH live AS (
     SELECT id, status FROM bookings
     WHERE id = $1 AND ($2::text IS NULL OR user_id = $2) AND status IN ('confirmed', 'held')
@@ -38,7 +38,7 @@ SELECT event_id FROM cancelled";
 
 /// Confirms a live hold and records its confirmation in the outbox, in one statement. The row
 /// lock taken here orders it against a concurrent release of the lapsed hold.
-const CONFIRM_SQL: &str = "\
+pub const CONFIRM_SQL: &str = "\
 WITH confirmed AS (
     UPDATE bookings SET status = 'confirmed'
     WHERE id = $1 AND user_id = $2 AND status = 'held' AND expires_at > now()

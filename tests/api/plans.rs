@@ -1,0 +1,240 @@
+//! What each statement that takes seats costs PostgreSQL, in buffers, in a 40,000-seat arena
+//! against a 50-seat hall: the same, plus a small constant. Buffers, not time: they do not depend
+//! on the machine, and a plan that reads a whole venue's index shows up as hundreds of them.
+//!
+//! Counted with `pg_stat_get_xact_blocks_fetched` (every buffer the transaction touched, in every
+//! table and index, nested statements of `book()` included) around one statement inside a
+//! transaction that is then rolled back. Each statement runs several times per session first:
+//! PL/pgSQL turns the plans of `book()` generic after five calls, and that generic plan is the
+//! one bookings use for the rest of the session.
+
+use crate::helpers::spawn_app;
+use booking_fn::statements::{CANCEL_SQL, CONFIRM_SQL, HOLDERS_SQL, RELEASE_LAPSED_SQL};
+use tokio_postgres::types::Type;
+use tokio_postgres::Client;
+use uuid::Uuid;
+
+/// Buffers a statement may touch in the arena beyond what it touches in the hall.
+const SLACK: i64 = 10;
+/// Calls per statement and venue in a session; the last few are judged.
+const CALLS: usize = 9;
+const JUDGED: usize = 3;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Statement {
+    Book,
+    Hold,
+    Confirm,
+    Cancel,
+    Holders,
+    ReleaseLapsed,
+}
+
+const STATEMENTS: [Statement; 6] = [
+    Statement::Book,
+    Statement::Hold,
+    Statement::Confirm,
+    Statement::Cancel,
+    Statement::Holders,
+    Statement::ReleaseLapsed,
+];
+
+#[derive(Clone, Copy, Debug)]
+struct Venue {
+    event: i64,
+    first_seat: i64,
+    seats: i64,
+}
+
+#[tokio::test]
+async fn every_seat_statement_costs_the_same_in_a_40000_seat_arena_as_in_a_50_seat_hall() {
+    let app = spawn_app().await;
+    let [hall, arena] = venues(&app.db).await;
+    // As a venue is right after its creation (no statistics yet), as the planner sees it after
+    // ANALYZE, and with generic plans from the first call.
+    for (setup, label) in [
+        ("", "fresh venue, default plan_cache_mode"),
+        (
+            "SET plan_cache_mode = force_generic_plan",
+            "force_generic_plan",
+        ),
+        ("ANALYZE", "after ANALYZE, default plan_cache_mode"),
+    ] {
+        let db = app.connect().await;
+        db.batch_execute(setup).await.unwrap();
+        for statement in STATEMENTS {
+            let mut in_hall = Vec::new();
+            let mut in_arena = Vec::new();
+            for call in 0..CALLS {
+                in_hall.push(buffers(&db, statement, hall, call).await);
+                in_arena.push(buffers(&db, statement, arena, call).await);
+            }
+            let hall_worst = *in_hall[CALLS - JUDGED..].iter().max().unwrap();
+            let arena_worst = *in_arena[CALLS - JUDGED..].iter().max().unwrap();
+            eprintln!("{label}: {statement:?} hall {in_hall:?} arena {in_arena:?}");
+            assert!(
+                arena_worst <= hall_worst + SLACK,
+                "{label}: {statement:?} touches {arena_worst} buffers in a 40,000-seat arena and \
+                 {hall_worst} in a 50-seat hall (calls: arena {in_arena:?}, hall {in_hall:?})"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_seat_map_costs_no_more_per_seat_in_an_arena_than_in_a_hall() {
+    let app = spawn_app().await;
+    let [hall, arena] = venues(&app.db).await;
+    let db = app.connect().await;
+    // A few seats sold in each, so the map joins tickets too.
+    for venue in [hall, arena] {
+        for call in 0..5 {
+            book(&db, venue, call, "confirmed", None).await;
+        }
+    }
+    db.batch_execute("ANALYZE").await.unwrap();
+    let mut per_seat = Vec::new();
+    for venue in [hall, arena] {
+        let mut worst = 0;
+        for _ in 0..3 {
+            db.batch_execute("BEGIN").await.unwrap();
+            let before = touched(&db).await;
+            let rows = db
+                .query_typed(events_fn::AVAILABILITY_SQL, &[(&venue.event, Type::INT8)])
+                .await
+                .unwrap();
+            worst = worst.max(touched(&db).await - before);
+            db.batch_execute("ROLLBACK").await.unwrap();
+            assert_eq!(rows.len() as i64, venue.seats);
+        }
+        per_seat.push(worst as f64 / venue.seats as f64);
+    }
+    assert!(
+        per_seat[1] <= per_seat[0],
+        "buffers per seat of the map: hall {}, arena {}",
+        per_seat[0],
+        per_seat[1]
+    );
+}
+
+/// A 5 × 10 hall and a 200 × 200 arena, each with an event on sale, made as quickly as SQL can.
+async fn venues(db: &Client) -> [Venue; 2] {
+    let rows = db
+        .query(
+            "WITH v AS (
+                 INSERT INTO venues (name, rows, cols)
+                 VALUES ('hall', 5, 10), ('arena', 200, 200) RETURNING id, name, rows, cols
+             ), s AS (
+                 INSERT INTO seats (venue_id, row_index, row_label, seat_number)
+                 SELECT v.id, r, 'R' || r, n
+                 FROM v, generate_series(1, v.rows) r, generate_series(1, v.cols) n
+                 RETURNING venue_id, id
+             ), e AS (
+                 INSERT INTO events (name, starts_at, venue_id, price_cents)
+                 SELECT 'at ' || v.name, now() + interval '1 day', v.id, 1000 FROM v
+                 RETURNING id, venue_id
+             )
+             SELECT e.id, (SELECT min(s.id) FROM s WHERE s.venue_id = e.venue_id),
+                    (v.rows * v.cols)::bigint
+             FROM e JOIN v ON v.id = e.venue_id ORDER BY v.rows * v.cols",
+            &[],
+        )
+        .await
+        .unwrap();
+    let venue = |i: usize| Venue {
+        event: rows[i].get(0),
+        first_seat: rows[i].get(1),
+        seats: rows[i].get(2),
+    };
+    [venue(0), venue(1)]
+}
+
+/// The buffers `statement` touches, run once in a transaction that is rolled back: on the
+/// `call`-th seat of `venue` (spread over the venue), after whatever set-up it needs.
+async fn buffers(db: &Client, statement: Statement, venue: Venue, call: usize) -> i64 {
+    let seat = venue.first_seat + (call as i64 * 7919) % venue.seats;
+    db.batch_execute("BEGIN").await.unwrap();
+    let booking = match statement {
+        Statement::Book | Statement::Hold => None,
+        Statement::Confirm => Some(book(db, venue, call, "held", Some(60.0)).await),
+        Statement::ReleaseLapsed => Some(book(db, venue, call, "held", Some(0.0)).await),
+        Statement::Cancel | Statement::Holders => {
+            Some(book(db, venue, call, "confirmed", None).await)
+        }
+    };
+    let before = touched(db).await;
+    let seats = vec![seat];
+    let user = "plan-user";
+    match (statement, booking) {
+        (Statement::Book, _) => {
+            book(db, venue, call, "confirmed", None).await;
+        }
+        (Statement::Hold, _) => {
+            book(db, venue, call, "held", Some(60.0)).await;
+        }
+        (Statement::Confirm, Some(id)) => {
+            let row = db
+                .query_typed(CONFIRM_SQL, &[(&id, Type::UUID), (&user, Type::TEXT)])
+                .await
+                .unwrap();
+            assert_eq!(row.len(), 1, "confirmed");
+        }
+        (Statement::Cancel, Some(id)) => {
+            let row = db
+                .query_typed(CANCEL_SQL, &[(&id, Type::UUID), (&user, Type::TEXT)])
+                .await
+                .unwrap();
+            assert_eq!(row.len(), 1, "cancelled");
+        }
+        (Statement::Holders, Some(_)) => {
+            let rows = db
+                .query_typed(
+                    HOLDERS_SQL,
+                    &[(&venue.event, Type::INT8), (&seats, Type::INT8_ARRAY)],
+                )
+                .await
+                .unwrap();
+            assert_eq!(rows.len(), 1, "the seat's holder");
+        }
+        (Statement::ReleaseLapsed, Some(_)) => {
+            let released = db
+                .execute_typed(
+                    RELEASE_LAPSED_SQL,
+                    &[(&venue.event, Type::INT8), (&seats, Type::INT8_ARRAY)],
+                )
+                .await
+                .unwrap();
+            assert_eq!(released, 1, "the lapsed hold's ticket released");
+        }
+        (statement, None) => unreachable!("{statement:?} has a booking to work on"),
+    }
+    let touched = touched(db).await - before;
+    db.batch_execute("ROLLBACK").await.unwrap();
+    touched
+}
+
+/// Books (or holds, for `seconds`) the `call`-th seat of `venue` through `book()`.
+async fn book(db: &Client, venue: Venue, call: usize, status: &str, seconds: Option<f64>) -> Uuid {
+    let seat = venue.first_seat + (call as i64 * 7919) % venue.seats;
+    let row = db
+        .query_one(
+            "SELECT booking_id FROM book($1, ARRAY[$2]::bigint[], 'plan-user', $3::text::booking_status, $4)",
+            &[&venue.event, &seat, &status, &seconds],
+        )
+        .await
+        .unwrap();
+    row.get::<_, Option<Uuid>>(0)
+        .unwrap_or_else(|| panic!("booked seat {seat} of event {}", venue.event))
+}
+
+/// Buffers this transaction has touched so far, in every table and index of the schema.
+async fn touched(db: &Client) -> i64 {
+    db.query_one(
+        "SELECT coalesce(sum(pg_stat_get_xact_blocks_fetched(oid)), 0)::bigint
+         FROM pg_class WHERE relnamespace = 'public'::regnamespace",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}

@@ -588,7 +588,7 @@ async fn a_reader_that_saw_the_new_generation_is_not_handed_a_load_that_started_
     let app = spawn_app().await;
     let event_id = cold_event(&app, 1, 1).await;
     let cache = app.lambda_state().cache.expect("a cache");
-    let key = cache.keys().event(event_id);
+    let key = cache.keys().availability(event_id);
     let body = |v: &str| seatbook_core::http::json_body(Some(json!({ "v": v })));
 
     let (started, has_started) = tokio::sync::oneshot::channel::<()>();
@@ -608,7 +608,9 @@ async fn a_reader_that_saw_the_new_generation_is_not_handed_a_load_that_started_
     });
     has_started.await.unwrap();
     // The commit's invalidation, then a reader who sees it.
-    cache.event_changed(event_id).await;
+    cache
+        .event_changed(event_id, seatbook_core::cache::MarkChange::Keep)
+        .await;
     let after = tokio::spawn({
         let (cache, key) = (cache.clone(), key.clone());
         async move {

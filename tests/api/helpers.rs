@@ -236,6 +236,18 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// A new session on the test database (the server's own, as a superuser): fresh plan caches.
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        let (db, connection) = self.settings_env["DATABASE_URL"]
+            .parse::<tokio_postgres::Config>()
+            .unwrap()
+            .connect(NoTls)
+            .await
+            .expect("connect to test database");
+        tokio::spawn(connection);
+        db
+    }
+
     /// State for the same database as the server, as a deployed function builds it (a pool of
     /// two); its routers see identity from API Gateway claims only, as no dev layer wraps them.
     pub fn lambda_state(&self) -> AppState {

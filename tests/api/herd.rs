@@ -159,3 +159,110 @@ async fn overlapping_multi_seat_bookings_never_share_a_seat_and_are_always_whole
         }
     }
 }
+
+/// Holds every table lock on `tickets` in its own session until dropped: a booking that needs
+/// the table waits, one that never reaches PostgreSQL does not.
+async fn lock_tickets(app: &crate::helpers::TestApp) -> tokio_postgres::Client {
+    let locker = app.connect().await;
+    locker
+        .batch_execute("BEGIN; LOCK TABLE tickets IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    locker
+}
+
+#[tokio::test]
+async fn a_seat_known_to_be_taken_is_refused_without_asking_postgresql() {
+    let app = spawn_app().await;
+    let (event_id, seats) = app.seed_event(2, 5).await;
+    assert_eq!(
+        app.book("winner", event_id, &[seats[0]]).await.status(),
+        201
+    );
+    assert_eq!(
+        app.hold("holder", event_id, &[seats[1]]).await.status(),
+        201
+    );
+
+    // PostgreSQL cannot answer anything about tickets now; the committed claims' marks in Redis
+    // still refuse their seats, at once and naming them.
+    let locker = lock_tickets(&app).await;
+    for seat in [seats[0], seats[1]] {
+        let started = std::time::Instant::now();
+        let response = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            app.book("late-fan", event_id, &[seat, seats[2]]),
+        )
+        .await
+        .expect("refused without waiting for the locked table");
+        let problem = crate::helpers::assert_problem(response, 409).await;
+        assert_eq!(problem["seat_ids"], json!([seat]), "{problem}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+    // A free seat still goes to PostgreSQL, which decides (and waits for the lock).
+    let free = tokio::spawn({
+        let request = app
+            .client
+            .post(app.url("/api/v1/bookings"))
+            .header("x-dev-user", "patient")
+            .json(&json!({"event_id": event_id, "seat_ids": [seats[2]]}));
+        async move { request.send().await.unwrap().status() }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !free.is_finished(),
+        "a free seat's booking waits for PostgreSQL"
+    );
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(free.await.unwrap(), 201);
+}
+
+#[tokio::test]
+async fn a_cancelled_seat_is_bookable_at_once_and_a_conflict_marks_its_seat_taken() {
+    let app = spawn_app().await;
+    let (event_id, seats) = app.seed_event(2, 5).await;
+    let response = app.book("first", event_id, &[seats[3]]).await;
+    assert_eq!(response.status(), 201);
+    let booking: Value = response.json().await.unwrap();
+    let cancel = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/bookings/{}", booking["id"].as_str().unwrap()),
+            crate::helpers::As::User("first"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 200);
+    assert_eq!(
+        app.book("second", event_id, &[seats[3]]).await.status(),
+        201,
+        "the cancellation took the seat's mark off"
+    );
+
+    // A claim committed behind the service's back (no mark): PostgreSQL refuses the next
+    // request, and that conflict marks the seat, so the one after is refused from Redis.
+    app.db
+        .batch_execute(&format!(
+            "INSERT INTO users (id) VALUES ('elsewhere');
+             WITH b AS (INSERT INTO bookings (user_id, event_id, status, total_cents)
+                        VALUES ('elsewhere', {event_id}, 'confirmed', 0) RETURNING id)
+             INSERT INTO tickets (booking_id, event_id, seat_id, price_cents)
+             SELECT id, {event_id}, {}, 0 FROM b",
+            seats[4]
+        ))
+        .await
+        .unwrap();
+    let first = app.book("fan-1", event_id, &[seats[4]]).await;
+    crate::helpers::assert_problem(first, 409).await;
+    let locker = lock_tickets(&app).await;
+    let second = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        app.book("fan-2", event_id, &[seats[4]]),
+    )
+    .await
+    .expect("refused from the conflict's mark");
+    let problem = crate::helpers::assert_problem(second, 409).await;
+    assert_eq!(problem["seat_ids"], json!([seats[4]]));
+    locker.batch_execute("ROLLBACK").await.unwrap();
+}

@@ -284,3 +284,74 @@ async fn while_an_event_sells_fast_its_map_is_loaded_a_few_times_a_second_not_pe
         "{loaded} loads in {seconds:.1} s while {booked} bookings committed (bound {bound})"
     );
 }
+
+/// Abandoned holds lapse all through an on-sale, and nobody is told: a lapse is a change like a
+/// booking, served within the same bound and refreshed by one reader at a time, so lapses do not
+/// drive map loads (the map used to be cached only until its next lapse: a load per lapse).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn holds_lapsing_every_few_milliseconds_do_not_make_the_map_load_per_lapse() {
+    let app = Arc::new(spawn_app().await);
+    let (event_id, seats) = app.seed_event(10, 20).await;
+    // 150 holds, one lapsing every 20 ms from half a second on: 50 lapses a second for 3 s.
+    app.db
+        .batch_execute(&format!(
+            "INSERT INTO users (id) VALUES ('walked-away');
+             WITH seat AS (
+                 SELECT id, row_number() OVER (ORDER BY id) AS n FROM seats
+                 WHERE id = ANY ('{{{}}}'::bigint[])
+             ), hold AS (
+                 INSERT INTO bookings (user_id, event_id, status, total_cents, expires_at)
+                 SELECT 'walked-away', {event_id}, 'held', 0,
+                        now() + interval '500 ms' + n * interval '20 ms'
+                 FROM seat RETURNING id, expires_at
+             ), numbered AS (
+                 SELECT id, row_number() OVER (ORDER BY expires_at) AS n FROM hold
+             )
+             INSERT INTO tickets (booking_id, event_id, seat_id, price_cents)
+             SELECT numbered.id, {event_id}, seat.id, 0 FROM numbered JOIN seat USING (n)",
+            seats[..150]
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        ))
+        .await
+        .unwrap();
+    let _ = someone_elses_read(&app, event_id).await;
+    let loads_before = loads(&app).await;
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            let (app, stop) = (app.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = someone_elses_read(&app, event_id).await;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let loaded = loads(&app).await - loads_before;
+    // As for bookings: one refresh per REFRESH_AFTER, doubled for a refresh that outlives its lock.
+    let bound = 2 * (seconds / REFRESH_AFTER.as_secs_f64()).ceil() as u64 + 2;
+    assert!(
+        loaded <= bound,
+        "{loaded} map loads in {seconds:.1} s while 150 holds lapsed (bound {bound})"
+    );
+    // And the lapses do show, within the bound.
+    tokio::time::sleep(MAX_STALE).await;
+    let map = someone_elses_read(&app, event_id).await;
+    assert_eq!(
+        map["available_seats"].as_i64(),
+        Some(200),
+        "{}",
+        map["available_seats"]
+    );
+}

@@ -5,6 +5,7 @@ use crate::views::{Booking, BookingStatus};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use seatbook_core::cache::MarkChange;
 use seatbook_core::conditional::EVENT_VERSION_HEADER;
 use seatbook_core::domain::SeatSelection;
 use seatbook_core::error::PROBLEM_JSON;
@@ -148,7 +149,7 @@ async fn claim_seats(
         hold_for,
     };
     let Some(key) = key else {
-        let outcome = store::book(&state.db, &claim).await;
+        let outcome = store::book(&state.db, state.cache.as_deref(), &claim).await;
         let version = after_claim(state, &claim, &outcome).await;
         return outcome.map(|booking| with_version(created(booking), version));
     };
@@ -174,14 +175,24 @@ async fn after_claim(
         tracing::info!(booking = %booking.id, event = event_id, seats = booking.tickets.len(), status = %booking.status, "seats claimed");
     }
     let cache = state.cache.as_ref()?;
-    match (outcome, claim.hold_for) {
-        (Ok(_), None) => cache.booking_confirmed(event_id).await,
-        (Ok(_), Some(_)) => cache.event_changed(event_id).await,
-        (Err(ApiError::SeatsTaken { .. }), _) => {
+    match outcome {
+        Ok(booking) => {
+            let ids = booking.seat_ids();
+            // Whoever asks for these seats next is refused from Redis, not by a transaction.
+            let marks = MarkChange::Set {
+                ids: &ids,
+                until: booking.claimed_until(),
+            };
+            match booking.status {
+                BookingStatus::Confirmed => cache.booking_confirmed(event_id, marks).await,
+                _ => cache.event_changed(event_id, marks).await,
+            }
+        }
+        Err(ApiError::SeatsTaken { .. }) => {
             cache.booking_conflicted().await;
             None
         }
-        (Err(_), _) => None,
+        Err(_) => None,
     }
 }
 
@@ -379,15 +390,18 @@ pub async fn cancel(
 ) -> Result<Response, ApiError> {
     let owner = (!caller.is_organizer).then_some(&caller.user_id);
     let mut version = None;
-    if let Some(event_id) = lifecycle::cancel(&state.db, id, owner).await? {
-        tracing::info!(booking = %id, event = event_id, "booking cancelled");
-        if let Some(cache) = &state.cache {
-            version = cache.event_changed(event_id).await;
-        }
-    }
+    let cancelled = lifecycle::cancel(&state.db, id, owner).await?;
     let booking = store::find(&state.db, id, owner)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("booking {id}")))?;
+    if let Some(event_id) = cancelled {
+        tracing::info!(booking = %id, event = event_id, "booking cancelled");
+        if let Some(cache) = &state.cache {
+            let ids = booking.seat_ids();
+            let marks = MarkChange::Clear { ids: &ids };
+            version = cache.event_changed(event_id, marks).await;
+        }
+    }
     Ok(with_version(axum::Json(booking).into_response(), version))
 }
 
@@ -429,7 +443,12 @@ pub async fn confirm(
         (Some(event_id), _) => {
             let mut version = None;
             if let Some(cache) = &state.cache {
-                version = cache.booking_confirmed(event_id).await;
+                let ids = booking.seat_ids();
+                let marks = MarkChange::Set {
+                    ids: &ids,
+                    until: booking.claimed_until(),
+                };
+                version = cache.booking_confirmed(event_id, marks).await;
             }
             Ok(with_version(created(booking), version))
         }

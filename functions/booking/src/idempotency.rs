@@ -117,7 +117,7 @@ pub async fn book_once(
     }
 
     // The same attempts as without a key, each in a savepoint of this transaction.
-    let outcome = match store::attempt(Attempts::Savepoints(&tx), claim).await {
+    let outcome = match store::attempt(Attempts::Savepoints(&tx), claim, false).await {
         // Not stored: the transaction (and the key's row) is rolled back, and a retry books.
         Err(err) if err.status().is_server_error() => return Err(err),
         outcome => outcome,

@@ -5,10 +5,11 @@ use crate::book::insert;
 use crate::contention;
 use crate::views::{Booking, Ticket};
 use chrono::{DateTime, Utc};
+use seatbook_core::cache::{Cache, MarkChange};
 use seatbook_core::db::{is_retryable_conflict, is_unique_violation_on, Pool};
 use seatbook_core::domain::{SeatSelection, UserId};
 use seatbook_core::ApiError;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio_postgres::types::{Json, Type};
 use tokio_postgres::{Client, GenericClient, Row, Transaction};
 use uuid::Uuid;
@@ -23,7 +24,7 @@ const MAX_CONTENDED_ATTEMPTS: u32 = 4;
 const BACKOFF_BASE: Duration = Duration::from_millis(10);
 
 /// Who holds the requested seats now, and whether that claim is a hold that has lapsed.
-const HOLDERS_SQL: &str = "\
+pub const HOLDERS_SQL: &str = "\
 SELECT t.seat_id, b.status = 'held' AND b.expires_at <= now() AS lapsed
 FROM tickets t JOIN bookings b ON b.id = t.booking_id
 WHERE t.event_id = $1 AND t.seat_id = ANY ($2)
@@ -33,7 +34,7 @@ ORDER BY t.seat_id";
 /// `expired` (locking its row, so a concurrent confirmation either wins first or sees this) and its
 /// tickets move to `released_tickets`. Correctness needs no background job: whoever wants an
 /// expired hold's seat runs this first.
-const RELEASE_LAPSED_SQL: &str = "\
+pub const RELEASE_LAPSED_SQL: &str = "\
 WITH lapsed AS (
     UPDATE bookings b SET status = 'expired'
     WHERE b.status = 'held' AND b.expires_at <= now()
@@ -118,10 +119,57 @@ pub(crate) enum Attempts<'a, 't> {
     Savepoints(&'a Transaction<'t>),
 }
 
+/// How long seats found taken by a conflict stay marked as taken in Redis: a herd's losers after
+/// the first are refused from the mark. Short, as the holder may be a hold about to lapse.
+const CONFLICT_MARK: Duration = Duration::from_secs(5);
+
 /// Books (or holds) the claim: all seats, or none and an error saying why.
-pub async fn book(db: &Pool, claim: &Claim<'_>) -> Result<Booking, ApiError> {
+///
+/// Seats marked taken in Redis (by the commit that took them, or by an earlier conflict) are
+/// refused before any database work: in an on-sale herd, the losers are answered from one Redis
+/// read each, before they wait for a connection and again once they have one (by then the winner
+/// has usually committed). The marks only ever refuse what PostgreSQL refused or committed; the
+/// unique constraint still decides every seat that gets through.
+pub async fn book(
+    db: &Pool,
+    cache: Option<&Cache>,
+    claim: &Claim<'_>,
+) -> Result<Booking, ApiError> {
+    if let Some(taken) = marked(cache, claim).await.filter(|t| !t.is_empty()) {
+        return Err(ApiError::SeatsTaken { seat_ids: taken });
+    }
     let conn = db.get().await?;
-    attempt(Attempts::Statements(&conn), claim).await
+    let mut looked = false;
+    if contention::any(claim.event_id, claim.seats.ids()) {
+        match marked(cache, claim).await {
+            Some(taken) if !taken.is_empty() => {
+                return Err(ApiError::SeatsTaken { seat_ids: taken })
+            }
+            Some(_) => looked = true,
+            None => {}
+        }
+    }
+    let outcome = attempt(Attempts::Statements(&conn), claim, looked).await;
+    if let (Err(ApiError::SeatsTaken { seat_ids }), Some(cache)) = (&outcome, cache) {
+        // PostgreSQL refused: the next requests for these seats are refused from Redis.
+        let until = SystemTime::now() + CONFLICT_MARK;
+        let marks = MarkChange::Set {
+            ids: seat_ids,
+            until,
+        };
+        cache
+            .mark(&cache.keys().taken_seats(claim.event_id), marks)
+            .await;
+    }
+    outcome
+}
+
+/// The requested seats that carry a taken mark; `None` when there is no Redis to ask or it
+/// cannot say.
+async fn marked(cache: Option<&Cache>, claim: &Claim<'_>) -> Option<Vec<i64>> {
+    let cache = cache?;
+    let set = cache.keys().taken_seats(claim.event_id);
+    cache.marked(&set, claim.seats.ids()).await
 }
 
 /// The one loop that runs the booking statement until it books or gets a final answer, for
@@ -136,8 +184,9 @@ pub async fn book(db: &Pool, claim: &Claim<'_>) -> Result<Booking, ApiError> {
 pub(crate) async fn attempt(
     mut attempts: Attempts<'_, '_>,
     claim: &Claim<'_>,
+    marks_looked_at: bool,
 ) -> Result<Booking, ApiError> {
-    if contention::any(claim.event_id, claim.seats.ids()) {
+    if !marks_looked_at && contention::any(claim.event_id, claim.seats.ids()) {
         // A herd: answer the losers with one read instead of a doomed transaction.
         let taken = attempts.live_holders(claim).await?;
         if !taken.is_empty() {

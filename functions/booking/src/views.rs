@@ -20,6 +20,27 @@ pub struct Booking {
     pub tickets: Vec<Ticket>,
 }
 
+/// How long a confirmed booking's seats stay marked as taken in Redis (see
+/// [`crate::store::book`]): long enough that a herd after a sale is answered from the marks, short
+/// enough that a cancellation whose unmark was lost refuses its seats for a minute at most.
+const CONFIRMED_MARK: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Booking {
+    /// Its seats' ids.
+    pub(crate) fn seat_ids(&self) -> Vec<i64> {
+        self.tickets.iter().map(|ticket| ticket.seat_id).collect()
+    }
+
+    /// Until when its seats are known to be taken: a hold's expiry, or a little while for a
+    /// confirmed booking (see [`CONFIRMED_MARK`]).
+    pub(crate) fn claimed_until(&self) -> std::time::SystemTime {
+        match (self.status, self.expires_at) {
+            (BookingStatus::Held, Some(expires_at)) => expires_at.into(),
+            _ => std::time::SystemTime::now() + CONFIRMED_MARK,
+        }
+    }
+}
+
 /// One seat of a booking.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Ticket {

@@ -46,6 +46,7 @@ impl Fresh {
             meta: Meta {
                 tag: tag_of(&identity),
                 loaded_at_ms,
+                until_ms: None,
             },
             identity,
             gzip,

@@ -57,8 +57,13 @@ impl Keys {
         }
     }
 
+    /// An event's details. They do not change when its seats do, so they have a generation of
+    /// their own, which bookings leave alone (nothing changes an event after its creation yet).
     pub fn event(&self, event_id: i64) -> CacheKey {
-        self.of_event(event_id, "event")
+        CacheKey {
+            generation: format!("{}:{{e{event_id}}}:details:gen", self.base),
+            ..self.of_event(event_id, "event")
+        }
     }
 
     pub fn availability(&self, event_id: i64) -> CacheKey {
@@ -86,6 +91,11 @@ impl Keys {
             absent_generation: Some(self.catalog_generation()),
             may_lag: true,
         }
+    }
+
+    /// The marks on an event's seats ([`super::marks`]): those known to be taken.
+    pub fn taken_seats(&self, event_id: i64) -> String {
+        format!("{}:{{e{event_id}}}:taken", self.base)
     }
 
     pub(crate) fn event_generation(&self, event_id: i64) -> String {
@@ -140,15 +150,19 @@ impl Stamp {
 pub(crate) struct Meta {
     pub(crate) tag: Arc<str>,
     pub(crate) loaded_at_ms: u64,
+    /// When the value stops being true without any write (a seat map's first hold lapses): from
+    /// then on it is behind, as after a write (see [`Current::Behind`]).
+    pub(crate) until_ms: Option<u64>,
 }
 
-/// A stored value: `<generation>@<run> <tag> <loaded at ms> <encoding>\n<body>`, kept under the
-/// value's key (identity) and its `:gz` key (gzip, or identity again when the body is too small to
-/// be worth compressing).
+/// A stored value: `<generation>@<run> <tag> <loaded at ms> <encoding>[ <until ms>]\n<body>`,
+/// kept under the value's key (identity) and its `:gz` key (gzip, or identity again when the body
+/// is too small to be worth compressing).
 pub(crate) fn stamp(stamp: &Stamp, meta: &Meta, gzip: bool, body: &[u8]) -> Vec<u8> {
     let encoding = if gzip { "gzip" } else { "identity" };
+    let until = meta.until_ms.map(|at| format!(" {at}")).unwrap_or_default();
     let mut stored = format!(
-        "{} {} {} {encoding}\n",
+        "{} {} {} {encoding}{until}\n",
         stamp.header(),
         meta.tag,
         meta.loaded_at_ms
@@ -178,17 +192,22 @@ pub(crate) struct Hit {
 pub(crate) enum Current {
     /// A value loaded at the current stamp.
     Found(Hit),
-    /// A value loaded in this run of Redis at an earlier generation of its key: a write has come
-    /// since its load started. Servable only within the staleness bound (see `Cache`).
-    Behind { hit: Hit, generation: u64 },
+    /// A value loaded in this run of Redis at an earlier generation of its key (a write has come
+    /// since its load started), or one past its `until`. Servable only within the staleness
+    /// bound of `since_ms`, the latest it can have been true (see `Cache`).
+    Behind {
+        hit: Hit,
+        generation: u64,
+        since_ms: u64,
+    },
     /// "Not found", cached at the current stamp.
     Absent,
     /// Nothing, something from another run of Redis, or a "not found" no longer current.
     Stale,
 }
 
-/// Whether `stored` is current at `now`.
-pub(crate) fn current(stored: Option<Vec<u8>>, now: &Stamp) -> Current {
+/// Whether `stored` is current at `now`, read at `at_ms`.
+pub(crate) fn current(stored: Option<Vec<u8>>, now: &Stamp, at_ms: u64) -> Current {
     let Some(stored) = stored.map(Bytes::from) else {
         return Current::Stale;
     };
@@ -207,10 +226,19 @@ pub(crate) fn current(stored: Option<Vec<u8>>, now: &Stamp) -> Current {
             Current::Stale
         };
     }
-    let (Some(tag), Some(loaded_at_ms), Some(encoding), None) =
-        (fields.next(), fields.next(), fields.next(), fields.next())
-    else {
+    let (Some(tag), Some(loaded_at_ms), Some(encoding), until, None) = (
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+    ) else {
         return Current::Stale;
+    };
+    let until_ms = match until.map(str::parse::<u64>) {
+        None => None,
+        Some(Ok(at)) => Some(at),
+        Some(Err(_)) => return Current::Stale,
     };
     let (Some((generation, run)), Ok(loaded_at_ms)) =
         (stamped.split_once('@'), loaded_at_ms.parse())
@@ -227,14 +255,24 @@ pub(crate) fn current(stored: Option<Vec<u8>>, now: &Stamp) -> Current {
         meta: Meta {
             tag: Arc::from(tag),
             loaded_at_ms,
+            until_ms,
         },
         gzip: encoding == "gzip",
         body: stored.slice(newline + 1..),
     };
-    if generation == now.generation {
-        Current::Found(hit)
-    } else {
-        Current::Behind { hit, generation }
+    match (generation == now.generation, until_ms) {
+        (true, Some(until)) if until <= at_ms => Current::Behind {
+            hit,
+            generation,
+            since_ms: until,
+        },
+        (true, _) => Current::Found(hit),
+        // A write came after the load started: it may have been behind from then on.
+        (false, _) => Current::Behind {
+            hit,
+            generation,
+            since_ms: loaded_at_ms,
+        },
     }
 }
 
@@ -254,8 +292,11 @@ mod tests {
         Meta {
             tag: Arc::from(tag),
             loaded_at_ms: 1_700_000_000_000,
+            until_ms: None,
         }
     }
+
+    const NOW: u64 = 1_700_000_000_500;
 
     fn hit(tag: &str, gzip: bool, body: &'static [u8]) -> Hit {
         Hit {
@@ -270,37 +311,45 @@ mod tests {
         let loaded = at(7, "run-a", Some(3));
         let stored = stamp(&loaded, &meta("ab12"), false, b"{\"a\":1}");
         assert_eq!(
-            current(Some(stored.clone()), &loaded),
+            current(Some(stored.clone()), &loaded, NOW),
             Current::Found(hit("ab12", false, b"{\"a\":1}"))
         );
         // A value does not depend on the catalog's generation; only "not found" does.
         assert!(matches!(
-            current(Some(stored.clone()), &at(7, "run-a", Some(4))),
+            current(Some(stored.clone()), &at(7, "run-a", Some(4)), NOW),
             Current::Found(_)
         ));
         assert_eq!(
-            current(Some(stored.clone()), &at(9, "run-a", Some(3))),
+            current(Some(stored.clone()), &at(9, "run-a", Some(3)), NOW),
             Current::Behind {
                 hit: hit("ab12", false, b"{\"a\":1}"),
-                generation: 7
+                generation: 7,
+                since_ms: 1_700_000_000_000,
             },
             "two writes came since its load started"
         );
         assert_eq!(
-            current(Some(stored.clone()), &at(6, "run-a", Some(3))),
+            current(Some(stored.clone()), &at(6, "run-a", Some(3)), NOW),
             Current::Stale,
             "from a generation this reader has not seen: never served"
         );
         assert_eq!(
-            current(Some(stored), &at(7, "run-b", Some(3))),
+            current(Some(stored), &at(7, "run-b", Some(3)), NOW),
             Current::Stale,
             "written in an earlier run of Redis (before a restart)"
         );
-        assert_eq!(current(None, &loaded), Current::Stale);
-        assert_eq!(current(Some(b"garbage".to_vec()), &loaded), Current::Stale);
+        assert_eq!(current(None, &loaded, NOW), Current::Stale);
+        assert_eq!(
+            current(Some(b"garbage".to_vec()), &loaded, NOW),
+            Current::Stale
+        );
         for earlier in ["7\n{}", "7@run-a\n{}"] {
             assert_eq!(
-                current(Some(earlier.as_bytes().to_vec()), &at(7, "run-a", None)),
+                current(
+                    Some(earlier.as_bytes().to_vec()),
+                    &at(7, "run-a", None),
+                    NOW
+                ),
                 Current::Stale,
                 "an earlier shape: {earlier}"
             );
@@ -308,11 +357,35 @@ mod tests {
     }
 
     #[test]
+    fn a_value_past_its_until_is_behind_since_then_and_current_before() {
+        let loaded = at(7, "run-a", None);
+        let until = Meta {
+            until_ms: Some(NOW - 100),
+            ..meta("ab12")
+        };
+        let stored = stamp(&loaded, &until, false, b"map");
+        let found = |at_ms| current(Some(stored.clone()), &loaded, at_ms);
+        assert!(matches!(found(NOW - 101), Current::Found(_)));
+        assert!(matches!(
+            found(NOW),
+            Current::Behind { generation: 7, since_ms, .. } if since_ms == NOW - 100
+        ));
+        // Behind a write as well: behind since its load, the earlier.
+        assert!(matches!(
+            current(Some(stored.clone()), &at(8, "run-a", None), NOW),
+            Current::Behind {
+                since_ms: 1_700_000_000_000,
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn the_gzip_copy_says_it_is_gzip() {
         let loaded = at(1, "run-a", None);
         let stored = stamp(&loaded, &meta("ab12"), true, b"\x1f\x8b...");
         assert_eq!(
-            current(Some(stored), &loaded),
+            current(Some(stored), &loaded, NOW),
             Current::Found(hit("ab12", true, b"\x1f\x8b..."))
         );
     }
@@ -321,14 +394,14 @@ mod tests {
     fn not_found_is_current_until_its_generation_or_the_catalog_moves_on() {
         let loaded = at(0, "run-a", Some(12));
         let stored = stamp_absent(&loaded).unwrap();
-        assert_eq!(current(Some(stored.clone()), &loaded), Current::Absent);
+        assert_eq!(current(Some(stored.clone()), &loaded, NOW), Current::Absent);
         assert_eq!(
-            current(Some(stored.clone()), &at(0, "run-a", Some(13))),
+            current(Some(stored.clone()), &at(0, "run-a", Some(13)), NOW),
             Current::Stale,
             "an event was created since"
         );
         assert_eq!(
-            current(Some(stored), &at(1, "run-a", Some(12))),
+            current(Some(stored), &at(1, "run-a", Some(12)), NOW),
             Current::Stale,
             "never served behind"
         );

@@ -53,10 +53,14 @@ mod encoded;
 mod flight;
 mod keys;
 pub(crate) mod link;
+mod marks;
+mod near;
 
 pub use counters::CacheStats;
 pub use encoded::{Accept, Served};
 pub use keys::{CacheKey, Keys};
+pub use marks::MarkChange;
+pub use near::NEAR_TTL;
 
 use crate::config::CacheSettings;
 use crate::error::ApiError;
@@ -64,8 +68,9 @@ use bytes::Bytes;
 use debts::Debts;
 use encoded::Fresh;
 use flight::Flights;
-use keys::{Current, Hit, Stamp};
+use keys::{Current, Stamp};
 use link::{RedisLink, Run};
+use near::{Near, Vouched};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -101,8 +106,8 @@ pub const REFRESH_AFTER: Duration = Duration::from_millis(200);
 /// How long a refresh may hold its key's refresh lock at most (it is released when done).
 const REFRESH_LOCK_TTL: Duration = Duration::from_millis(1000);
 
-/// What a loader produced: the body, and how long it stays true at most when that is known to be
-/// shorter than the TTL (a seat map with a hold that lapses in 40 s is cached for 40 s).
+/// What a loader produced: the body, and how long it stays true at most when that is known (a
+/// seat map whose first hold lapses in 40 s): past that it is behind, as after a write.
 pub struct Loaded {
     pub body: Option<Bytes>,
     pub max_age: Option<Duration>,
@@ -132,7 +137,9 @@ pub struct Cache {
     flights: Flights,
     debts: Arc<Debts>,
     store: redis::Script,
+    unlock: redis::Script,
     hits: counters::PendingHits,
+    near: Near,
 }
 
 /// Stores a loaded value's two encodings, unless what is there was loaded at a newer generation in
@@ -152,6 +159,14 @@ redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[3])
 return 1
 ";
 
+/// Deletes a lock only while it holds the caller's token. KEYS: the lock. ARGV: the token.
+const UNLOCK: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
 impl Cache {
     /// Builds the cache without connecting: the first command connects, and a Redis that is down at
     /// cold start is simply retried later.
@@ -168,7 +183,9 @@ impl Cache {
             flights: Flights::default(),
             debts: Arc::new(debts),
             store: redis::Script::new(STORE),
+            unlock: redis::Script::new(UNLOCK),
             hits: Default::default(),
+            near: Near::default(),
         })
     }
 
@@ -208,9 +225,12 @@ impl Cache {
                 return load().await.map(|loaded| loaded.uncached(&accept));
             }
         }
+        if let Some(served) = self.near.get(key, &accept) {
+            self.hits.add(started.elapsed());
+            return Ok(Some(served));
+        }
         let Ok((mut found, mut stamp)) = self.lookup(key, accept.gzip).await else {
-            // Redis is unavailable: PostgreSQL answers, and there is nothing to count into.
-            return load().await.map(|loaded| loaded.uncached(&accept));
+            return self.without_redis(key, accept, load).await;
         };
         // Whether this request's own loader ran (it may have been served by another's instead).
         let loaded = AtomicBool::new(false);
@@ -218,46 +238,60 @@ impl Cache {
             loaded.store(true, Ordering::Relaxed);
             load()
         };
-        // The miss path this reader takes: refresh a value that is behind, or fill a missing one.
+        // The miss path this reader takes: refresh a value that is behind (holding the refresh
+        // lock under this token), or fill a missing one.
         let refresh = loop {
-            let (hit, generation) = match found {
+            let (hit, generation, since_ms) = match found {
                 Current::Found(hit) => {
                     self.hits.add(started.elapsed());
-                    return Ok(Some(hit.into()));
+                    let vouched = Vouched {
+                        generation: stamp.generation,
+                        loaded_at_ms: hit.meta.loaded_at_ms,
+                        current: true,
+                    };
+                    return Ok(Some(self.copied(key, &accept, hit.into(), vouched)));
                 }
                 Current::Absent => {
                     self.hits.add(started.elapsed());
                     return Ok(None);
                 }
-                Current::Behind { hit, generation } if key.may_lag && age(&hit) < MAX_STALE => {
-                    (hit, generation)
-                }
-                Current::Behind { .. } | Current::Stale => break false,
+                Current::Behind {
+                    hit,
+                    generation,
+                    since_ms,
+                } if key.may_lag && since(since_ms) < MAX_STALE => (hit, generation, since_ms),
+                Current::Behind { .. } | Current::Stale => break None,
             };
-            if age(&hit) >= REFRESH_AFTER && self.take(&key.refresh_lock(), REFRESH_LOCK_TTL).await
-            {
-                break true;
+            if since(since_ms) >= REFRESH_AFTER {
+                if let Some(token) = self.take(&key.refresh_lock(), REFRESH_LOCK_TTL).await {
+                    break Some(token);
+                }
             }
             if accept.min_generation.is_none_or(|min| generation >= min) {
                 self.hits.add(started.elapsed());
-                return Ok(Some(hit.into()));
+                let vouched = Vouched {
+                    generation,
+                    loaded_at_ms: since_ms,
+                    current: false,
+                };
+                return Ok(Some(self.copied(key, &accept, hit.into(), vouched)));
             }
             // The reader's own write is not in it yet: wait for the refresh that will show it.
             if started.elapsed() >= MAX_STALE {
-                break false;
+                break None;
             }
             tokio::time::sleep(POLL_EVERY).await;
             match self.lookup(key, accept.gzip).await {
                 Ok((now_found, now_stamp)) => (found, stamp) = (now_found, now_stamp),
-                Err(_) => break false,
+                Err(_) => break None,
             }
         };
         let flight = format!("{} {}", stamp.flight(key), accept.gzip);
-        let result = if refresh {
+        let result = if let Some(token) = refresh {
             self.flights
                 .run(&flight, || async {
                     let fresh = self.load_and_store(key, &stamp, load).await;
-                    self.release(&key.refresh_lock()).await;
+                    self.release(&key.refresh_lock(), &token).await;
                     fresh.map(|fresh| fresh.map(|fresh| fresh.serve(&accept)))
                 })
                 .await
@@ -276,22 +310,66 @@ impl Cache {
         result
     }
 
-    /// Releases a lock this reader took.
-    async fn release(&self, lock: &str) {
-        let mut release = redis::pipe();
-        release.cmd("DEL").arg(lock).ignore();
-        self.link.pipe_quietly(&release).await;
+    /// Keeps `served` as this process's copy of `key` ([`near`]) and hands it back.
+    fn copied(&self, key: &CacheKey, accept: &Accept, served: Served, vouched: Vouched) -> Served {
+        self.near.put(key, accept.gzip, &served, vouched);
+        served
     }
 
-    /// Takes a short lock (`SET NX PX`); false when someone holds it or Redis did not answer.
-    async fn take(&self, lock: &str, ttl: Duration) -> bool {
+    /// Redis cannot be reached: the last good copy within the staleness bound, or PostgreSQL, one
+    /// load per key at a time in this process (the readers that come meanwhile share it).
+    async fn without_redis<F, Fut>(
+        &self,
+        key: &CacheKey,
+        accept: Accept,
+        load: F,
+    ) -> Result<Body, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Loaded, ApiError>>,
+    {
+        if let Some(served) = self.near.last_good(key, &accept) {
+            return Ok(Some(served));
+        }
+        let loaded_at_ms = now_ms();
+        let flight = format!("{} without redis {}", key.value, accept.gzip);
+        let body = self
+            .flights
+            .run(&flight, || async {
+                load().await.map(|loaded| loaded.uncached(&accept))
+            })
+            .await?;
+        if let Some(served) = &body {
+            // Generation 0: never served to a reader naming a version (see `near`).
+            let vouched = Vouched {
+                generation: 0,
+                loaded_at_ms,
+                current: false,
+            };
+            self.near.put(key, accept.gzip, served, vouched);
+        }
+        Ok(body)
+    }
+
+    /// Releases a lock this reader took under `token`, only if it still holds it: a reader whose
+    /// lock expired while it loaded must not delete the next holder's.
+    async fn release(&self, lock: &str, token: &str) {
+        let mut unlock = self.unlock.key(lock);
+        unlock.arg(token);
+        let _ = self.link.invoke::<i64>(&unlock).await;
+    }
+
+    /// Takes a short lock (`SET NX PX`) under a fresh token; `None` when someone holds it or
+    /// Redis did not answer.
+    async fn take(&self, lock: &str, ttl: Duration) -> Option<String> {
+        let token = uuid::Uuid::new_v4().simple().to_string();
         let mut cmd = redis::cmd("SET");
         cmd.arg(lock)
-            .arg(1)
+            .arg(&token)
             .arg("NX")
             .arg("PX")
             .arg(ttl.as_millis() as u64);
-        matches!(self.link.query::<Option<String>>(&cmd).await, Ok(Some(_)))
+        matches!(self.link.query::<Option<String>>(&cmd).await, Ok(Some(_))).then_some(token)
     }
 
     /// What Redis holds for `key` in the encoding asked for, and the stamp a value must carry to
@@ -332,12 +410,13 @@ impl Cache {
         Fut: Future<Output = Result<Loaded, ApiError>>,
     {
         let lock = key.lock(stamp.generation);
+        let token = uuid::Uuid::new_v4().simple().to_string();
         // Take the lock and look again in one round trip: a request that missed just before
         // another flight stored the value must not load it a second time.
         let mut take = redis::pipe();
         take.cmd("SET")
             .arg(&lock)
-            .arg(1)
+            .arg(&token)
             .arg("NX")
             .arg("PX")
             .arg(LOCK_TTL.as_millis() as u64);
@@ -355,7 +434,7 @@ impl Cache {
             };
             if let Some(body) = found {
                 if let Ok(true) = locked {
-                    self.release(&lock).await;
+                    self.release(&lock, &token).await;
                 }
                 return Ok(body);
             }
@@ -373,7 +452,7 @@ impl Cache {
         }
         let fresh = self.load_and_store(key, stamp, load).await;
         if let Ok(true) = locked {
-            self.release(&lock).await;
+            self.release(&lock, &token).await;
         }
         fresh.map(|fresh| fresh.map(|fresh| fresh.serve(&accept)))
     }
@@ -392,7 +471,15 @@ impl Cache {
         let started = Instant::now();
         let loaded_at_ms = now_ms();
         let Loaded { body, max_age } = load().await?;
-        let fresh = body.map(|body| Fresh::new(body, loaded_at_ms, true));
+        // A value that stops being true at a known time (a hold lapses) is not dropped then:
+        // from then on it is behind, as after a write, and refreshed within the same bound. So
+        // lapsing holds cost a load per REFRESH_AFTER at most, not one each.
+        let until_ms = max_age.map(|age| loaded_at_ms + age.as_millis() as u64);
+        let fresh = body.map(|body| {
+            let mut fresh = Fresh::new(body, loaded_at_ms, true);
+            fresh.meta.until_ms = until_ms;
+            fresh
+        });
         // A load that outlived the lock is not written: a commit may have come and its
         // invalidation failed since, and a debt is kept only so long (see `Cache::new`).
         if started.elapsed() >= LOCK_TTL {
@@ -400,7 +487,7 @@ impl Cache {
         }
         let (plain, gzip, ttl) = match &fresh {
             Some(fresh) => {
-                let ttl = max_age.map_or(self.ttl, |age| age.min(self.ttl));
+                let ttl = self.ttl;
                 let encoded = |gzip| {
                     let (compressed, bytes) = fresh.encoded(gzip);
                     keys::stamp(stamp, &fresh.meta, compressed, bytes)
@@ -426,35 +513,48 @@ impl Cache {
         Ok(fresh)
     }
 
-    /// A booking of `event_id` committed: its cached reads are stale from now on. Awaited before
-    /// the booking's 201 is sent, so the booker's next read is fresh. Returns the event's version
-    /// after it (`None` when Redis could not be told), which the booker's reads may name
-    /// ([`Accept::min_generation`]) to be served nothing older.
-    pub async fn booking_confirmed(&self, event_id: i64) -> Option<u64> {
+    /// A booking of `event_id` committed: its cached reads are stale from now on, and `marks`
+    /// changes its taken seats in the same round trip. Awaited before the booking's 201 is sent,
+    /// so the booker's next read is fresh. Returns the event's version after it (`None` when Redis
+    /// could not be told), which the booker's reads may name ([`Accept::min_generation`]) to be
+    /// served nothing older.
+    pub async fn booking_confirmed(&self, event_id: i64, marks: MarkChange<'_>) -> Option<u64> {
         self.invalidate(
             &self.keys.event_generation(event_id),
             Some(counters::BOOKINGS_CONFIRMED),
+            (&self.keys.taken_seats(event_id), marks),
         )
         .await
     }
 
     /// Seats of `event_id` changed hands without a new confirmed booking (a hold, a cancellation,
-    /// a hold confirmed): its cached reads are stale from now on. Returns the event's version
-    /// after it, as [`Cache::booking_confirmed`] does.
-    pub async fn event_changed(&self, event_id: i64) -> Option<u64> {
-        self.invalidate(&self.keys.event_generation(event_id), None)
-            .await
+    /// a hold confirmed): its cached reads are stale from now on, and `marks` changes its taken
+    /// seats. Returns the event's version after it, as [`Cache::booking_confirmed`] does.
+    pub async fn event_changed(&self, event_id: i64, marks: MarkChange<'_>) -> Option<u64> {
+        self.invalidate(
+            &self.keys.event_generation(event_id),
+            None,
+            (&self.keys.taken_seats(event_id), marks),
+        )
+        .await
     }
 
     /// Bumps `generation` (and counts `counter`), along with whatever this process owes; never
     /// skipped while the link backs off, retried, and owed when it still fails. Returns the new
     /// generation when it was delivered.
-    async fn invalidate(&self, generation: &str, counter: Option<&str>) -> Option<u64> {
+    async fn invalidate(
+        &self,
+        generation: &str,
+        counter: Option<&str>,
+        (set, marks): (&str, MarkChange<'_>),
+    ) -> Option<u64> {
+        self.near.forget(generation);
         let mut pipe = redis::pipe();
         pipe.cmd("INCR").arg(generation);
         if let Some(counter) = counter {
             pipe.cmd("INCR").arg(self.keys.counter(counter)).ignore();
         }
+        marks.add_to(set, &mut pipe);
         let bill = self.debts.bill();
         if let Some(bill) = &bill {
             self.debts.charge(bill, &mut pipe);
@@ -517,7 +617,12 @@ impl Cache {
     /// The catalog changed (an event was added): cached listings, and cached "not found"s, are
     /// stale.
     pub async fn catalog_changed(&self) {
-        self.invalidate(&self.keys.catalog_generation(), None).await;
+        self.invalidate(
+            &self.keys.catalog_generation(),
+            None,
+            ("", MarkChange::Keep),
+        )
+        .await;
     }
 
     /// The counters, or `None` when Redis cannot be reached. Failed invalidations this process has
@@ -548,7 +653,7 @@ fn read_look(key: &CacheKey, replies: Vec<redis::Value>, run: Run) -> Option<(Cu
         run,
         absent_generation,
     };
-    Some((keys::current(value, &stamp), stamp))
+    Some((keys::current(value, &stamp, now_ms()), stamp))
 }
 
 /// Milliseconds since the Unix epoch: when a load started, as every environment's clock reads it.
@@ -558,7 +663,7 @@ fn now_ms() -> u64 {
         .map_or(0, |since| since.as_millis() as u64)
 }
 
-/// How long ago a value's load started.
-fn age(hit: &Hit) -> Duration {
-    Duration::from_millis(now_ms().saturating_sub(hit.meta.loaded_at_ms))
+/// How long ago `at_ms` was.
+fn since(at_ms: u64) -> Duration {
+    Duration::from_millis(now_ms().saturating_sub(at_ms))
 }

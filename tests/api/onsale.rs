@@ -400,3 +400,136 @@ async fn a_retried_hold_with_the_same_idempotency_key_replays_instead_of_conflic
         .unwrap();
     assert_problem(booking, 422).await;
 }
+
+/// Sleeps until `at` (an RFC 3339 time) has passed, and a little more.
+async fn until_past(at: &str) {
+    let at = chrono::DateTime::parse_from_rfc3339(at).unwrap();
+    let left = (at.with_timezone(&Utc) - Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(left + Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn a_hold_ends_with_the_sale_and_cannot_be_confirmed_after_it() {
+    let app = spawn_app().await;
+    let closes = at(Span::seconds(3));
+    let (event, seats) = event_with(&app, 2, json!({"sales_end_at": closes})).await;
+    let event_id = event["id"].as_i64().unwrap();
+    let response = claim(&app, "/api/v1/holds", "late-buyer", event_id, &seats[..1]).await;
+    assert_eq!(response.status(), 201);
+    let hold: Value = response.json().await.unwrap();
+    let expires = chrono::DateTime::parse_from_rfc3339(hold["expires_at"].as_str().unwrap());
+    let closes_at = chrono::DateTime::parse_from_rfc3339(&closes).unwrap();
+    assert!(
+        expires.unwrap() <= closes_at,
+        "a hold lasts no longer than the sale: expires {} and the sale closes {closes}",
+        hold["expires_at"]
+    );
+
+    until_past(&closes).await;
+    let confirm = app
+        .post(
+            &format!("/api/v1/holds/{}/confirm", hold["id"].as_str().unwrap()),
+            As::User("late-buyer"),
+            &json!({}),
+        )
+        .await;
+    let problem = assert_problem(confirm, 409).await;
+    assert!(
+        problem["type"].as_str().unwrap().ends_with("/sales-closed"),
+        "{problem}"
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM bookings WHERE status = 'confirmed'"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn confirming_a_hold_waits_for_the_users_allowance_and_judges_its_expiry_after_it() {
+    // A confirmation and a booking of the same user under a cap are decided one after the other,
+    // on the allowance row, each by the clock after its turn: a confirmation that waited past the
+    // hold's expiry does not confirm it (else the user's other booking, which counted the hold as
+    // lapsed, and this one could together pass the cap).
+    let app = spawn_app_with(Spawn {
+        env: vec![("HOLD_TTL_SECONDS", "1".to_owned())],
+        ..Spawn::default()
+    })
+    .await;
+    let (event, seats) = event_with(&app, 4, json!({"max_seats_per_user": 2})).await;
+    let event_id = event["id"].as_i64().unwrap();
+    let response = claim(&app, "/api/v1/holds", "racer", event_id, &seats[..2]).await;
+    assert_eq!(response.status(), 201);
+    let hold: Value = response.json().await.unwrap();
+
+    // Another request of the same user holds the allowance (as a concurrent booking would).
+    let other = app.connect().await;
+    other
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM seat_allowances
+             WHERE event_id = {event_id} AND user_id = 'racer' FOR UPDATE"
+        ))
+        .await
+        .unwrap();
+    let confirm = tokio::spawn(
+        app.request(
+            reqwest::Method::POST,
+            &format!("/api/v1/holds/{}/confirm", hold["id"].as_str().unwrap()),
+            As::User("racer"),
+        )
+        .send(),
+    );
+    until_past(hold["expires_at"].as_str().unwrap()).await;
+    assert!(
+        !confirm.is_finished(),
+        "the confirmation waits for the allowance"
+    );
+    other.batch_execute("ROLLBACK").await.unwrap();
+    let confirm = confirm.await.unwrap().unwrap();
+    assert_problem(confirm, 410).await;
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM bookings WHERE status = 'confirmed'"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_booking_that_waited_for_its_idempotency_key_is_judged_when_it_runs() {
+    // Its transaction starts, then waits for the key's row; the sale opens meanwhile. Judged by
+    // the transaction's start it would be refused as "not open yet".
+    let app = spawn_app().await;
+    let opens = at(Span::seconds(2));
+    let (event, seats) = event_with(&app, 2, json!({"sales_start_at": opens})).await;
+    let holder = app.connect().await;
+    holder
+        .batch_execute(
+            "BEGIN; INSERT INTO idempotency_keys (user_id, key, request_hash, response_status,
+                                                   response_body)
+                    VALUES ('early-bird', 'k-1', 'another request', 0, '')",
+        )
+        .await
+        .unwrap();
+    let booking = tokio::spawn(
+        app.request(
+            reqwest::Method::POST,
+            "/api/v1/bookings",
+            As::User("early-bird"),
+        )
+        .header("idempotency-key", "k-1")
+        .json(&json!({"event_id": event["id"], "seat_ids": [seats[0]]}))
+        .send(),
+    );
+    until_past(&opens).await;
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    let booking = booking.await.unwrap().unwrap();
+    assert_eq!(booking.status(), 201, "{}", booking.text().await.unwrap());
+}

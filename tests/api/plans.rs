@@ -157,7 +157,7 @@ async fn buffers(db: &Client, statement: Statement, venue: Venue, call: usize) -
     let booking = match statement {
         Statement::Book | Statement::Hold => None,
         Statement::Confirm => Some(book(db, venue, call, "held", Some(60.0)).await),
-        Statement::ReleaseLapsed => Some(book(db, venue, call, "held", Some(0.0)).await),
+        Statement::ReleaseLapsed => Some(book(db, venue, call, "held", Some(-1.0)).await),
         Statement::Cancel | Statement::Holders => {
             Some(book(db, venue, call, "confirmed", None).await)
         }

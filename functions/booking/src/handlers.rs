@@ -1,5 +1,5 @@
 use crate::idempotency::{self, Once, Stored};
-use crate::lifecycle;
+use crate::lifecycle::{self, Confirmation};
 use crate::store::{self, Claim};
 use crate::views::{Booking, BookingStatus};
 use axum::extract::State;
@@ -50,7 +50,7 @@ seatbook_core::problems!(ListProblems: BadRequest, Unauthorized, Unavailable, In
 seatbook_core::problems!(ShowProblems: Unauthorized, NotFound, Unavailable, Internal);
 seatbook_core::problems!(CancelProblems: Unauthorized, NotFound, RateLimited, Unavailable, Internal);
 seatbook_core::problems!(ConfirmProblems:
-    Unauthorized, NotFound, Gone, RateLimited, Unavailable, Internal);
+    Unauthorized, NotFound, Gone, SalesClosed, RateLimited, Unavailable, Internal);
 
 /// Book seats
 ///
@@ -436,11 +436,25 @@ pub async fn confirm(
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
     let confirmed = lifecycle::confirm(&state.db, id, &caller.user_id).await?;
+    if let Confirmation::SalesClosed {
+        sales_start_at,
+        sales_end_at,
+    } = confirmed
+    {
+        return Err(ApiError::SalesClosed {
+            reason: format!(
+                "sales for this event closed at {}; hold {id} can no longer be confirmed",
+                sales_end_at.to_rfc3339()
+            ),
+            sales_start_at,
+            sales_end_at,
+        });
+    }
     let booking = store::find(&state.db, id, Some(&caller.user_id))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("hold {id}")))?;
     match (confirmed, booking.status) {
-        (Some(event_id), _) => {
+        (Confirmation::Confirmed(event_id), _) => {
             let mut version = None;
             if let Some(cache) = &state.cache {
                 let ids = booking.seat_ids();
@@ -453,11 +467,11 @@ pub async fn confirm(
             Ok(with_version(created(booking), version))
         }
         // Confirming twice answers like the first time.
-        (None, BookingStatus::Confirmed) => Ok(created(booking)),
-        (None, BookingStatus::Expired) => Err(ApiError::Gone(format!(
+        (_, BookingStatus::Confirmed) => Ok(created(booking)),
+        (_, BookingStatus::Expired) => Err(ApiError::Gone(format!(
             "hold {id} expired; its seats may have been taken"
         ))),
-        (None, status) => Err(ApiError::Gone(format!("hold {id} is {status}"))),
+        (_, status) => Err(ApiError::Gone(format!("hold {id} is {status}"))),
     }
 }
 

@@ -1,5 +1,6 @@
 //! After a booking exists: cancelling it, and turning a hold into a confirmed booking.
 
+use chrono::{DateTime, Utc};
 use seatbook_core::db::Pool;
 use seatbook_core::domain::UserId;
 use seatbook_core::ApiError;
@@ -36,22 +37,25 @@ WITH live AS (
 )
 SELECT event_id FROM cancelled";
 
-/// Confirms a live hold and records its confirmation in the outbox, in one statement. The row
-/// lock taken here orders it against a concurrent release of the lapsed hold.
-pub const CONFIRM_SQL: &str = "\
-WITH confirmed AS (
-    UPDATE bookings SET status = 'confirmed'
-    WHERE id = $1 AND user_id = $2 AND status = 'held' AND expires_at > now()
-    RETURNING id, event_id, user_id, total_cents
-), confirmation AS (
-    INSERT INTO outbox (booking_id, kind, payload)
-    SELECT c.id, 'booking.confirmed', json_build_object(
-        'type', 'booking.confirmed', 'booking_id', c.id, 'event_id', c.event_id,
-        'user_id', c.user_id, 'total_cents', c.total_cents, 'confirmed_at', now(),
-        'seat_ids', (SELECT array_agg(seat_id ORDER BY seat_id) FROM tickets WHERE booking_id = c.id))
-    FROM confirmed c
-)
-SELECT event_id FROM confirmed";
+/// Confirms a live hold within its sale, and records its confirmation in the outbox: the
+/// `confirm_hold` function of migrations/V10, which takes the caller's seat allowance lock first
+/// and judges the hold's expiry and the sales window by the clock after it. One call, one round
+/// trip, no named statement.
+pub const CONFIRM_SQL: &str =
+    "SELECT outcome, event_id, sales_start_at, sales_end_at FROM confirm_hold($1, $2)";
+
+/// What confirming a hold did.
+pub enum Confirmation {
+    /// The hold of this event is a confirmed booking now.
+    Confirmed(i64),
+    /// The sale has closed: nothing was confirmed.
+    SalesClosed {
+        sales_start_at: Option<DateTime<Utc>>,
+        sales_end_at: DateTime<Utc>,
+    },
+    /// No live hold of the caller's by that id (the booking says why).
+    NotLive,
+}
 
 /// Cancels booking `id` (only the owner's, unless `owner` is `None`: an organizer). Returns the
 /// event whose seats were released, or `None` when nothing was live to cancel.
@@ -66,14 +70,21 @@ pub async fn cancel(db: &Pool, id: Uuid, owner: Option<&UserId>) -> Result<Optio
     Ok(row.map(|row| row.get(0)))
 }
 
-/// Confirms the caller's hold `id`; `Some(event id)` when it was live and is now confirmed.
-pub async fn confirm(db: &Pool, id: Uuid, owner: &UserId) -> Result<Option<i64>, ApiError> {
+/// Confirms the caller's hold `id`.
+pub async fn confirm(db: &Pool, id: Uuid, owner: &UserId) -> Result<Confirmation, ApiError> {
     let conn = db.get().await?;
     let row = conn
-        .query_typed_opt(
+        .query_typed_one(
             CONFIRM_SQL,
             &[(&id, Type::UUID), (&owner.as_str(), Type::TEXT)],
         )
         .await?;
-    Ok(row.map(|row| row.get(0)))
+    Ok(match row.get::<_, &str>("outcome") {
+        "confirmed" => Confirmation::Confirmed(row.get("event_id")),
+        "sales_closed" => Confirmation::SalesClosed {
+            sales_start_at: row.get("sales_start_at"),
+            sales_end_at: row.get("sales_end_at"),
+        },
+        _ => Confirmation::NotLive,
+    })
 }

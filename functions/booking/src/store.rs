@@ -23,9 +23,10 @@ const MAX_CONTENDED_ATTEMPTS: u32 = 4;
 /// The back-off before the n-th of those retries is up to this × 2^(n-1) (see [`backoff`]).
 const BACKOFF_BASE: Duration = Duration::from_millis(10);
 
-/// Who holds the requested seats now, and whether that claim is a hold that has lapsed.
+/// Who holds the requested seats now, and whether that claim is a hold that has lapsed. Judged at
+/// the statement's time, as book() judges at its own (not at a keyed transaction's start).
 pub const HOLDERS_SQL: &str = "\
-SELECT t.seat_id, b.status = 'held' AND b.expires_at <= now() AS lapsed
+SELECT t.seat_id, b.status = 'held' AND b.expires_at <= statement_timestamp() AS lapsed
 FROM tickets t JOIN bookings b ON b.id = t.booking_id
 WHERE t.event_id = $1 AND t.seat_id = ANY ($2)
 ORDER BY t.seat_id";
@@ -37,7 +38,7 @@ ORDER BY t.seat_id";
 pub const RELEASE_LAPSED_SQL: &str = "\
 WITH lapsed AS (
     UPDATE bookings b SET status = 'expired'
-    WHERE b.status = 'held' AND b.expires_at <= now()
+    WHERE b.status = 'held' AND b.expires_at <= statement_timestamp()
       AND b.id IN (SELECT booking_id FROM tickets WHERE event_id = $1 AND seat_id = ANY ($2))
     RETURNING b.id
 ), gone AS (

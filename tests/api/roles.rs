@@ -148,3 +148,77 @@ async fn the_notifier_works_the_outbox_and_sees_nothing_else() {
         );
     }
 }
+
+#[tokio::test]
+async fn each_role_has_exactly_its_table_grants_and_a_new_table_is_nobodys() {
+    let app = spawn_app().await;
+    let expected: std::collections::BTreeSet<(String, String, String)> = [
+        ("seatbook_reader", "venues", "SELECT"),
+        ("seatbook_reader", "seats", "SELECT"),
+        ("seatbook_reader", "events", "SELECT"),
+        ("seatbook_reader", "tickets", "SELECT"),
+        ("seatbook_reader", "bookings", "SELECT"),
+        ("seatbook_writer", "venues", "SELECT"),
+        ("seatbook_writer", "venues", "INSERT"),
+        ("seatbook_writer", "seats", "SELECT"),
+        ("seatbook_writer", "seats", "INSERT"),
+        ("seatbook_writer", "events", "SELECT"),
+        ("seatbook_writer", "events", "INSERT"),
+        ("seatbook_writer", "users", "SELECT"),
+        ("seatbook_writer", "users", "INSERT"),
+        ("seatbook_writer", "bookings", "SELECT"),
+        ("seatbook_writer", "bookings", "INSERT"),
+        ("seatbook_writer", "bookings", "UPDATE"),
+        ("seatbook_writer", "tickets", "SELECT"),
+        ("seatbook_writer", "tickets", "INSERT"),
+        ("seatbook_writer", "tickets", "DELETE"),
+        ("seatbook_writer", "released_tickets", "SELECT"),
+        ("seatbook_writer", "released_tickets", "INSERT"),
+        ("seatbook_writer", "seat_allowances", "SELECT"),
+        ("seatbook_writer", "seat_allowances", "INSERT"),
+        ("seatbook_writer", "seat_allowances", "UPDATE"),
+        ("seatbook_writer", "idempotency_keys", "SELECT"),
+        ("seatbook_writer", "idempotency_keys", "INSERT"),
+        ("seatbook_writer", "idempotency_keys", "UPDATE"),
+        ("seatbook_writer", "outbox", "INSERT"),
+        ("seatbook_notifier", "outbox", "SELECT"),
+        ("seatbook_notifier", "outbox", "UPDATE"),
+        ("seatbook_notifier", "idempotency_keys", "SELECT"),
+        ("seatbook_notifier", "idempotency_keys", "DELETE"),
+    ]
+    .into_iter()
+    .map(|(role, table, privilege)| (role.to_owned(), table.to_owned(), privilege.to_owned()))
+    .collect();
+    // A table made after the migrations, as a later migration would, without any grant.
+    app.db
+        .batch_execute("CREATE TABLE later_feature (id int)")
+        .await
+        .unwrap();
+    let granted: std::collections::BTreeSet<(String, String, String)> = app
+        .db
+        .query(
+            "SELECT grantee::text, table_name::text, privilege_type::text
+             FROM information_schema.role_table_grants
+             WHERE table_schema = 'public'
+               AND grantee IN ('seatbook_reader', 'seatbook_writer', 'seatbook_notifier')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    let extra: Vec<_> = granted.difference(&expected).collect();
+    let missing: Vec<_> = expected.difference(&granted).collect();
+    assert!(
+        extra.is_empty() && missing.is_empty(),
+        "grants beyond the list: {extra:?}; listed but not granted: {missing:?}"
+    );
+    for secret in ["idempotency_keys", "outbox", "users"] {
+        assert_eq!(
+            as_role(&app, "seatbook_reader", &format!("SELECT * FROM {secret}")).await,
+            Some(SqlState::INSUFFICIENT_PRIVILEGE),
+            "the reader reads {secret}"
+        );
+    }
+}

@@ -37,8 +37,28 @@ pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("no such resource".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn(within_deadline))
         .layer(axum::middleware::from_fn(trace_request))
         .with_state(state)
+}
+
+/// How long a request may take before it is answered 503 with `Retry-After`: inside the
+/// functions' 10 s timeout with room for a cold start, and above every database wait (a
+/// connection: 2 s; a lock: 2 s), so those answer first, with their own cause in the logs.
+pub const REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_millis(4500);
+
+/// Answers 503 with `Retry-After` when the handler has not finished by [`REQUEST_DEADLINE`] (a
+/// database that stopped answering): never a hang, never a bare Lambda timeout. A write cut off
+/// here may still commit; a client retrying with its `Idempotency-Key` gets its outcome.
+async fn within_deadline(request: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_DEADLINE, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Unavailable(Box::new(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer within the request deadline of {REQUEST_DEADLINE:?}"),
+        )))
+        .into_response(),
+    }
 }
 
 /// The request's span and id: the id is in scope (task-local) for the whole handler, so a

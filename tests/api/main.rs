@@ -7,6 +7,7 @@ mod booking;
 mod cache;
 mod catalog;
 mod crash;
+mod deadlines;
 mod deployment;
 mod helpers;
 mod herd;

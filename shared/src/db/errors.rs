@@ -54,13 +54,17 @@ fn is_retryable_state(code: &SqlState) -> bool {
 }
 
 /// The server cannot take the request now, but will: it is shutting down or restarting (also after
-/// another backend crashed), starting up, or out of connection slots.
+/// another backend crashed), starting up, or out of connection slots; or the request ran out of
+/// time waiting for a lock (`lock_timeout`, 55P03) or running (`statement_timeout`, 57014), which
+/// keeps every request inside the function's deadline.
 fn is_unavailable_state(code: &SqlState) -> bool {
     [
         SqlState::ADMIN_SHUTDOWN,
         SqlState::CRASH_SHUTDOWN,
         SqlState::CANNOT_CONNECT_NOW,
         SqlState::TOO_MANY_CONNECTIONS,
+        SqlState::LOCK_NOT_AVAILABLE,
+        SqlState::QUERY_CANCELED,
     ]
     .contains(code)
 }
@@ -118,11 +122,12 @@ mod tests {
 
     #[test]
     fn a_server_going_down_or_coming_up_is_unavailable_not_broken() {
-        // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
-        for code in ["57P01", "57P02", "57P03", "53300"] {
+        // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections, and the
+        // deadlines: lock_not_available (lock_timeout), query_canceled (statement_timeout)
+        for code in ["57P01", "57P02", "57P03", "53300", "55P03", "57014"] {
             assert!(is_unavailable_state(&SqlState::from_code(code)), "{code}");
         }
-        for code in ["57014", "23505", "40001", "42601"] {
+        for code in ["23505", "40001", "42601"] {
             assert!(!is_unavailable_state(&SqlState::from_code(code)), "{code}");
         }
     }

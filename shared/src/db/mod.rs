@@ -20,13 +20,18 @@ use crate::config::{DatabaseSettings, DatabaseSource};
 use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod, Runtime};
 use std::time::Duration;
 
+// Every wait sits inside the request's deadline ([`crate::http::REQUEST_DEADLINE`], itself inside
+// the function's timeout): a database that stops answering is a 503 with Retry-After, never a
+// Lambda timeout. Statements have their own (lock_timeout in book() and confirm_hold(), and
+// statement_timeout / lock_timeout for the service's roles: migrations/V11).
+
 /// How long a request waits for a free connection before it is told to retry (503).
-const POOL_WAIT: Duration = Duration::from_secs(10);
+const POOL_WAIT: Duration = Duration::from_secs(2);
 /// How long opening a new connection may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long the pool waits for a new connection. With a secret, opening one can take two attempts
 /// and a read of the secret in between (after a rotation).
-const CREATE_TIMEOUT_WITH_SECRET: Duration = Duration::from_secs(12);
+const CREATE_TIMEOUT_WITH_SECRET: Duration = Duration::from_millis(4500);
 
 mod embedded {
     refinery::embed_migrations!("../migrations");

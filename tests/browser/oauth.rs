@@ -440,8 +440,84 @@ fn unauthorized() -> Response {
         .into_response()
 }
 
-/// Every request but the page's. Under `/api/`: counted, authorized as template.yaml routes it (the event reads are
-/// public, everything else needs a token the hosted UI issued), then sent on to the server with
+/// The routes template.yaml deploys without the JWT authorizer (`Auth: Authorizer: NONE` on the
+/// HttpApi event), as `(method, path)` with API Gateway's `{parameter}` segments; every other
+/// route sits behind the authorizer (the API's `DefaultAuthorizer`). Read from the template
+/// itself, so the fake gateway cannot drift from the deployed one: `GET /api/v1/metrics` was
+/// public there and answered 401, which a hand-kept list here did not show.
+fn public_routes() -> Vec<(String, String)> {
+    const TEMPLATE: &str = include_str!("../../template.yaml");
+    let mut public = Vec::new();
+    let (mut path, mut route) = (None, None);
+    for line in TEMPLATE.lines().map(str::trim) {
+        if line.starts_with("Type:") {
+            // The next event (or resource) begins.
+            (path, route) = (None, None);
+        } else if let Some(p) = line.strip_prefix("Path:") {
+            path = Some(p.trim().to_owned());
+        } else if let Some(m) = line.strip_prefix("Method:") {
+            route = Some((
+                m.trim().to_uppercase(),
+                path.take().expect("Method: follows Path:"),
+            ));
+        } else if line == "Authorizer: NONE" {
+            public.push(
+                route
+                    .take()
+                    .expect("Authorizer: NONE follows Path: and Method:"),
+            );
+        }
+    }
+    public
+}
+
+/// Whether API Gateway would match `path` to the route path `pattern` (`{id}` matches one
+/// segment).
+fn route_matches(pattern: &str, path: &str) -> bool {
+    let (pattern, path): (Vec<_>, Vec<_>) =
+        (pattern.split('/').collect(), path.split('/').collect());
+    pattern.len() == path.len()
+        && pattern.iter().zip(&path).all(|(want, got)| {
+            want == got || (want.starts_with('{') && want.ends_with('}') && !got.is_empty())
+        })
+}
+
+fn is_public(method: &Method, path: &str) -> bool {
+    public_routes()
+        .iter()
+        .any(|(m, pattern)| m == method.as_str() && route_matches(pattern, path))
+}
+
+#[test]
+fn the_gateway_authorizes_the_routes_as_the_template_does() {
+    let public = public_routes();
+    for (method, path) in [
+        ("GET", "/api/v1/events"),
+        ("GET", "/api/v1/events/{id}"),
+        ("GET", "/api/v1/events/{id}/availability"),
+        ("GET", "/api/v1/openapi.json"),
+        ("GET", "/"),
+    ] {
+        assert!(
+            public.contains(&(method.to_owned(), path.to_owned())),
+            "{method} {path} is public in template.yaml: {public:?}"
+        );
+    }
+    assert!(is_public(&Method::GET, "/api/v1/events/42/availability"));
+    for (method, path) in [
+        (Method::GET, "/api/v1/metrics"),
+        (Method::POST, "/api/v1/events"),
+        (Method::GET, "/api/v1/bookings"),
+        (Method::POST, "/api/v1/holds/7/confirm"),
+        (Method::GET, "/api/v1/events/42/availability/extra"),
+    ] {
+        assert!(!is_public(&method, path), "{method} {path} needs a token");
+    }
+}
+
+/// Every request but the page's. Under `/api/`: counted, authorized as template.yaml routes it
+/// ([`public_routes`]: the event reads and the OpenAPI document are public, everything else,
+/// the metrics included, needs a token the hosted UI issued), then sent on to the server with
 /// the token's claims as its identity.
 async fn forward(State(gateway): State<Gateway>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
@@ -455,7 +531,7 @@ async fn forward(State(gateway): State<Gateway>, request: Request) -> Response {
     if !parts.uri.path().starts_with("/api/") {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let public = parts.method == Method::GET && parts.uri.path().starts_with("/api/v1/events");
+    let public = is_public(&parts.method, parts.uri.path());
     let claims = {
         let mut shared = gateway.hub.lock().unwrap();
         match (&token, shared.issued_any) {

@@ -751,3 +751,64 @@ async fn a_booker_never_reads_a_map_without_their_seat_after_redis_restarts_from
     app.availability(event_id).await;
     assert_eq!(metrics(&app).await["cache"]["hits"], hits + 1);
 }
+
+/// While Redis cannot be reached, a crowd reading one event's map costs PostgreSQL one load at a
+/// time per process, and the last good copy is served within the staleness bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_redis_down_a_crowd_shares_one_load_and_then_the_last_good_copy_within_the_bound() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let app = spawn_app_with(Spawn {
+        // Nothing listens on port 1.
+        env: vec![("REDIS_URL", "redis://127.0.0.1:1".to_owned())],
+        ..Spawn::default()
+    })
+    .await;
+    let cache = app.lambda_state().cache.expect("a cache, unreachable");
+    let key = cache.keys().availability(7);
+    let (running, most, loads) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let read = || {
+        let (cache, key) = (cache.clone(), key.clone());
+        let (running, most, loads) = (running.clone(), most.clone(), loads.clone());
+        async move {
+            cache
+                .read_through(&key, Default::default(), || async move {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    let n = loads.fetch_add(1, Ordering::SeqCst) + 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    seatbook_core::http::json_body(Some(json!({ "load": n })))
+                })
+                .await
+                .unwrap()
+                .expect("a body")
+        }
+    };
+    let crowd: Vec<_> = (0..50).map(|_| tokio::spawn(read())).collect();
+    for reader in crowd {
+        reader.await.unwrap();
+    }
+    assert_eq!(most.load(Ordering::SeqCst), 1, "one load at a time");
+    let first = loads.load(Ordering::SeqCst);
+    assert!(first <= 2, "the crowd shared its loads: {first}");
+    // Within the bound: the last good copy, no load.
+    let again = read().await;
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        first,
+        "served the last good copy"
+    );
+    assert!(serde_json::from_slice::<Value>(&again.body).unwrap()["load"].as_u64() <= Some(2));
+    // Past it: never served; loaded again.
+    tokio::time::sleep(seatbook_core::cache::MAX_STALE).await;
+    let _ = read().await;
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        first + 1,
+        "a copy past the bound is not served"
+    );
+}

@@ -1,10 +1,10 @@
-//! The physical ceiling, measured on the same machine in the same run: pgbench running the very
-//! SQL the service sends, and redis-benchmark for the cached read.
+//! The physical ceiling, measured on the same machine in the same run: pgbench running booking
+//! SQL (`book()` exactly as the service calls it, and the one-statement reference booking of
+//! bench/pgbench/reference.sql), the availability query, and redis-benchmark.
 //!
-//! The pgbench scripts are kept in bench/pgbench/ and compiled into this binary; `verify_scripts`
-//! (run by a unit test and again at the start of every run) fails if a script's statement stops
-//! being exactly `booking_fn::BOOK_SQL` (or `events_fn::AVAILABILITY_SQL`) with its parameters
-//! replaced by the script's variables, so the ceiling cannot drift from the real service SQL.
+//! The pgbench scripts are generated here from the service's own SQL constants
+//! (`booking_fn::BOOK_SQL`, `events_fn::AVAILABILITY_SQL`), so a ceiling cannot drift from the
+//! statement the service sends; each run writes them to `<out>/pgbench/` as run.
 
 use crate::stats::Percentiles;
 use crate::Result;
@@ -12,54 +12,93 @@ use serde::Serialize;
 use std::path::Path;
 use std::process::Command;
 
-pub const BOOK_1_SCRIPT: &str = include_str!("../pgbench/book_1.sql");
-pub const BOOK_4_SCRIPT: &str = include_str!("../pgbench/book_4.sql");
-pub const AVAILABILITY_SCRIPT: &str = include_str!("../pgbench/availability.sql");
+/// The reference booking statement, with `BOOK_SQL`'s parameters `$1..$5`.
+pub const REFERENCE_SQL: &str = include_str!("../pgbench/reference.sql");
 
 /// pgbench concurrency: the same 32 clients the service scenarios use, on two threads (cores).
 pub const CLIENTS: usize = 32;
 const THREADS: usize = 2;
 
-/// How each `BOOK_SQL` parameter (`$1`, `$2`, ...) is written in the pgbench script.
-///
-/// Each becomes the pgbench variable cast to the type the service's `query_typed` declares for
-/// it: pgbench cannot declare parameter types, and a cast on an untyped parameter is how
-/// PostgreSQL gives it the declared type. Two exceptions, both forced by pgbench: the seat array
-/// is built from one variable per seat (pgbench variables are numbers or -D strings, never
-/// arrays), and a parameter the service binds as NULL is written as that typed NULL (pgbench
-/// cannot bind NULL; the unnamed statement is planned with its parameter values, so the plan is
-/// the same). Parameters the statement does not use are simply never substituted.
+/// Which booking statement a ceiling runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Statement {
+    /// `booking_fn::BOOK_SQL`: the call of `book()` the service sends.
+    BookFn,
+    /// The plain CTE of reference.sql: seats by primary key, the same rows written.
+    Reference,
+}
+
+impl Statement {
+    pub fn label(self) -> &'static str {
+        match self {
+            Statement::BookFn => "book()",
+            Statement::Reference => "reference",
+        }
+    }
+
+    fn sql(self) -> &'static str {
+        match self {
+            Statement::BookFn => booking_fn::BOOK_SQL,
+            Statement::Reference => REFERENCE_SQL,
+        }
+    }
+}
+
+/// How each `$n` of the booking SQL is written for pgbench: the variable cast to the type the
+/// service's `query_typed` declares (pgbench cannot declare parameter types), the seat array built
+/// from one variable per seat, and the NULL the service binds as that typed NULL.
 fn book_params(seats: usize) -> Vec<String> {
-    let array = (1..=seats)
-        .map(|n| format!(":seat{n}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let array: Vec<String> = (1..=seats).map(|n| format!(":seat{n}")).collect();
     vec![
-        // $1 event id, INT8
         ":event_id::bigint".into(),
-        // $2 seat ids, INT8[]
-        format!("ARRAY[{array}]::bigint[]"),
-        // $3 user id, TEXT
+        format!("ARRAY[{}]::bigint[]", array.join(", ")),
         ":user_id::text".into(),
-        // $4 booking status, TEXT (cast to booking_status by the statement): -D status=confirmed,
-        // as for POST /api/v1/bookings
         ":status::text".into(),
-        // $5 hold length in seconds, FLOAT8: NULL for a confirmed booking
         "NULL::float8".into(),
     ]
 }
 
-/// `BOOK_SQL` as the pgbench script must contain it for `seats` seats a booking.
-pub fn pgbench_book_sql(seats: usize) -> String {
+/// The pgbench script booking `seats` adjacent seats a transaction with `statement`.
+///
+/// No two transactions ever want the same seat: client `c` owns the events
+/// `event_base + c * events_per_client ..` (consecutive ids, all on one venue whose `seats` seats
+/// start at `first_seat`) and walks their seats in order with `:i` (pgbench keeps a client's
+/// variables across transactions). Past its last event it asks for event 0, which books nothing;
+/// the ceiling's integrity check then reports fewer bookings than transactions.
+pub fn booking_script(statement: Statement, seats: usize) -> String {
+    let mut script = format!(
+        "-- seatbook-bench: {} for {seats} seat(s) a booking; generated by bench/src/ceiling.rs.\n\
+         -- -D event_base, events_per_client, first_seat, seats, i=0, status=confirmed\n\
+         \\set k :i * {seats}\n\
+         \\set i :i + 1\n\
+         \\set slot :k / :seats\n\
+         \\set event_id case when :slot < :events_per_client then :event_base + :client_id * :events_per_client + :slot else 0 end\n\
+         \\set user_id 1000000 + :client_id\n\
+         \\set seat1 :first_seat + :k % :seats\n",
+        statement.label()
+    );
+    for n in 2..=seats {
+        script.push_str(&format!("\\set seat{n} :seat1 + {}\n", n - 1));
+    }
+    let sql: Vec<&str> = statement
+        .sql()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect();
     let params = book_params(seats);
     let params: Vec<&str> = params.iter().map(String::as_str).collect();
-    substitute(booking_fn::BOOK_SQL, &params)
+    script.push_str(&substitute(sql.join("\n").trim_end(), &params));
+    script.push_str(";\n");
+    script
 }
 
-/// What the service sends for a booking: the one statement, which is its own transaction (no
-/// BEGIN/COMMIT round trips).
-pub fn pgbench_book_transaction(seats: usize) -> String {
-    format!("{};\n", pgbench_book_sql(seats))
+/// The uncached read's ceiling: `AVAILABILITY_SQL` with its `$1` (INT8, the event) as
+/// `:event_id` (-D event_id).
+pub fn availability_script() -> String {
+    format!(
+        "{};\n",
+        substitute(events_fn::AVAILABILITY_SQL, &[":event_id::bigint"])
+    )
 }
 
 /// Replaces every `$n` placeholder with `params[n - 1]`.
@@ -74,46 +113,13 @@ fn substitute(sql: &str, params: &[&str]) -> String {
             .collect();
         match digits.parse::<usize>() {
             Ok(n) if (1..=params.len()).contains(&n) => out.push_str(params[n - 1]),
-            Ok(n) => panic!("BOOK_SQL uses ${n}, which ceiling::book_params does not know"),
+            Ok(n) => panic!("the booking SQL uses ${n}, which ceiling::book_params does not know"),
             Err(_) => out.push('$'),
         }
         rest = &rest[at + 1 + digits.len()..];
     }
     out.push_str(rest);
     out
-}
-
-const BLESS_HINT: &str = "Check that the new SQL still suits the ceiling (parameters: \
-    ceiling::book_params), then rewrite the kept scripts' statements with \
-    `SEATBOOK_BENCH_BLESS=1 cargo test -p seatbook-bench` and rebuild.";
-
-/// `AVAILABILITY_SQL` as the pgbench script must contain it: `$1` (INT8) is the event.
-pub fn pgbench_availability_sql() -> String {
-    format!(
-        "{};\n",
-        substitute(events_fn::AVAILABILITY_SQL, &[":event_id::bigint"])
-    )
-}
-
-/// Fails unless each kept booking script runs exactly `BOOK_SQL` and the availability script
-/// exactly `AVAILABILITY_SQL`.
-pub fn verify_scripts() -> Result<(), String> {
-    if !AVAILABILITY_SCRIPT.contains(&pgbench_availability_sql()) {
-        return Err(format!(
-            "bench/pgbench/availability.sql no longer runs events_fn::AVAILABILITY_SQL. {BLESS_HINT}"
-        ));
-    }
-    for (seats, script, file) in [
-        (1, BOOK_1_SCRIPT, "book_1.sql"),
-        (4, BOOK_4_SCRIPT, "book_4.sql"),
-    ] {
-        if !script.contains(&pgbench_book_transaction(seats)) {
-            return Err(format!(
-                "bench/pgbench/{file} no longer runs booking_fn::BOOK_SQL. {BLESS_HINT}"
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// One pgbench run's figures.
@@ -128,34 +134,26 @@ pub struct PgbenchRun {
 
 pub struct Pgbench {
     pub name: String,
-    /// `prepared` for the booking ceilings; `extended` for the informational row that plans the
-    /// statement on every execution, and for the availability ceiling.
+    /// `prepared` for the booking ceilings; `extended` (unnamed, planned every time) for the
+    /// availability ceiling and the informational booking row.
     pub protocol: &'static str,
-    pub script: &'static str,
+    pub script: String,
     pub clients: usize,
     pub defines: Vec<(&'static str, String)>,
     pub seconds: u32,
 }
 
 impl Pgbench {
-    /// The booking ceilings run with `-M prepared`: parsed and planned once per session, the best
-    /// PostgreSQL can do with the statement. The service sends it unnamed (`query_typed`, proxy
-    /// safe); the `book` function it calls keeps its inner plans per session, which is how the
-    /// service gets near that ceiling without named statements.
     pub fn run(&self, database_url: &str, work_dir: &Path) -> Result<PgbenchRun> {
-        let stem: String = self
-            .name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
+        // "book()-1 @40k -c 16 (pool size)" -> "book-1_40k_-c_16_pool_size"
+        let stem = self.name.replace("()", "");
+        let stem: Vec<&str> = stem
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .filter(|part| !part.is_empty())
             .collect();
+        let stem = stem.join("_");
         let script = work_dir.join(format!("{stem}.sql"));
-        std::fs::write(&script, self.script)?;
+        std::fs::write(&script, &self.script)?;
         let log_dir = work_dir.join(format!("{stem}-log"));
         let _ = std::fs::remove_dir_all(&log_dir);
         std::fs::create_dir_all(&log_dir)?;
@@ -187,8 +185,7 @@ impl Pgbench {
             work_dir.join(format!("{stem}.out")),
             format!("$ {command}\n{stdout}{stderr}"),
         )?;
-        let summary = parse_summary(&stdout);
-        match summary {
+        match parse_summary(&stdout) {
             Some(s) if output.status.success() && s.failed == 0 && !stderr.contains("aborted") => {
                 let latencies = read_latency_log(&log_dir)?;
                 let _ = std::fs::remove_dir_all(&log_dir);
@@ -271,27 +268,20 @@ pub fn redis_benchmark(
     requests: u32,
     extra: &[String],
 ) -> Result<RedisRun> {
-    let mut args: Vec<String> = vec![
-        "-h".into(),
-        host.into(),
-        "-p".into(),
-        port.to_string(),
-        "-c".into(),
+    let mut args: Vec<String> = ["-h", host, "-p", &port.to_string(), "-c"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend([
         CLIENTS.to_string(),
         "-n".into(),
         requests.to_string(),
         "-q".into(),
-    ];
+    ]);
     args.extend(extra.iter().cloned());
-    let shown: Vec<String> = args
+    let shown: Vec<&str> = args
         .iter()
-        .map(|a| {
-            if a.len() > 40 {
-                "<payload>".into()
-            } else {
-                a.clone()
-            }
-        })
+        .map(|a| if a.len() > 40 { "<payload>" } else { a })
         .collect();
     let command = format!("redis-benchmark {}", shown.join(" "));
     let output = Command::new("redis-benchmark")
@@ -313,15 +303,19 @@ pub fn redis_benchmark(
     })
 }
 
-/// The last "<NAME>: <rps> requests per second" in -q output (progress lines are separated by
-/// carriage returns and come first).
+/// The last "<NAME>: <rps> requests per second" in -q output (progress lines come first,
+/// separated by carriage returns).
 fn parse_redis_rps(stdout: &str) -> Option<f64> {
     stdout
         .split(['\r', '\n'])
         .filter(|line| line.contains("requests per second"))
         .filter_map(|line| {
-            let after = line.split_once(": ")?.1;
-            after.split_whitespace().next()?.parse().ok()
+            line.split_once(": ")?
+                .1
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
         })
         .next_back()
 }
@@ -330,125 +324,74 @@ fn parse_redis_rps(stdout: &str) -> Option<f64> {
 mod tests {
     use super::*;
 
-    /// The ceiling's guarantee: the kept scripts run the booking path's very statement, with
-    /// nothing else but pgbench's variable set-up before it.
+    /// The ceilings run the service's very statements, with only pgbench's variables before them.
     #[test]
-    fn the_kept_booking_scripts_run_exactly_book_sql() {
-        if bless() {
-            return;
-        }
-        verify_scripts().unwrap();
-        for (seats, script) in [(1, BOOK_1_SCRIPT), (4, BOOK_4_SCRIPT)] {
-            let params = book_params(seats);
-            let params: Vec<&str> = params.iter().map(String::as_str).collect();
-            let expected = substitute(booking_fn::BOOK_SQL, &params);
-            assert!(script.ends_with(&format!("{expected};\n")));
-            let code = |text: &str| {
-                text.lines()
-                    .filter(|l| !l.starts_with("--") && !l.starts_with('\\') && !l.is_empty())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            };
-            assert_eq!(code(script), code(&pgbench_book_transaction(seats)));
-        }
+    fn the_scripts_run_the_service_sql() {
+        let script = booking_script(Statement::BookFn, 1);
+        assert!(script.ends_with(
+            "SELECT * FROM book(:event_id::bigint, ARRAY[:seat1]::bigint[], :user_id::text, \
+             :status::text::booking_status, NULL::float8);\n"
+        ));
+        let script = booking_script(Statement::Reference, 4);
+        assert!(script.contains("WHERE id = ANY (ARRAY[:seat1, :seat2, :seat3, :seat4]::bigint[])"));
+        assert!(!script.contains('$'));
+        assert!(availability_script().contains("WHERE t.event_id = :event_id::bigint"));
     }
 
-    /// `SEATBOOK_BENCH_BLESS=1 cargo test -p seatbook-bench` rewrites the statement of the kept
-    /// booking scripts from the current BOOK_SQL (their header and variables stay as they are).
-    /// For after a deliberate change to the booking SQL, once `book_params` still fits it.
-    fn bless() -> bool {
-        if std::env::var_os("SEATBOOK_BENCH_BLESS").is_none() {
-            return false;
-        }
-        for (seats, file) in [(1, "book_1.sql"), (4, "book_4.sql")] {
-            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("pgbench")
-                .join(file);
-            let text = std::fs::read_to_string(&path).unwrap();
-            // The header: comments and pgbench's \set lines; the statement follows them.
-            let header: String = text
-                .lines()
-                .take_while(|l| l.starts_with("--") || l.starts_with("\\set "))
-                .map(|l| format!("{l}\n"))
-                .collect();
-            let blessed = format!("{header}{}", pgbench_book_transaction(seats));
-            std::fs::write(&path, blessed).unwrap();
-            eprintln!("rewrote {}; rebuild so the binary runs it", path.display());
-        }
-        // availability.sql: its leading comment lines, then the statement.
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pgbench/availability.sql");
-        let text = std::fs::read_to_string(&path).unwrap();
-        let header: String = text
-            .lines()
-            .take_while(|l| l.starts_with("--"))
-            .map(|l| format!("{l}\n"))
+    #[test]
+    fn every_variable_a_script_uses_is_defined() {
+        let scripts = [
+            booking_script(Statement::BookFn, 1),
+            booking_script(Statement::Reference, 4),
+        ];
+        for script in scripts {
+            let mut defined: Vec<String> = [
+                "client_id",
+                "event_base",
+                "events_per_client",
+                "first_seat",
+                "seats",
+                "i",
+                "status",
+            ]
+            .iter()
+            .map(|s| s.to_string())
             .collect();
-        std::fs::write(&path, header + &pgbench_availability_sql()).unwrap();
-        true
-    }
-
-    #[test]
-    fn every_variable_a_booking_script_uses_is_defined() {
-        for script in [BOOK_1_SCRIPT, BOOK_4_SCRIPT, AVAILABILITY_SCRIPT] {
-            let mut defined: Vec<String> = ["client_id", "event_base", "first_seat", "i", "status"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            if script == AVAILABILITY_SCRIPT {
-                defined.push("event_id".into());
-            }
             for line in script.lines().filter(|l| !l.starts_with("--")) {
-                if let Some(rest) = line.strip_prefix("\\set ") {
-                    defined.push(rest.split_whitespace().next().unwrap().to_owned());
-                }
-                for var in variables(
-                    line.strip_prefix("\\set ")
-                        .map_or(line, |r| r.split_once(' ').map_or("", |(_, expr)| expr)),
-                ) {
+                let (set, expr) = match line.strip_prefix("\\set ") {
+                    Some(rest) => rest
+                        .split_once(' ')
+                        .map_or((None, ""), |(v, e)| (Some(v), e)),
+                    None => (None, line),
+                };
+                for var in variables(expr) {
                     assert!(defined.contains(&var), "{var} is used before it is defined");
                 }
+                defined.extend(set.map(str::to_owned));
             }
         }
     }
 
     /// pgbench variables (`:name`, not `::type`) in a line.
     fn variables(line: &str) -> Vec<String> {
-        let bytes = line.as_bytes();
         let mut found = Vec::new();
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] == b':' {
-                if bytes.get(i + 1) == Some(&b':') {
-                    i += 2;
-                    continue;
-                }
-                let name: String = line[i + 1..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                if !name.is_empty() {
-                    found.push(name.clone());
-                }
-                i += 1 + name.len();
-            } else {
-                i += 1;
+        let mut rest = line;
+        while let Some(at) = rest.find(':') {
+            rest = &rest[at + 1..];
+            if let Some(after) = rest.strip_prefix(':') {
+                rest = after.trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '_');
+                continue;
+            }
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[name.len()..];
+            if !name.is_empty() {
+                found.push(name);
             }
         }
         found
-    }
-
-    /// The uncached availability ceiling runs the events function's very query, and nothing else.
-    #[test]
-    fn the_availability_script_runs_the_service_query() {
-        if std::env::var_os("SEATBOOK_BENCH_BLESS").is_some() {
-            return;
-        }
-        verify_scripts().unwrap();
-        let code: Vec<&str> = AVAILABILITY_SCRIPT
-            .lines()
-            .filter(|l| !l.starts_with("--"))
-            .collect();
-        assert_eq!(code.join("\n") + "\n", pgbench_availability_sql());
     }
 
     #[test]
@@ -459,9 +402,9 @@ mod tests {
 
     #[test]
     fn pgbench_and_redis_benchmark_output_is_understood() {
-        let out = "transaction type: book_1.sql\nnumber of transactions actually processed: 31234\n\
-                   number of failed transactions: 0 (0.000%)\nlatency average = 10.2 ms\n\
-                   initial connection time = 20.1 ms\ntps = 3123.456789 (without initial connection time)\n";
+        let out = "number of transactions actually processed: 31234\n\
+                   number of failed transactions: 0 (0.000%)\n\
+                   tps = 3123.456789 (without initial connection time)\n";
         assert_eq!(
             parse_summary(out),
             Some(Summary {

@@ -1,28 +1,19 @@
-//! Command-line options and the two run profiles (full and `--quick`).
+//! Command-line options (clap) and the two run profiles (full and `--quick`).
 
+use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub const USAGE: &str = "\
-usage: seatbook-bench [--quick] [--scenarios book,book-multi,herd,read,mixed,lifecycle,lambda,
-                      poll,hot] [--out DIR]
-                      [--server-bin PATH]
-
-  --quick          short durations and small herds: a smoke test of the harness, not a measurement
-  --scenarios LIST comma-separated subset of: book, book-multi, herd, read, mixed,
-                   lifecycle, lambda, poll, hot (default: all)
-  --out DIR        where results.json, latency.png and the logs go (default: bench-results)
-  --server-bin P   the local-api binary (default: local-api next to this binary)
-
+const ENVIRONMENT: &str = "\
 environment:
-  BENCH_PG_URL     PostgreSQL server to use, without a database name
-                   (default postgres://postgres@127.0.0.1:5432)
-  BENCH_REDIS_URL  Redis for the cached read and redis-benchmark (default redis://127.0.0.1:6379)
+  BENCH_PG_URL     PostgreSQL server, without a database name (default postgres://postgres@127.0.0.1:5432)
+  BENCH_REDIS_URL  Redis for the cached reads and redis-benchmark (default redis://127.0.0.1:6379)
   DB_POOL_MAX_SIZE passed through to the service (its default is 16; lambda's processes get 2)
   PGBOUNCER        the pgbouncer binary for lambda (default: on PATH, or /usr/sbin/pgbouncer)
   RUST_LOG         passed through to the service (its default is info)";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// In run order: `lambda` compares itself with `book` and `herd` of the same run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
 pub enum Scenario {
     Book,
     BookMulti,
@@ -35,43 +26,26 @@ pub enum Scenario {
     Hot,
 }
 
-impl Scenario {
-    pub const ALL: [Scenario; 9] = [
-        Scenario::Book,
-        Scenario::BookMulti,
-        Scenario::Herd,
-        Scenario::Read,
-        Scenario::Mixed,
-        Scenario::Lifecycle,
-        Scenario::Lambda,
-        Scenario::Poll,
-        Scenario::Hot,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Scenario::Book => "book",
-            Scenario::BookMulti => "book-multi",
-            Scenario::Herd => "herd",
-            Scenario::Read => "read",
-            Scenario::Mixed => "mixed",
-            Scenario::Lifecycle => "lifecycle",
-            Scenario::Lambda => "lambda",
-            Scenario::Poll => "poll",
-            Scenario::Hot => "hot",
-        }
-    }
-
-    fn parse(raw: &str) -> Result<Scenario, String> {
-        Scenario::ALL
-            .into_iter()
-            .find(|s| s.name() == raw)
-            .ok_or_else(|| format!("unknown scenario {raw:?}"))
-    }
+/// Measures the seat-booking service over HTTP beside its ceilings (pgbench, redis-benchmark,
+/// nginx). See bench/README.md.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "seatbook-bench", after_help = ENVIRONMENT)]
+struct Args {
+    /// Short durations and small herds: a smoke test of the harness, not a measurement.
+    #[arg(long)]
+    quick: bool,
+    /// Comma-separated subset of the scenarios (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    scenarios: Vec<Scenario>,
+    /// Where results.json, latency.png and the logs go.
+    #[arg(long = "out", default_value = "bench-results")]
+    out_dir: PathBuf,
+    /// The local-api binary (default: local-api next to this binary).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
 }
 
-/// How long things run. The full profile keeps the whole run under about three minutes on two
-/// cores; the quick one only proves the harness works end to end.
+/// How long things run: the full profile measures; the quick one only proves the harness works.
 #[derive(Debug, Clone)]
 pub struct Profile {
     pub warmup: Duration,
@@ -121,55 +95,15 @@ pub struct Options {
 }
 
 impl Options {
-    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
-        let mut quick = false;
-        let mut scenarios: Vec<Scenario> = Scenario::ALL.to_vec();
-        let mut out_dir = PathBuf::from("bench-results");
-        let mut server_bin = None;
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            let (flag, inline) = match arg.split_once('=') {
-                Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-                _ => (arg.clone(), None),
-            };
-            let mut value = |name: &str| {
-                inline
-                    .clone()
-                    .or_else(|| args.next())
-                    .ok_or_else(|| format!("{name} needs a value"))
-            };
-            match flag.as_str() {
-                "--quick" => quick = true,
-                "--scenarios" => {
-                    scenarios = value("--scenarios")?
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(Scenario::parse)
-                        .collect::<Result<_, _>>()?;
-                    scenarios.sort();
-                    scenarios.dedup();
-                    if scenarios.is_empty() {
-                        return Err("--scenarios needs at least one scenario".to_owned());
-                    }
-                }
-                "--out" => out_dir = PathBuf::from(value("--out")?),
-                "--server-bin" => server_bin = Some(PathBuf::from(value("--server-bin")?)),
-                "-h" | "--help" => return Err(String::new()),
-                other => return Err(format!("unknown argument {other:?}")),
-            }
-        }
-        Ok(Options {
-            quick,
-            profile: if quick {
-                Profile::quick()
-            } else {
-                Profile::full()
-            },
-            scenarios,
-            out_dir,
-            server_bin,
-        })
+    /// Parses the arguments (without the program name); exits with clap's message on a mistake.
+    pub fn parse() -> Options {
+        Options::from(Args::parse())
+    }
+
+    #[cfg(test)]
+    fn try_parse_from(args: &[&str]) -> Result<Options, clap::Error> {
+        let argv = std::iter::once("seatbook-bench").chain(args.iter().copied());
+        Args::try_parse_from(argv).map(Options::from)
     }
 
     pub fn runs(&self, scenario: Scenario) -> bool {
@@ -177,32 +111,48 @@ impl Options {
     }
 }
 
+impl From<Args> for Options {
+    fn from(args: Args) -> Options {
+        let mut scenarios = args.scenarios;
+        if scenarios.is_empty() {
+            scenarios = Scenario::value_variants().to_vec();
+        }
+        scenarios.sort();
+        scenarios.dedup();
+        Options {
+            quick: args.quick,
+            profile: if args.quick {
+                Profile::quick()
+            } else {
+                Profile::full()
+            },
+            scenarios,
+            out_dir: args.out_dir,
+            server_bin: args.server_bin,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Options, String> {
-        Options::parse(args.iter().map(|s| s.to_string()))
-    }
-
     #[test]
     fn everything_runs_by_default() {
-        let opts = parse(&[]).unwrap();
-        assert_eq!(opts.scenarios, Scenario::ALL.to_vec());
+        let opts = Options::try_parse_from(&[]).unwrap();
+        assert_eq!(opts.scenarios, Scenario::value_variants().to_vec());
         assert!(!opts.quick);
+        assert_eq!(opts.out_dir, PathBuf::from("bench-results"));
     }
 
     #[test]
     fn scenarios_are_picked_by_name_in_a_fixed_order() {
-        let opts = parse(&["--quick", "--scenarios", "read,book"]).unwrap();
+        let opts = Options::try_parse_from(&["--quick", "--scenarios", "read,book"]).unwrap();
         assert_eq!(opts.scenarios, vec![Scenario::Book, Scenario::Read]);
         assert!(opts.quick);
-        let opts = parse(&["--scenarios=herd"]).unwrap();
-        assert_eq!(opts.scenarios, vec![Scenario::Herd]);
-        let opts = parse(&["--scenarios", "lifecycle,mixed"]).unwrap();
-        assert_eq!(opts.scenarios, vec![Scenario::Mixed, Scenario::Lifecycle]);
-        // lambda runs last: it compares itself with book and herd of the same run.
-        let opts = parse(&["--scenarios", "lambda,herd,book"]).unwrap();
+        let opts = Options::try_parse_from(&["--scenarios=herd,book-multi"]).unwrap();
+        assert_eq!(opts.scenarios, vec![Scenario::BookMulti, Scenario::Herd]);
+        let opts = Options::try_parse_from(&["--scenarios", "lambda,herd,book"]).unwrap();
         assert_eq!(
             opts.scenarios,
             vec![Scenario::Book, Scenario::Herd, Scenario::Lambda]
@@ -211,8 +161,8 @@ mod tests {
 
     #[test]
     fn unknown_scenarios_and_flags_are_refused() {
-        assert!(parse(&["--scenarios", "book,nope"]).is_err());
-        assert!(parse(&["--fast"]).is_err());
-        assert!(parse(&["--scenarios"]).is_err());
+        assert!(Options::try_parse_from(&["--scenarios", "book,nope"]).is_err());
+        assert!(Options::try_parse_from(&["--fast"]).is_err());
+        assert!(Options::try_parse_from(&["--scenarios"]).is_err());
     }
 }

@@ -9,12 +9,12 @@ use serde::Deserialize;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// One client's own supply of free seats: the seats of one event (`event_id` on a venue whose
-/// seats are `first_seat..first_seat + capacity`), taken in order, never shared with another
-/// client. So no booking can ever collide, exactly like the pgbench ceiling script.
+/// One client's own supply of free seats: the seats of its own events (all on one venue whose
+/// seats are `first_seat..first_seat + capacity`), event after event, seat after seat, never
+/// shared with another client; so no booking can ever collide, exactly as in the pgbench script.
 #[derive(Debug, Clone)]
 pub struct SeatStream {
-    pub event_id: i64,
+    events: Vec<i64>,
     first_seat: i64,
     capacity: i64,
     per_booking: i64,
@@ -22,9 +22,9 @@ pub struct SeatStream {
 }
 
 impl SeatStream {
-    pub fn new(event_id: i64, first_seat: i64, capacity: i64, per_booking: i64) -> SeatStream {
+    pub fn new(events: Vec<i64>, first_seat: i64, capacity: i64, per_booking: i64) -> SeatStream {
         SeatStream {
-            event_id,
+            events,
             first_seat,
             capacity,
             per_booking,
@@ -32,25 +32,26 @@ impl SeatStream {
         }
     }
 
-    /// The next seats to book; `None` once the event is sold out to this client.
-    fn take(&mut self) -> Option<Vec<i64>> {
-        if self.next + self.per_booking > self.capacity {
-            return None;
-        }
-        let seats = (self.next..self.next + self.per_booking)
-            .map(|n| self.first_seat + n)
-            .collect();
+    /// The next event and seats to book; `None` once every event is sold out to this client.
+    fn take(&mut self) -> Option<(i64, Vec<i64>)> {
+        let per_event = self.capacity / self.per_booking * self.per_booking;
+        let (event, offset) = (self.next / per_event, self.next % per_event);
+        let event = *self.events.get(event as usize)?;
         self.next += self.per_booking;
-        Some(seats)
+        let first = self.first_seat + offset;
+        Some((event, (first..first + self.per_booking).collect()))
     }
 }
 
 /// Books its own seats one booking after another; every 201 is recorded for the integrity check.
 pub struct Booker {
     who: Identity,
-    user_id: String,
+    pub user_id: String,
     stream: SeatStream,
+    event: i64,
     asked: Vec<i64>,
+    /// Set when the stream ran dry inside the window (the scenario needs more events).
+    pub ran_out: bool,
     pub seen: Vec<BookingSeen>,
     /// Answers that contradict the scenario (a 409 for a seat nobody else wanted, a 201 for the
     /// wrong seats): integrity violations, not mere errors.
@@ -63,16 +64,22 @@ impl Booker {
             who: Identity::user(&user_id),
             user_id,
             stream,
+            event: 0,
             asked: Vec::new(),
+            ran_out: false,
             seen: Vec::new(),
             violations: Vec::new(),
         }
     }
 
     fn request(&mut self) -> Option<Request<Body>> {
-        self.asked = self.stream.take()?;
+        let Some((event, seats)) = self.stream.take() else {
+            self.ran_out = true;
+            return None;
+        };
+        (self.event, self.asked) = (event, seats);
         let body = serde_json::to_vec(&serde_json::json!({
-            "event_id": self.stream.event_id,
+            "event_id": event,
             "seat_ids": self.asked,
         }))
         .expect("a booking request serialises");
@@ -82,12 +89,7 @@ impl Booker {
     fn answer(&mut self, status: StatusCode, body: &Bytes) -> bool {
         match status {
             StatusCode::CREATED => {
-                match BookingSeen::from_created(
-                    body,
-                    self.stream.event_id,
-                    &self.user_id,
-                    &self.asked,
-                ) {
+                match BookingSeen::from_created(body, self.event, &self.user_id, &self.asked) {
                     Ok(seen) => self.seen.push(seen),
                     Err(violation) => self.violations.push(violation),
                 }
@@ -97,7 +99,7 @@ impl Booker {
                 self.violations.push(format!(
                     "409 for seats {:?} of event {} that no other client ever asked for: {}",
                     self.asked,
-                    self.stream.event_id,
+                    self.event,
                     lossy(body)
                 ));
                 false
@@ -134,10 +136,10 @@ struct AvailabilityBody {
 }
 
 impl Reader {
-    pub fn new(user_id: &str, event_id: i64, total_seats: usize) -> Reader {
+    pub fn new(user_id: &str, path: String, total_seats: usize) -> Reader {
         Reader {
             who: Identity::user(user_id),
-            path: format!("/api/v1/events/{event_id}/availability"),
+            path,
             total_seats,
             answer_len: None,
         }
@@ -469,15 +471,17 @@ mod tests {
 
     #[test]
     fn a_seat_stream_hands_out_each_seat_once_and_stops_at_the_end() {
-        let mut stream = SeatStream::new(9, 100, 10, 4);
-        assert_eq!(stream.take(), Some(vec![100, 101, 102, 103]));
-        assert_eq!(stream.take(), Some(vec![104, 105, 106, 107]));
+        let mut stream = SeatStream::new(vec![9, 10], 100, 10, 4);
+        assert_eq!(stream.take(), Some((9, vec![100, 101, 102, 103])));
+        assert_eq!(stream.take(), Some((9, vec![104, 105, 106, 107])));
+        assert_eq!(stream.take(), Some((10, vec![100, 101, 102, 103])));
+        assert_eq!(stream.take(), Some((10, vec![104, 105, 106, 107])));
         assert_eq!(stream.take(), None);
     }
 
     #[test]
     fn mixed_clients_browse_seven_times_for_every_two_bookings() {
-        let booker = Booker::new("u".into(), SeatStream::new(1, 1, 1_000, 1));
+        let booker = Booker::new("u".into(), SeatStream::new(vec![1], 1, 1_000, 1));
         let mut mixed = Mixed::new(0, booker, Arc::new(vec![5, 6]));
         let kinds: Vec<usize> = (0..9).map(|_| mixed.next_request().unwrap().0).collect();
         assert_eq!(kinds.iter().filter(|k| **k == BOOK).count(), 2);

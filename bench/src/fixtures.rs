@@ -1,10 +1,10 @@
 //! The data every scenario runs on, created through the API itself (organizer routes).
 //!
-//! - one 200 x 200 venue (40,000 seats) whose events give every booking client a private event,
-//!   so its seats are always free: blocks of 32 consecutive events for each pgbench script, and
-//!   one event per service client;
-//! - one realistic 20 x 25 hall (500 seats) for reads, browsing and herds, with 30 % of the read
-//!   event's seats sold beforehand so availability has bookings to join.
+//! - one 200 x 200 arena (40,000 seats) and one realistic 20 x 25 hall (500 seats): the booking
+//!   scenarios run on both, each booking client (pgbench's or the service's) in events of its own
+//!   (`Block`), so no booking ever collides;
+//! - hall events for reads, browsing and herds, with 30 % of the read event's seats sold
+//!   beforehand so availability has bookings to join.
 
 use crate::http::{self, Conn, Identity};
 use crate::integrity::BookingSeen;
@@ -31,18 +31,37 @@ pub struct Venue {
     pub seats: i64,
 }
 
+impl Venue {
+    /// `@40k`, `@500`: how the report names a venue by its size.
+    pub fn label(&self) -> String {
+        crate::report::size_label(self.seats)
+    }
+}
+
+/// Consecutive events on one venue: client `c` owns `base + c * per_client ..` (`per_client` of
+/// them), which a pgbench script computes from its `client_id`.
+#[derive(Debug, Clone, Copy)]
+pub struct Block {
+    pub base: i64,
+    pub clients: usize,
+    pub per_client: usize,
+}
+
+impl Block {
+    pub fn client_events(&self, client: usize) -> Vec<i64> {
+        let first = self.base + (client * self.per_client) as i64;
+        (first..first + self.per_client as i64).collect()
+    }
+
+    pub fn events(&self) -> Vec<i64> {
+        (self.base..self.base + (self.clients * self.per_client) as i64).collect()
+    }
+}
+
 #[derive(Debug)]
 pub struct Fixtures {
     pub big: Venue,
     pub hall: Venue,
-    /// First of 32 consecutive event ids for each pgbench booking script.
-    pub pgbench_book_base: i64,
-    pub pgbench_multi_base: i64,
-    /// For the informational pgbench runs: at the service's pool size, and with -M extended.
-    pub pgbench_pool_base: i64,
-    pub pgbench_extended_base: i64,
-    pub book_events: Vec<i64>,
-    pub multi_events: Vec<i64>,
     pub mixed_events: Vec<i64>,
     /// Hall events: the first is the read event (30 % sold); all are browsed in `mixed`.
     pub browse_events: Vec<i64>,
@@ -77,7 +96,7 @@ struct SeatId {
     id: i64,
 }
 
-struct Admin {
+pub struct Admin {
     conn: Conn,
     who: Identity,
     starts_at: String,
@@ -85,6 +104,15 @@ struct Admin {
 }
 
 impl Admin {
+    pub async fn open(addr: SocketAddr) -> Result<Admin> {
+        Ok(Admin {
+            conn: Conn::open(addr).await?,
+            who: Identity::organizer("bench-organizer"),
+            starts_at: (Utc::now() + Days::days(30)).to_rfc3339(),
+            run: std::process::id(),
+        })
+    }
+
     async fn call(
         &mut self,
         request: hyper::Request<http::Body>,
@@ -150,33 +178,30 @@ impl Admin {
         Ok(ids)
     }
 
-    /// `n` events with consecutive ids, for a pgbench script that computes `base + client_id`.
-    async fn event_block(&mut self, label: &str, venue: i64, n: usize) -> Result<i64> {
-        let ids = self.events(label, venue, n).await?;
+    /// `clients * per_client` events with consecutive ids on `venue`.
+    pub async fn block(
+        &mut self,
+        label: &str,
+        venue: &Venue,
+        clients: usize,
+        per_client: usize,
+    ) -> Result<Block> {
+        let ids = self.events(label, venue.id, clients * per_client).await?;
         if ids.windows(2).any(|w| w[1] != w[0] + 1) {
-            return Err(format!("{label}: event ids are not consecutive: {ids:?}").into());
+            return Err(format!("{label}: event ids are not consecutive").into());
         }
-        Ok(ids[0])
+        Ok(Block {
+            base: ids[0],
+            clients,
+            per_client,
+        })
     }
 }
 
 pub async fn create(addr: SocketAddr, clients: usize) -> Result<Fixtures> {
-    let mut admin = Admin {
-        conn: Conn::open(addr).await?,
-        who: Identity::organizer("bench-organizer"),
-        starts_at: (Utc::now() + Days::days(30)).to_rfc3339(),
-        run: std::process::id(),
-    };
+    let mut admin = Admin::open(addr).await?;
     let big = admin.venue("arena", BIG_ROWS, BIG_COLS).await?;
     let hall = admin.venue("hall", HALL_ROWS, HALL_COLS).await?;
-    let pgbench_book_base = admin.event_block("pgbench book", big.id, clients).await?;
-    let pgbench_multi_base = admin.event_block("pgbench multi", big.id, clients).await?;
-    let pgbench_pool_base = admin.event_block("pgbench pool", big.id, clients).await?;
-    let pgbench_extended_base = admin
-        .event_block("pgbench extended", big.id, clients)
-        .await?;
-    let book_events = admin.events("book", big.id, clients).await?;
-    let multi_events = admin.events("book-multi", big.id, clients).await?;
     let mixed_events = admin.events("mixed", big.id, MIXED_CLIENTS).await?;
     let browse_events = admin.events("show", hall.id, BROWSE_EVENTS).await?;
     let herd_event = admin.event("herd", hall.id).await?;
@@ -206,12 +231,6 @@ pub async fn create(addr: SocketAddr, clients: usize) -> Result<Fixtures> {
     Ok(Fixtures {
         big,
         hall,
-        pgbench_book_base,
-        pgbench_multi_base,
-        pgbench_pool_base,
-        pgbench_extended_base,
-        book_events,
-        multi_events,
         mixed_events,
         browse_events,
         herd_event,

@@ -1,6 +1,7 @@
 //! The integrity check run after every scenario: what the load generator was told must be exactly
 //! what PostgreSQL holds, and no seat may be sold twice.
 
+use crate::fixtures::Block;
 use crate::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -436,40 +437,63 @@ pub async fn check_lifecycle(
 }
 
 /// The pgbench ceiling really booked: `transactions` bookings of `seats` seats each in the
-/// events `first_event..first_event + clients`, no more than the transactions in flight when the
-/// run stopped, and none of them partial. (A booking that booked nothing because it ran past the
-/// venue's seats would show up here as missing tickets.)
+/// block's events (plus at most one per client cut off by the end of the run), none partial,
+/// every seat in its event's venue, and each with exactly one 'booking.confirmed' outbox row of
+/// book()'s payload shape. Fewer bookings than transactions means the clients ran past their last
+/// event (booking nothing), i.e. the block was too small.
 pub async fn check_ceiling(
     pg: &Client,
     scope: &str,
-    first_event: i64,
-    clients: i64,
+    block: &Block,
     transactions: u64,
     seats: i64,
 ) -> Result<Check> {
-    let events: Vec<i64> = (first_event..first_event + clients).collect();
+    let events = block.events();
     let row = pg
         .query_one(
-            "SELECT (SELECT count(*) FROM bookings WHERE event_id = ANY ($1)),
+            "WITH b AS (SELECT id FROM bookings WHERE event_id = ANY ($1))
+             SELECT (SELECT count(*) FROM b),
                     (SELECT count(*) FROM tickets WHERE event_id = ANY ($1)),
                     (SELECT count(*) FROM (
-                        SELECT b.id FROM bookings b LEFT JOIN tickets t ON t.booking_id = b.id
-                        WHERE b.event_id = ANY ($1)
-                        GROUP BY b.id HAVING count(t.id) <> $2) partial)",
+                        SELECT b.id FROM b LEFT JOIN tickets t ON t.booking_id = b.id
+                        GROUP BY b.id HAVING count(t.id) <> $2) partial),
+                    (SELECT count(*) FROM tickets t JOIN events e ON e.id = t.event_id
+                     JOIN seats s ON s.id = t.seat_id
+                     WHERE t.event_id = ANY ($1) AND s.venue_id <> e.venue_id),
+                    (SELECT count(*) FROM b WHERE (
+                        SELECT count(*) FROM outbox o WHERE o.booking_id = b.id
+                        AND o.kind = 'booking.confirmed'
+                        AND o.payload->>'booking_id' = b.id::text
+                        AND (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(o.payload) k)
+                            = ARRAY['booking_id', 'confirmed_at', 'event_id', 'seat_ids',
+                                    'total_cents', 'type', 'user_id']) <> 1)",
             &[&events, &seats],
         )
         .await?;
-    let (bookings, tickets, partial): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    let count = |i| row.get::<_, i64>(i);
+    let (bookings, tickets, partial, foreign, outbox) =
+        (count(0), count(1), count(2), count(3), count(4));
     let mut violations = Vec::new();
-    let done = transactions as i64;
+    let (done, clients) = (transactions as i64, block.clients as i64);
     if bookings < done || bookings > done + clients {
         violations.push(format!(
-            "pgbench reported {done} transactions but {bookings} bookings were stored"
+            "pgbench reported {done} transactions but {bookings} bookings were stored \
+             (fewer: the clients ran out of events)"
         ));
     }
     if tickets != bookings * seats || partial > 0 {
         violations.push(format!(
             "{bookings} pgbench bookings hold {tickets} tickets ({partial} without exactly {seats})"
+        ));
+    }
+    if foreign > 0 {
+        violations.push(format!(
+            "{foreign} tickets for seats outside their event's venue"
+        ));
+    }
+    if outbox > 0 {
+        violations.push(format!(
+            "{outbox} bookings without exactly one 'booking.confirmed' outbox row of book()'s shape"
         ));
     }
     Ok(Check {

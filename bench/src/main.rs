@@ -13,6 +13,7 @@ mod fixtures;
 mod http;
 mod integrity;
 mod loadgen;
+mod nginx;
 mod pgbouncer;
 mod plot;
 mod procstat;
@@ -22,7 +23,7 @@ mod scenarios;
 mod server;
 mod stats;
 
-use cli::{Options, Scenario, USAGE};
+use cli::{Options, Profile, Scenario};
 use report::{Machine, Results};
 use scenarios::{Bench, Setup};
 use server::{Cache, Server};
@@ -38,17 +39,7 @@ const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 const WANTED_OPEN_FILES: u64 = 20_000;
 
 fn main() -> ExitCode {
-    let opts = match Options::parse(std::env::args().skip(1)) {
-        Ok(opts) => opts,
-        Err(message) if message.is_empty() => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("seatbook-bench: {message}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let opts = Options::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -68,7 +59,6 @@ fn main() -> ExitCode {
 
 /// Sets up, runs, and always cleans up (servers, database, Redis keys), even on Ctrl-C.
 async fn run(opts: Options) -> Result<bool> {
-    ceiling::verify_scripts()?;
     require_tools(&opts)?;
     procstat::raise_nofile(WANTED_OPEN_FILES)?;
     std::fs::create_dir_all(&opts.out_dir)?;
@@ -86,6 +76,7 @@ async fn run(opts: Options) -> Result<bool> {
     let outcome = tokio::select! {
         outcome = bench(opts, &database, redis.clone(), server_bin) => outcome,
         _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+        _ = terminated() => Err("terminated".into()),
     };
     // The servers were dropped (and stopped) with the future above, before the database goes.
     if let Err(err) = database.drop_if_exists().await {
@@ -93,6 +84,17 @@ async fn run(opts: Options) -> Result<bool> {
     }
     redis.clean_up();
     outcome
+}
+
+/// SIGTERM, cleaned up after like Ctrl-C.
+async fn terminated() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            term.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
 }
 
 async fn bench(
@@ -153,9 +155,7 @@ async fn bench(
     bench.finish();
 
     let mut results = bench.results;
-    let herd_target = Options::parse(Vec::new())
-        .map(|o| o.profile.herd_sizes.iter().copied().max().unwrap_or(0))
-        .unwrap_or(5_000);
+    let herd_target = Profile::full().herd_sizes.into_iter().max().unwrap_or(0);
     results.judge_goals(herd_target);
     println!("{}", results.render());
 
@@ -234,10 +234,11 @@ fn require_tools(opts: &Options) -> Result<()> {
     }
     if opts.runs(Scenario::Read) || opts.runs(Scenario::Poll) {
         tools.push(("redis-benchmark", "redis-tools"));
+        tools.push(("nginx", "nginx-light"));
     }
     for (tool, package) in tools {
         let found = Command::new(tool)
-            .arg("--version")
+            .arg(if tool == "nginx" { "-v" } else { "--version" })
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()

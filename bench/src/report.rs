@@ -4,6 +4,7 @@ use crate::ceiling::{PgbenchRun, RedisRun};
 use crate::integrity::Check;
 use crate::stats::Percentiles;
 use crate::Result;
+use comfy_table::Table;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,6 +16,8 @@ pub struct Results {
     pub quick: bool,
     pub settings: BTreeMap<String, String>,
     pub throughput: Vec<Throughput>,
+    /// `book` and `book-multi` per venue size, beside both pgbench ceilings.
+    pub venues: Vec<VenueBooking>,
     pub open_loop: Vec<OpenLoop>,
     pub pgbench: Vec<PgbenchRun>,
     pub redis: Vec<RedisRun>,
@@ -80,6 +83,19 @@ impl Throughput {
         self.ratio = (ceiling > 0.0).then(|| self.rate / ceiling);
         self
     }
+}
+
+/// A booking scenario on one venue: the service (closed loop) and both ceilings of the same run.
+#[derive(Debug, Clone, Serialize)]
+pub struct VenueBooking {
+    pub scenario: String,
+    pub seats_per_booking: usize,
+    pub venue_seats: i64,
+    pub service: f64,
+    /// pgbench -M prepared of the one-statement reference booking (bench/pgbench/reference.sql).
+    pub reference: f64,
+    /// pgbench -M prepared of `book()` as the service calls it.
+    pub book_fn: f64,
 }
 
 /// One open-loop run: a fixed arrival rate, latency from each request's intended send time.
@@ -207,59 +223,71 @@ impl Results {
             .map(|f| f.value)
     }
 
-    /// The issue's three goals, each PASS, MISS or SKIP (scenario not run).
+    /// The issues' goals, each PASS, MISS or SKIP (scenario not run); goals a scenario judged
+    /// itself (`hot`) follow.
     pub fn judge_goals(&mut self, herd_target: usize) {
-        let mut goals = Vec::new();
-        goals.push(
-            match self.find("book").and_then(|t| t.ratio.map(|r| (t, r))) {
-                Some((t, ratio)) => Goal {
-                    goal: "book >= 0.8 x pgbench".into(),
-                    actual: format!(
-                        "{:.0} bookings/s = {ratio:.2} x {:.0} tx/s",
-                        t.rate,
-                        t.ceiling_rate.unwrap_or_default()
-                    ),
-                    verdict: verdict(ratio >= 0.8),
-                },
-                None => skipped("book >= 0.8 x pgbench"),
-            },
+        let book: Vec<&VenueBooking> = self
+            .venues
+            .iter()
+            .filter(|v| v.scenario == "book")
+            .collect();
+        let big = book.iter().max_by_key(|v| v.venue_seats);
+        let small = book.iter().min_by_key(|v| v.venue_seats);
+        let (b, s) = (
+            big.map_or("@40k".into(), |v| size_label(v.venue_seats)),
+            small.map_or("@500".into(), |v| size_label(v.venue_seats)),
         );
-        let herd_goal = format!("herd {herd_target}: one winner, all answered, p99 < 1 s");
-        goals.push(
-            match self
-                .herds
-                .iter()
-                .filter(|h| h.route == "direct")
-                .max_by_key(|h| h.size)
-            {
-                Some(h) => Goal {
-                    goal: if h.size == herd_target {
-                        herd_goal
-                    } else {
-                        format!("{herd_goal} (quick run: checked on herd {})", h.size)
-                    },
-                    actual: format!(
-                        "{} winner(s), {} x 409, {} other, {} unanswered, p99 {:.0} ms",
-                        h.created,
-                        h.conflicts,
-                        h.other.values().sum::<usize>(),
-                        h.unanswered,
-                        h.latency.p99_ms
-                    ),
-                    verdict: verdict(h.as_asserted() && h.latency.p99_ms < 1000.0),
+        let pair = |f: fn(&VenueBooking) -> f64| big.zip(small).map(|(b, s)| (f(b), f(s)));
+        let mut goals = vec![
+            ratio_goal(
+                &format!("book() {b} >= 0.9 x book() {s} (pgbench)"),
+                pair(|v| v.book_fn).filter(|_| book.len() > 1),
+                0.9,
+            ),
+            ratio_goal(
+                &format!("book {b} >= 0.8 x reference {b}"),
+                big.map(|v| (v.service, v.reference)),
+                0.8,
+            ),
+        ];
+        for (scenario, shape) in [("read-cached", "plain"), ("poll-gzip", "gzip")] {
+            let t = self.find(scenario);
+            goals.push(ratio_goal(
+                &format!("{scenario} >= 0.5 x nginx ({shape})"),
+                t.and_then(|t| Some((t.rate, t.ceiling_rate?))),
+                0.5,
+            ));
+        }
+        let herd_goal = format!("herd {herd_target}: one winner, the rest 409, p99 < 500 ms");
+        let direct = self.herds.iter().filter(|h| h.route == "direct");
+        goals.push(match direct.max_by_key(|h| h.size) {
+            Some(h) => Goal {
+                goal: if h.size == herd_target {
+                    herd_goal
+                } else {
+                    format!("{herd_goal} (quick run: checked on herd {})", h.size)
                 },
-                None => skipped(&herd_goal),
+                actual: format!(
+                    "{} winner(s), {} x 409, {} other, {} unanswered, p99 {:.0} ms",
+                    h.created,
+                    h.conflicts,
+                    h.other.values().sum::<usize>(),
+                    h.unanswered,
+                    h.latency.p99_ms
+                ),
+                verdict: verdict(h.as_asserted() && h.latency.p99_ms < 500.0),
             },
-        );
-        goals.push(match self.find_figure("server peak RSS under mixed") {
-            Some(mib) => Goal {
-                goal: "server RSS < 64 MB under mixed".into(),
-                actual: format!("peak {mib:.1} MB"),
-                verdict: verdict(mib < 64.0),
-            },
-            None => skipped("server RSS < 64 MB under mixed"),
+            None => skipped(&herd_goal),
         });
-        // Goals a scenario judged itself (`hot`) come after these.
+        let rss = "server RSS < 64 MB under mixed";
+        goals.push(match self.find_figure("server peak RSS under mixed") {
+            Some(mb) => Goal {
+                goal: rss.into(),
+                actual: format!("peak {mb:.1} MB"),
+                verdict: verdict(mb < 64.0),
+            },
+            None => skipped(rss),
+        });
         goals.append(&mut self.goals);
         self.goals = goals;
     }
@@ -275,175 +303,197 @@ impl Results {
 
     /// Everything a reader needs on stdout, as plain-text tables.
     pub fn render(&self) -> String {
-        let mut out = String::new();
         let m = &self.machine;
-        out.push_str(&format!(
-            "\nseatbook benchmark{}: {} x {}, kernel {}, load at start {}\n{}\n",
-            if self.quick {
-                " (QUICK: not a measurement)"
-            } else {
-                ""
-            },
+        let quick = if self.quick {
+            " (QUICK: not a measurement)"
+        } else {
+            ""
+        };
+        let settings: Vec<String> = self
+            .settings
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let mut out = format!(
+            "\nseatbook benchmark{quick}: {} x {}, kernel {}, load at start {}\n{}\nsettings: {}\n",
             m.nproc,
             m.cpu_model,
             m.kernel,
             m.loadavg_at_start,
-            m.postgres
-        ));
-        out.push_str(&format!(
-            "settings: {}\n\n",
-            self.settings
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-
-        out.push_str("THROUGHPUT (service over HTTP) beside its CEILING (same SQL / same store, same machine)\n");
-        let mut table = vec![row(&[
-            "scenario",
-            "service",
-            "ceiling",
-            "ratio",
-            "p50 ms",
-            "p95 ms",
-            "p99 ms",
-            "answers",
-            "errors",
-            "loadgen cpu",
-        ])];
-        for t in &self.throughput {
-            let mut service = format!("{:.0} {}", t.rate, t.unit);
-            if let Some(also) = &t.also {
-                service.push_str(&format!(" ({also})"));
+            m.postgres,
+            settings.join(", ")
+        );
+        let mut section = |title: &str, table: Table| {
+            if !table.is_empty() {
+                out.push_str(&format!("\n{title}\n{}", lines(&table)));
             }
-            table.push(row(&[
-                &t.scenario,
-                &service,
-                &match (&t.ceiling, t.ceiling_rate) {
-                    (Some(name), Some(rate)) => format!("{rate:.0}/s {name}"),
-                    _ => "-".into(),
-                },
-                &t.ratio.map_or("-".into(), |r| format!("{r:.2}")),
-                &ms(t.latency.p50_ms),
-                &ms(t.latency.p95_ms),
-                &ms(t.latency.p99_ms),
-                &t.requests.to_string(),
-                &t.errors.to_string(),
-                &format!("{:.0}%", t.loadgen_cpu_pct),
-            ]));
-        }
-        out.push_str(&tabulate(&table));
-
-        if !self.open_loop.is_empty() {
-            out.push_str(&self.render_open_loop());
-        }
-
-        if !self.pgbench.is_empty() || !self.redis.is_empty() {
-            out.push_str("\nCEILINGS\n");
-            let mut table = vec![row(&[
-                "ceiling", "rate", "p50 ms", "p95 ms", "p99 ms", "count",
-            ])];
-            for p in &self.pgbench {
-                table.push(row(&[
-                    &format!("pgbench {}", p.name),
-                    &format!("{:.0} tx/s", p.tps),
-                    &ms(p.latency.p50_ms),
-                    &ms(p.latency.p95_ms),
-                    &ms(p.latency.p99_ms),
-                    &p.transactions.to_string(),
-                ]));
+        };
+        section(
+            "THROUGHPUT (service over HTTP) beside its CEILING (same SQL / same bytes, same machine)",
+            table(
+                &["scenario", "service", "ceiling", "ratio", "p50 ms", "p95 ms", "p99 ms", "answers", "errors", "loadgen cpu"],
+                self.throughput.iter().map(|t| {
+                    let also = t.also.as_ref().map_or(String::new(), |a| format!(" ({a})"));
+                    vec![
+                        t.scenario.clone(),
+                        format!("{:.0} {}{also}", t.rate, t.unit),
+                        match (&t.ceiling, t.ceiling_rate) {
+                            (Some(name), Some(rate)) => format!("{rate:.0}/s {name}"),
+                            _ => "-".into(),
+                        },
+                        t.ratio.map_or("-".into(), |r| format!("{r:.2}")),
+                        ms(t.latency.p50_ms),
+                        ms(t.latency.p95_ms),
+                        ms(t.latency.p99_ms),
+                        t.requests.to_string(),
+                        t.errors.to_string(),
+                        format!("{:.0}%", t.loadgen_cpu_pct),
+                    ]
+                }),
+            ),
+        );
+        section(
+            "BOOKING BY VENUE SIZE (service: closed loop, 32 clients; ceilings: pgbench -M prepared, \
+             32 clients, the same kind of seats)",
+            table(
+                &["scenario", "venue", "service/s", "reference/s", "book()/s", "service / reference", "book() / reference"],
+                self.venues.iter().map(|v| {
+                    vec![
+                        v.scenario.clone(),
+                        format!("{} seats", v.venue_seats),
+                        format!("{:.0}", v.service),
+                        format!("{:.0}", v.reference),
+                        format!("{:.0}", v.book_fn),
+                        ratio(v.service, v.reference),
+                        ratio(v.book_fn, v.reference),
+                    ]
+                }),
+            ),
+        );
+        out.push_str(&self.venue_ratios());
+        let mut section = |title: &str, table: Table| {
+            if !table.is_empty() {
+                out.push_str(&format!("\n{title}\n{}", lines(&table)));
             }
-            for r in &self.redis {
-                table.push(row(&[
-                    &format!("redis-benchmark {}", r.name),
-                    &format!("{:.0} req/s", r.rps),
-                    "-",
-                    "-",
-                    "-",
-                    "-",
-                ]));
-            }
-            out.push_str(&tabulate(&table));
-        }
-
-        if !self.herds.is_empty() {
-            out.push_str("\nHERD (N simultaneous POSTs for one seat, connections opened first)\n");
-            let mut table = vec![row(&[
-                "herd",
-                "route",
-                "201",
-                "409",
-                "other",
-                "unanswered",
-                "connect ms",
-                "all answered ms",
-                "p50 ms",
-                "p99 ms",
-                "as asserted",
-            ])];
-            for h in &self.herds {
-                table.push(row(&[
-                    &h.size.to_string(),
-                    &h.route,
-                    &h.created.to_string(),
-                    &h.conflicts.to_string(),
-                    &if h.other.is_empty() {
-                        "0".into()
-                    } else {
-                        format!("{:?}", h.other)
-                    },
-                    &h.unanswered.to_string(),
-                    &format!("{:.0}", h.connect_ms),
-                    &format!("{:.0}", h.all_answered_ms),
-                    &ms(h.latency.p50_ms),
-                    &ms(h.latency.p99_ms),
-                    if h.as_asserted() { "yes" } else { "NO" },
-                ]));
-            }
-            out.push_str(&tabulate(&table));
-        }
-
+        };
+        section(
+            "OPEN LOOP (fixed arrival rate, a share of the closed-loop maximum above; latency from \
+             each request's INTENDED send time)",
+            table(
+                &["scenario", "load", "target/s", "achieved/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "answered", "late sends", "of which loadgen", "loadgen lag max ms", "unsent", "errors"],
+                self.open_loop.iter().map(|o| {
+                    vec![
+                        o.scenario.clone(),
+                        format!("{:.0}% of {:.0}", o.load * 100.0, o.closed_loop_rate),
+                        format!("{:.0}", o.target_rate),
+                        format!("{:.0}", o.achieved_rate),
+                        ms(o.latency.p50_ms),
+                        ms(o.latency.p90_ms),
+                        ms(o.latency.p99_ms),
+                        ms(o.latency.p999_ms),
+                        ms(o.latency.max_ms),
+                        format!("{}/{}", o.answered, o.scheduled),
+                        o.late_sends.to_string(),
+                        o.late_loadgen.to_string(),
+                        ms(o.loadgen_lag_max_ms),
+                        o.unsent.to_string(),
+                        o.errors.to_string(),
+                    ]
+                }),
+            ),
+        );
+        let pgbench = self.pgbench.iter().map(|p| {
+            vec![
+                format!("pgbench {}", p.name),
+                format!("{:.0} tx/s", p.tps),
+                ms(p.latency.p50_ms),
+                ms(p.latency.p95_ms),
+                ms(p.latency.p99_ms),
+                p.transactions.to_string(),
+            ]
+        });
+        let redis = self.redis.iter().map(|r| {
+            let mut row = vec![
+                format!("redis-benchmark {}", r.name),
+                format!("{:.0} req/s", r.rps),
+            ];
+            row.extend(["-"; 4].map(String::from));
+            row
+        });
+        section(
+            "CEILINGS",
+            table(
+                &["ceiling", "rate", "p50 ms", "p95 ms", "p99 ms", "count"],
+                pgbench.chain(redis),
+            ),
+        );
+        section(
+            "HERD (N simultaneous POSTs for one seat, connections opened first)",
+            table(
+                &[
+                    "herd",
+                    "route",
+                    "201",
+                    "409",
+                    "other",
+                    "unanswered",
+                    "connect ms",
+                    "all answered ms",
+                    "p50 ms",
+                    "p99 ms",
+                    "as asserted",
+                ],
+                self.herds.iter().map(|h| {
+                    vec![
+                        h.size.to_string(),
+                        h.route.clone(),
+                        h.created.to_string(),
+                        h.conflicts.to_string(),
+                        if h.other.is_empty() {
+                            "0".into()
+                        } else {
+                            format!("{:?}", h.other)
+                        },
+                        h.unanswered.to_string(),
+                        format!("{:.0}", h.connect_ms),
+                        format!("{:.0}", h.all_answered_ms),
+                        ms(h.latency.p50_ms),
+                        ms(h.latency.p99_ms),
+                        (if h.as_asserted() { "yes" } else { "NO" }).into(),
+                    ]
+                }),
+            ),
+        );
         if let Some(lambda) = &self.lambda {
             out.push_str(&self.render_lambda(lambda));
         }
-
-        if !self.cpu.is_empty() {
-            out.push_str(
-                "\nCPU during each window (% of one core; machine: % of all cores, anyone's load included)\n",
-            );
-            let mut table = vec![row(&[
-                "scenario",
-                "server",
-                "PostgreSQL",
-                "load generator",
-                "machine busy",
-                "server ms/req",
-                "PostgreSQL ms/req",
-            ])];
-            for c in &self.cpu {
-                table.push(row(&[
-                    &c.scenario,
-                    &format!("{:.0}%", c.server_pct),
-                    &format!("{:.0}%", c.postgres_pct),
-                    &format!("{:.0}%", c.loadgen_pct),
-                    &format!("{:.0}%", c.machine_busy_pct),
-                    &format!("{:.3}", c.server_ms_per_request),
-                    &format!("{:.3}", c.postgres_ms_per_request),
-                ]));
+        let mut section = |title: &str, table: Table| {
+            if !table.is_empty() {
+                out.push_str(&format!("\n{title}\n{}", lines(&table)));
             }
-            out.push_str(&tabulate(&table));
-        }
-
-        if !self.process.is_empty() {
-            out.push_str("\nSERVER PROCESS\n");
-            let table: Vec<Vec<String>> = self
-                .process
-                .iter()
-                .map(|f| row(&[&f.name, &format!("{:.2} {}", f.value, f.unit)]))
-                .collect();
-            out.push_str(&tabulate(&table));
-        }
+        };
+        section(
+            "CPU during each window (% of one core; machine: % of all cores, anyone's load included)",
+            table(
+                &["scenario", "server", "PostgreSQL", "load generator", "machine busy", "server ms/req", "PostgreSQL ms/req"],
+                self.cpu.iter().map(|c| {
+                    vec![
+                        c.scenario.clone(),
+                        format!("{:.0}%", c.server_pct),
+                        format!("{:.0}%", c.postgres_pct),
+                        format!("{:.0}%", c.loadgen_pct),
+                        format!("{:.0}%", c.machine_busy_pct),
+                        format!("{:.3}", c.server_ms_per_request),
+                        format!("{:.3}", c.postgres_ms_per_request),
+                    ]
+                }),
+            ),
+        );
+        let figures = self
+            .process
+            .iter()
+            .map(|f| vec![f.name.clone(), format!("{:.2} {}", f.value, f.unit)]);
+        section("SERVER PROCESS", table(&[], figures));
 
         out.push_str("\nINTEGRITY\n");
         for c in &self.integrity {
@@ -458,58 +508,55 @@ impl Results {
                 out.push_str(&format!("       VIOLATION: {v}\n"));
             }
         }
-
         out.push_str("\nGOALS\n");
         for g in &self.goals {
-            out.push_str(&format!("  {:<4} {:<55} {}\n", g.verdict, g.goal, g.actual));
+            out.push_str(&format!("  {:<4} {:<58} {}\n", g.verdict, g.goal, g.actual));
         }
         out
     }
-}
 
-impl Results {
-    fn render_open_loop(&self) -> String {
-        let mut out = String::from(
-            "\nOPEN LOOP (fixed arrival rate, a share of the closed-loop maximum above; latency from \
-             each request's INTENDED send time)\n",
-        );
-        let mut table = vec![row(&[
-            "scenario",
-            "load",
-            "target/s",
-            "achieved/s",
-            "p50 ms",
-            "p90 ms",
-            "p99 ms",
-            "p99.9 ms",
-            "max ms",
-            "answered",
-            "late sends",
-            "of which loadgen",
-            "loadgen lag max ms",
-            "unsent",
-            "errors",
-        ])];
-        for o in &self.open_loop {
-            table.push(row(&[
-                &o.scenario,
-                &format!("{:.0}% of {:.0}", o.load * 100.0, o.closed_loop_rate),
-                &format!("{:.0}", o.target_rate),
-                &format!("{:.0}", o.achieved_rate),
-                &ms(o.latency.p50_ms),
-                &ms(o.latency.p90_ms),
-                &ms(o.latency.p99_ms),
-                &ms(o.latency.p999_ms),
-                &ms(o.latency.max_ms),
-                &format!("{}/{}", o.answered, o.scheduled),
-                &o.late_sends.to_string(),
-                &o.late_loadgen.to_string(),
-                &ms(o.loadgen_lag_max_ms),
-                &o.unsent.to_string(),
-                &o.errors.to_string(),
-            ]));
+    /// The venue-size ratios of each booking scenario, with the goals of issue 20 for `book`.
+    fn venue_ratios(&self) -> String {
+        let mut out = String::new();
+        for scenario in ["book", "book-multi"] {
+            let runs: Vec<&VenueBooking> = self
+                .venues
+                .iter()
+                .filter(|v| v.scenario == scenario)
+                .collect();
+            let (Some(big), Some(small)) = (
+                runs.iter().max_by_key(|v| v.venue_seats),
+                runs.iter().min_by_key(|v| v.venue_seats),
+            ) else {
+                continue;
+            };
+            let (b, s) = (size_label(big.venue_seats), size_label(small.venue_seats));
+            let goal = |g: &str| {
+                if scenario == "book" {
+                    g.to_owned()
+                } else {
+                    "no goal".into()
+                }
+            };
+            if big.venue_seats != small.venue_seats {
+                out.push_str(&format!(
+                    "  {scenario}: book() {b} / book() {s} = {} ({})\n",
+                    ratio(big.book_fn, small.book_fn),
+                    goal("goal >= 0.9")
+                ));
+            }
+            out.push_str(&format!(
+                "  {scenario}: service {b} / reference {b} = {} ({})\n",
+                ratio(big.service, big.reference),
+                goal("goal >= 0.8")
+            ));
+            if big.venue_seats != small.venue_seats {
+                out.push_str(&format!(
+                    "  {scenario}: service {s} / reference {s} = {} (no goal)\n",
+                    ratio(small.service, small.reference)
+                ));
+            }
         }
-        out.push_str(&tabulate(&table));
         out
     }
 
@@ -519,39 +566,39 @@ impl Results {
              each, through {})\n",
             l.processes, l.pool_per_process, l.proxy
         );
-        let ratio = |of: Option<f64>| match of {
+        let versus = |of: Option<f64>| match of {
             Some(rate) if rate > 0.0 => {
-                format!("{:.0}/s, lambda = {:.2} x", rate, l.book_rate / rate)
+                format!("{rate:.0}/s, lambda = {:.2} x", l.book_rate / rate)
             }
             _ => "not measured in this run".to_owned(),
         };
         out.push_str(&format!(
             "  book ({} clients, one process each): {:.0} bookings/s\n    direct book (1 local-api, \
-             16 connections): {}\n    pgbench book-1 -M prepared: {}\n",
+             16 connections): {}\n    pgbench reference-1 -M prepared: {}\n",
             l.book_clients,
             l.book_rate,
-            ratio(l.direct_book_rate),
-            ratio(l.ceiling_rate)
+            versus(l.direct_book_rate),
+            versus(l.ceiling_rate)
         ));
+        let line = |h: &Herd| {
+            format!(
+                "all answered {:.0} ms, p50 {} ms, p99 {} ms, {} x 201, {} x 409, {} other, {} \
+                 unanswered, as asserted: {}",
+                h.all_answered_ms,
+                ms(h.latency.p50_ms),
+                ms(h.latency.p99_ms),
+                h.created,
+                h.conflicts,
+                h.other.values().sum::<usize>(),
+                h.unanswered,
+                if h.as_asserted() { "yes" } else { "NO" }
+            )
+        };
         for lambda in self.herds.iter().filter(|h| h.route == "lambda") {
             let direct = self
                 .herds
                 .iter()
                 .find(|h| h.route == "direct" && h.size == lambda.size);
-            let line = |h: &Herd| {
-                format!(
-                    "all answered {:.0} ms, p50 {} ms, p99 {} ms, {} x 201, {} x 409, {} other, {} \
-                     unanswered, as asserted: {}",
-                    h.all_answered_ms,
-                    ms(h.latency.p50_ms),
-                    ms(h.latency.p99_ms),
-                    h.created,
-                    h.conflicts,
-                    h.other.values().sum::<usize>(),
-                    h.unanswered,
-                    if h.as_asserted() { "yes" } else { "NO" }
-                )
-            };
             out.push_str(&format!(
                 "  herd {} (queued for {} processes):\n    lambda: {}\n    direct: {}\n",
                 lambda.size,
@@ -565,6 +612,34 @@ impl Results {
             l.rss_per_process_max_mb, l.rss_total_mb
         ));
         out
+    }
+}
+
+/// `@40k`, `@500`: a venue named by its size.
+pub fn size_label(seats: i64) -> String {
+    if seats >= 1000 && seats % 1000 == 0 {
+        format!("@{}k", seats / 1000)
+    } else {
+        format!("@{seats}")
+    }
+}
+
+fn ratio_goal(goal: &str, pair: Option<(f64, f64)>, min: f64) -> Goal {
+    match pair {
+        Some((a, b)) if b > 0.0 => Goal {
+            goal: goal.to_owned(),
+            actual: format!("{a:.0}/s / {b:.0}/s = {:.2}", a / b),
+            verdict: verdict(a / b >= min),
+        },
+        _ => skipped(goal),
+    }
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}", a / b)
+    } else {
+        "-".into()
     }
 }
 
@@ -592,71 +667,69 @@ fn ms(v: f64) -> String {
     }
 }
 
-fn row(cells: &[&str]) -> Vec<String> {
-    cells.iter().map(|c| c.to_string()).collect()
+/// A table's lines without comfy-table's trailing padding.
+fn lines(table: &Table) -> String {
+    table
+        .lines()
+        .map(|l| format!("{}\n", l.trim_end()))
+        .collect()
 }
 
-/// Left-aligned columns, two spaces apart, indented by two.
-fn tabulate(rows: &[Vec<String>]) -> String {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for r in rows {
-        let line: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(c, cell)| format!("{cell:<width$}", width = widths[c]))
-            .collect();
-        out.push_str("  ");
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
+/// A borderless table, indented by one space (comfy-table's padding), columns two spaces apart.
+fn table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Table {
+    let mut table = Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    if !header.is_empty() {
+        table.set_header(header.iter().copied());
     }
-    out
+    for row in rows {
+        table.add_row(row);
+    }
+    table
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn book(rate: f64, ceiling: f64) -> Throughput {
-        Throughput {
+    fn venue(seats: i64, service: f64, reference: f64, book_fn: f64) -> VenueBooking {
+        VenueBooking {
             scenario: "book".into(),
-            rate,
-            unit: "bookings/s".into(),
-            also: None,
-            ceiling: None,
-            ceiling_rate: None,
-            ratio: None,
-            latency: Percentiles::default(),
-            requests: 10,
-            errors: 0,
-            statuses: BTreeMap::new(),
-            loadgen_cpu_pct: 5.0,
-            first_problem: None,
+            seats_per_booking: 1,
+            venue_seats: seats,
+            service,
+            reference,
+            book_fn,
         }
-        .against("pgbench book-1", ceiling)
+    }
+
+    fn verdicts(results: &Results) -> Vec<&str> {
+        results.goals.iter().map(|g| g.verdict).collect()
     }
 
     #[test]
-    fn the_book_goal_compares_against_the_ceiling() {
+    fn the_booking_goals_compare_venue_sizes_and_the_reference() {
         let mut results = Results {
-            throughput: vec![book(900.0, 1000.0)],
+            venues: vec![
+                venue(40_000, 900.0, 1000.0, 950.0),
+                venue(500, 1000.0, 1100.0, 1000.0),
+            ],
             ..Results::default()
         };
         results.judge_goals(5000);
-        assert_eq!(results.goals[0].verdict, "PASS");
-        assert_eq!(results.goals[1].verdict, "SKIP");
-        results.throughput = vec![book(700.0, 1000.0)];
+        assert_eq!(verdicts(&results)[..3], ["PASS", "PASS", "SKIP"]);
+        assert!(results.goals[0]
+            .goal
+            .starts_with("book() @40k >= 0.9 x book() @500"));
+        results.venues = vec![
+            venue(40_000, 700.0, 1000.0, 300.0),
+            venue(500, 1.0, 1.0, 1000.0),
+        ];
         results.judge_goals(5000);
-        assert_eq!(results.goals[0].verdict, "MISS");
+        assert_eq!(verdicts(&results)[..2], ["MISS", "MISS"]);
+        results.venues.truncate(1);
+        results.judge_goals(5000);
+        assert_eq!(verdicts(&results)[..2], ["SKIP", "MISS"]);
     }
 
     #[test]
@@ -698,15 +771,22 @@ mod tests {
             ..Results::default()
         };
         results.judge_goals(5000);
-        assert_eq!(results.goals[1].verdict, "PASS");
+        assert_eq!(results.goals[4].verdict, "PASS");
+        results.herds[0].latency.p99_ms = 600.0;
+        results.judge_goals(5000);
+        assert_eq!(results.goals[4].verdict, "MISS");
         results.herds = vec![herd("lambda", 5000, 1)];
         results.judge_goals(5000);
-        assert_eq!(results.goals[1].verdict, "SKIP");
+        assert_eq!(results.goals[4].verdict, "SKIP");
     }
 
     #[test]
     fn tables_line_up() {
-        let text = tabulate(&[row(&["a", "bbb"]), row(&["cccc", "d"])]);
-        assert_eq!(text, "  a     bbb\n  cccc  d\n");
+        let rows = [
+            vec!["a".to_owned(), "bbb".into()],
+            vec!["cccc".into(), "d".into()],
+        ];
+        let text = lines(&table(&[], rows.into_iter()));
+        assert_eq!(text, " a     bbb\n cccc  d\n");
     }
 }

@@ -1,17 +1,18 @@
 //! The scenarios: each measures the service, measures its ceiling right beside it, and checks
 //! integrity before the next one starts.
 
-use crate::ceiling::{self, Pgbench, PgbenchRun, CLIENTS};
+use crate::ceiling::{self, Pgbench, PgbenchRun, Statement, CLIENTS};
 use crate::cli::Options;
 use crate::clients::{Booker, Lifecycle, Mixed, Reader, SeatStream, LIFECYCLE_KINDS, MIXED_KINDS};
-use crate::fixtures::{Fixtures, MIXED_CLIENTS};
+use crate::fixtures::{Admin, Block, Fixtures, Venue, MIXED_CLIENTS};
 use crate::http::{self, Conn, Identity};
 use crate::integrity::{self, BookingSeen, Check};
 use crate::loadgen::{self, HerdRun, KindStats, LoadResult, Window};
+use crate::nginx::{self, Nginx};
 use crate::pgbouncer::PgBouncer;
 use crate::procstat;
 use crate::redis::Redis;
-use crate::report::{CpuUse, Herd, Lambda, OpenLoop, Results, Throughput};
+use crate::report::{CpuUse, Herd, Lambda, OpenLoop, Results, Throughput, VenueBooking};
 use crate::server::{Cache, Fleet, Server};
 use crate::stats::{micros, Percentiles};
 use crate::{db, Result};
@@ -41,6 +42,8 @@ pub struct Bench {
     pub redis: Redis,
     pub results: Results,
     herd_winners: Vec<BookingSeen>,
+    /// Started the first time a cached read is measured beside it.
+    nginx: Option<Nginx>,
     /// Peak RSS of the cached server before its peak was reset for `mixed`.
     cached_peak_before_mixed_kib: u64,
 }
@@ -154,10 +157,51 @@ fn gather(bookers: Vec<Booker>) -> (Vec<BookingSeen>, Vec<String>) {
     let mut seen = Vec::new();
     let mut violations = Vec::new();
     for booker in bookers {
+        if booker.ran_out {
+            violations.push(format!(
+                "{} ran out of seats inside the window (the scenario needs more events)",
+                booker.user_id
+            ));
+        }
         seen.extend(booker.seen);
         violations.extend(booker.violations);
     }
     (seen, violations)
+}
+
+/// More bookings per second than any run here reaches (1 seat a booking; half that for 4).
+const MAX_BOOKINGS_PER_S: f64 = 12_000.0;
+
+/// Events each of `CLIENTS` clients needs on `venue` to book `seats` seats a booking for
+/// `seconds` at `MAX_BOOKINGS_PER_S` without running out.
+fn events_per_client(venue: &Venue, seats: usize, seconds: f64) -> usize {
+    let rate = MAX_BOOKINGS_PER_S / if seats > 1 { 2.0 } else { 1.0 };
+    let bookings = rate * seconds / CLIENTS as f64;
+    let per_event = (venue.seats / seats as i64) as f64;
+    (bookings / per_event).ceil().max(1.0) as usize
+}
+
+/// One venue of a booking scenario: the events of each side.
+struct VenueRun {
+    venue: Venue,
+    reference: Block,
+    book_fn: Block,
+    service: Block,
+    /// Informational ceilings: `book()` at the pool's size, and unnamed (`-M extended`).
+    what_if: Vec<(Block, &'static str)>,
+    open: bool,
+}
+
+impl VenueRun {
+    fn events(&self) -> usize {
+        let blocks = [&self.reference, &self.book_fn, &self.service];
+        let what_if = self.what_if.iter().map(|(b, _)| b);
+        blocks
+            .into_iter()
+            .chain(what_if)
+            .map(|b| b.clients * b.per_client)
+            .sum()
+    }
 }
 
 /// The service's connection pool size: DB_POOL_MAX_SIZE, passed through, or local-api's default.
@@ -221,6 +265,7 @@ impl Bench {
             redis: setup.redis,
             results: setup.results,
             herd_winners: Vec::new(),
+            nginx: None,
             cached_peak_before_mixed_kib: 0,
         }
     }
@@ -294,32 +339,94 @@ impl Bench {
         self.results.integrity.push(check);
     }
 
-    /// `book` (1 seat a booking) and `book-multi` (4 seats): 32 clients each booking their own
-    /// free seats, against pgbench running the same statement with the same 32 clients, prepared
-    /// (`-M prepared`: PostgreSQL's best for it).
+    /// `book` (1 seat a booking) and `book-multi` (4 seats) on the arena (40,000 seats) and on
+    /// the hall (500): 32 clients each booking their own free seats, beside pgbench running the
+    /// reference statement and `book()` with the same 32 clients on the same kind of seats
+    /// (`-M prepared`: PostgreSQL's best for each).
     pub async fn book(&mut self, seats: usize) -> Result<()> {
-        let (scenario, events) = match seats {
-            1 => ("book", self.fixtures.book_events.clone()),
-            _ => ("book-multi", self.fixtures.multi_events.clone()),
-        };
-        let ceiling_name = format!("book-{seats}");
+        let scenario = if seats == 1 { "book" } else { "book-multi" };
+        let p = &self.opts.profile;
+        let pgbench_s = f64::from(p.pgbench_secs);
+        let window_s = (p.warmup + p.measure).as_secs_f64();
+        let started = std::time::Instant::now();
+        let mut admin = Admin::open(self.main.addr).await?;
+        let mut runs = Vec::new();
+        for venue in [self.fixtures.big.clone(), self.fixtures.hall.clone()] {
+            // Open loops (and the informational ceilings) on the arena only.
+            let open = seats == 1 && venue.id == self.fixtures.big.id;
+            let k = events_per_client(&venue, seats, pgbench_s);
+            let label = format!("{scenario} {}", venue.label());
+            let mut block = async |what: &str, clients, per_client| {
+                admin
+                    .block(&format!("{label} {what}"), &venue, clients, per_client)
+                    .await
+            };
+            let reference = block("reference", CLIENTS, k).await?;
+            let book_fn = block("book()", CLIENTS, k).await?;
+            let service_s = if open { 3.0 * window_s } else { window_s };
+            let service = block(
+                "service",
+                CLIENTS,
+                events_per_client(&venue, seats, service_s),
+            );
+            let service = service.await?;
+            let mut what_if = Vec::new();
+            if open {
+                if pool_size() != CLIENTS {
+                    what_if.push((block("pool", pool_size(), k).await?, "prepared"));
+                }
+                what_if.push((block("extended", CLIENTS, k).await?, "extended"));
+            }
+            runs.push(VenueRun {
+                venue,
+                reference,
+                book_fn,
+                service,
+                what_if,
+                open,
+            });
+        }
+        let events: usize = runs.iter().map(VenueRun::events).sum();
+        eprintln!(
+            "[{scenario}] {events} events in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
         db::analyze(&self.pg).await?;
-        eprintln!("[{scenario}] pgbench {ceiling_name} ...");
-        let big = self.fixtures.big.clone();
-        let ceiling = self.book_ceiling(seats).await?;
-        if seats == 1 {
-            self.what_if_ceilings().await?;
+        for run in runs {
+            self.book_on(scenario, seats, run).await?;
+        }
+        Ok(())
+    }
+
+    async fn book_on(&mut self, scenario: &str, seats: usize, run: VenueRun) -> Result<()> {
+        let venue = run.venue.clone();
+        let name = format!("{scenario} {}", venue.label());
+        eprintln!("[{name}] pgbench reference and book() ...");
+        let reference = self
+            .book_ceiling(
+                Statement::Reference,
+                seats,
+                &venue,
+                &run.reference,
+                "prepared",
+            )
+            .await?;
+        let book_fn = self
+            .book_ceiling(Statement::BookFn, seats, &venue, &run.book_fn, "prepared")
+            .await?;
+        for (block, protocol) in &run.what_if {
+            self.book_ceiling(Statement::BookFn, seats, &venue, block, protocol)
+                .await?;
         }
 
-        eprintln!("[{scenario}] service ...");
+        eprintln!("[{name}] service ...");
         db::settle(&self.pg).await;
-        let clients: Vec<Booker> = events
-            .iter()
-            .enumerate()
-            .map(|(c, event)| {
+        let clients: Vec<Booker> = (0..CLIENTS)
+            .map(|c| {
+                let events = run.service.client_events(c);
                 Booker::new(
-                    format!("bench-{scenario}-{c}"),
-                    SeatStream::new(*event, big.first_seat, big.seats, seats as i64),
+                    format!("bench-{scenario}-{}-{c}", venue.seats),
+                    SeatStream::new(events, venue.first_seat, venue.seats, seats as i64),
                 )
             })
             .collect();
@@ -327,29 +434,37 @@ impl Bench {
         let cpu = watch_cpu(vec![self.main.pid], window);
         let load = loadgen::closed_loop(self.main.addr, &["book"], clients, window).await?;
         let cpu = cpu.await?;
-        let mut row = throughput(scenario, "bookings/s", &load.kinds[0], window, &cpu)
-            .against(&format!("pgbench {ceiling_name}"), ceiling.tps);
+        let mut row = throughput(&name, "bookings/s", &load.kinds[0], window, &cpu)
+            .against(&format!("pgbench {}", reference.name), reference.tps);
         if seats > 1 {
             row.also = Some(format!("{:.0} seats/s", row.rate * seats as f64));
         }
         let bookings = load.kinds[0].completed as f64;
         if bookings > 0.0 {
             self.results.figure(
-                &format!("server CPU per 1,000 bookings ({scenario})"),
+                &format!("server CPU per 1,000 bookings ({name})"),
                 cpu.server_s / bookings * 1000.0,
                 "CPU s",
             );
         }
-        self.cpu_row(scenario, &cpu, load.kinds[0].completed);
+        self.cpu_row(&name, &cpu, load.kinds[0].completed);
         let closed_rate = row.rate;
         self.results.throughput.push(row);
+        self.results.venues.push(VenueBooking {
+            scenario: scenario.to_owned(),
+            seats_per_booking: seats,
+            venue_seats: venue.seats,
+            service: closed_rate,
+            reference: reference.tps,
+            book_fn: book_fn.tps,
+        });
 
         // The same clients go on booking their own seats, now at a fixed arrival rate; the
         // integrity check below covers every booking of both loops.
-        let clients = if seats == 1 {
+        let clients = if run.open {
             let (addr, pid) = (self.main.addr, self.main.pid);
             self.open_loops(
-                scenario,
+                &name,
                 "bookings/s",
                 addr,
                 pid,
@@ -361,47 +476,53 @@ impl Bench {
         } else {
             load.clients
         };
-
         let (seen, violations) = gather(clients);
-        let check = integrity::check(&self.pg, scenario, &events, &seen, &violations).await?;
+        let events = run.service.events();
+        let check = integrity::check(&self.pg, &name, &events, &seen, &violations).await?;
         self.record(check).await;
         Ok(())
     }
 
-    /// pgbench running the booking statement (`-M prepared`, 32 clients, each in its own event),
-    /// and the integrity check of what it stored.
-    async fn book_ceiling(&mut self, seats: usize) -> Result<PgbenchRun> {
-        let (script, base) = match seats {
-            1 => (ceiling::BOOK_1_SCRIPT, self.fixtures.pgbench_book_base),
-            _ => (ceiling::BOOK_4_SCRIPT, self.fixtures.pgbench_multi_base),
-        };
-        let ceiling_name = format!("book-{seats}");
-        let ceiling = self
+    /// pgbench booking `seats` seats a transaction with `statement` in `block`'s events, and the
+    /// integrity check of what it stored.
+    async fn book_ceiling(
+        &mut self,
+        statement: Statement,
+        seats: usize,
+        venue: &Venue,
+        block: &Block,
+        protocol: &'static str,
+    ) -> Result<PgbenchRun> {
+        let mut name = format!("{}-{seats} {}", statement.label(), venue.label());
+        if block.clients != CLIENTS {
+            name.push_str(&format!(" -c {} (pool size)", block.clients));
+        }
+        if protocol != "prepared" {
+            name.push_str(&format!(" -M {protocol} (unnamed)"));
+        }
+        let run = self
             .pgbench(Pgbench {
-                name: ceiling_name.clone(),
-                protocol: "prepared",
-                script,
-                clients: CLIENTS,
+                name: name.clone(),
+                protocol,
+                script: ceiling::booking_script(statement, seats),
+                clients: block.clients,
                 defines: vec![
-                    ("event_base", base.to_string()),
-                    ("first_seat", self.fixtures.big.first_seat.to_string()),
+                    ("event_base", block.base.to_string()),
+                    ("events_per_client", block.per_client.to_string()),
+                    ("first_seat", venue.first_seat.to_string()),
+                    ("seats", venue.seats.to_string()),
                     ("i", "0".into()),
                     ("status", "confirmed".into()),
                 ],
                 seconds: self.opts.profile.pgbench_secs,
             })
             .await?;
-        let check = integrity::check_ceiling(
-            &self.pg,
-            &format!("pgbench {ceiling_name}"),
-            base,
-            CLIENTS as i64,
-            ceiling.transactions,
-            seats as i64,
-        )
-        .await?;
+        let scope = format!("pgbench {name}");
+        let check =
+            integrity::check_ceiling(&self.pg, &scope, block, run.transactions, seats as i64)
+                .await?;
         self.record(check).await;
-        Ok(ceiling)
+        Ok(run)
     }
 
     /// Open loop at each of `OPEN_LOOP_LOADS` × the closed-loop maximum just measured, with the
@@ -461,61 +582,6 @@ impl Bench {
             });
         }
         Ok(clients)
-    }
-
-    /// Two informational runs of the 1-seat ceiling, to explain the ratio rather than judge it:
-    /// - with only as many sessions as the service's pool (the service never has more
-    ///   transactions in PostgreSQL at once, and on two cores fewer sessions can be faster);
-    /// - with `-M extended`: the statement sent unnamed, parsed and planned on every execution,
-    ///   as the service sends it (what is left of that price is planning the `book()` call).
-    async fn what_if_ceilings(&mut self) -> Result<()> {
-        let pool = pool_size();
-        let runs = [
-            (
-                format!("book-1 -c {pool} (pool size)"),
-                "prepared",
-                pool,
-                self.fixtures.pgbench_pool_base,
-            ),
-            (
-                "book-1 -M extended (unnamed)".to_owned(),
-                "extended",
-                CLIENTS,
-                self.fixtures.pgbench_extended_base,
-            ),
-        ];
-        for (name, protocol, clients, base) in runs {
-            if protocol == "prepared" && clients == CLIENTS {
-                continue;
-            }
-            eprintln!("[book] pgbench {name} ...");
-            let run = self
-                .pgbench(Pgbench {
-                    name: name.clone(),
-                    protocol,
-                    script: ceiling::BOOK_1_SCRIPT,
-                    clients,
-                    defines: vec![
-                        ("event_base", base.to_string()),
-                        ("first_seat", self.fixtures.big.first_seat.to_string()),
-                        ("i", "0".into()),
-                        ("status", "confirmed".into()),
-                    ],
-                    seconds: self.opts.profile.pgbench_secs,
-                })
-                .await?;
-            let check = integrity::check_ceiling(
-                &self.pg,
-                &format!("pgbench {name}"),
-                base,
-                clients as i64,
-                run.transactions,
-                1,
-            )
-            .await?;
-            self.record(check).await;
-        }
-        Ok(())
     }
 
     /// `herd`: N simultaneous requests for one seat; exactly one 201, every other answer a 409.
@@ -657,7 +723,8 @@ impl Bench {
     }
 
     /// `read`: one 500-seat event's availability, 32 clients, with the cache off (against
-    /// pgbench running the availability query) and on (against redis-benchmark GET).
+    /// pgbench running the availability query) and on (against nginx serving the same bytes with
+    /// the same clients; redis-benchmark GET beside it).
     pub async fn read(&mut self) -> Result<()> {
         let event = self.fixtures.read_event();
         let seats = self.fixtures.hall.seats as usize;
@@ -667,7 +734,7 @@ impl Bench {
             .pgbench(Pgbench {
                 name: "availability".into(),
                 protocol: "extended",
-                script: ceiling::AVAILABILITY_SCRIPT,
+                script: ceiling::availability_script(),
                 clients: CLIENTS,
                 defines: vec![("event_id", event.to_string())],
                 seconds: self.opts.profile.pgbench_secs,
@@ -685,7 +752,7 @@ impl Bench {
             )
         })
         .await??;
-        self.results.redis.push(get.clone());
+        self.results.redis.push(get);
 
         // The same GET with a value as large as the availability answer: what a cache hit costs
         // Redis itself for this payload (informational; the ratio uses plain `-t get`).
@@ -707,9 +774,13 @@ impl Bench {
             };
             eprintln!("[read] service, {scenario} ...");
             db::settle(&self.pg).await;
-            let clients: Vec<Reader> = (0..CLIENTS)
-                .map(|c| Reader::new(&format!("bench-reader-{c}"), event, seats))
-                .collect();
+            let readers = |prefix: &str, path: &str| -> Vec<Reader> {
+                (0..CLIENTS)
+                    .map(|c| Reader::new(&format!("{prefix}-{c}"), path.to_owned(), seats))
+                    .collect()
+            };
+            let path = format!("/api/v1/events/{event}/availability");
+            let clients = readers("bench-reader", &path);
             let window = self.window();
             let cpu = watch_cpu(vec![pid], window);
             let load = loadgen::closed_loop(addr, &["availability"], clients, window).await?;
@@ -717,7 +788,10 @@ impl Bench {
             self.cpu_row(scenario, &cpu, load.kinds[0].completed);
             let row = throughput(scenario, "req/s", &load.kinds[0], window, &cpu);
             let row = if cached {
-                row.against("redis-benchmark GET", get.rps)
+                eprintln!("[read] nginx, the same bytes ...");
+                let clients = readers("bench-nginx-reader", nginx::PLAIN);
+                let nginx = self.beside_nginx("nginx plain", clients).await?;
+                row.against("nginx plain (same bytes)", nginx)
             } else {
                 row.against("pgbench availability", ceiling.tps)
             };
@@ -762,7 +836,7 @@ impl Bench {
             .map(|(c, event)| {
                 let booker = Booker::new(
                     format!("bench-mixed-{c}"),
-                    SeatStream::new(*event, big.first_seat, big.seats, 1),
+                    SeatStream::new(vec![*event], big.first_seat, big.seats, 1),
                 );
                 Mixed::new(c, booker, browse.clone())
             })
@@ -884,17 +958,24 @@ impl Bench {
         herd_processes: usize,
     ) -> Result<()> {
         db::analyze(&self.pg).await?;
-        let ceiling_rate = match self.results.pgbench.iter().find(|p| p.name == "book-1") {
+        let big = self.fixtures.big.clone();
+        let ceiling_name = format!("{}-1 {}", Statement::Reference.label(), big.label());
+        let ceiling_rate = match self.results.pgbench.iter().find(|p| p.name == ceiling_name) {
             Some(run) => run.tps,
             None => {
-                eprintln!("[lambda] pgbench book-1 (book did not run) ...");
-                self.book_ceiling(1).await?.tps
+                eprintln!("[lambda] pgbench {ceiling_name} (book did not run) ...");
+                let k = events_per_client(&big, 1, f64::from(self.opts.profile.pgbench_secs));
+                let mut admin = Admin::open(self.main.addr).await?;
+                let block = admin.block("lambda reference", &big, CLIENTS, k).await?;
+                db::analyze(&self.pg).await?;
+                self.book_ceiling(Statement::Reference, 1, &big, &block, "prepared")
+                    .await?
+                    .tps
             }
         };
 
         eprintln!("[lambda] book: {CLIENTS} clients, each with a process of its own ...");
         db::settle(&self.pg).await;
-        let big = self.fixtures.big.clone();
         let events = self.fixtures.lambda_events.clone();
         let clients: Vec<Booker> = events
             .iter()
@@ -902,7 +983,7 @@ impl Bench {
             .map(|(c, event)| {
                 Booker::new(
                     format!("bench-lambda-{c}"),
-                    SeatStream::new(*event, big.first_seat, big.seats, 1),
+                    SeatStream::new(vec![*event], big.first_seat, big.seats, 1),
                 )
             })
             .collect();
@@ -914,7 +995,7 @@ impl Bench {
         let load = loadgen::closed_loop_to(&addrs[..CLIENTS], &["book"], clients, window).await?;
         let cpu = cpu.await?;
         let row = throughput("lambda book", "bookings/s", &load.kinds[0], window, &cpu)
-            .against("pgbench book-1", ceiling_rate);
+            .against(&format!("pgbench {ceiling_name}"), ceiling_rate);
         let book_rate = row.rate;
         self.cpu_row(
             "lambda book (server = processes + PgBouncer)",
@@ -983,7 +1064,7 @@ impl Bench {
                 .results
                 .throughput
                 .iter()
-                .find(|t| t.scenario == "book")
+                .find(|t| t.scenario == format!("book {}", big.label()))
                 .map(|t| t.rate),
             ceiling_rate: Some(ceiling_rate),
             rss_per_process_max_mb: mb(peaks.iter().copied().max().unwrap_or(0)),
@@ -992,8 +1073,11 @@ impl Bench {
         Ok(())
     }
 
-    /// Whole-run process figures, taken before the servers stop.
+    /// Whole-run process figures, taken before the servers stop; nginx is stopped.
     pub fn finish(&mut self) {
+        if let Some(mut nginx) = self.nginx.take() {
+            nginx.stop();
+        }
         if let Ok(kib) = procstat::peak_rss_kib(self.main.pid) {
             self.results
                 .figure("server peak RSS, whole run (cache off)", mb(kib), "MB");

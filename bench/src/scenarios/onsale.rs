@@ -14,6 +14,7 @@ use super::{throughput, watch_cpu, Bench};
 use crate::ceiling;
 use crate::http::{self, Body, Conn, Identity};
 use crate::loadgen::{self, Client, Window};
+use crate::nginx::{self, Nginx};
 use crate::report::Goal;
 use crate::stats::{micros, Percentiles};
 use crate::Result;
@@ -98,6 +99,56 @@ impl Client for Poller {
 }
 
 impl Bench {
+    /// nginx (one worker) serving the read event's map exactly as the cached server serves it,
+    /// plain and gzip; started once, on first use.
+    async fn nginx(&mut self) -> Result<&Nginx> {
+        if self.nginx.is_none() {
+            let (addr, _) = self.cached_server().await?;
+            let path = format!("/api/v1/events/{}/availability", self.fixtures.read_event());
+            let who = Identity::user("bench-nginx");
+            let mut conn = Conn::open(addr).await?;
+            let (_, _, plain) = conn.send_with_headers(http::get(&path, &who)).await?;
+            let (status, _, zipped) = conn.send_with_headers(gzip_get(&path, &who)).await?;
+            if status != StatusCode::OK || gunzip(&zipped)? != plain {
+                return Err("nginx: the gzip answer does not unzip to the plain one".into());
+            }
+            let nginx = Nginx::start(&plain, &zipped).await?;
+            eprintln!(
+                "{} on {}, serving {} B plain and {} B gzip",
+                nginx.version,
+                nginx.addr,
+                plain.len(),
+                zipped.len()
+            );
+            self.nginx = Some(nginx);
+        }
+        Ok(self.nginx.as_ref().expect("just started"))
+    }
+
+    /// nginx measured with `clients` (the service's clients, pointed at nginx's copy): the same
+    /// load generator, connections and window as the service. Its rate, also as a row.
+    pub(super) async fn beside_nginx<C: Client>(
+        &mut self,
+        name: &str,
+        clients: Vec<C>,
+    ) -> Result<f64> {
+        let nginx = self.nginx().await?;
+        let (addr, pids) = (nginx.addr, nginx.pids());
+        let window = self.window();
+        let cpu = watch_cpu(pids, window);
+        let load = loadgen::closed_loop(addr, &["GET"], clients, window).await?;
+        let cpu = cpu.await?;
+        self.cpu_row(
+            &format!("{name} (server = nginx)"),
+            &cpu,
+            load.kinds[0].completed,
+        );
+        let row = throughput(name, "req/s", &load.kinds[0], window, &cpu);
+        let rate = row.rate;
+        self.results.throughput.push(row);
+        Ok(rate)
+    }
+
     /// `poll`: cached reads as pollers make them (gzip; `If-None-Match` → 304).
     pub async fn poll(&mut self) -> Result<()> {
         let event = self.fixtures.read_event();
@@ -120,25 +171,35 @@ impl Bench {
 
         // What Redis serves for a value of the size a gzip hit fetches.
         let get = self.redis_get_of_size("gzip-payload", zipped.len()).await?;
+        let pollers = |prefix: &str, path: &str, tag: Option<&HeaderValue>| -> Vec<Poller> {
+            (0..ceiling::CLIENTS)
+                .map(|c| Poller {
+                    path: path.to_owned(),
+                    who: Identity::user(&format!("{prefix}-{c}")),
+                    if_none_match: tag.cloned(),
+                    expected_len: zipped.len(),
+                })
+                .collect()
+        };
 
         for conditional in [false, true] {
             let scenario = if conditional { "poll-304" } else { "poll-gzip" };
             eprintln!("[poll] service, {scenario} ...");
-            let clients: Vec<Poller> = (0..ceiling::CLIENTS)
-                .map(|c| Poller {
-                    path: path.clone(),
-                    who: Identity::user(&format!("bench-poller-{c}")),
-                    if_none_match: conditional.then(|| tag.clone()),
-                    expected_len: zipped.len(),
-                })
-                .collect();
+            let clients = pollers("bench-poller", &path, conditional.then_some(&tag));
             let window = self.window();
             let cpu = watch_cpu(vec![pid], window);
             let load = loadgen::closed_loop(addr, &["availability"], clients, window).await?;
             let cpu = cpu.await?;
             self.cpu_row(scenario, &cpu, load.kinds[0].completed);
-            let row = throughput(scenario, "req/s", &load.kinds[0], window, &cpu)
-                .against(&get.name, get.rps);
+            let row = throughput(scenario, "req/s", &load.kinds[0], window, &cpu);
+            let row = if conditional {
+                row.against(&format!("redis-benchmark {}", get.name), get.rps)
+            } else {
+                eprintln!("[poll] nginx, the same gzip bytes ...");
+                let clients = pollers("bench-nginx-poller", nginx::GZIP, None);
+                let nginx = self.beside_nginx("nginx gzip", clients).await?;
+                row.against("nginx gzip (same bytes)", nginx)
+            };
             self.results.throughput.push(row);
         }
         Ok(())

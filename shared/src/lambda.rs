@@ -38,6 +38,7 @@ pub async fn serve(
         return Err(err.into());
     }
     let state = AppState::from_settings(&settings, LAMBDA_POOL_SIZE)?;
+    crate::metrics::publish(crate::metrics::COLD_STARTS, 1.0);
     tracing::info!(function, "cold start complete");
     lambda_http::run(wrap(finish(routes, state))).await
 }

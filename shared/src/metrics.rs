@@ -35,6 +35,95 @@ pub const OUTBOX_DEAD: Metric = Metric {
     name: "OutboxDead",
 };
 
+/// The business figures of an on-sale, summed in the process (see [`count`]). Dimension
+/// `Service` = `api`.
+pub const BOOKINGS_CONFIRMED: Metric = api("BookingsConfirmed");
+pub const HOLDS_PLACED: Metric = api("HoldsPlaced");
+/// Requests refused because a seat was taken (409), from PostgreSQL or from the taken-seat marks.
+pub const BOOKING_CONFLICTS: Metric = api("BookingConflicts");
+/// Seats of lapsed holds given back (by whoever wanted them next).
+pub const HOLD_SEATS_LAPSED: Metric = api("HoldSeatsLapsed");
+/// Reads served from a cache (this process's copy or Redis), and reads that loaded or waited.
+pub const CACHE_HITS: Metric = api("CacheHits");
+pub const CACHE_MISSES: Metric = api("CacheMisses");
+/// Execution environments started (written at once, not summed).
+pub const COLD_STARTS: Metric = api("ColdStarts");
+
+const fn api(name: &'static str) -> Metric {
+    Metric {
+        service: "api",
+        name,
+    }
+}
+
+/// How long counts are summed before they are written: one line per environment per this at
+/// most, however many requests it serves. Counts of an environment that is shut down before its
+/// next request after that are lost (Lambda gives no hook to write them).
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+struct Sums {
+    since: Option<std::time::Instant>,
+    values: std::collections::BTreeMap<&'static str, f64>,
+}
+
+static SUMS: std::sync::Mutex<Sums> = std::sync::Mutex::new(Sums {
+    since: None,
+    values: std::collections::BTreeMap::new(),
+});
+
+/// Adds `value` to `metric` (service `api`), and writes every sum in one EMF line when they have
+/// been summed for [`FLUSH_EVERY`]. Nothing when publishing is off.
+pub fn count(metric: Metric, value: f64) {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return;
+    }
+    let due = {
+        let mut sums = SUMS.lock().unwrap_or_else(|e| e.into_inner());
+        *sums.values.entry(metric.name).or_default() += value;
+        let since = *sums.since.get_or_insert_with(std::time::Instant::now);
+        if since.elapsed() >= FLUSH_EVERY {
+            sums.since = None;
+            Some(std::mem::take(&mut sums.values))
+        } else {
+            None
+        }
+    };
+    if let Some(values) = due {
+        let line = sums_line("api", &values, now_ms());
+        let _ = std::io::stdout().lock().write_all(line.as_bytes());
+    }
+}
+
+/// One EMF document with several metrics of one service, newline-terminated.
+pub fn sums_line(
+    service: &str,
+    values: &std::collections::BTreeMap<&'static str, f64>,
+    timestamp_ms: u64,
+) -> String {
+    let mut document = json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Service"]],
+                "Metrics": values.keys().map(|name| json!({"Name": name, "Unit": "Count"}))
+                    .collect::<Vec<_>>(),
+            }],
+        },
+        "Service": service,
+    });
+    for (name, value) in values {
+        document[*name] = json!(value);
+    }
+    format!("{document}\n")
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Metric {
     service: &'static str,
@@ -51,10 +140,7 @@ pub fn enable() {
 /// Publishes one value of `metric` (unit `Count`), if publishing is on.
 pub fn publish(metric: Metric, value: f64) {
     if ENABLED.load(Ordering::Relaxed) {
-        let millis = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let line = emf_line(metric, value, millis);
+        let line = emf_line(metric, value, now_ms());
         // One write of the whole line, so concurrent lines never interleave.
         let _ = std::io::stdout().lock().write_all(line.as_bytes());
     }
@@ -95,5 +181,25 @@ mod tests {
         assert_eq!(directive["Dimensions"][0][0], "Service");
         assert_eq!(doc["Service"], "notifier");
         assert_eq!(doc["OutboxDead"], 3.0);
+    }
+
+    #[test]
+    fn summed_counts_are_one_document_naming_every_metric() {
+        let values = [("BookingsConfirmed", 12.0), ("CacheHits", 900.0)]
+            .into_iter()
+            .collect();
+        let line = sums_line("api", &values, 1_796_155_200_000);
+        let doc: Value = serde_json::from_str(&line).unwrap();
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        let names: Vec<&str> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["BookingsConfirmed", "CacheHits"]);
+        assert_eq!(doc["BookingsConfirmed"], 12.0);
+        assert_eq!(doc["CacheHits"], 900.0);
+        assert_eq!(doc["Service"], "api");
     }
 }

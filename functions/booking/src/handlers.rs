@@ -11,6 +11,7 @@ use seatbook_core::domain::SeatSelection;
 use seatbook_core::error::PROBLEM_JSON;
 use seatbook_core::extract::{Json, Path, Query};
 use seatbook_core::identity::Caller;
+use seatbook_core::metrics;
 use seatbook_core::{ApiError, AppState};
 use serde::Deserialize;
 use std::time::Duration;
@@ -171,8 +172,17 @@ async fn after_claim(
     outcome: &Result<Booking, ApiError>,
 ) -> Option<u64> {
     let event_id = claim.event_id;
-    if let Ok(booking) = outcome {
-        tracing::info!(booking = %booking.id, event = event_id, seats = booking.tickets.len(), status = %booking.status, "seats claimed");
+    match outcome {
+        Ok(booking) => {
+            tracing::info!(booking = %booking.id, event = event_id, seats = booking.tickets.len(), status = %booking.status, "seats claimed");
+            let figure = match booking.status {
+                BookingStatus::Confirmed => metrics::BOOKINGS_CONFIRMED,
+                _ => metrics::HOLDS_PLACED,
+            };
+            metrics::count(figure, 1.0);
+        }
+        Err(ApiError::SeatsTaken { .. }) => metrics::count(metrics::BOOKING_CONFLICTS, 1.0),
+        Err(_) => {}
     }
     let cache = state.cache.as_ref()?;
     match outcome {
@@ -455,6 +465,7 @@ pub async fn confirm(
         .ok_or_else(|| ApiError::not_found(format!("hold {id}")))?;
     match (confirmed, booking.status) {
         (Confirmation::Confirmed(event_id), _) => {
+            metrics::count(metrics::BOOKINGS_CONFIRMED, 1.0);
             let mut version = None;
             if let Some(cache) = &state.cache {
                 let ids = booking.seat_ids();

@@ -348,8 +348,8 @@ async fn resolve(
 ) -> Result<Conflict, Refusal> {
     let holders = holders(client, claim).await?;
     if may_release && holders.iter().any(|(_, lapsed)| *lapsed) {
-        client
-            .query_typed(
+        let released = client
+            .execute_typed(
                 RELEASE_LAPSED_SQL,
                 &[
                     (&claim.event_id, Type::INT8),
@@ -357,6 +357,7 @@ async fn resolve(
                 ],
             )
             .await?;
+        seatbook_core::metrics::count(seatbook_core::metrics::HOLD_SEATS_LAPSED, released as f64);
         return Ok(Conflict::Retry);
     }
     let mut taken: Vec<i64> = holders

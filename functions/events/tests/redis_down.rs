@@ -63,6 +63,12 @@ async fn a_read_with_redis_down_is_served_and_counted_as_a_cloudwatch_metric() {
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .filter(|doc| doc.get("_aws").is_some())
         .collect();
+    // The environment's start is counted too, at once.
+    let (cold, metrics): (Vec<Value>, Vec<Value>) = metrics
+        .into_iter()
+        .partition(|doc| doc.get("ColdStarts").is_some());
+    assert_eq!(cold.len(), 1, "one ColdStarts line:\n{logs}");
+    assert_eq!(cold[0]["ColdStarts"], 1.0);
     assert!(!metrics.is_empty(), "no EMF line in the logs:\n{logs}");
     for metric in metrics {
         let directive = &metric["_aws"]["CloudWatchMetrics"][0];

@@ -40,9 +40,12 @@ pub(crate) struct PendingHits(std::sync::Mutex<(u64, f64)>);
 
 impl PendingHits {
     pub(crate) fn add(&self, took: Duration) {
-        let mut pending = self.0.lock().expect("pending hits poisoned");
-        pending.0 += 1;
-        pending.1 += took.as_secs_f64() * 1000.0;
+        {
+            let mut pending = self.0.lock().expect("pending hits poisoned");
+            pending.0 += 1;
+            pending.1 += took.as_secs_f64() * 1000.0;
+        }
+        crate::metrics::count(crate::metrics::CACHE_HITS, 1.0);
     }
 
     /// Adds what is pending to `pipe` (replies ignored), and forgets it.
@@ -63,6 +66,7 @@ impl PendingHits {
 
 /// A miss; `loaded`: this request's loader queried PostgreSQL (rather than sharing another's load).
 pub(crate) fn miss(keys: &Keys, took: Duration, loaded: bool) -> redis::Pipeline {
+    crate::metrics::count(crate::metrics::CACHE_MISSES, 1.0);
     let mut pipe = timed(keys, MISSES, MISS_MS, took);
     if loaded {
         pipe.cmd("INCR").arg(keys.counter(LOADS)).ignore();

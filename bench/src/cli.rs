@@ -37,7 +37,7 @@ struct Args {
     /// Comma-separated subset of the scenarios (default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
     scenarios: Vec<Scenario>,
-    /// Where results.json, latency.png and the logs go.
+    /// Where results.json and the logs go.
     #[arg(long = "out", default_value = "bench-results")]
     out_dir: PathBuf,
     /// The local-api binary (default: local-api next to this binary).

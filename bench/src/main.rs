@@ -15,7 +15,6 @@ mod integrity;
 mod loadgen;
 mod nginx;
 mod pgbouncer;
-mod plot;
 mod procstat;
 mod redis;
 mod report;
@@ -25,7 +24,7 @@ mod stats;
 
 use cli::{Options, Profile, Scenario};
 use report::{Machine, Results};
-use scenarios::{Bench, Setup};
+use scenarios::Bench;
 use server::{Cache, Server};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
@@ -127,7 +126,7 @@ async fn bench(
     pg.batch_execute("VACUUM ANALYZE").await?;
     db::quiet_autovacuum(&pg).await?;
 
-    let mut bench = Bench::new(Setup {
+    let mut bench = Bench {
         opts: opts.clone(),
         fixtures,
         database_url: database.url(),
@@ -138,7 +137,11 @@ async fn bench(
         server_bin,
         redis,
         results,
-    });
+        cached: None,
+        herd_winners: Vec::new(),
+        nginx: None,
+        cached_peak_before_mixed_kib: 0,
+    };
     for scenario in &opts.scenarios {
         match scenario {
             Scenario::Book => bench.book(1).await?,
@@ -161,11 +164,7 @@ async fn bench(
 
     let json = opts.out_dir.join("results.json");
     results.write_json(&json)?;
-    let png = opts.out_dir.join("latency.png");
-    match plot::latency_png(&png, &plot_bars(&results)) {
-        Ok(()) => eprintln!("wrote {} and {}", json.display(), png.display()),
-        Err(err) => eprintln!("wrote {}; no plot: {err}", json.display()),
-    }
+    eprintln!("wrote {}", json.display());
     Ok(results.integrity_passed())
 }
 
@@ -195,31 +194,6 @@ fn settings(opts: &Options, database: &db::BenchDb, results: &mut Results) {
     ] {
         results.settings.insert(k.to_owned(), v);
     }
-}
-
-/// Every latency the run measured, service first, then the ceilings.
-fn plot_bars(results: &Results) -> Vec<plot::Bars> {
-    let service = results.throughput.iter().map(|t| plot::Bars {
-        label: t.scenario.clone(),
-        latency: t.latency,
-    });
-    let open = results.open_loop.iter().map(|o| plot::Bars {
-        label: format!("{} open {:.0}%", o.scenario, o.load * 100.0),
-        latency: o.latency,
-    });
-    let herds = results.herds.iter().map(|h| plot::Bars {
-        label: if h.route == "direct" {
-            format!("herd {}", h.size)
-        } else {
-            format!("herd {} {}", h.size, h.route)
-        },
-        latency: h.latency,
-    });
-    let pgbench = results.pgbench.iter().map(|p| plot::Bars {
-        label: format!("pgbench {}", p.name),
-        latency: p.latency,
-    });
-    service.chain(open).chain(herds).chain(pgbench).collect()
 }
 
 /// The ceilings need pgbench and redis-benchmark on PATH; scripts/bench installs them.

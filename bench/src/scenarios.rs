@@ -41,25 +41,11 @@ pub struct Bench {
     pub server_bin: PathBuf,
     pub redis: Redis,
     pub results: Results,
-    herd_winners: Vec<BookingSeen>,
+    pub herd_winners: Vec<BookingSeen>,
     /// Started the first time a cached read is measured beside it.
-    nginx: Option<Nginx>,
+    pub nginx: Option<Nginx>,
     /// Peak RSS of the cached server before its peak was reset for `mixed`.
-    cached_peak_before_mixed_kib: u64,
-}
-
-/// Everything a run starts from.
-pub struct Setup {
-    pub opts: Options,
-    pub fixtures: Fixtures,
-    pub database_url: String,
-    pub pg_base: String,
-    pub database_name: String,
-    pub pg: Client,
-    pub main: Server,
-    pub server_bin: PathBuf,
-    pub redis: Redis,
-    pub results: Results,
+    pub cached_peak_before_mixed_kib: u64,
 }
 
 /// Where the CPU went inside a measurement window: the server, PostgreSQL, the load generator
@@ -251,25 +237,6 @@ struct Problem {
 }
 
 impl Bench {
-    pub fn new(setup: Setup) -> Bench {
-        Bench {
-            opts: setup.opts,
-            fixtures: setup.fixtures,
-            database_url: setup.database_url,
-            pg_base: setup.pg_base,
-            database_name: setup.database_name,
-            pg: setup.pg,
-            main: setup.main,
-            cached: None,
-            server_bin: setup.server_bin,
-            redis: setup.redis,
-            results: setup.results,
-            herd_winners: Vec::new(),
-            nginx: None,
-            cached_peak_before_mixed_kib: 0,
-        }
-    }
-
     fn window(&self) -> Window {
         Window::after(self.opts.profile.warmup, self.opts.profile.measure)
     }

@@ -20,6 +20,11 @@ use axum::response::{IntoResponse, Response};
 /// event may name it in to be served nothing older (the writer's own reads show its writes).
 pub const EVENT_VERSION_HEADER: &str = "seatbook-event-version";
 
+/// `Cache-Control` of a read anyone may be served (see [`Conditional::cache_control`]).
+pub const PUBLIC_READ: &str = "public, max-age=0, s-maxage=1, stale-while-revalidate=1";
+/// `Cache-Control` of a read that names its reader's own write: never from a shared cache.
+pub const PRIVATE_READ: &str = "private, no-cache";
+
 /// The headers of a conditional read, as an operation's parameters (documentation only: the
 /// handler reads them through [`Conditional`]).
 #[derive(utoipa::IntoParams)]
@@ -120,9 +125,20 @@ impl Conditional {
             VARY,
             HeaderValue::from_static("accept-encoding, seatbook-event-version"),
         );
-        // Kept by a browser, but asked about again every time (the 304 makes that cheap).
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers.insert(CACHE_CONTROL, self.cache_control());
         response
+    }
+
+    /// Who may keep the response. A browser keeps it but asks again every time (the 304 makes
+    /// that cheap). A shared cache (the CDN) may serve a public read for a second, and a second
+    /// more while it refreshes, which adds that much to the staleness bound of the seat map (see
+    /// docs/cache.md); a read naming the reader's own version never comes from a shared cache.
+    fn cache_control(&self) -> HeaderValue {
+        if self.accept.min_generation.is_some() {
+            HeaderValue::from_static(PRIVATE_READ)
+        } else {
+            HeaderValue::from_static(PUBLIC_READ)
+        }
     }
 
     /// RFC 9110 §13.1.2: `*`, or any listed tag equal to ours under weak comparison.

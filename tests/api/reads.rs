@@ -45,7 +45,11 @@ async fn a_poll_naming_the_etag_it_was_given_gets_304_and_no_body_until_the_map_
     assert_eq!(first.status(), 200);
     let etag = first.headers()["etag"].to_str().unwrap().to_owned();
     assert!(etag.starts_with("W/\""), "a weak tag: {etag}");
-    assert_eq!(first.headers()["cache-control"], "no-cache");
+    // A CDN may keep a public read for a second; a browser asks again every time.
+    assert_eq!(
+        first.headers()["cache-control"],
+        "public, max-age=0, s-maxage=1, stale-while-revalidate=1"
+    );
 
     let poll = |etag: String| {
         app.request(reqwest::Method::GET, &map_path(event_id), As::Anonymous)
@@ -204,6 +208,11 @@ async fn the_booker_reading_with_its_version_sees_its_seats_at_once_while_the_ma
             .await
             .unwrap();
         assert_eq!(mine.status(), 200);
+        assert_eq!(
+            mine.headers()["cache-control"],
+            "private, no-cache",
+            "a read naming its own version is never kept by a shared cache"
+        );
         let mine: Value = mine.json().await.unwrap();
         assert_ne!(
             seat_status(&mine, *seat),

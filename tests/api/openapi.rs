@@ -259,3 +259,31 @@ fn the_document_names_no_dev_identity_header() {
         assert!(!json.contains(header), "the document names {header}");
     }
 }
+
+#[test]
+fn every_throttled_route_of_the_template_is_a_route_of_the_stack() {
+    let template = std::fs::read_to_string(format!("{ROOT}/template.yaml")).expect("template");
+    let routes = template_routes();
+    let throttled: Vec<String> = template
+        .lines()
+        .map(str::trim)
+        .filter_map(|line| line.strip_prefix('\'')?.strip_suffix("':"))
+        .filter(|key| {
+            ["GET ", "POST ", "DELETE ", "PUT ", "PATCH "]
+                .iter()
+                .any(|method| key.starts_with(method))
+        })
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        throttled.len() >= 6,
+        "the booking and read routes have throttles of their own: {throttled:?}"
+    );
+    for route in throttled {
+        assert!(
+            routes.contains(&route),
+            "RouteSettings names `{route}`, which is not a route of the stack: its throttle \
+             would apply to nothing (routes: {routes:?})"
+        );
+    }
+}

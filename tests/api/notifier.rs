@@ -4,18 +4,21 @@
 use crate::helpers::{spawn_app, As, TestApp};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::post;
 use notifier_fn::{
-    drain, housekeeping, housekeeping_with, verify, NotifierSettings, Policy, Webhook,
-    WebhookSettings, DEFAULT_TOLERANCE, DELIVERY_HEADER, SIGNATURE_HEADER,
+    drain, drain_every, housekeeping, housekeeping_with, verify, Headers, NotifierSettings, Policy,
+    Webhook, WebhookSettings, DEFAULT_TOLERANCE, ID_HEADER, LOCAL_PERIOD, SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
 };
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-const SECRET: &str = "test-webhook-secret";
+/// A Standard Webhooks secret: `whsec_` and the base64 of the key.
+const SECRET: &str = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0zMi1ieXRlcyE=";
 
 /// A webhook receiver that checks signatures with the notifier's own [`verify`], and can be told
 /// to fail the first attempts at each delivery or to hang.
@@ -55,9 +58,19 @@ impl Receiver {
     }
 }
 
+/// A delivery's Standard Webhooks headers.
+fn headers_of(headers: &HeaderMap) -> Headers<'_> {
+    let header = |name: &str| headers[name].to_str().unwrap();
+    Headers {
+        id: header(ID_HEADER),
+        timestamp: header(TIMESTAMP_HEADER),
+        signature: header(SIGNATURE_HEADER),
+    }
+}
+
 async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: String) -> StatusCode {
-    let delivery = headers[DELIVERY_HEADER].to_str().unwrap().to_owned();
-    let sent = headers[SIGNATURE_HEADER].to_str().unwrap();
+    let sent = headers_of(&headers);
+    let delivery = sent.id.to_owned();
     if verify(SECRET, sent, &body, SystemTime::now(), DEFAULT_TOLERANCE).is_err() {
         *receiver.bad_signatures.lock().unwrap() += 1;
         return StatusCode::UNAUTHORIZED;
@@ -349,6 +362,8 @@ async fn a_receiver_that_hangs_past_the_timeout_costs_a_failed_attempt_with_back
         &webhook,
         Policy {
             budget,
+            // One at a time: the run meets its budget with deliveries still to claim.
+            concurrency: 1,
             ..Policy::default()
         },
     )
@@ -404,6 +419,9 @@ async fn a_drain_aborted_mid_batch_keeps_what_it_delivered_and_resends_only_the_
     let state = app.lambda_state();
     let policy = Policy {
         lease: Duration::from_secs(3),
+        // One at a time, so "the delivery in flight" is one; the concurrent case is
+        // a_drain_aborted_with_deliveries_in_flight_loses_none_and_resends_only_those.
+        concurrency: 1,
         ..Policy::default()
     };
 
@@ -755,5 +773,458 @@ async fn delivered_rows_are_purged_after_the_retention_period_and_pending_and_de
         outbox_ids(&app).await,
         ids[3..],
         "dead and pending rows are kept"
+    );
+}
+
+/// Standard Webhooks signing written out from the specification (standardwebhooks.com), sharing
+/// no code with the notifier: `v1,` and the base64 HMAC-SHA256, under the base64-decoded part of
+/// `whsec_<base64>`, of `"{id}.{timestamp}.{body}"`.
+fn spec_signature(secret: &str, id: &str, timestamp: &str, body: &str) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let base64 = base64::engine::general_purpose::STANDARD;
+    let key = base64
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
+    format!("v1,{}", base64.encode(mac.finalize().into_bytes()))
+}
+
+#[tokio::test]
+async fn every_attempt_carries_standard_webhooks_headers_that_an_independent_implementation_verifies(
+) {
+    // The independent implementation reproduces the specification's published test vector (the
+    // reference libraries' "sign function works").
+    assert_eq!(
+        spec_signature(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            "1614265330",
+            r#"{"test": 2432232314}"#
+        ),
+        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    );
+    let app = spawn_app().await;
+    let ids = book_n(&app, 1).await;
+    // Records every request as it came; fails the first attempt, so the delivery is retried.
+    let seen: Arc<Mutex<Vec<(HeaderMap, String)>>> = Arc::default();
+    let record = seen.clone();
+    let hooks = axum::Router::new().route(
+        "/hooks/seatbook",
+        post(move |headers: HeaderMap, body: String| async move {
+            let mut seen = record.lock().unwrap();
+            seen.push((headers, body));
+            if seen.len() == 1 {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let webhook = webhook(
+        serve(hooks, "/hooks/seatbook").await,
+        notifier_fn::DEFAULT_TIMEOUT,
+    );
+    let state = app.lambda_state();
+    let first = drain(&state.db, &webhook, immediate_retries(8))
+        .await
+        .unwrap();
+    assert_eq!((first.delivered, first.retried), (0, 1), "{first:?}");
+    // Each attempt is signed when it is sent.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = drain(&state.db, &webhook, immediate_retries(8))
+        .await
+        .unwrap();
+    assert_eq!(second.delivered, 1, "{second:?}");
+
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    let now = chrono::Utc::now().timestamp();
+    for (headers, body) in &seen {
+        let header = |name: &str| headers[name].to_str().unwrap();
+        let (id, timestamp) = (header("webhook-id"), header("webhook-timestamp"));
+        assert_eq!(id, ids[0].to_string(), "the outbox id");
+        let sent: i64 = timestamp.parse().unwrap();
+        assert!(
+            (now - 10..=now).contains(&sent),
+            "unix seconds: {timestamp}"
+        );
+        let expected = spec_signature(SECRET, id, timestamp, body);
+        assert!(
+            header("webhook-signature")
+                .split(' ')
+                .any(|s| s == expected),
+            "{} has {expected}",
+            header("webhook-signature")
+        );
+        assert_eq!(header("content-type"), "application/json");
+        assert!(headers.get("seatbook-signature").is_none());
+        assert!(headers.get("seatbook-delivery").is_none());
+        assert_eq!(
+            serde_json::from_str::<Value>(body).unwrap()["type"],
+            "booking.confirmed"
+        );
+    }
+    let header = |i: usize, name: &str| seen[i].0[name].to_str().unwrap().to_owned();
+    assert_eq!(
+        header(0, "webhook-id"),
+        header(1, "webhook-id"),
+        "the id receivers deduplicate on is the same on a retry"
+    );
+    assert_ne!(
+        header(0, "webhook-timestamp"),
+        header(1, "webhook-timestamp")
+    );
+}
+
+#[tokio::test]
+async fn last_error_never_carries_the_webhook_urls_path_or_query() {
+    const PATH: &str = "/hooks/s3cr3t-path";
+    const QUERY: &str = "token=t0k3n";
+    let app = spawn_app().await;
+    let ids = book_n(&app, 1).await;
+    let mode: Arc<Mutex<&'static str>> = Arc::new(Mutex::new("fail"));
+    let answer = mode.clone();
+    let hooks = axum::Router::new().route(
+        PATH,
+        post(move |headers: HeaderMap| async move {
+            let mode = *answer.lock().unwrap();
+            let host = headers["host"].to_str().unwrap().to_owned();
+            match mode {
+                "hang" => {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    StatusCode::NO_CONTENT.into_response()
+                }
+                // Moved to HTTPS: the same path and query, token included.
+                "redirect" => (
+                    StatusCode::PERMANENT_REDIRECT,
+                    [("location", format!("https://{host}{PATH}?{QUERY}"))],
+                )
+                    .into_response(),
+                _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            }
+        }),
+    );
+    let served = format!("{}?{QUERY}", serve(hooks, PATH).await);
+    let refused = format!("http://127.0.0.1:9{PATH}?{QUERY}");
+    let state = app.lambda_state();
+    for (name, url, expected) in [
+        ("refused", refused.as_str(), "request failed"),
+        ("hang", served.as_str(), "no answer within"),
+        ("redirect", served.as_str(), "308"),
+        ("fail", served.as_str(), "500"),
+    ] {
+        *mode.lock().unwrap() = name;
+        app.db
+            .execute(
+                "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = now(),
+                        locked_until = NULL, last_error = NULL WHERE id = $1",
+                &[&ids[0]],
+            )
+            .await
+            .unwrap();
+        let webhook = webhook(url.to_owned(), Duration::from_secs(1));
+        let report = drain(&state.db, &webhook, Policy::default()).await.unwrap();
+        assert_eq!(report.retried, 1, "{name}: {report:?}");
+        let error: String = app
+            .db
+            .query_one("SELECT last_error FROM outbox WHERE id = $1", &[&ids[0]])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(error.contains(expected), "{name}: {error}");
+        for secret in ["s3cr3t", "t0k3n", "/hooks"] {
+            assert!(!error.contains(secret), "{name}: {error}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_aborted_with_deliveries_in_flight_loses_none_and_resends_only_those() {
+    let app = spawn_app().await;
+    let ids = book_n(&app, 8).await;
+    // The first two requests are answered; every later one hangs.
+    let receiver = Receiver::hanging_after(2);
+    let webhook = Arc::new(start_with(receiver.clone(), Duration::from_secs(5)).await);
+    let state = app.lambda_state();
+    let policy = Policy {
+        lease: Duration::from_secs(6),
+        concurrency: 4,
+        ..Policy::default()
+    };
+    let run = {
+        let (db, webhook) = (state.db.clone(), webhook.clone());
+        tokio::spawn(async move { drain(&db, &webhook, policy).await })
+    };
+    // Four sent at once; the two answered are recorded and their slots refilled while the other
+    // two still hang: six requests, four of them in flight.
+    let started = Instant::now();
+    while receiver.requests.lock().unwrap().len() < 6
+        || outbox_rows(&app)
+            .await
+            .iter()
+            .filter(|r| r.0 == "delivered")
+            .count()
+            < 2
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "two deliveries recorded and four in flight, within the 5 s timeout"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        receiver.requests.lock().unwrap().len(),
+        6,
+        "never more than four in flight"
+    );
+    run.abort();
+    assert!(run.await.unwrap_err().is_cancelled());
+    let rows = outbox_rows(&app).await;
+    let leased = |status: &str, attempts: i32, leased: bool| (status.to_owned(), attempts, leased);
+    let mut counted: HashMap<(String, i32, bool), usize> = HashMap::new();
+    for row in &rows {
+        *counted.entry(row.clone()).or_default() += 1;
+    }
+    assert_eq!(
+        counted,
+        HashMap::from([
+            (leased("delivered", 1, false), 2),
+            (leased("pending", 1, true), 4),
+            (leased("pending", 0, false), 2),
+        ]),
+        "{rows:?}"
+    );
+    let in_flight: Vec<String> = receiver.requests.lock().unwrap()[2..]
+        .iter()
+        .map(|(id, _)| id.clone())
+        .collect();
+    receiver.stop_hanging();
+
+    // While the leases hold, the next run sends the rest and leaves the four in flight alone; once
+    // they lapse, those four are sent again, and only they.
+    let next = drain(&state.db, &webhook, policy).await.unwrap();
+    assert_eq!(next.delivered, 2, "{next:?}");
+    let lapse = Instant::now();
+    while outbox_rows(&app).await.iter().any(|r| r.2) {
+        assert!(
+            lapse.elapsed() < Duration::from_secs(15),
+            "the leases lapse"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let last = drain(&state.db, &webhook, policy).await.unwrap();
+    assert_eq!(last.delivered, 4, "{last:?}");
+    let mut accepted = receiver.accepted_ids();
+    accepted.sort();
+    let mut all: Vec<String> = ids.iter().map(i64::to_string).collect();
+    all.sort();
+    assert_eq!(accepted, all, "every delivery accepted once");
+    let mut sent_twice: Vec<String> = {
+        let requests = receiver.requests.lock().unwrap();
+        let mut count: HashMap<String, usize> = HashMap::new();
+        for (id, _) in requests.iter() {
+            *count.entry(id.clone()).or_default() += 1;
+        }
+        count
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(id, _)| id)
+            .collect()
+    };
+    sent_twice.sort();
+    let mut expected = in_flight;
+    expected.sort();
+    assert_eq!(
+        sent_twice, expected,
+        "only the deliveries in flight were sent again"
+    );
+}
+
+/// A receiver that takes 20 ms over every request, verifying each, and keeps when each ran.
+#[derive(Clone, Default)]
+struct SlowReceiver {
+    arrivals: Arc<Mutex<Vec<Arrival>>>,
+    bad_signatures: Arc<AtomicUsize>,
+}
+
+#[derive(Clone, Debug)]
+struct Arrival {
+    delivery: String,
+    booking: String,
+    kind: String,
+    started: Instant,
+    answered: Instant,
+}
+
+async fn receive_slowly(
+    State(receiver): State<SlowReceiver>,
+    headers: HeaderMap,
+    body: String,
+) -> StatusCode {
+    let started = Instant::now();
+    let sent = headers_of(&headers);
+    if verify(SECRET, sent, &body, SystemTime::now(), DEFAULT_TOLERANCE).is_err() {
+        receiver.bad_signatures.fetch_add(1, Ordering::SeqCst);
+        return StatusCode::UNAUTHORIZED;
+    }
+    let payload: Value = serde_json::from_str(&body).unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    receiver.arrivals.lock().unwrap().push(Arrival {
+        delivery: sent.id.to_owned(),
+        booking: payload["booking_id"].as_str().unwrap().to_owned(),
+        kind: payload["type"].as_str().unwrap().to_owned(),
+        started,
+        answered: Instant::now(),
+    });
+    StatusCode::NO_CONTENT
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_thousand_bookings_reach_a_20_ms_receiver_within_20_s_each_once_and_in_order() {
+    const BOOKINGS: usize = 3000;
+    const WRITERS: usize = 8;
+    // Every tenth booking is cancelled straight after: its two events must arrive in order.
+    const CANCEL_EVERY: usize = 10;
+    let app = spawn_app().await;
+    let (event_id, seats) = app.seed_event(30, 100).await;
+    assert_eq!(seats.len(), BOOKINGS);
+
+    let receiver = SlowReceiver::default();
+    let hooks = axum::Router::new()
+        .route("/hooks/seatbook", post(receive_slowly))
+        .with_state(receiver.clone());
+    let webhook = webhook(
+        serve(hooks, "/hooks/seatbook").await,
+        notifier_fn::DEFAULT_TIMEOUT,
+    );
+
+    // The bookings, through the SQL the booking API runs, from a few connections at once.
+    let booking_started = Instant::now();
+    let mut writers = Vec::new();
+    for writer in 0..WRITERS {
+        let db = app.connect().await;
+        let mine: Vec<(usize, i64)> = seats
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(i, _)| i % WRITERS == writer)
+            .collect();
+        writers.push(tokio::spawn(async move {
+            for (i, seat) in mine {
+                let row = db
+                    .query_one(
+                        "SELECT * FROM book($1, ARRAY[$2]::bigint[], $3, 'confirmed', NULL)",
+                        &[&event_id, &seat, &format!("fan-{i}")],
+                    )
+                    .await
+                    .unwrap();
+                let booking: uuid::Uuid = row.get("booking_id");
+                if i % CANCEL_EVERY == 0 {
+                    let cancelled = db
+                        .query_opt(
+                            booking_fn::statements::CANCEL_SQL,
+                            &[&booking, &None::<String>],
+                        )
+                        .await
+                        .unwrap();
+                    assert!(cancelled.is_some(), "booking {i} cancelled");
+                }
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let last_booking = Instant::now();
+    let booked_in = last_booking - booking_started;
+    let events: usize = app
+        .db
+        .query_one("SELECT count(*) FROM outbox", &[])
+        .await
+        .unwrap()
+        .get::<_, i64>(0) as usize;
+    assert_eq!(events, BOOKINGS + BOOKINGS / CANCEL_EVERY);
+
+    // Then local-api's notifier loop, with local-api's settings when none are set (32 in flight),
+    // starting on the whole backlog: its first drain delivers every event, at its own pace.
+    let settings = NotifierSettings::from_lookup(|_| None).unwrap();
+    assert_eq!(settings.concurrency, 32);
+    let db = app.lambda_state().db;
+    let notifier = tokio::spawn(async move {
+        drain_every(&db, &webhook, settings, LOCAL_PERIOD).await;
+    });
+
+    while receiver.arrivals.lock().unwrap().len() < events {
+        assert!(
+            last_booking.elapsed() < Duration::from_secs(20),
+            "{} of {events} delivered 20 s after the last booking",
+            receiver.arrivals.lock().unwrap().len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let all_in = last_booking.elapsed();
+    // Anything sent twice would have arrived by now too.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    notifier.abort();
+    let arrivals = receiver.arrivals.lock().unwrap().clone();
+    assert_eq!(receiver.bad_signatures.load(Ordering::SeqCst), 0);
+
+    // Each once: as many arrivals as events, each delivery id once, and every row delivered.
+    assert_eq!(arrivals.len(), events);
+    let distinct: HashSet<&str> = arrivals.iter().map(|a| a.delivery.as_str()).collect();
+    assert_eq!(distinct.len(), events, "no delivery id twice");
+    let delivered: i64 = app
+        .db
+        .query_one(
+            "SELECT count(*) FROM outbox WHERE status = 'delivered'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(delivered as usize, events);
+
+    // In order per booking, one at a time: a cancellation starts only once its confirmation
+    // has been answered.
+    let mut by_booking: HashMap<&str, Vec<&Arrival>> = HashMap::new();
+    for arrival in &arrivals {
+        by_booking
+            .entry(&arrival.booking)
+            .or_default()
+            .push(arrival);
+    }
+    assert_eq!(by_booking.len(), BOOKINGS);
+    let mut pairs = 0;
+    for (booking, mut seen) in by_booking {
+        seen.sort_by_key(|a| a.started);
+        let kinds: Vec<&str> = seen.iter().map(|a| a.kind.as_str()).collect();
+        match kinds[..] {
+            ["booking.confirmed"] => {}
+            ["booking.confirmed", "booking.cancelled"] => {
+                assert!(
+                    seen[1].started >= seen[0].answered,
+                    "{booking}: the cancellation was sent before its confirmation was answered"
+                );
+                pairs += 1;
+            }
+            _ => panic!("{booking}: {kinds:?}"),
+        }
+    }
+    assert_eq!(pairs, BOOKINGS / CANCEL_EVERY);
+
+    // Throughput: from the first request to the last answer.
+    let from = arrivals.iter().map(|a| a.started).min().unwrap();
+    let to = arrivals.iter().map(|a| a.answered).max().unwrap();
+    let rate = events as f64 / (to - from).as_secs_f64();
+    eprintln!(
+        "webhook throughput: {events} deliveries ({BOOKINGS} bookings, {} of them cancelled, booked \
+         in {:.1} s) to a receiver taking 20 ms each, 32 in flight: all in {:.1} s after the last \
+         booking; {:.2} s from the first request to the last answer: {rate:.0} deliveries/s",
+        BOOKINGS / CANCEL_EVERY,
+        booked_in.as_secs_f64(),
+        all_in.as_secs_f64(),
+        (to - from).as_secs_f64()
     );
 }

@@ -2,14 +2,15 @@
 //!
 //! An event (`booking.confirmed`, `booking.cancelled`) is written to `outbox` in the same
 //! statement as the change it announces, so it can never be lost with a frozen Lambda. This
-//! function runs on a schedule (EventBridge) and delivers one row at a time: it claims the row
-//! under a lease in a short statement, POSTs it signed with HMAC-SHA256 outside any transaction,
-//! and records the outcome in another short statement: delivered, retried later with back-off, or
-//! `dead` after too many failures. Every outcome is durable once known, so a run killed mid-batch
-//! resends only the delivery that was in flight, after its lease lapses. Delivery is at least
-//! once; receivers deduplicate on the `Seatbook-Delivery` header and check the signature with
-//! [`verify`] (docs/webhooks.md). A booking's events are delivered in order. Delivered rows are
-//! purged after a retention period ([`housekeeping_with`]); dead ones are kept.
+//! function runs on a schedule (EventBridge) and delivers up to `WEBHOOK_CONCURRENCY` rows at a
+//! time: it claims them under a lease in a short statement, POSTs each signed as Standard Webhooks
+//! specify outside any transaction, and records each outcome as soon as it is in: delivered,
+//! retried later with back-off, or `dead` after too many failures. Every outcome is durable once
+//! known, so a run killed mid-batch resends only the deliveries that were in flight, after their
+//! leases lapse. Delivery is at least once; receivers deduplicate on the `webhook-id` header and
+//! check the signature with [`verify`] or any Standard Webhooks library (docs/webhooks.md). A
+//! booking's events are delivered one at a time, in order. Delivered rows are purged after a
+//! retention period ([`housekeeping_with`]); dead ones are kept.
 
 mod outbox;
 mod settings;
@@ -18,16 +19,43 @@ mod webhook;
 
 pub use outbox::{
     dead_letters, drain, drain_until, housekeeping, housekeeping_with, DrainReport, Housekeeping,
-    Policy, RECORD_MARGIN,
+    Policy, DEFAULT_CONCURRENCY, RECORD_MARGIN,
 };
-pub use settings::{NotifierSettings, DEFAULT_RETENTION};
-pub use verify::{verify, VerifyError, DEFAULT_TOLERANCE};
+pub use settings::{NotifierSettings, DEFAULT_RETENTION, MAX_CONCURRENCY};
+pub use verify::{signing_key, verify, Headers, VerifyError, DEFAULT_TOLERANCE};
 pub use webhook::{
-    signature, Webhook, WebhookError, WebhookSettings, DEFAULT_TIMEOUT, DELIVERY_HEADER,
-    SIGNATURE_HEADER,
+    signature, Webhook, WebhookError, WebhookSettings, DEFAULT_TIMEOUT, ID_HEADER,
+    SIGNATURE_HEADER, TIMESTAMP_HEADER,
 };
 
+use seatbook_core::db::Pool;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How often `local-api` runs the notifier (deployed, EventBridge runs it once a minute).
+pub const LOCAL_PERIOD: Duration = Duration::from_secs(5);
+
+/// The notifier as `local-api` runs it, standing in for the EventBridge schedule: drain, then
+/// housekeeping, then wait `period`, for ever. Failures are logged and the loop goes on.
+pub async fn drain_every(
+    db: &Pool,
+    webhook: &Webhook,
+    settings: NotifierSettings,
+    period: Duration,
+) -> std::convert::Infallible {
+    loop {
+        match drain(db, webhook, settings.policy()).await {
+            Ok(report) if report != DrainReport::default() => {
+                tracing::info!(?report, "outbox drained");
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "outbox drain failed"),
+        }
+        if let Err(err) = housekeeping_with(db, settings.retention).await {
+            tracing::warn!(error = %err, "outbox housekeeping failed");
+        }
+        tokio::time::sleep(period).await;
+    }
+}
 
 /// What a scheduled run keeps, after draining, for housekeeping and its answer.
 pub const AFTER_DRAIN: Duration = Duration::from_secs(2);

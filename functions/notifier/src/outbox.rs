@@ -1,24 +1,35 @@
-//! Draining the outbox, one leased delivery at a time.
+//! Draining the outbox: leased deliveries, up to `Policy::concurrency` in flight at once.
 //!
 //! No transaction is ever held open over an HTTP call. Each delivery is:
 //!
-//! 1. claimed in one short statement (`CLAIM_SQL`): the first due row nobody holds, whose
-//!    booking has no earlier row still pending, gets `attempts + 1` and a lease (`locked_until`);
-//! 2. sent, outside any transaction;
-//! 3. recorded in another short statement: delivered, or failed with back-off, or `dead`.
+//! 1. claimed, with up to as many others as there are free slots, in one short statement
+//!    (`CLAIM_SQL`): due rows nobody holds, whose booking has no earlier row still pending, get
+//!    `attempts + 1` and a lease (`locked_until`);
+//! 2. sent, outside any transaction, beside the other deliveries in flight;
+//! 3. recorded as soon as its answer is in, in a short statement shared with the other answers in
+//!    at that moment: delivered, or failed with back-off, or `dead`.
 //!
-//! So every outcome is durable as soon as it is known. A run that is killed mid-delivery leaves
-//! only the row in flight pending under its lease; once the lease lapses the next run sends it
+//! A booking's later event is never claimed while an earlier one is still pending, in flight or
+//! waiting for its retry: so no two events of one booking are ever in flight together, and a later
+//! one is sent only once the earlier one is recorded delivered (or `dead`). Events of different
+//! bookings go out side by side.
+//!
+//! So every outcome is durable as soon as it is known. A run that is killed mid-batch leaves the
+//! rows in flight pending under their leases; once a lease lapses the next run sends that row
 //! again (at least once), and its `last_error` says the earlier attempt was interrupted.
 
 use crate::webhook::Webhook;
 use seatbook_core::db::Pool;
 use seatbook_core::ApiError;
 use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
 use tokio_postgres::types::Type;
 
 /// Time kept, beyond a delivery's timeout, to record its outcome.
 pub const RECORD_MARGIN: Duration = Duration::from_secs(1);
+
+/// Deliveries in flight at once unless `WEBHOOK_CONCURRENCY` says otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 32;
 
 /// How deliveries are retried.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +44,8 @@ pub struct Policy {
     /// For [`drain`]: the run stops claiming when what is left of this could not cover another
     /// delivery. (Deployed, the notifier uses the Lambda deadline instead: [`drain_until`].)
     pub budget: Duration,
+    /// The most deliveries in flight at once (at least 1). Never two of one booking.
+    pub concurrency: usize,
 }
 
 impl Default for Policy {
@@ -42,6 +55,7 @@ impl Default for Policy {
             first_backoff: Duration::from_secs(30),
             lease: Duration::from_secs(30),
             budget: Duration::from_secs(40),
+            concurrency: DEFAULT_CONCURRENCY,
         }
     }
 }
@@ -55,12 +69,14 @@ pub struct DrainReport {
     pub out_of_time: bool,
 }
 
-/// Claims the next due delivery and leases it. Due: pending, its retry time come, not leased by a
-/// live run, not tried already in this run (`$2`), and no earlier delivery of its booking pending,
-/// so a booking's events reach the receiver in the order they happened (a dead one no longer
-/// holds the later ones back). `SKIP LOCKED` keeps concurrent runs off each other's candidate;
-/// the lease is checked again by the UPDATE, which decides. A lease that lapsed is noted in
-/// `last_error`: the run that held it stopped before recording an outcome.
+/// Claims up to `$3` due deliveries and leases them. Due: pending, its retry time come, not leased
+/// by a live run, not tried already in this run nor in flight (`$2`), and no earlier delivery of
+/// its booking pending, so a booking's events reach the receiver one at a time, in the order they
+/// happened (a dead one no longer holds the later ones back). Only the earliest pending row of a
+/// booking can pass that test, so one claim never takes two rows of one booking either.
+/// `SKIP LOCKED` keeps concurrent runs off each other's candidates; the lease is checked again by
+/// the UPDATE, which decides. A lease that lapsed is noted in `last_error`: the run that held it
+/// stopped before recording an outcome.
 const CLAIM_SQL: &str = "\
 WITH due AS (
     SELECT o.id FROM outbox o
@@ -72,7 +88,7 @@ WITH due AS (
           WHERE earlier.booking_id = o.booking_id AND earlier.id < o.id
             AND earlier.status = 'pending')
     ORDER BY o.next_attempt_at, o.id
-    LIMIT 1
+    LIMIT $3
     FOR UPDATE OF o SKIP LOCKED
 )
 UPDATE outbox o
@@ -86,10 +102,10 @@ WHERE o.id = due.id AND o.status = 'pending'
   AND (o.locked_until IS NULL OR o.locked_until <= now())
 RETURNING o.id, o.payload::text, o.attempts";
 
-/// A success is recorded whoever holds the lease now: the receiver has it.
+/// Successes are recorded whoever holds the lease now: the receiver has them.
 const DELIVERED_SQL: &str = "\
 UPDATE outbox SET status = 'delivered', delivered_at = now(), locked_until = NULL, last_error = NULL
-WHERE id = $1 AND status = 'pending'";
+WHERE id = ANY ($1) AND status = 'pending'";
 
 /// A failure is recorded only by the attempt that still holds the row (`attempts` unchanged
 /// since its claim); a later claim records its own.
@@ -111,8 +127,12 @@ pub async fn drain(db: &Pool, webhook: &Webhook, policy: Policy) -> Result<Drain
     drain_until(db, webhook, policy, Instant::now() + policy.budget).await
 }
 
-/// Delivers what is due, each delivery at most once per run, and claims no delivery that could
-/// not be sent and recorded before `deadline` (a Lambda's deadline, less what the run needs after).
+/// One attempt's answer: (outbox id, attempt, outcome).
+type Sent = (i64, i32, Result<(), String>);
+
+/// Delivers what is due, up to `policy.concurrency` at a time, each delivery at most once per run,
+/// and claims no delivery that could not be sent and recorded before `deadline` (a Lambda's
+/// deadline, less what the run needs after). Ends when nothing is due and nothing is in flight.
 pub async fn drain_until(
     db: &Pool,
     webhook: &Webhook,
@@ -121,75 +141,134 @@ pub async fn drain_until(
 ) -> Result<DrainReport, ApiError> {
     let needed = webhook.timeout() + RECORD_MARGIN;
     let lease = policy.lease.max(needed).as_secs_f64();
+    let concurrency = policy.concurrency.max(1);
+    // Deliveries in flight, and those this run saw fail: neither is claimed again by this run.
     let mut tried: Vec<i64> = Vec::new();
+    let mut in_flight: JoinSet<Sent> = JoinSet::new();
     let mut report = DrainReport::default();
+    // Whether the last claim filled every free slot: then more may be due straight away.
+    let mut more_due = true;
     loop {
-        if deadline.saturating_duration_since(Instant::now()) < needed {
-            report.out_of_time = true;
-            break;
-        }
-        // The connection goes back to the pool before the send and is taken again after it.
-        let claimed = db
-            .get()
-            .await?
-            .query_typed_opt(
-                CLAIM_SQL,
-                &[(&lease, Type::FLOAT8), (&tried, Type::INT8_ARRAY)],
-            )
-            .await?;
-        let Some(row) = claimed else {
-            break;
-        };
-        let (id, payload, attempt): (i64, String, i32) = (row.get(0), row.get(1), row.get(2));
-        tried.push(id);
-        if attempt > policy.max_attempts {
-            let conn = db.get().await?;
-            conn.query_typed(EXHAUSTED_SQL, &[(&id, Type::INT8), (&attempt, Type::INT4)])
-                .await?;
-            tracing::error!(
-                delivery = id,
-                "delivery is dead: its last attempt was interrupted"
-            );
-            report.dead += 1;
-            continue;
-        }
-        let outcome = webhook.send(id, &payload).await;
-        let conn = db.get().await?;
-        match outcome {
-            Ok(()) => {
-                conn.query_typed(DELIVERED_SQL, &[(&id, Type::INT8)])
-                    .await?;
-                report.delivered += 1;
-            }
-            Err(error) => {
-                let dead = attempt >= policy.max_attempts;
-                let wait = backoff(policy.first_backoff, attempt).as_secs_f64();
-                let recorded = conn
+        let free = concurrency - in_flight.len();
+        if !report.out_of_time && free > 0 {
+            if deadline.saturating_duration_since(Instant::now()) < needed {
+                report.out_of_time = true;
+            } else {
+                let asked = free as i64;
+                // The connection goes back to the pool before the sends and is taken again after.
+                let claimed = db
+                    .get()
+                    .await?
                     .query_typed(
-                        FAILED_SQL,
+                        CLAIM_SQL,
                         &[
-                            (&id, Type::INT8),
-                            (&attempt, Type::INT4),
-                            (&error, Type::TEXT),
-                            (&dead, Type::BOOL),
-                            (&wait, Type::FLOAT8),
+                            (&lease, Type::FLOAT8),
+                            (&tried, Type::INT8_ARRAY),
+                            (&asked, Type::INT8),
                         ],
                     )
                     .await?;
-                if recorded.is_empty() {
-                    // This run's lease lapsed and a later claim holds the row: its outcome wins.
-                    tracing::warn!(delivery = id, attempts = attempt, %error, "delivery failed after its lease lapsed");
-                } else if dead {
-                    tracing::error!(delivery = id, attempts = attempt, %error, "delivery is dead");
-                    report.dead += 1;
-                } else {
-                    tracing::warn!(delivery = id, attempts = attempt, %error, "delivery failed; will retry");
-                    report.retried += 1;
+                more_due = claimed.len() == free;
+                for row in claimed {
+                    let (id, payload, attempt): (i64, String, i32) =
+                        (row.get(0), row.get(1), row.get(2));
+                    if attempt > policy.max_attempts {
+                        exhausted(db, id, attempt).await?;
+                        report.dead += 1;
+                        continue;
+                    }
+                    tried.push(id);
+                    let webhook = webhook.clone();
+                    in_flight.spawn(async move {
+                        let outcome = webhook.send(id, &payload).await;
+                        (id, attempt, outcome)
+                    });
                 }
             }
         }
+        // Wait for an answer, then take every other answer already in, and record them together.
+        let Some(first) = in_flight.join_next().await else {
+            if more_due && !report.out_of_time {
+                continue; // every claimed row was exhausted: claim again
+            }
+            break; // nothing due, nothing in flight; or out of time
+        };
+        let mut answers = vec![first.map_err(|e| ApiError::Internal(e.into()))?];
+        while let Some(next) = in_flight.try_join_next() {
+            answers.push(next.map_err(|e| ApiError::Internal(e.into()))?);
+        }
+        record(db, policy, &answers, &mut tried, &mut report).await?;
     }
     Ok(report)
+}
+
+/// Records a batch of answers: the deliveries in one statement, each failure in its own. What
+/// was delivered or is dead leaves `tried` (it is no longer pending); what failed stays in it.
+async fn record(
+    db: &Pool,
+    policy: Policy,
+    answers: &[Sent],
+    tried: &mut Vec<i64>,
+    report: &mut DrainReport,
+) -> Result<(), ApiError> {
+    let conn = db.get().await?;
+    let delivered: Vec<i64> = answers
+        .iter()
+        .filter(|(_, _, outcome)| outcome.is_ok())
+        .map(|(id, _, _)| *id)
+        .collect();
+    if !delivered.is_empty() {
+        conn.query_typed(DELIVERED_SQL, &[(&delivered, Type::INT8_ARRAY)])
+            .await?;
+        report.delivered += delivered.len() as u64;
+    }
+    let mut done = delivered;
+    for (id, attempt, outcome) in answers {
+        let (id, attempt) = (*id, *attempt);
+        let Err(error) = outcome else {
+            continue;
+        };
+        let dead = attempt >= policy.max_attempts;
+        let wait = backoff(policy.first_backoff, attempt).as_secs_f64();
+        let recorded = conn
+            .query_typed(
+                FAILED_SQL,
+                &[
+                    (&id, Type::INT8),
+                    (&attempt, Type::INT4),
+                    (error, Type::TEXT),
+                    (&dead, Type::BOOL),
+                    (&wait, Type::FLOAT8),
+                ],
+            )
+            .await?;
+        if recorded.is_empty() {
+            // This run's lease lapsed and a later claim holds the row: its outcome wins.
+            tracing::warn!(delivery = id, attempts = attempt, %error, "delivery failed after its lease lapsed");
+        } else if dead {
+            tracing::error!(delivery = id, attempts = attempt, %error, "delivery is dead");
+            report.dead += 1;
+            done.push(id);
+        } else {
+            tracing::warn!(delivery = id, attempts = attempt, %error, "delivery failed; will retry");
+            report.retried += 1;
+        }
+    }
+    tried.retain(|id| !done.contains(id));
+    Ok(())
+}
+
+/// Records a delivery whose every attempt is spent as dead, without sending it.
+async fn exhausted(db: &Pool, id: i64, attempt: i32) -> Result<(), ApiError> {
+    db.get()
+        .await?
+        .query_typed(EXHAUSTED_SQL, &[(&id, Type::INT8), (&attempt, Type::INT4)])
+        .await?;
+    tracing::error!(
+        delivery = id,
+        "delivery is dead: its last attempt was interrupted"
+    );
+    Ok(())
 }
 
 fn backoff(first: Duration, attempt: i32) -> Duration {

@@ -1,6 +1,6 @@
 //! The notifier's own settings; the database and logging settings are the core crate's.
 
-use crate::outbox::{Policy, RECORD_MARGIN};
+use crate::outbox::{Policy, DEFAULT_CONCURRENCY, RECORD_MARGIN};
 use crate::webhook::DEFAULT_TIMEOUT;
 use seatbook_core::config::ConfigError;
 use std::time::Duration;
@@ -19,7 +19,13 @@ pub struct NotifierSettings {
     /// `OUTBOX_RETENTION_HOURS` (168): delivered rows older than this are purged by housekeeping.
     /// Pending and dead rows are never purged.
     pub retention: Duration,
+    /// `WEBHOOK_CONCURRENCY` (32, at most 1,024): deliveries in flight at once, never two of one
+    /// booking. Size it to what the receiver takes: 32 at 20 ms each is 1,600 deliveries/s.
+    pub concurrency: usize,
 }
+
+/// The most deliveries `WEBHOOK_CONCURRENCY` may put in flight at once.
+pub const MAX_CONCURRENCY: usize = 1024;
 
 impl Default for NotifierSettings {
     fn default() -> Self {
@@ -27,6 +33,7 @@ impl Default for NotifierSettings {
             delivery_timeout: DEFAULT_TIMEOUT,
             lease: Policy::default().lease,
             retention: DEFAULT_RETENTION,
+            concurrency: DEFAULT_CONCURRENCY,
         }
     }
 }
@@ -68,17 +75,33 @@ impl NotifierSettings {
                     reason: format!("expected a whole number of hours (0 or more), got {raw:?}"),
                 })?,
         };
+        let concurrency = match lookup("WEBHOOK_CONCURRENCY") {
+            None => defaults.concurrency,
+            Some(raw) => raw
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_CONCURRENCY).contains(n))
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "WEBHOOK_CONCURRENCY",
+                    reason: format!(
+                        "expected a whole number of deliveries from 1 to {MAX_CONCURRENCY}, got {raw:?}"
+                    ),
+                })?,
+        };
         Ok(NotifierSettings {
             delivery_timeout,
             lease,
             retention,
+            concurrency,
         })
     }
 
-    /// The retry policy with this lease.
+    /// The retry policy with this lease and concurrency.
     pub fn policy(&self) -> Policy {
         Policy {
             lease: self.lease,
+            concurrency: self.concurrency,
             ..Policy::default()
         }
     }
@@ -126,16 +149,20 @@ mod tests {
         assert_eq!(defaults.lease, Duration::from_secs(30));
         assert_eq!(defaults.retention, Duration::from_secs(168 * 3600));
         assert_eq!(defaults.policy().lease, Duration::from_secs(30));
+        assert_eq!(defaults.concurrency, 32);
+        assert_eq!(defaults.policy().concurrency, 32);
     }
 
     #[test]
-    fn retention_timeout_and_lease_are_read_from_the_environment() {
+    fn retention_timeout_lease_and_concurrency_are_read_from_the_environment() {
         let read = settings(&[
             ("OUTBOX_RETENTION_HOURS", "24"),
             ("WEBHOOK_TIMEOUT_SECONDS", "2"),
             ("OUTBOX_LEASE_SECONDS", "3"),
+            ("WEBHOOK_CONCURRENCY", "4"),
         ])
         .unwrap();
+        assert_eq!(read.policy().concurrency, 4);
         assert_eq!(read.retention, Duration::from_secs(24 * 3600));
         assert_eq!(read.delivery_timeout, Duration::from_secs(2));
         assert_eq!(read.lease, Duration::from_secs(3));
@@ -155,6 +182,9 @@ mod tests {
             &[("WEBHOOK_TIMEOUT_SECONDS", "0")][..],
             &[("OUTBOX_RETENTION_HOURS", "-1")][..],
             &[("OUTBOX_RETENTION_HOURS", "a week")][..],
+            &[("WEBHOOK_CONCURRENCY", "0")][..],
+            &[("WEBHOOK_CONCURRENCY", "1025")][..],
+            &[("WEBHOOK_CONCURRENCY", "many")][..],
         ] {
             assert!(settings(vars).is_err(), "{vars:?}");
         }

@@ -79,15 +79,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         let webhook = notifier_fn::Webhook::with_timeout(webhook, notifier.delivery_timeout)?;
         let db = state.db.clone();
         tokio::spawn(async move {
-            loop {
-                if let Err(err) = notifier_fn::drain(&db, &webhook, notifier.policy()).await {
-                    tracing::warn!(error = %err, "outbox drain failed");
-                }
-                if let Err(err) = notifier_fn::housekeeping_with(&db, notifier.retention).await {
-                    tracing::warn!(error = %err, "outbox housekeeping failed");
-                }
-                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-            }
+            notifier_fn::drain_every(&db, &webhook, notifier, notifier_fn::LOCAL_PERIOD).await
         });
     }
     axum::serve(listener, seatbook::app(state, dev_identity))

@@ -32,6 +32,7 @@
 //!   headers.
 //! - [`ratelimit`]: the per-user write rate limit, a token bucket per user in Redis (one Lua
 //!   script, Redis's clock); 429 with `Retry-After` and the draft `RateLimit` fields; fails open.
+//! - [`recent`]: a process's short memory of id pairs it has just seen (contested seats).
 //! - [`telemetry`]: tracing-subscriber set-up (JSON in Lambda).
 //! - [`tls`]: rustls on `ring` (no OpenSSL, no aws-lc): the provider, and PostgreSQL's roots.
 
@@ -51,6 +52,7 @@ pub mod lambda;
 pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
+pub mod recent;
 pub mod state;
 pub mod telemetry;
 pub mod tls;

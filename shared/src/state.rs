@@ -5,6 +5,7 @@ use crate::config::Settings;
 use crate::db::{self, DbSetupError, Pool};
 use crate::error::ApiError;
 use crate::ratelimit::RateLimiter;
+use crate::recent::Recent;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -17,7 +18,13 @@ pub struct AppState {
     pub hold_ttl: std::time::Duration,
     /// The per-user write rate limit; `None` when it is off (or there is no Redis to keep it in).
     pub rate_limit: Option<Arc<RateLimiter>>,
+    /// Seats this process has seen fought over in the last few seconds, per event: a booking of
+    /// one looks before it books (see `booking_fn::store`).
+    pub contested: Arc<Recent>,
 }
+
+/// How long a conflict makes a seat worth looking at before booking it.
+const CONTESTED_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -54,6 +61,7 @@ impl AppState {
             cache,
             hold_ttl: settings.hold_ttl,
             rate_limit,
+            contested: Arc::new(Recent::new(CONTESTED_FOR)),
         })
     }
 

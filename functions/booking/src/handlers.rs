@@ -150,11 +150,11 @@ async fn claim_seats(
         hold_for,
     };
     let Some(key) = key else {
-        let outcome = store::book(&state.db, state.cache.as_deref(), &claim).await;
+        let outcome = store::book(state, &claim).await;
         let version = after_claim(state, &claim, &outcome).await;
         return outcome.map(|booking| with_version(created(booking), version));
     };
-    match idempotency::book_once(&state.db, &key, &fingerprint, &claim, render).await? {
+    match idempotency::book_once(state, &key, &fingerprint, &claim, render).await? {
         Once::Replayed(stored) => Ok(stored_response(stored, true)),
         Once::Fresh { outcome, stored } => {
             let version = after_claim(state, &claim, &outcome).await;

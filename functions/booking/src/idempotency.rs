@@ -8,8 +8,7 @@
 
 use crate::store::{self, Attempts, Claim};
 use axum::http::StatusCode;
-use seatbook_core::db::Pool;
-use seatbook_core::ApiError;
+use seatbook_core::{ApiError, AppState};
 use sha2::{Digest, Sha256};
 use tokio_postgres::types::Type;
 
@@ -78,14 +77,15 @@ WHERE user_id = $1 AND key = $2";
 
 /// Books once per key. `render` turns an outcome into the response to store.
 pub async fn book_once(
-    db: &Pool,
+    state: &AppState,
     key: &str,
     request_hash: &str,
     claim: &Claim<'_>,
     render: impl Fn(&Result<crate::Booking, ApiError>) -> Stored,
 ) -> Result<Once, ApiError> {
     let user = claim.user.as_str();
-    let mut conn = db.get().await?;
+    let contested = &state.contested;
+    let mut conn = state.db.get().await?;
     let tx = conn.transaction().await?;
     let claimed = tx
         .query_typed_opt(
@@ -117,7 +117,7 @@ pub async fn book_once(
     }
 
     // The same attempts as without a key, each in a savepoint of this transaction.
-    let outcome = match store::attempt(Attempts::Savepoints(&tx), claim, false).await {
+    let outcome = match store::attempt(Attempts::Savepoints(&tx), claim, contested, false).await {
         // Not stored: the transaction (and the key's row) is rolled back, and a retry books.
         Err(err) if err.status().is_server_error() => return Err(err),
         outcome => outcome,

@@ -18,7 +18,6 @@
 //! off or Redis is down.
 
 mod book;
-mod contention;
 mod handlers;
 mod idempotency;
 mod lifecycle;

@@ -2,13 +2,14 @@
 //! statements), which stays correct behind RDS Proxy and PgBouncer in transaction mode.
 
 use crate::book::insert;
-use crate::contention;
 use crate::views::{Booking, Ticket};
 use chrono::{DateTime, Utc};
 use seatbook_core::cache::{Cache, MarkChange};
 use seatbook_core::db::{is_retryable_conflict, is_unique_violation_on, Pool};
 use seatbook_core::domain::{SeatSelection, UserId};
+use seatbook_core::recent::Recent;
 use seatbook_core::ApiError;
+use seatbook_core::AppState;
 use std::time::{Duration, SystemTime};
 use tokio_postgres::types::{Json, Type};
 use tokio_postgres::{Client, GenericClient, Row, Transaction};
@@ -131,17 +132,14 @@ const CONFLICT_MARK: Duration = Duration::from_secs(5);
 /// read each, before they wait for a connection and again once they have one (by then the winner
 /// has usually committed). The marks only ever refuse what PostgreSQL refused or committed; the
 /// unique constraint still decides every seat that gets through.
-pub async fn book(
-    db: &Pool,
-    cache: Option<&Cache>,
-    claim: &Claim<'_>,
-) -> Result<Booking, ApiError> {
+pub async fn book(state: &AppState, claim: &Claim<'_>) -> Result<Booking, ApiError> {
+    let cache = state.cache.as_deref();
     if let Some(taken) = marked(cache, claim).await.filter(|t| !t.is_empty()) {
         return Err(ApiError::SeatsTaken { seat_ids: taken });
     }
-    let conn = db.get().await?;
+    let conn = state.db.get().await?;
     let mut looked = false;
-    if contention::any(claim.event_id, claim.seats.ids()) {
+    if state.contested.any(claim.event_id, claim.seats.ids()) {
         match marked(cache, claim).await {
             Some(taken) if !taken.is_empty() => {
                 return Err(ApiError::SeatsTaken { seat_ids: taken })
@@ -150,7 +148,7 @@ pub async fn book(
             None => {}
         }
     }
-    let outcome = attempt(Attempts::Statements(&conn), claim, looked).await;
+    let outcome = attempt(Attempts::Statements(&conn), claim, &state.contested, looked).await;
     if let (Err(ApiError::SeatsTaken { seat_ids }), Some(cache)) = (&outcome, cache) {
         // PostgreSQL refused: the next requests for these seats are refused from Redis.
         let until = SystemTime::now() + CONFLICT_MARK;
@@ -181,13 +179,14 @@ async fn marked(cache: Option<&Cache>, claim: &Claim<'_>) -> Option<Vec<i64>> {
 /// - an attempt PostgreSQL aborted to break a deadlock or a serialization conflict runs again
 ///   after a short random back-off, at most [`MAX_CONTENDED_ATTEMPTS`] times in all; then the
 ///   answer is 503 with `Retry-After`, never 500;
-/// - seats someone really holds are a 409, remembered as contended (see [`contention`]).
+/// - seats someone really holds are a 409, remembered in `contested`.
 pub(crate) async fn attempt(
     mut attempts: Attempts<'_, '_>,
     claim: &Claim<'_>,
+    contested: &Recent,
     marks_looked_at: bool,
 ) -> Result<Booking, ApiError> {
-    if !marks_looked_at && contention::any(claim.event_id, claim.seats.ids()) {
+    if !marks_looked_at && contested.any(claim.event_id, claim.seats.ids()) {
         // A herd: answer the losers with one read instead of a doomed transaction.
         let taken = attempts.live_holders(claim).await?;
         if !taken.is_empty() {
@@ -207,7 +206,7 @@ pub(crate) async fn attempt(
                         continue;
                     }
                     Ok(Conflict::Taken(seat_ids)) => {
-                        contention::mark(claim.event_id, &seat_ids);
+                        contested.note(claim.event_id, &seat_ids);
                         return Err(ApiError::SeatsTaken { seat_ids });
                     }
                     Err(refusal) => refusal,

@@ -1,0 +1,64 @@
+//! A process's short memory of things it has just seen happen: pairs of ids (an event and a
+//! seat), each remembered for a while. The booking function remembers the seats it has seen
+//! fought over, and looks before it books them (see `booking_fn::store`). Nothing is decided from
+//! this memory: it only chooses when to look first.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Past this many entries, forgotten ones are swept out.
+const SWEEP_AT: usize = 10_000;
+
+pub struct Recent {
+    remember: Duration,
+    seen: Mutex<HashMap<(i64, i64), Instant>>,
+}
+
+impl Recent {
+    /// Remembers each pair for `remember`.
+    pub fn new(remember: Duration) -> Self {
+        Recent {
+            remember,
+            seen: Mutex::default(),
+        }
+    }
+
+    /// True when any of `ids` under `scope` was seen within the memory's span.
+    pub fn any(&self, scope: i64, ids: &[i64]) -> bool {
+        let now = Instant::now();
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        ids.iter().any(|id| {
+            seen.get(&(scope, *id))
+                .is_some_and(|at| now.duration_since(*at) < self.remember)
+        })
+    }
+
+    /// Remembers `ids` under `scope`, from now.
+    pub fn note(&self, scope: i64, ids: &[i64]) {
+        let now = Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= SWEEP_AT {
+            seen.retain(|_, at| now.duration_since(*at) < self.remember);
+        }
+        for id in ids {
+            seen.insert((scope, *id), now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pair_is_remembered_for_its_span_and_alone() {
+        let recent = Recent::new(Duration::from_millis(50));
+        recent.note(7, &[1, 2]);
+        assert!(recent.any(7, &[2, 3]));
+        assert!(!recent.any(7, &[3]));
+        assert!(!recent.any(8, &[1]));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(!recent.any(7, &[1]));
+    }
+}

@@ -1,6 +1,6 @@
 //! A process's short memory of things it has just seen happen: pairs of ids (an event and a
 //! seat), each remembered for a while. The booking function remembers the seats it has seen
-//! fought over, and looks before it books them (see `booking_fn::store`). Nothing is decided from
+//! fought over, and looks before it books them (see `booking_fn::claim`). Nothing is decided from
 //! this memory: it only chooses when to look first.
 
 use std::collections::HashMap;

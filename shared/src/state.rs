@@ -19,7 +19,7 @@ pub struct AppState {
     /// The per-user write rate limit; `None` when it is off (or there is no Redis to keep it in).
     pub rate_limit: Option<Arc<RateLimiter>>,
     /// Seats this process has seen fought over in the last few seconds, per event: a booking of
-    /// one looks before it books (see `booking_fn::store`).
+    /// one looks before it books (see `booking_fn::claim`).
     pub contested: Arc<Recent>,
 }
 

@@ -1,6 +1,7 @@
-use crate::idempotency::{self, Once, Stored};
+use crate::claim::{self, Attempts, Claim};
+use crate::idempotency::{self, NextAction, Stored};
 use crate::lifecycle::{self, Confirmation};
-use crate::store::{self, Claim};
+use crate::reads;
 use crate::views::{Booking, BookingStatus};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -150,17 +151,28 @@ async fn claim_seats(
         hold_for,
     };
     let Some(key) = key else {
-        let outcome = store::book(state, &claim).await;
+        let outcome = claim::book(state, &claim).await;
         let version = after_claim(state, &claim, &outcome).await;
         return outcome.map(|booking| with_version(created(booking), version));
     };
-    match idempotency::book_once(state, &key, &fingerprint, &claim, render).await? {
-        Once::Replayed(stored) => Ok(stored_response(stored, true)),
-        Once::Fresh { outcome, stored } => {
-            let version = after_claim(state, &claim, &outcome).await;
-            Ok(with_version(stored_response(stored, false), version))
+    let mut conn = state.db.get().await?;
+    let tx =
+        match idempotency::try_processing(&mut conn, &caller.user_id, &key, &fingerprint).await? {
+            NextAction::ReturnSavedResponse(stored) => return Ok(stored_response(stored, true)),
+            NextAction::StartProcessing(tx) => tx,
+        };
+    // The same attempts as without a key, each in a savepoint of the key's transaction.
+    let outcome = claim::attempt(Attempts::Savepoints(&tx), &claim, &state.contested, false).await;
+    if let Err(err) = &outcome {
+        if err.status().is_server_error() {
+            // Not stored: the transaction (and the key's row) rolls back, and a retry books.
+            return outcome.map(created);
         }
     }
+    let stored = render(&outcome);
+    idempotency::save_response(tx, &caller.user_id, &key, &stored).await?;
+    let version = after_claim(state, &claim, &outcome).await;
+    Ok(with_version(stored_response(stored, false), version))
 }
 
 /// Cache and counters, before the response: the booker's next read must not come from a stale
@@ -282,7 +294,7 @@ pub async fn show(
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Booking>, ApiError> {
-    store::find(&state.db, id, Some(&caller.user_id))
+    reads::find(&state.db, id, Some(&caller.user_id))
         .await?
         .map(axum::Json)
         .ok_or_else(|| ApiError::not_found(format!("booking {id}")))
@@ -339,7 +351,7 @@ pub async fn list(
     }
     let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
     // One extra row tells whether another page follows.
-    let mut items = store::list(&state.db, &caller.user_id, after, limit + 1).await?;
+    let mut items = reads::list(&state.db, &caller.user_id, after, limit + 1).await?;
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
         items.last().map(encode_cursor)
@@ -356,7 +368,7 @@ fn encode_cursor(booking: &Booking) -> String {
 }
 
 /// Only cursors spelled exactly as [`encode_cursor`] spells them: anything else is a 400.
-fn decode_cursor(raw: &str) -> Result<store::Position, ApiError> {
+fn decode_cursor(raw: &str) -> Result<reads::Position, ApiError> {
     let invalid = || ApiError::BadRequest("cursor is not one this API returned".to_owned());
     let (micros, id) = raw.split_once('.').ok_or_else(invalid)?;
     let created_at = micros
@@ -370,7 +382,7 @@ fn decode_cursor(raw: &str) -> Result<store::Position, ApiError> {
     if format!("{}.{id}", created_at.timestamp_micros()) != raw {
         return Err(invalid());
     }
-    Ok(store::Position { created_at, id })
+    Ok(reads::Position { created_at, id })
 }
 
 /// Cancel a booking or a hold
@@ -401,7 +413,7 @@ pub async fn cancel(
     let owner = (!caller.is_organizer).then_some(&caller.user_id);
     let mut version = None;
     let cancelled = lifecycle::cancel(&state.db, id, owner).await?;
-    let booking = store::find(&state.db, id, owner)
+    let booking = reads::find(&state.db, id, owner)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("booking {id}")))?;
     if let Some(event_id) = cancelled {
@@ -460,7 +472,7 @@ pub async fn confirm(
             sales_end_at,
         });
     }
-    let booking = store::find(&state.db, id, Some(&caller.user_id))
+    let booking = reads::find(&state.db, id, Some(&caller.user_id))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("hold {id}")))?;
     match (confirmed, booking.status) {

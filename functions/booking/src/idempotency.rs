@@ -6,11 +6,12 @@
 //! row goes with it and the retry simply books. Deterministic outcomes (201, 409, 404, 422) are
 //! stored and replayed; 5xx are not.
 
-use crate::store::{self, Attempts, Claim};
 use axum::http::StatusCode;
-use seatbook_core::{ApiError, AppState};
+use seatbook_core::domain::UserId;
+use seatbook_core::ApiError;
 use sha2::{Digest, Sha256};
 use tokio_postgres::types::Type;
+use tokio_postgres::{Client, Transaction};
 
 pub const HEADER: &str = "idempotency-key";
 
@@ -21,14 +22,13 @@ pub struct Stored {
     pub location: Option<String>,
 }
 
-pub enum Once {
-    /// An earlier request with this key already has a response.
-    Replayed(Stored),
-    /// This request booked (or failed to); its response is stored for replays.
-    Fresh {
-        outcome: Result<crate::Booking, ApiError>,
-        stored: Stored,
-    },
+/// What to do with a request under a key.
+pub enum NextAction<'c> {
+    /// The key is this request's: book in this transaction (it holds the key's row), then
+    /// [`save_response`].
+    StartProcessing(Transaction<'c>),
+    /// An earlier request with this key already has a response: send it again.
+    ReturnSavedResponse(Stored),
 }
 
 /// A client-chosen key: 1 to 255 visible ASCII characters.
@@ -75,17 +75,16 @@ const STORE_SQL: &str = "\
 UPDATE idempotency_keys SET response_status = $3, response_body = $4, location = $5
 WHERE user_id = $1 AND key = $2";
 
-/// Books once per key. `render` turns an outcome into the response to store.
-pub async fn book_once(
-    state: &AppState,
+/// Claims `key` for this request, or finds the response an earlier request with it left. The
+/// insert of the key's row waits while another transaction holds it, so two requests with one key
+/// are decided one after the other.
+pub async fn try_processing<'c>(
+    conn: &'c mut Client,
+    user: &UserId,
     key: &str,
     request_hash: &str,
-    claim: &Claim<'_>,
-    render: impl Fn(&Result<crate::Booking, ApiError>) -> Stored,
-) -> Result<Once, ApiError> {
-    let user = claim.user.as_str();
-    let contested = &state.contested;
-    let mut conn = state.db.get().await?;
+) -> Result<NextAction<'c>, ApiError> {
+    let user = user.as_str();
     let tx = conn.transaction().await?;
     let claimed = tx
         .query_typed_opt(
@@ -98,35 +97,39 @@ pub async fn book_once(
         )
         .await?
         .is_some();
-    if !claimed {
-        // The key's first request has finished (the insert waited for it): replay it.
-        let row = tx
-            .query_typed_one(STORED_SQL, &[(&user, Type::TEXT), (&key, Type::TEXT)])
-            .await?;
-        if row.get::<_, String>(0) != request_hash {
-            return Err(ApiError::Unprocessable(
-                "this Idempotency-Key was used with a different request".to_owned(),
-            ));
-        }
-        let status: i32 = row.get(1);
-        return Ok(Once::Replayed(Stored {
-            status: StatusCode::from_u16(status as u16).map_err(ApiError::internal)?,
-            body: row.get(2),
-            location: row.get(3),
-        }));
+    if claimed {
+        return Ok(NextAction::StartProcessing(tx));
     }
+    // The key's first request has finished (the insert waited for it).
+    let row = tx
+        .query_typed_one(STORED_SQL, &[(&user, Type::TEXT), (&key, Type::TEXT)])
+        .await?;
+    if row.get::<_, String>(0) != request_hash {
+        return Err(ApiError::Unprocessable(
+            "this Idempotency-Key was used with a different request".to_owned(),
+        ));
+    }
+    let status: i32 = row.get(1);
+    Ok(NextAction::ReturnSavedResponse(Stored {
+        status: StatusCode::from_u16(status as u16).map_err(ApiError::internal)?,
+        body: row.get(2),
+        location: row.get(3),
+    }))
+}
 
-    // The same attempts as without a key, each in a savepoint of this transaction.
-    let outcome = match store::attempt(Attempts::Savepoints(&tx), claim, contested, false).await {
-        // Not stored: the transaction (and the key's row) is rolled back, and a retry books.
-        Err(err) if err.status().is_server_error() => return Err(err),
-        outcome => outcome,
-    };
-    let stored = render(&outcome);
+/// Stores the response a request under `key` is answered with, and commits its transaction (the
+/// booking and the key's row together). A 5xx is not stored: drop the transaction instead, and
+/// the key stays free for a retry.
+pub async fn save_response(
+    tx: Transaction<'_>,
+    user: &UserId,
+    key: &str,
+    stored: &Stored,
+) -> Result<(), ApiError> {
     tx.query_typed(
         STORE_SQL,
         &[
-            (&user, Type::TEXT),
+            (&user.as_str(), Type::TEXT),
             (&key, Type::TEXT),
             (&(stored.status.as_u16() as i32), Type::INT4),
             (&stored.body, Type::TEXT),
@@ -135,5 +138,5 @@ pub async fn book_once(
     )
     .await?;
     tx.commit().await?;
-    Ok(Once::Fresh { outcome, stored })
+    Ok(())
 }

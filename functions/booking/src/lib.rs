@@ -17,21 +17,21 @@
 //! ([`seatbook_core::ratelimit`]): 429 once a user's bucket is empty, nothing limited when it is
 //! off or Redis is down.
 
-mod book;
+mod claim;
 mod handlers;
 mod idempotency;
 mod lifecycle;
-mod store;
+mod reads;
 mod views;
 
-pub use book::BOOK_SQL;
+pub use claim::BOOK_SQL;
 /// Every statement that takes seat ids or a booking's seats, public for the plan tests (a booking
 /// must cost the same in any venue) and the benchmark.
 pub mod statements {
+    pub use crate::claim::{HOLDERS_SQL, RELEASE_LAPSED_SQL};
     pub use crate::lifecycle::{CANCEL_SQL, CONFIRM_SQL};
-    pub use crate::store::{HOLDERS_SQL, RELEASE_LAPSED_SQL};
 }
-pub use store::TICKETS_ARBITER;
+pub use claim::TICKETS_ARBITER;
 pub use views::{Booking, BookingStatus, Ticket};
 
 use axum::routing::{get, post};

@@ -1,17 +1,22 @@
-//! The booking write and the booking reads. Every statement is sent with `query_typed` (unnamed
-//! statements), which stays correct behind RDS Proxy and PgBouncer in transaction mode.
+//! The claim: one module owns taking seats, from the request's seats to a booking or a refusal.
+//!
+//! A claim walks forward: the taken-seat marks in Redis may refuse it at once (a herd's losers);
+//! otherwise the booking statement runs (the `book` function of the migrations: every seat or
+//! none, the fair-sale rules decided by PostgreSQL), and what it refuses is resolved here (a lapsed
+//! hold in the way is released and the statement runs again; a deadlock is retried with back-off;
+//! a seat really taken is a 409 and is marked). A booking under an `Idempotency-Key` runs the same
+//! attempts in savepoints of the key's transaction ([`crate::idempotency`]). Every statement is sent
+//! with `query_typed` (unnamed), which stays correct behind RDS Proxy and PgBouncer.
 
-use crate::book::insert;
-use crate::views::{Booking, Ticket};
+use crate::views::{Booking, BookingStatus, Ticket};
 use chrono::{DateTime, Utc};
 use seatbook_core::cache::{Cache, MarkChange};
-use seatbook_core::db::{is_retryable_conflict, is_unique_violation_on, Pool};
+use seatbook_core::db::{is_retryable_conflict, is_unique_violation_on};
 use seatbook_core::domain::{SeatSelection, UserId};
 use seatbook_core::recent::Recent;
-use seatbook_core::ApiError;
-use seatbook_core::AppState;
+use seatbook_core::{ApiError, AppState};
 use std::time::{Duration, SystemTime};
-use tokio_postgres::types::{Json, Type};
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, GenericClient, Row, Transaction};
 use uuid::Uuid;
 
@@ -47,21 +52,6 @@ WITH lapsed AS (
 )
 INSERT INTO released_tickets (id, booking_id, event_id, seat_id, price_cents, created_at, reason)
 SELECT id, booking_id, event_id, seat_id, price_cents, created_at, 'expired' FROM gone";
-
-const BOOKING_SELECT: &str = "\
-SELECT b.id, b.event_id, b.user_id, b.created_at, b.total_cents,
-       (CASE WHEN b.status = 'held' AND b.expires_at <= now() THEN 'expired' ELSE b.status END)::text
-           AS status,
-       CASE WHEN b.status = 'held' THEN b.expires_at END AS expires_at,
-       coalesce((SELECT json_agg(json_build_object(
-                            'id', t.id, 'seat_id', t.seat_id, 'row', s.row_label,
-                            'number', s.seat_number, 'price_cents', t.price_cents)
-                        ORDER BY s.row_index, s.seat_number)
-                 FROM (SELECT id, seat_id, price_cents FROM tickets WHERE booking_id = b.id
-                       UNION ALL
-                       SELECT id, seat_id, price_cents FROM released_tickets WHERE booking_id = b.id) t
-                 JOIN seats s ON s.id = t.seat_id), '[]') AS tickets
-FROM bookings b";
 
 /// What a booking or a hold asks for.
 pub struct Claim<'a> {
@@ -372,72 +362,112 @@ async fn resolve(
     Ok(Conflict::Taken(taken))
 }
 
-/// Booking `id`; with `owner`, only if it is theirs (someone else's booking does not exist as far
-/// as they can tell).
-pub async fn find(
-    db: &Pool,
-    id: Uuid,
-    owner: Option<&UserId>,
-) -> Result<Option<Booking>, ApiError> {
-    let conn = db.get().await?;
-    let row = conn
-        .query_typed_opt(
-            &format!("{BOOKING_SELECT} WHERE b.id = $1 AND ($2::text IS NULL OR b.user_id = $2)"),
-            &[(&id, Type::UUID), (&owner.map(UserId::as_str), Type::TEXT)],
-        )
-        .await?;
-    row.map(|row| booking_from_row(&row)).transpose()
-}
+/// The whole booking write, one statement: the `book` function of migrations/V8, which locks the
+/// caller's seat allowance under a cap, then inserts every seat or none, with the fair-sale rules
+/// decided inside (see the migration's comments). A function so that PostgreSQL caches its plans
+/// per session while the statement on the wire stays unnamed (proxy-safe); one statement, so it
+/// is its own transaction: one round trip per booking. Public so the benchmark can run the very
+/// same SQL through pgbench.
+///
+/// `$1` event id (INT8), `$2` seat ids (INT8[], de-duplicated, 1..=10), `$3` user id (TEXT), `$4`
+/// status as text (`confirmed`, or `held` for a hold; the cast keeps the enum's OID off the
+/// wire), `$5` how long a hold lasts in seconds (FLOAT8, else NULL).
+pub const BOOK_SQL: &str = "SELECT * FROM book($1, $2, $3, $4::booking_status, $5)";
 
-/// Where a page of the caller's bookings starts: after the booking made at `created_at` with `id`
-/// (the last of the previous page).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Position {
-    pub created_at: DateTime<Utc>,
-    pub id: Uuid,
-}
-
-/// Up to `limit` of the caller's bookings, newest first (ties by id), after `after` if given.
-pub async fn list(
-    db: &Pool,
-    user: &UserId,
-    after: Option<Position>,
-    limit: i64,
-) -> Result<Vec<Booking>, ApiError> {
-    let conn = db.get().await?;
-    let rows = conn
-        .query_typed(
-            &format!(
-                "{BOOKING_SELECT} WHERE b.user_id = $1
-                   AND ($2::timestamptz IS NULL OR (b.created_at, b.id) < ($2, $3))
-                 ORDER BY b.created_at DESC, b.id DESC LIMIT $4"
-            ),
-            &[
-                (&user.as_str(), Type::TEXT),
-                (&after.map(|p| p.created_at), Type::TIMESTAMPTZ),
-                (&after.map_or(Uuid::nil(), |p| p.id), Type::UUID),
-                (&limit, Type::INT8),
-            ],
-        )
-        .await?;
-    rows.iter().map(booking_from_row).collect()
-}
-
-fn booking_from_row(row: &Row) -> Result<Booking, ApiError> {
-    let Json(tickets): Json<Vec<Ticket>> = row.get("tickets");
-    let status = row.get::<_, &str>("status").parse().map_err(|err| {
-        ApiError::internal(format!("booking {}: {err}", row.get::<_, Uuid>("id")))
-    })?;
+/// Runs the booking statement once: on its own (its own transaction) or in `client`'s open
+/// transaction.
+pub(crate) async fn insert(
+    client: &impl GenericClient,
+    claim: &Claim<'_>,
+) -> Result<Booking, Refusal> {
+    let status = if claim.hold_for.is_some() {
+        BookingStatus::Held
+    } else {
+        BookingStatus::Confirmed
+    };
+    let hold_seconds = claim.hold_for.map(|d| d.as_secs_f64());
+    let (user, seat_ids) = (claim.user.as_str(), claim.seats.ids());
+    let book_params: [(&(dyn ToSql + Sync), Type); 5] = [
+        (&claim.event_id, Type::INT8),
+        (&seat_ids, Type::INT8_ARRAY),
+        (&user, Type::TEXT),
+        (&status.as_str(), Type::TEXT),
+        (&hold_seconds, Type::FLOAT8),
+    ];
+    let rows = client.query_typed(BOOK_SQL, &book_params).await?;
+    let head = rows
+        .first()
+        .ok_or_else(|| ApiError::internal("booking returned no row"))?;
+    if !head.get::<_, bool>("event_found") {
+        return Err(ApiError::not_found(format!("event {}", claim.event_id)).into());
+    }
+    if !head.get::<_, bool>("on_sale") {
+        return Err(sales_closed(head).into());
+    }
+    if let Some(limit) = head.get::<_, Option<i32>>("max_seats_per_user") {
+        let current: i64 = head.get("live_seats");
+        let requested = claim.seats.ids().len();
+        if current + requested as i64 > i64::from(limit) {
+            return Err(ApiError::SeatLimit {
+                limit,
+                current,
+                requested,
+            }
+            .into());
+        }
+    }
+    let Some(booking_id) = head.get::<_, Option<Uuid>>("booking_id") else {
+        let valid: Vec<i64> = head.get("valid_seat_ids");
+        let foreign: Vec<String> = claim
+            .seats
+            .ids()
+            .iter()
+            .filter(|id| !valid.contains(id))
+            .map(i64::to_string)
+            .collect();
+        return Err(ApiError::Unprocessable(format!(
+            "seat(s) {} are not seats of event {}'s venue",
+            foreign.join(", "),
+            claim.event_id
+        ))
+        .into());
+    };
     Ok(Booking {
-        id: row.get("id"),
-        event_id: row.get("event_id"),
-        user_id: row.get("user_id"),
+        id: booking_id,
+        event_id: claim.event_id,
+        user_id: claim.user.as_str().to_owned(),
         status,
-        created_at: row.get("created_at"),
-        expires_at: row.get("expires_at"),
-        total_cents: row.get("total_cents"),
-        tickets,
+        created_at: head.get("created_at"),
+        expires_at: head.get("expires_at"),
+        total_cents: head.get("total_cents"),
+        tickets: rows
+            .iter()
+            .map(|row| Ticket {
+                id: row.get("ticket_id"),
+                seat_id: row.get("seat_id"),
+                row: row.get("row_label"),
+                number: row.get("seat_number"),
+                price_cents: row.get("price_cents"),
+            })
+            .collect(),
     })
+}
+
+/// Why the sale refused: not open yet, or closed (which includes "the event has started").
+fn sales_closed(head: &Row) -> ApiError {
+    let opens: Option<DateTime<Utc>> = head.get("sales_start_at");
+    let closes: DateTime<Utc> = head.get("sales_end_at");
+    let reason = match opens {
+        Some(opens) if head.get::<_, bool>("before_sale") => {
+            format!("sales for this event open at {}", opens.to_rfc3339())
+        }
+        _ => format!("sales for this event closed at {}", closes.to_rfc3339()),
+    };
+    ApiError::SalesClosed {
+        reason,
+        sales_start_at: opens,
+        sales_end_at: closes,
+    }
 }
 
 /// The seat id in a unique violation's detail: `Key (event_id, seat_id)=(7, 42) already exists.`

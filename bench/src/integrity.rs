@@ -155,9 +155,9 @@ pub async fn check(
     let ids: Vec<Uuid> = seen.iter().map(|b| b.id).collect();
     for row in pg
         .query(
-            "SELECT b.id, (SELECT count(*) FROM outbox o
-                           WHERE o.booking_id = b.id AND o.kind = 'booking.confirmed')
-             FROM bookings b WHERE b.id = ANY ($1)",
+            "SELECT b.id, count(o.id) FROM bookings b
+             LEFT JOIN outbox o ON o.booking_id = b.id AND o.kind = 'booking.confirmed'
+             WHERE b.id = ANY ($1) GROUP BY b.id",
             &[&ids],
         )
         .await?
@@ -376,7 +376,10 @@ pub async fn check_lifecycle(
     let mut stored = HashMap::with_capacity(claims.len());
     for row in pg
         .query(
-            "SELECT b.id, b.event_id, b.user_id, b.status::text,
+            "WITH confirmations AS MATERIALIZED (
+                 SELECT booking_id, count(*) AS n FROM outbox
+                 WHERE booking_id = ANY ($1) AND kind = 'booking.confirmed' GROUP BY booking_id)
+             SELECT b.id, b.event_id, b.user_id, b.status::text,
                     coalesce((SELECT array_agg(t.id ORDER BY t.id) FROM tickets t
                               WHERE t.booking_id = b.id), '{}'),
                     coalesce((SELECT array_agg(t.seat_id ORDER BY t.id) FROM tickets t
@@ -387,8 +390,7 @@ pub async fn check_lifecycle(
                               WHERE r.booking_id = b.id), '{}'),
                     coalesce((SELECT array_agg(DISTINCT r.reason) FROM released_tickets r
                               WHERE r.booking_id = b.id), '{}'),
-                    (SELECT count(*) FROM outbox o
-                     WHERE o.booking_id = b.id AND o.kind = 'booking.confirmed')
+                    coalesce((SELECT c.n FROM confirmations c WHERE c.booking_id = b.id), 0)
              FROM bookings b WHERE b.id = ANY ($1)",
             &[&ids],
         )
@@ -451,7 +453,15 @@ pub async fn check_ceiling(
     let events = block.events();
     let row = pg
         .query_one(
-            "WITH b AS (SELECT id FROM bookings WHERE event_id = ANY ($1))
+            "WITH b AS MATERIALIZED (SELECT id FROM bookings WHERE event_id = ANY ($1)),
+             o AS (SELECT o.booking_id, count(*) AS n,
+                          bool_and(o.payload->>'booking_id' = o.booking_id::text
+                                   AND ARRAY(SELECT jsonb_object_keys(o.payload) ORDER BY 1)
+                                       = ARRAY['booking_id', 'confirmed_at', 'event_id',
+                                               'seat_ids', 'total_cents', 'type', 'user_id'])
+                              AS shaped
+                   FROM outbox o JOIN b ON b.id = o.booking_id
+                   WHERE o.kind = 'booking.confirmed' GROUP BY o.booking_id)
              SELECT (SELECT count(*) FROM b),
                     (SELECT count(*) FROM tickets WHERE event_id = ANY ($1)),
                     (SELECT count(*) FROM (
@@ -460,13 +470,8 @@ pub async fn check_ceiling(
                     (SELECT count(*) FROM tickets t JOIN events e ON e.id = t.event_id
                      JOIN seats s ON s.id = t.seat_id
                      WHERE t.event_id = ANY ($1) AND s.venue_id <> e.venue_id),
-                    (SELECT count(*) FROM b WHERE (
-                        SELECT count(*) FROM outbox o WHERE o.booking_id = b.id
-                        AND o.kind = 'booking.confirmed'
-                        AND o.payload->>'booking_id' = b.id::text
-                        AND (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(o.payload) k)
-                            = ARRAY['booking_id', 'confirmed_at', 'event_id', 'seat_ids',
-                                    'total_cents', 'type', 'user_id']) <> 1)",
+                    (SELECT count(*) FROM b LEFT JOIN o ON o.booking_id = b.id
+                     WHERE o.n IS DISTINCT FROM 1 OR NOT o.shaped)",
             &[&events, &seats],
         )
         .await?;

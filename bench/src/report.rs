@@ -148,7 +148,7 @@ pub struct Lambda {
     pub book_rate: f64,
     /// The `book` scenario's rate in the same run (direct: one local-api, 16 connections).
     pub direct_book_rate: Option<f64>,
-    /// pgbench `book-1` (`-M prepared`, 32 clients) in the same run.
+    /// pgbench `reference-1 @40k` (`-M prepared`, 32 clients) in the same run.
     pub ceiling_rate: Option<f64>,
     pub rss_per_process_max_mb: f64,
     pub rss_total_mb: f64,

@@ -92,6 +92,13 @@ pub(crate) struct Problem<'a> {
     /// carries, for a support conversation that starts from a screenshot.
     #[serde(skip_serializing_if = "Option::is_none")]
     instance: Option<String>,
+    #[serde(flatten)]
+    extension: ProblemExtension<'a>,
+}
+
+/// The members some kinds of problem add (RFC 9457 extension members), as one value.
+#[derive(Default, Serialize, utoipa::ToSchema)]
+pub(crate) struct ProblemExtension<'a> {
     /// `seats-taken`: the requested seats someone else has.
     #[serde(skip_serializing_if = "Option::is_none")]
     seat_ids: Option<&'a [i64]>,
@@ -109,92 +116,61 @@ pub(crate) struct Problem<'a> {
     current: Option<i64>,
 }
 
-/// The kinds of problem this API reports, each with its own `type` URI, title and status. Each
-/// [`ApiError`] variant is one of them; the OpenAPI document lists, per operation, the ones it can
-/// answer with ([`crate::openapi`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ProblemType {
-    BadRequest,
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    MethodNotAllowed,
-    SeatsTaken,
-    SalesClosed,
-    SeatLimit,
-    Duplicate,
-    UnsupportedMediaType,
-    PayloadTooLarge,
-    Validation,
-    Gone,
-    RateLimited,
-    Unavailable,
-    Internal,
+/// The kinds of problem this API reports, in one table: each kind's HTTP status, the name its
+/// `type` URI ends in, and its title. Each [`ApiError`] variant is one of them; the OpenAPI
+/// document lists, per operation, the ones it can answer with ([`crate::openapi`]).
+macro_rules! problem_types {
+    ($($kind:ident => $status:ident, $name:literal, $title:literal;)*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+        pub enum ProblemType {
+            $($kind,)*
+        }
+
+        impl ProblemType {
+            /// Every kind, in the table's order.
+            pub const ALL: &'static [ProblemType] = &[$(ProblemType::$kind,)*];
+
+            /// The kind's row: status, name, title.
+            fn row(self) -> (StatusCode, &'static str, &'static str) {
+                match self {
+                    $(ProblemType::$kind => (StatusCode::$status, $name, $title),)*
+                }
+            }
+        }
+    };
+}
+
+problem_types! {
+    BadRequest => BAD_REQUEST, "bad-request", "Bad request";
+    Unauthorized => UNAUTHORIZED, "unauthorized", "Authentication required";
+    Forbidden => FORBIDDEN, "forbidden", "Forbidden";
+    NotFound => NOT_FOUND, "not-found", "Not found";
+    MethodNotAllowed => METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed";
+    SeatsTaken => CONFLICT, "seats-taken", "Seats already taken";
+    SalesClosed => CONFLICT, "sales-closed", "Sales are closed";
+    SeatLimit => CONFLICT, "seat-limit", "Seat limit reached";
+    Duplicate => CONFLICT, "duplicate", "Already exists";
+    UnsupportedMediaType => UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type";
+    PayloadTooLarge => PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large";
+    Validation => UNPROCESSABLE_ENTITY, "validation", "Invalid request";
+    Gone => GONE, "gone", "Gone";
+    RateLimited => TOO_MANY_REQUESTS, "rate-limited", "Too many requests";
+    Unavailable => SERVICE_UNAVAILABLE, "unavailable", "Service unavailable";
+    Internal => INTERNAL_SERVER_ERROR, "internal", "Internal server error";
 }
 
 impl ProblemType {
     pub fn status(self) -> StatusCode {
-        match self {
-            ProblemType::BadRequest => StatusCode::BAD_REQUEST,
-            ProblemType::Unauthorized => StatusCode::UNAUTHORIZED,
-            ProblemType::Forbidden => StatusCode::FORBIDDEN,
-            ProblemType::NotFound => StatusCode::NOT_FOUND,
-            ProblemType::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ProblemType::SeatsTaken
-            | ProblemType::SalesClosed
-            | ProblemType::SeatLimit
-            | ProblemType::Duplicate => StatusCode::CONFLICT,
-            ProblemType::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ProblemType::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ProblemType::Validation => StatusCode::UNPROCESSABLE_ENTITY,
-            ProblemType::Gone => StatusCode::GONE,
-            ProblemType::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ProblemType::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ProblemType::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.row().0
     }
 
     /// The last segment of the `type` URI.
     pub fn name(self) -> &'static str {
-        match self {
-            ProblemType::BadRequest => "bad-request",
-            ProblemType::Unauthorized => "unauthorized",
-            ProblemType::Forbidden => "forbidden",
-            ProblemType::NotFound => "not-found",
-            ProblemType::MethodNotAllowed => "method-not-allowed",
-            ProblemType::SeatsTaken => "seats-taken",
-            ProblemType::SalesClosed => "sales-closed",
-            ProblemType::SeatLimit => "seat-limit",
-            ProblemType::Duplicate => "duplicate",
-            ProblemType::UnsupportedMediaType => "unsupported-media-type",
-            ProblemType::PayloadTooLarge => "payload-too-large",
-            ProblemType::Validation => "validation",
-            ProblemType::Gone => "gone",
-            ProblemType::RateLimited => "rate-limited",
-            ProblemType::Unavailable => "unavailable",
-            ProblemType::Internal => "internal",
-        }
+        self.row().1
     }
 
     pub fn title(self) -> &'static str {
-        match self {
-            ProblemType::BadRequest => "Bad request",
-            ProblemType::Unauthorized => "Authentication required",
-            ProblemType::Forbidden => "Forbidden",
-            ProblemType::NotFound => "Not found",
-            ProblemType::MethodNotAllowed => "Method not allowed",
-            ProblemType::SeatsTaken => "Seats already taken",
-            ProblemType::SalesClosed => "Sales are closed",
-            ProblemType::SeatLimit => "Seat limit reached",
-            ProblemType::Duplicate => "Already exists",
-            ProblemType::UnsupportedMediaType => "Unsupported media type",
-            ProblemType::PayloadTooLarge => "Payload too large",
-            ProblemType::Validation => "Invalid request",
-            ProblemType::Gone => "Gone",
-            ProblemType::RateLimited => "Too many requests",
-            ProblemType::Unavailable => "Service unavailable",
-            ProblemType::Internal => "Internal server error",
-        }
+        self.row().2
     }
 
     /// The `type` member of this kind's problems.
@@ -269,28 +245,34 @@ impl ApiError {
             status: self.status().as_u16(),
             detail: self.detail(),
             instance: crate::http::request_id().map(|id| format!("urn:seatbook:request:{id}")),
-            seat_ids: match self {
-                ApiError::SeatsTaken { seat_ids } => Some(seat_ids),
-                _ => None,
-            },
-            sales_start_at: match self {
-                ApiError::SalesClosed { sales_start_at, .. } => *sales_start_at,
-                _ => None,
-            },
-            sales_end_at: match self {
-                ApiError::SalesClosed { sales_end_at, .. } => Some(*sales_end_at),
-                _ => None,
-            },
-            limit: match self {
-                ApiError::SeatLimit { limit, .. } => Some(*limit),
-                _ => None,
-            },
-            current: match self {
-                ApiError::SeatLimit { current, .. } => Some(*current),
-                _ => None,
-            },
+            extension: self.extension(),
         };
         serde_json::to_string(&body).expect("a problem always serialises")
+    }
+
+    /// The extension members of this error's problem, if its kind has any.
+    fn extension(&self) -> ProblemExtension<'_> {
+        match self {
+            ApiError::SeatsTaken { seat_ids } => ProblemExtension {
+                seat_ids: Some(seat_ids),
+                ..ProblemExtension::default()
+            },
+            ApiError::SalesClosed {
+                sales_start_at,
+                sales_end_at,
+                ..
+            } => ProblemExtension {
+                sales_start_at: *sales_start_at,
+                sales_end_at: Some(*sales_end_at),
+                ..ProblemExtension::default()
+            },
+            ApiError::SeatLimit { limit, current, .. } => ProblemExtension {
+                limit: Some(*limit),
+                current: Some(*current),
+                ..ProblemExtension::default()
+            },
+            _ => ProblemExtension::default(),
+        }
     }
 }
 

@@ -250,11 +250,7 @@ impl Cluster {
     async fn create() -> Cluster {
         let bin = postgres_bin();
         let dir = std::env::temp_dir().join(format!("seatbook-crash-{}", uuid::Uuid::new_v4()));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = test_support::free_port();
         let cluster = Cluster { bin, dir, port };
         let initdb = cluster.bin.join("initdb");
         let data = cluster.dir.to_str().unwrap().to_owned();

@@ -5,13 +5,9 @@ use seatbook_core::config::Settings;
 use seatbook_core::AppState;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+pub use test_support::redis_url;
+use test_support::TestDb;
 use tokio_postgres::NoTls;
-
-/// The server every test database is created on. Override with TEST_DATABASE_URL.
-fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
 
 pub struct TestApp {
     pub address: String,
@@ -19,8 +15,8 @@ pub struct TestApp {
     pub db_name: String,
     /// A direct connection for assertions about what is really stored.
     pub db: tokio_postgres::Client,
-    /// The server the test database was created on, to drop it from.
-    admin_url: String,
+    /// Held for its Drop, after the server's: the database goes with the app.
+    _database: TestDb,
     settings_env: HashMap<String, String>,
     server: tokio::task::JoinHandle<()>,
     /// The newest `Seatbook-Event-Version` a write through [`TestApp::post`] was answered with:
@@ -52,44 +48,20 @@ impl Default for Spawn {
     }
 }
 
-/// The Redis the tests use. Override with TEST_REDIS_URL.
-pub fn redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
-
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(Spawn::default()).await
 }
 
 pub async fn spawn_app_with(options: Spawn) -> TestApp {
-    let db_name = format!("test_{}", uuid::Uuid::new_v4().simple());
-    let admin_url = options.admin_url.clone().unwrap_or_else(admin_url);
-    let admin: tokio_postgres::Config = admin_url.parse().expect("TEST_DATABASE_URL");
-    let (client, connection) = admin
-        .connect(NoTls)
-        .await
-        .expect("PostgreSQL must be running for the tests (see README: `bash .ci/run` starts it)");
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!("CREATE DATABASE {db_name}"))
-        .await
-        .expect("create test database");
-
-    let mut url = admin.clone();
-    url.dbname(&db_name);
-    let server = options.database_via.clone().unwrap_or_else(|| {
-        format!(
-            "{}:{}",
-            host_of(&admin),
-            admin.get_ports().first().copied().unwrap_or(5432)
-        )
-    });
-    let database_url = format!(
-        "postgres://{}@{}/{}",
-        admin.get_user().unwrap_or("postgres"),
-        server,
-        db_name
-    );
+    let database = match &options.admin_url {
+        Some(server) => TestDb::create_on(server, "api").await,
+        None => TestDb::create("api").await,
+    };
+    let db_name = database.name.clone();
+    let database_url = match &options.database_via {
+        Some(via) => database.url_via(via),
+        None => database.url(),
+    };
     let mut settings_env = HashMap::new();
     settings_env.insert("DATABASE_URL".to_owned(), database_url);
     settings_env.insert("DB_POOL_MAX_SIZE".to_owned(), "10".to_owned());
@@ -111,8 +83,7 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
     };
     let (address, server) = serve(state, dev_identity);
 
-    let (db, connection) = url.connect(NoTls).await.expect("connect to test database");
-    tokio::spawn(connection);
+    let db = database.client().await;
 
     TestApp {
         written: Default::default(),
@@ -120,7 +91,7 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
         client: reqwest::Client::new(),
         db_name,
         db,
-        admin_url,
+        _database: database,
         settings_env,
         server,
     }
@@ -138,43 +109,20 @@ fn serve(state: AppState, dev_identity: DevIdentity) -> (String, tokio::task::Jo
     (address, server)
 }
 
-fn host_of(config: &tokio_postgres::Config) -> String {
-    match config.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-        _ => "127.0.0.1".to_owned(),
-    }
-}
-
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
-        let db_name = self.db_name.clone();
-        let admin_url = self.admin_url.clone();
-        // Drop cannot await; a short-lived runtime on its own thread drops the database even when
-        // the test panicked. FORCE ends the connections the pools still hold.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
+        // Drop cannot await; a short-lived runtime on its own thread can. The database itself goes
+        // with `_database`, after this.
+        let prefix = self.db_name.clone();
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let (client, connection) = admin_url
-                    .parse::<tokio_postgres::Config>()
-                    .unwrap()
-                    .connect(NoTls)
-                    .await
-                    .expect("connect to drop test database");
-                tokio::spawn(connection);
-                forget_cache_keys(&db_name).await;
-                client
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
-                    .await
-            })
+                .expect("runtime")
+                .block_on(forget_cache_keys(&prefix))
         })
         .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}", self.db_name);
-        }
     }
 }
 

@@ -5,47 +5,9 @@
 use crate::helpers::{spawn_app, As, ORGANIZER};
 use axum::body::to_bytes;
 use serde_json::{json, Value};
+pub(crate) use test_support::gateway_event;
+use test_support::sample_event;
 use tower::ServiceExt;
-
-/// A sample event from `events/`, as `cargo lambda invoke --data-file` and `sam local invoke -e`
-/// send it.
-pub(crate) fn sample(name: &str) -> Value {
-    let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// An API Gateway v2 event for one request, made from the booking sample in `events/`.
-pub(crate) fn gateway_event(
-    method: &str,
-    path: &str,
-    claims: Option<Value>,
-    body: Option<&Value>,
-) -> String {
-    let mut event = sample("booking-create.json");
-    let (raw_path, query) = path.split_once('?').unwrap_or((path, ""));
-    event["rawPath"] = json!(raw_path);
-    event["rawQueryString"] = json!(query);
-    event["queryStringParameters"] = json!({});
-    event["requestContext"]["http"]["method"] = json!(method);
-    event["requestContext"]["http"]["path"] = json!(raw_path);
-    // `cargo lambda watch` and some integrations send none; routing must not rely on them.
-    event["pathParameters"] = json!({});
-    event["cookies"] = json!([]);
-    event["headers"] = json!({"content-type": "application/json", "host": "api.example.com"});
-    match claims {
-        Some(claims) => event["requestContext"]["authorizer"]["jwt"]["claims"] = claims,
-        None => {
-            event["requestContext"]
-                .as_object_mut()
-                .unwrap()
-                .remove("authorizer");
-        }
-    }
-    event["body"] = body.map_or(Value::Null, |b| json!(b.to_string()));
-    event["isBase64Encoded"] = json!(false);
-    event.to_string()
-}
 
 /// The claims API Gateway's JWT authorizer passes for a member of the Cognito group `organizers`.
 pub(crate) fn organizer_claims() -> Value {
@@ -88,8 +50,9 @@ pub(crate) async fn organize_event(
     event["id"].as_i64().unwrap()
 }
 
-pub(crate) async fn invoke(router: axum::Router, event: String) -> (u16, Value) {
-    let request = lambda_http::request::from_str(&event).expect("lambda_http parses the event");
+pub(crate) async fn invoke(router: axum::Router, event: Value) -> (u16, Value) {
+    let request =
+        lambda_http::request::from_str(&event.to_string()).expect("lambda_http parses the event");
     let response = router.oneshot(request).await.unwrap();
     let status = response.status().as_u16();
     let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
@@ -227,16 +190,16 @@ async fn every_sample_event_in_events_is_answered_by_its_function_as_written() {
         (&metrics_fn, "metrics-get.json", 200),
     ];
     for (function, name, expected) in steps {
-        let (status, body) = invoke(function.clone(), sample(name).to_string()).await;
+        let (status, body) = invoke(function.clone(), sample_event(name)).await;
         assert_eq!(status, expected, "{name}: {body}");
     }
-    let (status, problem) = invoke(booking_fn, sample("booking-create.json").to_string()).await;
+    let (status, problem) = invoke(booking_fn, sample_event("booking-create.json")).await;
     // API Gateway's request id is the problem's instance (and on every log line of the request).
     assert_eq!(
         problem["instance"],
         format!(
             "urn:seatbook:request:{}",
-            sample("booking-create.json")["requestContext"]["requestId"]
+            sample_event("booking-create.json")["requestContext"]["requestId"]
                 .as_str()
                 .unwrap()
         )

@@ -3,7 +3,6 @@
 //! sessions driven through it.
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use lambda_emulator::test_db::TestDb;
 use seatbook::DevIdentity;
 use seatbook_core::config::Settings;
 use serde_json::{json, Value};
@@ -12,13 +11,10 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use test_support::{redis_url, TestDb};
 
 /// How long a condition on the page may take to become true.
 pub const PATIENCE: Duration = Duration::from_secs(15);
-
-fn redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
 
 /// `local-api`'s router (`seatbook::app`, dev identity on) on an ephemeral loopback port, over a
 /// database of its own that is dropped with it.

@@ -7,11 +7,11 @@
 //! `CARGO_LAMBDA`, on `PATH`, or in the private virtualenv `scripts/tools` makes. The functions
 //! are compiled by the watcher on their first request, so this test takes a minute or two.
 
-use lambda_emulator::test_db::TestDb;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use test_support::{free_port, TestDb};
 
 #[tokio::test]
 async fn cargo_lambda_watch_serves_every_function_from_the_repository_root() {
@@ -273,14 +273,6 @@ fn cargo_lambda() -> PathBuf {
     on_path
         .or_else(|| venv.is_file().then_some(venv))
         .expect("cargo-lambda is not installed: run scripts/tools (pip install cargo-lambda)")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A freshly migrated database of its own, dropped when the test ends.

@@ -4,10 +4,10 @@
 //! with `SEATBOOK_DEV_IDENTITY=true` in its environment (scripts/sam-build-check also proves the
 //! header name is not in the built bootstraps).
 
-use lambda_emulator::test_db::TestDb;
 use lambda_emulator::{Emulator, Function};
 use serde_json::{json, Value};
 use std::time::Duration;
+use test_support::{sample_event, TestDb};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployed_booking_function_ignores_dev_identity_headers_whatever_its_environment() {
@@ -20,8 +20,7 @@ async fn a_deployed_booking_function_ignores_dev_identity_headers_whatever_its_e
     )
     .await
     .unwrap();
-    let mut sample: Value =
-        serde_json::from_str(include_str!("../../../events/booking-create.json")).unwrap();
+    let mut sample = sample_event("booking-create.json");
     // No authorizer claims: a request API Gateway would not have let through, carrying the
     // headers local development uses instead.
     sample["requestContext"]

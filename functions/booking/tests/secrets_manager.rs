@@ -9,23 +9,22 @@
 //! do, and pipes an accepted session through to PostgreSQL. Rotating its password and dropping its
 //! sessions stands in for a secret rotation.
 
-use lambda_emulator::moto::Moto;
 use lambda_emulator::{Emulator, Function};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use test_support::{sample_event, Moto, TestDb};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_postgres::NoTls;
 
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn booking_reads_its_credentials_from_secrets_manager_and_rereads_them_after_a_rotation() {
     let moto = Moto::start().await;
-    let db = TestDb::create_and_migrate().await;
-    let (event_id, seats) = db.seed_event().await;
-    let gate = PasswordGate::start("first-password", db.upstream()).await;
+    let db = TestDb::migrated("secret").await;
+    let (event_id, seats) = seed_event(&db).await;
+    let gate = PasswordGate::start("first-password", db.server()).await;
     // What RDS writes: the instance's endpoint, which the function must not use (DB_HOST wins).
     let arn = moto
         .create_secret(
@@ -85,14 +84,14 @@ async fn booking_reads_its_credentials_from_secrets_manager_and_rereads_them_aft
 
     let (status, _) = book(&lambda, "dave", event_id, seats[1]).await;
     assert_eq!(status, 409);
-    assert_eq!(db.tickets(event_id).await, 2, "one ticket per sold seat");
+    assert_eq!(tickets(&db, event_id).await, 2, "one ticket per sold seat");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_that_cannot_be_read_fails_the_cold_start_with_the_reason() {
     let moto = Moto::start().await;
-    let db = TestDb::create_and_migrate().await;
-    let gate = PasswordGate::start("unused", db.upstream()).await;
+    let db = TestDb::migrated("secret").await;
+    let gate = PasswordGate::start("unused", db.server()).await;
     let missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:seatbook/nope-AbCdEf";
     let lambda = Emulator::launch(booking_function(&moto, missing, &gate, &db))
         .await
@@ -140,8 +139,7 @@ fn secret_json(password: &str, host: &str) -> String {
 /// POST /api/v1/bookings as API Gateway (HTTP API, payload 2.0, JWT authorizer) delivers it.
 async fn book(lambda: &Emulator, user: &str, event_id: i64, seat: i64) -> (u16, Value) {
     // The sample `cargo lambda invoke booking --data-file events/booking-create.json` sends.
-    let mut event: Value =
-        serde_json::from_str(include_str!("../../../events/booking-create.json")).unwrap();
+    let mut event = sample_event("booking-create.json");
     event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(user);
     event["body"] = json!(json!({"event_id": event_id, "seat_ids": [seat]}).to_string());
     let response = lambda
@@ -292,132 +290,48 @@ fn error_response(code: &str) -> Vec<u8> {
 // The test database
 // ---------------------------------------------------------------------------------------------
 
-fn admin_config() -> tokio_postgres::Config {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-        .parse()
-        .unwrap()
-}
-
-struct TestDb {
-    name: String,
-    client: tokio_postgres::Client,
-}
-
-impl TestDb {
-    async fn create_and_migrate() -> TestDb {
-        let name = format!("test_secret_{}", uuid::Uuid::new_v4().simple());
-        connect(&admin_config())
-            .await
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        let mut config = admin_config();
-        config.dbname(&name);
-        let url = format!(
-            "postgres://{}@{}/{name}",
-            config.get_user().unwrap_or("postgres"),
-            upstream_of(&config)
-        );
-        let settings = seatbook_core::config::Settings::from_lookup(|k| {
-            (k == "DATABASE_URL").then(|| url.clone())
-        })
-        .unwrap();
-        let pool = seatbook_core::db::pool(&settings.database, 1).unwrap();
-        seatbook_core::db::migrate(&pool).await.expect("migrate");
-        TestDb {
-            name,
-            client: connect(&config).await,
-        }
-    }
-
-    fn upstream(&self) -> String {
-        upstream_of(&admin_config())
-    }
-
-    /// A venue with one row of two seats and an event on sale, straight into the tables.
-    async fn seed_event(&self) -> (i64, Vec<i64>) {
-        let venue: i64 = self
-            .client
-            .query_one(
-                "INSERT INTO venues (name, rows, cols) VALUES ('Secret Hall', 1, 2) RETURNING id",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        let seats = self
-            .client
-            .query(
-                "INSERT INTO seats (venue_id, row_index, row_label, seat_number)
-                 VALUES ($1, 1, 'A', 1), ($1, 1, 'A', 2) RETURNING id",
-                &[&venue],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let event: i64 = self
-            .client
-            .query_one(
-                "INSERT INTO events (name, starts_at, venue_id, price_cents)
-                 VALUES ('Rotation Night', now() + interval '30 days', $1, 2500) RETURNING id",
-                &[&venue],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        (event, seats)
-    }
-
-    async fn tickets(&self, event_id: i64) -> i64 {
-        self.client
-            .query_one(
-                "SELECT count(*) FROM tickets WHERE event_id = $1",
-                &[&event_id],
-            )
-            .await
-            .unwrap()
-            .get(0)
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(async move {
-                    connect(&admin_config())
-                        .await
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await
-                })
-        })
-        .join();
-    }
-}
-
-fn upstream_of(config: &tokio_postgres::Config) -> String {
-    let host = match config.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-        _ => "127.0.0.1".to_owned(),
-    };
-    format!(
-        "{host}:{}",
-        config.get_ports().first().copied().unwrap_or(5432)
-    )
-}
-
-async fn connect(config: &tokio_postgres::Config) -> tokio_postgres::Client {
-    let (client, connection) = config
-        .connect(NoTls)
+/// A venue with one row of two seats and an event on sale, straight into the tables.
+async fn seed_event(db: &TestDb) -> (i64, Vec<i64>) {
+    let client = db.client().await;
+    let venue: i64 = client
+        .query_one(
+            "INSERT INTO venues (name, rows, cols) VALUES ('Secret Hall', 1, 2) RETURNING id",
+            &[],
+        )
         .await
-        .expect("PostgreSQL must be running for the tests (scripts/services starts it)");
-    tokio::spawn(connection);
-    client
+        .unwrap()
+        .get(0);
+    let seats = client
+        .query(
+            "INSERT INTO seats (venue_id, row_index, row_label, seat_number)
+             VALUES ($1, 1, 'A', 1), ($1, 1, 'A', 2) RETURNING id",
+            &[&venue],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let event: i64 = client
+        .query_one(
+            "INSERT INTO events (name, starts_at, venue_id, price_cents)
+             VALUES ('Rotation Night', now() + interval '30 days', $1, 2500) RETURNING id",
+            &[&venue],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    (event, seats)
+}
+
+async fn tickets(db: &TestDb, event_id: i64) -> i64 {
+    db.client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM tickets WHERE event_id = $1",
+            &[&event_id],
+        )
+        .await
+        .unwrap()
+        .get(0)
 }

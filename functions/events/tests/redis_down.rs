@@ -3,21 +3,14 @@
 //! `RedisUnavailable` metric (an Embedded Metric Format line) that `RedisUnavailableAlarm` in
 //! template.yaml watches.
 
-use lambda_emulator::test_db::TestDb;
 use lambda_emulator::{Emulator, Function};
 use serde_json::Value;
 use std::time::Duration;
+use test_support::{sample_event, TestDb};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_with_redis_down_is_served_and_counted_as_a_cloudwatch_metric() {
-    let db = TestDb::create("events_redis_down").await;
-    let url = db.url();
-    let settings = seatbook_core::config::Settings::from_lookup(|k| {
-        (k == "DATABASE_URL").then(|| url.clone())
-    })
-    .unwrap();
-    let pool = seatbook_core::db::pool(&settings.database, 1).unwrap();
-    seatbook_core::db::migrate(&pool).await.expect("migrate");
+    let db = TestDb::migrated("events_redis_down").await;
     // Event 1, as the sample names it.
     db.client()
         .await
@@ -39,8 +32,7 @@ async fn a_read_with_redis_down_is_served_and_counted_as_a_cloudwatch_metric() {
     )
     .await
     .unwrap();
-    let sample: Value =
-        serde_json::from_str(include_str!("../../../events/events-get.json")).unwrap();
+    let sample = sample_event("events-get.json");
 
     let response = lambda
         .invoke(&sample, Duration::from_secs(30))

@@ -5,13 +5,12 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
-use lambda_emulator::moto::Moto;
-use lambda_emulator::test_db::TestDb;
 use lambda_emulator::{Emulator, Function};
 use migrate_fn::roles::ROLES;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use test_support::{Moto, TestDb};
 
 /// What CloudFormation's pre-signed S3 URL received.
 #[derive(Debug, Clone)]

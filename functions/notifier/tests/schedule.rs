@@ -6,7 +6,6 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use lambda_emulator::test_db::TestDb;
 use lambda_emulator::{Emulator, Function, InvokeError};
 use notifier_fn::{
     verify, Headers, DEFAULT_TOLERANCE, ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
@@ -14,13 +13,14 @@ use notifier_fn::{
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
+use test_support::{sample_event, TestDb};
 
 const SECRET: &str = "whsec_c2NoZWR1bGUtdGVzdC1zZWNyZXQtb2YtMzItYnl0ZXM=";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_run_publishes_the_dead_confirmations_as_a_cloudwatch_metric() {
     let db = TestDb::create("notifier").await;
-    migrate(&db).await;
+    db.migrate().await;
     db.client()
         .await
         .batch_execute(
@@ -71,7 +71,7 @@ async fn every_run_publishes_the_dead_confirmations_as_a_cloudwatch_metric() {
 async fn a_run_against_a_hanging_receiver_answers_before_its_lambda_deadline_with_every_attempt_recorded(
 ) {
     let db = TestDb::create("notifier_deadline").await;
-    migrate(&db).await;
+    db.migrate().await;
     seed_deliveries(&db, 5).await;
     let receiver = Receiver::hanging_after(0);
     let url = receiver.serve().await;
@@ -210,7 +210,7 @@ fn notifier(db: &TestDb) -> Function {
 }
 
 fn schedule() -> Value {
-    serde_json::from_str(include_str!("../../../events/notifier-schedule.json")).unwrap()
+    sample_event("notifier-schedule.json")
 }
 
 /// `n` confirmed bookings, each with its pending confirmation; the outbox ids in order.
@@ -238,14 +238,4 @@ async fn seed_deliveries(db: &TestDb, n: i64) -> Vec<i64> {
         .iter()
         .map(|r| r.get(0))
         .collect()
-}
-
-async fn migrate(db: &TestDb) {
-    let url = db.url();
-    let settings = seatbook_core::config::Settings::from_lookup(|k| {
-        (k == "DATABASE_URL").then(|| url.clone())
-    })
-    .unwrap();
-    let pool = seatbook_core::db::pool(&settings.database, 1).unwrap();
-    seatbook_core::db::migrate(&pool).await.expect("migrate");
 }

@@ -19,9 +19,6 @@
 //! `POST /2018-06-01/runtime/init/error`. Not implemented: response streaming, extensions,
 //! telemetry, SnapStart.
 
-pub mod moto;
-pub mod test_db;
-
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};

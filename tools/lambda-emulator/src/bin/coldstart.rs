@@ -15,7 +15,7 @@ use lambda_emulator::{Emulator, Function};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio_postgres::NoTls;
+use test_support::{gateway_event, TestDb};
 
 const DEFAULT_FUNCTIONS: [&str; 5] = ["booking", "events", "metrics", "organizer", "migrate"];
 const TARGET_INIT_MS: f64 = 20.0;
@@ -85,11 +85,16 @@ fn options() -> Options {
 #[tokio::main]
 async fn main() {
     let options = options();
-    let scratch = ScratchDb::create(&options.database_url).await;
+    let scratch = TestDb::try_create_on(&options.database_url, "coldstart")
+        .await
+        .unwrap_or_else(|e| {
+            eprintln!("coldstart: PostgreSQL is not reachable ({e}); run scripts/services");
+            std::process::exit(1)
+        });
     let receiver = CfnReceiver::start().await;
     let prefix = format!("coldstart-{}", uuid::Uuid::new_v4().simple());
     let env = vec![
-        ("DATABASE_URL".to_owned(), scratch.url.clone()),
+        ("DATABASE_URL".to_owned(), scratch.url()),
         ("REDIS_URL".to_owned(), options.redis_url.clone()),
         ("CACHE_PREFIX".to_owned(), prefix),
         ("RUST_LOG".to_owned(), "warn".to_owned()),
@@ -186,7 +191,7 @@ async fn main() {
     .unwrap_or_else(|e| panic!("writing {}: {e}", options.out.display()));
     println!("\nwritten to {}", options.out.display());
     drop(receiver);
-    scratch.drop_now().await;
+    drop(scratch);
 }
 
 fn with_env(mut function: Function, env: &[(String, String)]) -> Function {
@@ -296,7 +301,7 @@ fn representative_event(name: &str, run: usize, receiver: &CfnReceiver) -> Value
             "POST",
             "/api/v1/venues",
             Some(organizer),
-            Some(json!({
+            Some(&json!({
                 "name": format!("Cold Hall {run} {}", uuid::Uuid::new_v4().simple()),
                 "rows": 10,
                 "cols": 20
@@ -305,32 +310,6 @@ fn representative_event(name: &str, run: usize, receiver: &CfnReceiver) -> Value
         "migrate" => create_request(receiver),
         _ => unreachable!("only known functions are accepted"),
     }
-}
-
-/// An API Gateway HTTP API (payload 2.0) event, made from the booking sample in `events/`.
-fn gateway_event(method: &str, path: &str, claims: Option<Value>, body: Option<Value>) -> Value {
-    let mut event: Value =
-        serde_json::from_str(include_str!("../../../../events/booking-create.json")).unwrap();
-    event["rawPath"] = json!(path);
-    event["rawQueryString"] = json!("");
-    event["queryStringParameters"] = json!({});
-    event["pathParameters"] = json!({});
-    event["cookies"] = json!([]);
-    event["requestContext"]["http"]["method"] = json!(method);
-    event["requestContext"]["http"]["path"] = json!(path);
-    event["headers"] = json!({"content-type": "application/json", "host": "api.example.com"});
-    match claims {
-        Some(claims) => event["requestContext"]["authorizer"]["jwt"]["claims"] = claims,
-        None => {
-            event["requestContext"]
-                .as_object_mut()
-                .unwrap()
-                .remove("authorizer");
-        }
-    }
-    event["body"] = body.map_or(Value::Null, |b| json!(b.to_string()));
-    event["isBase64Encoded"] = json!(false);
-    event
 }
 
 fn create_request(receiver: &CfnReceiver) -> Value {
@@ -363,52 +342,5 @@ impl CfnReceiver {
 impl Drop for CfnReceiver {
     fn drop(&mut self) {
         self.server.abort();
-    }
-}
-
-/// A database of its own on the server `DATABASE_URL` names, dropped at the end.
-struct ScratchDb {
-    admin: tokio_postgres::Client,
-    name: String,
-    url: String,
-}
-
-impl ScratchDb {
-    async fn create(server_url: &str) -> ScratchDb {
-        let config: tokio_postgres::Config = server_url
-            .parse()
-            .unwrap_or_else(|e| panic!("DATABASE_URL {server_url:?}: {e}"));
-        let (admin, connection) = config.connect(NoTls).await.unwrap_or_else(|e| {
-            eprintln!("coldstart: PostgreSQL is not reachable ({e}); run scripts/services");
-            std::process::exit(1)
-        });
-        tokio::spawn(connection);
-        let name = format!("coldstart_{}", uuid::Uuid::new_v4().simple());
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create the scratch database");
-        let host = match config.get_hosts().first() {
-            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-            _ => "127.0.0.1".to_owned(),
-        };
-        let url = format!(
-            "postgres://{}@{}:{}/{}",
-            config.get_user().unwrap_or("postgres"),
-            host,
-            config.get_ports().first().copied().unwrap_or(5432),
-            name
-        );
-        ScratchDb { admin, name, url }
-    }
-
-    async fn drop_now(self) {
-        let _ = self
-            .admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .await;
     }
 }

@@ -35,8 +35,9 @@ pub struct CacheStats {
 /// Hits, counted in this process until the next command to Redis carries them: a hit is one
 /// round trip (its `MGET`), not two. What is counted here reaches Redis with this process's next
 /// lookup or stats read; an environment that ends before that loses its last few.
+/// Booking conflicts are counted the same way: a herd's loser costs no Redis write of its own.
 #[derive(Default)]
-pub(crate) struct PendingHits(std::sync::Mutex<(u64, f64)>);
+pub(crate) struct PendingHits(std::sync::Mutex<(u64, f64, u64)>);
 
 impl PendingHits {
     pub(crate) fn add(&self, took: Duration) {
@@ -48,9 +49,21 @@ impl PendingHits {
         crate::metrics::count(crate::metrics::CACHE_HITS, 1.0);
     }
 
+    /// A booking lost its race.
+    pub(crate) fn add_conflict(&self) {
+        self.0.lock().expect("pending hits poisoned").2 += 1;
+    }
+
     /// Adds what is pending to `pipe` (replies ignored), and forgets it.
     pub(crate) fn carry(&self, keys: &Keys, pipe: &mut redis::Pipeline) {
-        let (hits, ms) = std::mem::take(&mut *self.0.lock().expect("pending hits poisoned"));
+        let (hits, ms, conflicts) =
+            std::mem::take(&mut *self.0.lock().expect("pending hits poisoned"));
+        if conflicts > 0 {
+            pipe.cmd("INCRBY")
+                .arg(keys.counter(BOOKING_CONFLICTS))
+                .arg(conflicts)
+                .ignore();
+        }
         if hits > 0 {
             pipe.cmd("INCRBY")
                 .arg(keys.counter(HITS))

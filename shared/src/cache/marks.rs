@@ -60,9 +60,11 @@ impl Cache {
         if ids.is_empty() {
             return Some(Vec::new());
         }
-        let mut cmd = redis::cmd("HMGET");
-        cmd.arg(set).arg(ids);
-        let marks: Vec<Option<u64>> = self.link.query(&cmd).await.ok()?;
+        // The counts this process has pending ride along (replies ignored).
+        let mut pipe = redis::pipe();
+        self.hits.carry(&self.keys, &mut pipe);
+        pipe.cmd("HMGET").arg(set).arg(ids);
+        let (marks,): (Vec<Option<u64>>,) = self.link.query_pipe(&pipe).await.ok()?;
         let now = now_ms();
         Some(
             ids.iter()

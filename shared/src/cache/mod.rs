@@ -605,13 +605,9 @@ impl Cache {
         }
     }
 
-    /// A booking lost its race (409).
+    /// A booking lost its race (409): counted in the process, carried to Redis by its next command.
     pub async fn booking_conflicted(&self) {
-        let mut pipe = redis::pipe();
-        pipe.cmd("INCR")
-            .arg(self.keys.counter(counters::BOOKING_CONFLICTS))
-            .ignore();
-        self.link.pipe_quietly(&pipe).await;
+        self.hits.add_conflict();
     }
 
     /// The catalog changed (an event was added): cached listings, and cached "not found"s, are

@@ -812,3 +812,72 @@ async fn with_redis_down_a_crowd_shares_one_load_and_then_the_last_good_copy_wit
         "a copy past the bound is not served"
     );
 }
+
+/// A refresher releases its lock only while it still holds it: one whose lock expired while it
+/// loaded (and that another reader has taken since) must not delete the other's lock.
+#[tokio::test]
+async fn a_refresher_whose_lock_expired_does_not_release_the_next_holders_lock() {
+    let app = spawn_app().await;
+    let cache = app.lambda_state().cache.expect("a cache");
+    let key = cache.keys().availability(4242);
+    let body = |v: &str| seatbook_core::http::json_body(Some(json!({ "v": v })));
+    cache
+        .read_through(&key, Default::default(), || async move { body("first") })
+        .await
+        .unwrap();
+    // A write makes the value behind; once it is old enough, the next reader refreshes it.
+    cache
+        .event_changed(4242, seatbook_core::cache::MarkChange::Keep)
+        .await;
+    tokio::time::sleep(seatbook_core::cache::REFRESH_AFTER + Duration::from_millis(20)).await;
+
+    let (started, has_started) = tokio::sync::oneshot::channel::<()>();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let refresher = tokio::spawn({
+        let (cache, key) = (cache.clone(), key.clone());
+        async move {
+            cache
+                .read_through(&key, Default::default(), || async move {
+                    let _ = started.send(());
+                    let _ = released.await;
+                    body("refreshed")
+                })
+                .await
+                .unwrap()
+        }
+    });
+    has_started.await.expect("the reader refreshes");
+    // Its lock expires and another reader takes it (done by hand here, at once).
+    let lock = format!("{}:refresh", key.value);
+    let mut redis = redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let held: Option<String> = redis::cmd("GET")
+        .arg(&lock)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(held.is_some(), "the refresher holds {lock}");
+    let _: () = redis::cmd("SET")
+        .arg(&lock)
+        .arg("another-refresher")
+        .arg("PX")
+        .arg(5000)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let _ = release.send(());
+    refresher.await.unwrap();
+    let after: Option<String> = redis::cmd("GET")
+        .arg(&lock)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(
+        after.as_deref(),
+        Some("another-refresher"),
+        "the late refresher left the next holder's lock alone"
+    );
+}

@@ -211,7 +211,7 @@ async fn after_claim(
             }
         }
         Err(ApiError::SeatsTaken { .. }) => {
-            cache.booking_conflicted().await;
+            cache.booking_conflicted();
             None
         }
         Err(_) => None,

@@ -606,7 +606,7 @@ impl Cache {
     }
 
     /// A booking lost its race (409): counted in the process, carried to Redis by its next command.
-    pub async fn booking_conflicted(&self) {
+    pub fn booking_conflicted(&self) {
         self.hits.add_conflict();
     }
 

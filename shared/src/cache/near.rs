@@ -21,9 +21,11 @@ pub const NEAR_TTL: Duration = Duration::from_millis(100);
 /// Copies kept at most; past that, stale ones are swept out (and all, if none is).
 const CAPACITY: usize = 1024;
 
+/// Per value key, the copy for plain readers and the one for gzip readers (indexed by `gzip`), so
+/// a lookup borrows the key instead of building one.
 #[derive(Default)]
 pub(crate) struct Near {
-    copies: Mutex<HashMap<(String, bool), Copy>>,
+    copies: Mutex<HashMap<String, [Option<Copy>; 2]>>,
 }
 
 struct Copy {
@@ -39,6 +41,13 @@ struct Copy {
     current: bool,
 }
 
+impl Copy {
+    /// Whether its load started within the staleness bound.
+    fn young(&self) -> bool {
+        now_ms().saturating_sub(self.loaded_at_ms) < MAX_STALE.as_millis() as u64
+    }
+}
+
 /// What Redis said of a value as it was copied.
 pub(crate) struct Vouched {
     pub(crate) generation: u64,
@@ -50,12 +59,11 @@ impl Near {
     /// The copy of `key` for `accept`, if it may be served now.
     pub(crate) fn get(&self, key: &CacheKey, accept: &Accept) -> Option<Served> {
         let copies = self.copies.lock().unwrap_or_else(|e| e.into_inner());
-        let copy = copies.get(&(key.value.clone(), accept.gzip))?;
-        let young = now_ms().saturating_sub(copy.loaded_at_ms) < MAX_STALE.as_millis() as u64;
+        let copy = copies.get(key.value.as_str())?[usize::from(accept.gzip)].as_ref()?;
         let fits = accept
             .min_generation
             .is_none_or(|min| copy.generation >= min);
-        (copy.checked.elapsed() < NEAR_TTL && (copy.current || young) && fits)
+        (copy.checked.elapsed() < NEAR_TTL && (copy.current || copy.young()) && fits)
             .then(|| copy.served.clone())
     }
 
@@ -67,9 +75,8 @@ impl Near {
             return None;
         }
         let copies = self.copies.lock().unwrap_or_else(|e| e.into_inner());
-        let copy = copies.get(&(key.value.clone(), accept.gzip))?;
-        (now_ms().saturating_sub(copy.loaded_at_ms) < MAX_STALE.as_millis() as u64)
-            .then(|| copy.served.clone())
+        let copy = copies.get(key.value.as_str())?[usize::from(accept.gzip)].as_ref()?;
+        copy.young().then(|| copy.served.clone())
     }
 
     /// Keeps `served` as `key`'s copy for readers accepting what `gzip` says.
@@ -79,31 +86,29 @@ impl Near {
         }
         let mut copies = self.copies.lock().unwrap_or_else(|e| e.into_inner());
         if copies.len() >= CAPACITY {
-            let now = now_ms();
-            copies.retain(|_, copy| {
-                now.saturating_sub(copy.loaded_at_ms) < MAX_STALE.as_millis() as u64
-            });
+            copies.retain(|_, both| both.iter().flatten().any(Copy::young));
             if copies.len() >= CAPACITY {
                 copies.clear();
             }
         }
-        copies.insert(
-            (key.value.clone(), gzip),
-            Copy {
-                served: served.clone(),
-                generation_key: key.generation.clone(),
-                generation: vouched.generation,
-                loaded_at_ms: vouched.loaded_at_ms,
-                checked: Instant::now(),
-                current: vouched.current,
-            },
-        );
+        copies.entry(key.value.clone()).or_default()[usize::from(gzip)] = Some(Copy {
+            served: served.clone(),
+            generation_key: key.generation.clone(),
+            generation: vouched.generation,
+            loaded_at_ms: vouched.loaded_at_ms,
+            checked: Instant::now(),
+            current: vouched.current,
+        });
     }
 
     /// Drops every copy whose value depends on `generation_key`: this process just changed it.
     pub(crate) fn forget(&self, generation_key: &str) {
         let mut copies = self.copies.lock().unwrap_or_else(|e| e.into_inner());
-        copies.retain(|_, copy| copy.generation_key != generation_key);
+        copies.retain(|_, both| {
+            both.iter()
+                .flatten()
+                .all(|copy| copy.generation_key != generation_key)
+        });
     }
 }
 

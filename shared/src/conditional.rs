@@ -1,20 +1,15 @@
-//! Conditional, compressed reads: what a read request accepts (gzip, the event version its
-//! reader's own write left) and the response that answers it: `304 Not Modified` when its
-//! `If-None-Match` names the entity tag of what would be sent, else the body (gzipped when
-//! accepted and cached so), with `ETag`.
-//!
-//! The tag comes with the cached value (computed once per load, see `cache::encoded`), so a 304
-//! costs a cache lookup and no body is built or sent.
+//! Conditional, compressed reads as the API serves them: what a read request accepts (gzip, the
+//! event version its reader's own write left) and the response that answers it, which the cache
+//! makes (`304` or the body, with `ETag`, see [`seatbook_cache::respond`]) and this module marks
+//! with who may keep it.
 
-use crate::cache::{Accept, Served};
 use crate::error::ApiError;
 use axum::extract::FromRequestParts;
-use axum::http::header::{
-    ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY,
-};
+use axum::http::header::{CACHE_CONTROL, VARY};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
+use seatbook_cache::{Accept, IfNoneMatch, Served};
 
 /// The header a write's response names the event's version after it in, and a read of that
 /// event may name it in to be served nothing older (the writer's own reads show its writes).
@@ -45,7 +40,7 @@ pub struct ConditionalHeaders {
 #[derive(Debug, Clone, Default)]
 pub struct Conditional {
     pub accept: Accept,
-    if_none_match: Option<String>,
+    if_none_match: IfNoneMatch,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Conditional {
@@ -73,22 +68,12 @@ impl Conditional {
                     })?,
             ),
         };
-        let gzip = headers
-            .get_all(ACCEPT_ENCODING)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .any(accepts_gzip);
-        let if_none_match = headers
-            .get_all(IF_NONE_MATCH)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .collect::<Vec<_>>();
         Ok(Conditional {
             accept: Accept {
-                gzip,
+                gzip: seatbook_cache::accepts_gzip(headers),
                 min_generation,
             },
-            if_none_match: (!if_none_match.is_empty()).then(|| if_none_match.join(",")),
+            if_none_match: IfNoneMatch::from_headers(headers),
         })
     }
 
@@ -101,25 +86,9 @@ impl Conditional {
 
     /// 304 when `If-None-Match` names `served`'s tag, else 200 with it.
     pub fn respond(&self, served: Served) -> Response {
-        let etag =
-            HeaderValue::from_str(&format!("W/\"{}\"", served.tag)).expect("a tag is hex digits");
-        let mut response = if self.matches(&served.tag) {
-            StatusCode::NOT_MODIFIED.into_response()
-        } else {
-            let mut response = (
-                [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-                served.body,
-            )
-                .into_response();
-            if served.gzip {
-                response
-                    .headers_mut()
-                    .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            }
-            response
-        };
+        let mut response =
+            seatbook_cache::respond(served, &self.if_none_match).map(axum::body::Body::from);
         let headers = response.headers_mut();
-        headers.insert(ETAG, etag);
         // Another encoding, or a reader naming a newer version, may get other bytes.
         headers.insert(
             VARY,
@@ -140,37 +109,6 @@ impl Conditional {
             HeaderValue::from_static(PUBLIC_READ)
         }
     }
-
-    /// RFC 9110 §13.1.2: `*`, or any listed tag equal to ours under weak comparison.
-    fn matches(&self, tag: &str) -> bool {
-        let Some(list) = &self.if_none_match else {
-            return false;
-        };
-        list.split(',').map(str::trim).any(|candidate| {
-            candidate == "*"
-                || candidate
-                    .strip_prefix("W/")
-                    .unwrap_or(candidate)
-                    .strip_prefix('"')
-                    .and_then(|rest| rest.strip_suffix('"'))
-                    == Some(tag)
-        })
-    }
-}
-
-/// Whether one `Accept-Encoding` value allows gzip: `gzip`, `x-gzip` or `*`, without `q=0`.
-fn accepts_gzip(value: &str) -> bool {
-    value.split(',').any(|coding| {
-        let mut parts = coding.split(';').map(str::trim);
-        let name = parts.next().unwrap_or_default().to_ascii_lowercase();
-        let refused = parts.any(|param| {
-            param
-                .strip_prefix("q=")
-                .and_then(|q| q.parse::<f32>().ok())
-                .is_some_and(|q| q <= 0.0)
-        });
-        matches!(name.as_str(), "gzip" | "x-gzip" | "*") && !refused
-    })
 }
 
 #[cfg(test)]
@@ -183,45 +121,6 @@ mod tests {
             headers.append(*name, HeaderValue::from_static(value));
         }
         Conditional::from_headers(&headers)
-    }
-
-    #[test]
-    fn gzip_is_accepted_as_clients_spell_it_and_refused_with_q_zero() {
-        for yes in [
-            "gzip",
-            "gzip, deflate, br",
-            "br;q=1.0, gzip;q=0.5",
-            "*",
-            "x-gzip",
-        ] {
-            assert!(
-                asked(&[("accept-encoding", yes)]).unwrap().accept.gzip,
-                "{yes}"
-            );
-        }
-        for no in ["", "identity", "br", "gzip;q=0", "deflate, gzip; q=0.0"] {
-            assert!(
-                !asked(&[("accept-encoding", no)]).unwrap().accept.gzip,
-                "{no}"
-            );
-        }
-    }
-
-    #[test]
-    fn if_none_match_compares_weakly_and_takes_lists_and_star() {
-        for header in ["W/\"abc1\"", "\"abc1\"", "\"zzz\", W/\"abc1\"", "*"] {
-            assert!(
-                asked(&[("if-none-match", header)]).unwrap().matches("abc1"),
-                "{header}"
-            );
-        }
-        for header in ["W/\"abc\"", "abc1", "\"abc12\""] {
-            assert!(
-                !asked(&[("if-none-match", header)]).unwrap().matches("abc1"),
-                "{header}"
-            );
-        }
-        assert!(!asked(&[]).unwrap().matches("abc1"));
     }
 
     #[test]

@@ -79,20 +79,9 @@ pub struct SecretSource {
     pub dbname: Option<String>,
 }
 
-#[derive(Debug, Clone)]
-pub struct CacheSettings {
-    /// `redis://` or `rediss://` (TLS, which ElastiCache Serverless requires).
-    pub url: SecretString,
-    /// Namespace of every key, so several deployments (or tests) can share one Redis.
-    pub prefix: String,
-    /// How long a cached read lives: the bound on staleness when an invalidation is lost.
-    pub ttl: Duration,
-    /// The most a Redis command may take before the request goes on without the cache.
-    pub timeout: Duration,
-    /// A PEM file of roots to trust for `rediss://` instead of the system's (`REDIS_CA_FILE`), for
-    /// a Redis whose certificate is not publicly trusted. ElastiCache needs none.
-    pub ca_file: Option<std::path::PathBuf>,
-}
+/// The cache's own settings: `REDIS_URL`, `CACHE_PREFIX`, `CACHE_TTL_SECONDS`, `REDIS_TIMEOUT_MS`
+/// and `REDIS_CA_FILE` (roots for a Redis whose certificate is not publicly trusted).
+pub use seatbook_cache::Settings as CacheSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -235,7 +224,7 @@ fn cache_settings(
     if url.trim().is_empty() {
         return Ok(None);
     }
-    redis::Client::open(url.as_str()).map_err(|e| ConfigError::Invalid {
+    seatbook_cache::redis::Client::open(url.as_str()).map_err(|e| ConfigError::Invalid {
         name: "REDIS_URL",
         reason: e.to_string(),
     })?;

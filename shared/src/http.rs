@@ -157,10 +157,12 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
 }
 
 /// Serialises a read for the cache (`None`: nothing found).
-pub fn json_body<T: serde::Serialize>(value: Option<T>) -> Result<crate::cache::Loaded, ApiError> {
+pub fn json_body<T: serde::Serialize>(
+    value: Option<T>,
+) -> Result<seatbook_cache::Loaded, ApiError> {
     value
         .map(|v| serde_json::to_vec(&v).map(bytes::Bytes::from))
         .transpose()
-        .map(crate::cache::Loaded::from)
+        .map(seatbook_cache::Loaded::from)
         .map_err(ApiError::internal)
 }

@@ -2,16 +2,19 @@
 //!
 //! Each AWS Lambda function in `functions/` is a thin binary: it reads [`config::Settings`] once at
 //! cold start, sets up [`telemetry`], builds an [`state::AppState`] (the PostgreSQL pool and the
-//! Redis cache) and hands
-//! its axum router to `lambda_http::run`. The local development server serves the very same routers
-//! over plain HTTP, so one handler code path serves API Gateway, `cargo lambda watch` and local runs.
+//! Redis cache) and hands its axum router to `lambda_http::run`. The local development server
+//! serves the very same routers over plain HTTP, so one handler code path serves API Gateway,
+//! `cargo lambda watch` and local runs.
+//!
+//! The cache is a crate of its own, `seatbook-cache` (`shared/cache`), which knows keys,
+//! generations and bytes but nothing of events or bookings; this crate wires it to the settings,
+//! the metrics and the API errors, and says what of the catalog is cached ([`cached`]).
 //!
 //! Modules:
-//! - [`cache`]: the Redis read-through cache for event reads and the live counters; Redis
-//!   trouble degrades to PostgreSQL, never to an error.
+//! - [`cached`]: the catalog's cache keys and the generations writes bump; the shared counters.
 //! - [`catalog`]: the event as every function shows it.
-//! - [`conditional`]: conditional, compressed reads: `ETag`/`If-None-Match` → 304, gzip when
-//!   accepted, and the event version a writer's own reads may ask for.
+//! - [`conditional`]: conditional, compressed reads as the API serves them: the request's
+//!   `Accept-Encoding`, `If-None-Match` and event version, and who may keep the response.
 //! - [`config`]: typed settings read once from the environment; secrets never print.
 //! - [`db`]: the connection pool (plain or rustls TLS; credentials from `DATABASE_URL`, or from
 //!   Secrets Manager and re-read after a rotation), embedded migrations, and the mapping of
@@ -26,17 +29,19 @@
 //!   `x-dev-groups` headers turned into such claims, for `local-api`, tests and `cargo lambda watch`.
 //! - [`http`]: what every function's router gets: fallbacks, state, request tracing.
 //! - [`lambda`]: the cold-start sequence a function's `main` runs.
-//! - [`metrics`]: CloudWatch metrics as Embedded Metric Format lines, which the alarms watch.
+//! - [`metrics`]: CloudWatch metrics as Embedded Metric Format lines, which the alarms watch (the
+//!   cache's signals among them).
 //! - [`openapi`]: what every function's part of the OpenAPI document shares: the problem
 //!   responses (one per status, naming each problem `type`), the security scheme, the rate-limit
 //!   headers.
 //! - [`ratelimit`]: the per-user write rate limit, a token bucket per user in Redis (one Lua
 //!   script, Redis's clock); 429 with `Retry-After` and the draft `RateLimit` fields; fails open.
 //! - [`recent`]: a process's short memory of id pairs it has just seen (contested seats).
+//! - [`state`]: what every handler can reach, built once per process.
 //! - [`telemetry`]: tracing-subscriber set-up (JSON in Lambda).
 //! - [`tls`]: rustls on `ring` (no OpenSSL, no aws-lc): the provider, and PostgreSQL's roots.
 
-pub mod cache;
+pub mod cached;
 pub mod catalog;
 pub mod conditional;
 pub mod config;

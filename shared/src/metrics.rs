@@ -124,6 +124,18 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// What the cache reports ([`seatbook_cache::Signal`]), as these metrics: hits and misses summed,
+/// Redis trouble and failed invalidations written at once (alarms watch them).
+pub fn cache_signal(signal: seatbook_cache::Signal) {
+    use seatbook_cache::Signal;
+    match signal {
+        Signal::Hit => count(CACHE_HITS, 1.0),
+        Signal::Miss => count(CACHE_MISSES, 1.0),
+        Signal::RedisUnavailable => publish(REDIS_UNAVAILABLE, 1.0),
+        Signal::InvalidationFailed => publish(CACHE_INVALIDATION_FAILED, 1.0),
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Metric {
     service: &'static str,

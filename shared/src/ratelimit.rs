@@ -15,7 +15,7 @@
 //!   drifting clocks all agree on one timeline.
 //! - **Isolated per deployment.** The key lives under the cache prefix (`CACHE_PREFIX`), in the
 //!   user's own Redis Cluster slot, and expires when the bucket is full again.
-//! - **Fails open.** It shares the cache's connection ([`crate::cache`]): a command that fails or
+//! - **Fails open.** It shares the cache's connection ([`seatbook_cache`]): a command that fails or
 //!   times out lets the write through, is counted as `RedisUnavailable` (the metric
 //!   `RedisUnavailableAlarm` watches) and logged; for a moment after a failure Redis is not tried
 //!   at all, so a dead Redis costs one timeout, not one per write. PostgreSQL's unique constraint
@@ -24,7 +24,6 @@
 //! API Gateway's stage throttling stays the outer ring: it caps the whole API (all users, all
 //! routes) before a function runs; this limit is the inner, per-user one.
 
-use crate::cache::Cache;
 use crate::config::RateLimitSettings;
 use crate::domain::UserId;
 use crate::error::ApiError;
@@ -34,6 +33,7 @@ use axum::extract::{FromRequestParts, Request};
 use axum::handler::Handler;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use seatbook_cache::{redis, Cache};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -179,10 +179,14 @@ impl RateLimiter {
 
     /// Takes one write from `user`'s bucket, if there is one to take.
     pub async fn check(&self, user: &UserId) -> Verdict {
-        let key = self.cache.keys().write_bucket(user.as_str());
+        // One key per user, in the user's own slot.
+        let key = self
+            .cache
+            .keys()
+            .key(&format!("u:{}", user.as_str()), "writes");
         let mut invocation = self.script.key(key);
         invocation.arg(self.cost_us).arg(self.burst);
-        let reply: Result<(i64, i64, i64, i64), _> = self.cache.link().invoke(&invocation).await;
+        let reply: Result<(i64, i64, i64, i64), _> = self.cache.invoke(&invocation).await;
         let Ok((admitted, remaining, retry_us, full_us)) = reply else {
             self.warn_open();
             return Verdict::Unchecked;

@@ -1,11 +1,11 @@
 //! What every handler can reach, built once per process (per Lambda execution environment).
 
-use crate::cache::{Accept, Body, Cache, CacheKey, Loaded};
-use crate::config::Settings;
+use crate::config::{CacheSettings, Settings};
 use crate::db::{self, DbSetupError, Pool};
 use crate::error::ApiError;
 use crate::ratelimit::RateLimiter;
 use crate::recent::Recent;
+use seatbook_cache::{Accept, Body, Cache, CacheKey, Keys, Loaded};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -31,7 +31,12 @@ pub enum SetupError {
     #[error(transparent)]
     Db(#[from] DbSetupError),
     #[error("could not set up the cache: {0}")]
-    Cache(#[from] redis::RedisError),
+    Cache(#[from] seatbook_cache::Error),
+}
+
+/// The cache over `settings`, reporting to CloudWatch ([`crate::metrics::cache_signal`]).
+pub fn cache(settings: &CacheSettings) -> Result<Cache, seatbook_cache::Error> {
+    Cache::new(settings, crate::metrics::cache_signal)
 }
 
 impl AppState {
@@ -42,7 +47,7 @@ impl AppState {
         default_pool_size: usize,
     ) -> Result<Self, SetupError> {
         let cache = match &settings.cache {
-            Some(cache) => Some(Arc::new(Cache::new(cache)?)),
+            Some(settings) => Some(Arc::new(cache(settings)?)),
             None => None,
         };
         let rate_limit = match (settings.rate_limit, &cache) {
@@ -68,7 +73,7 @@ impl AppState {
     /// `load`, through the cache when there is one, in an encoding `accept` allows.
     pub async fn read_through<F, Fut>(
         &self,
-        key: impl FnOnce(&crate::cache::Keys) -> CacheKey,
+        key: impl FnOnce(&Keys) -> CacheKey,
         accept: Accept,
         load: F,
     ) -> Result<Body, ApiError>

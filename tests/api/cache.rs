@@ -6,6 +6,7 @@ use crate::helpers::{
     redis_url, seat_status, spawn_app, spawn_app_with, As, Spawn, TestApp, ORGANIZER,
 };
 use crate::redis_server::{RedisRoute, RedisServer};
+use seatbook_core::cached::EventKeys;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,7 +44,7 @@ async fn environment(app: &TestApp, redis_url: &str) -> Environment {
         _ => None,
     })
     .unwrap();
-    let cache = seatbook_core::cache::Cache::new(settings.cache.as_ref().unwrap()).unwrap();
+    let cache = seatbook_core::state::cache(settings.cache.as_ref().unwrap()).unwrap();
     let mut state = app.lambda_state();
     state.cache = Some(Arc::new(cache));
     let listener = seatbook::listen("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -609,7 +610,7 @@ async fn a_reader_that_saw_the_new_generation_is_not_handed_a_load_that_started_
     has_started.await.unwrap();
     // The commit's invalidation, then a reader who sees it.
     cache
-        .event_changed(event_id, seatbook_core::cache::MarkChange::Keep)
+        .bump(&cache.keys().event_generation(event_id), |_| {})
         .await;
     let after = tokio::spawn({
         let (cache, key) = (cache.clone(), key.clone());
@@ -623,7 +624,7 @@ async fn a_reader_that_saw_the_new_generation_is_not_handed_a_load_that_started_
     tokio::time::sleep(Duration::from_millis(100)).await;
     let _ = release.send(());
 
-    let read = |body: seatbook_core::cache::Body| -> Value {
+    let read = |body: seatbook_cache::Body| -> Value {
         serde_json::from_slice(&body.expect("a body").body).unwrap()
     };
     assert_eq!(read(before.await.unwrap())["v"], "before");
@@ -804,7 +805,7 @@ async fn with_redis_down_a_crowd_shares_one_load_and_then_the_last_good_copy_wit
     );
     assert!(serde_json::from_slice::<Value>(&again.body).unwrap()["load"].as_u64() <= Some(2));
     // Past it: never served; loaded again.
-    tokio::time::sleep(seatbook_core::cache::MAX_STALE).await;
+    tokio::time::sleep(seatbook_cache::MAX_STALE).await;
     let _ = read().await;
     assert_eq!(
         loads.load(Ordering::SeqCst),
@@ -827,9 +828,9 @@ async fn a_refresher_whose_lock_expired_does_not_release_the_next_holders_lock()
         .unwrap();
     // A write makes the value behind; once it is old enough, the next reader refreshes it.
     cache
-        .event_changed(4242, seatbook_core::cache::MarkChange::Keep)
+        .bump(&cache.keys().event_generation(4242), |_| {})
         .await;
-    tokio::time::sleep(seatbook_core::cache::REFRESH_AFTER + Duration::from_millis(20)).await;
+    tokio::time::sleep(seatbook_cache::REFRESH_AFTER + Duration::from_millis(20)).await;
 
     let (started, has_started) = tokio::sync::oneshot::channel::<()>();
     let (release, released) = tokio::sync::oneshot::channel::<()>();

@@ -2,7 +2,7 @@
 //! keeps a hot event's seat map cheap while it sells, with the writer's own reads always exact.
 
 use crate::helpers::{seat_status, spawn_app, As, TestApp, ORGANIZER};
-use seatbook_core::cache::{MAX_STALE, REFRESH_AFTER};
+use seatbook_cache::{MAX_STALE, REFRESH_AFTER};
 use serde_json::Value;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -8,9 +8,10 @@
 //! attempts in savepoints of the key's transaction ([`crate::idempotency`]). Every statement is sent
 //! with `query_typed` (unnamed), which stays correct behind RDS Proxy and PgBouncer.
 
+use crate::marks::{self, MarkChange};
 use crate::views::{Booking, BookingStatus, Ticket};
 use chrono::{DateTime, Utc};
-use seatbook_core::cache::{Cache, MarkChange};
+use seatbook_cache::Cache;
 use seatbook_core::db::{is_retryable_conflict, is_unique_violation_on};
 use seatbook_core::domain::{SeatSelection, UserId};
 use seatbook_core::recent::Recent;
@@ -146,9 +147,7 @@ pub async fn book(state: &AppState, claim: &Claim<'_>) -> Result<Booking, ApiErr
             ids: seat_ids,
             until,
         };
-        cache
-            .mark(&cache.keys().taken_seats(claim.event_id), marks)
-            .await;
+        marks::mark(cache, claim.event_id, marks).await;
     }
     outcome
 }
@@ -156,9 +155,7 @@ pub async fn book(state: &AppState, claim: &Claim<'_>) -> Result<Booking, ApiErr
 /// The requested seats that carry a taken mark; `None` when there is no Redis to ask or it
 /// cannot say.
 async fn marked(cache: Option<&Cache>, claim: &Claim<'_>) -> Option<Vec<i64>> {
-    let cache = cache?;
-    let set = cache.keys().taken_seats(claim.event_id);
-    cache.marked(&set, claim.seats.ids()).await
+    marks::marked(cache?, claim.event_id, claim.seats.ids()).await
 }
 
 /// The one loop that runs the booking statement until it books or gets a final answer, for

@@ -1,12 +1,12 @@
 use crate::claim::{self, Attempts, Claim};
 use crate::idempotency::{self, NextAction, Stored};
 use crate::lifecycle::{self, Confirmation};
+use crate::marks::{self, MarkChange};
 use crate::reads;
 use crate::views::{Booking, BookingStatus};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use seatbook_core::cache::MarkChange;
 use seatbook_core::conditional::EVENT_VERSION_HEADER;
 use seatbook_core::domain::SeatSelection;
 use seatbook_core::error::PROBLEM_JSON;
@@ -205,13 +205,11 @@ async fn after_claim(
                 ids: &ids,
                 until: booking.claimed_until(),
             };
-            match booking.status {
-                BookingStatus::Confirmed => cache.booking_confirmed(event_id, marks).await,
-                _ => cache.event_changed(event_id, marks).await,
-            }
+            let confirmed = booking.status == BookingStatus::Confirmed;
+            marks::event_changed(cache, event_id, confirmed, marks).await
         }
         Err(ApiError::SeatsTaken { .. }) => {
-            cache.booking_conflicted();
+            marks::conflicted(cache);
             None
         }
         Err(_) => None,
@@ -421,7 +419,7 @@ pub async fn cancel(
         if let Some(cache) = &state.cache {
             let ids = booking.seat_ids();
             let marks = MarkChange::Clear { ids: &ids };
-            version = cache.event_changed(event_id, marks).await;
+            version = marks::event_changed(cache, event_id, false, marks).await;
         }
     }
     Ok(with_version(axum::Json(booking).into_response(), version))
@@ -485,7 +483,7 @@ pub async fn confirm(
                     ids: &ids,
                     until: booking.claimed_until(),
                 };
-                version = cache.booking_confirmed(event_id, marks).await;
+                version = marks::event_changed(cache, event_id, true, marks).await;
             }
             Ok(with_version(created(booking), version))
         }

@@ -21,6 +21,7 @@ mod claim;
 mod handlers;
 mod idempotency;
 mod lifecycle;
+mod marks;
 mod reads;
 mod views;
 

@@ -3,6 +3,8 @@ use crate::views::{Availability, EventPage};
 use axum::extract::State;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
+use seatbook_cache::Body;
+use seatbook_core::cached::EventKeys;
 use seatbook_core::catalog::Event;
 use seatbook_core::conditional::{Conditional, ConditionalHeaders};
 use seatbook_core::extract::{Path, Query};
@@ -186,11 +188,7 @@ pub async fn availability(
     found(&conditional, body, id)
 }
 
-fn found(
-    conditional: &Conditional,
-    body: seatbook_core::cache::Body,
-    event_id: i64,
-) -> Result<Response, ApiError> {
+fn found(conditional: &Conditional, body: Body, event_id: i64) -> Result<Response, ApiError> {
     body.map(|served| conditional.respond(served))
         .ok_or_else(|| ApiError::not_found(format!("event {event_id}")))
 }

@@ -1,4 +1,5 @@
 use axum::extract::State;
+use seatbook_core::cached::{BOOKINGS_CONFIRMED, BOOKING_CONFLICTS};
 use seatbook_core::identity::Organizer;
 use seatbook_core::{ApiError, AppState};
 use serde::{Deserialize, Serialize};
@@ -75,7 +76,7 @@ pub async fn metrics(
         )
         .await?;
     let stats = match &state.cache {
-        Some(cache) => cache.stats().await,
+        Some(cache) => cache.stats(&[BOOKINGS_CONFIRMED, BOOKING_CONFLICTS]).await,
         None => None,
     };
     let ratio = |part: u64, whole: u64| (whole > 0).then(|| part as f64 / whole as f64);
@@ -97,8 +98,8 @@ pub async fn metrics(
             invalidations_failed: stats.as_ref().map(|s| s.invalidations_failed),
         },
         bookings: BookingFigures {
-            confirmed: stats.as_ref().map(|s| s.bookings_confirmed),
-            conflicts: stats.as_ref().map(|s| s.booking_conflicts),
+            confirmed: stats.as_ref().map(|s| s.counters[0]),
+            conflicts: stats.as_ref().map(|s| s.counters[1]),
         },
         database: DatabaseFigures {
             bookings_estimate: row.get(0),

@@ -2,6 +2,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use chrono::Utc;
+use seatbook_core::cached::EventKeys;
 use seatbook_core::catalog::{Event, EVENT_COLUMNS};
 use seatbook_core::db::ResultExt;
 use seatbook_core::domain::{
@@ -241,7 +242,8 @@ pub async fn create_event(
         })?;
     let event = Event::from_row(&row);
     if let Some(cache) = &state.cache {
-        cache.catalog_changed().await;
+        // Cached listings, and cached "no such event"s, are stale from now on.
+        cache.bump(&cache.keys().catalog_generation(), |_| {}).await;
     }
     Ok((
         StatusCode::CREATED,

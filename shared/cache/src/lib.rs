@@ -1,69 +1,45 @@
-//! The Redis read-through cache for event reads, and the service's live counters.
+//! A Redis read-through cache whose values may lag their writes by a bounded time, and never lag
+//! the writer's own.
 //!
-//! Reads: `MGET value generation` is the whole hit path (one round trip, with the catalog's
-//! generation pipelined alongside for reads that may find nothing); hits are counted in the
-//! process and carried to Redis by its next command. Every value is stored twice, plain and gzipped ([`encoded`]), each with its entity tag,
-//! so a poll answered 304 or gzip costs no serialising or compressing. Every cached value carries
-//! a stamp ([`keys::Stamp`]) taken the moment its loader started: the generation of its event (or
-//! of the catalog), and the run of the Redis server that generation was read from. Writers of that
-//! event (a booking, a hold, a cancellation) bump the generation *before* their response is sent,
-//! and the response names the generation they left (`Seatbook-Event-Version`).
+//! Why it is built this way (docs/cache.md has the whole story):
 //!
-//! Bounded staleness: during an on-sale the generation moves with every booking, so a value is
-//! nearly always behind it. A value that is behind is still served for [`MAX_STALE`] after its load
-//! started, and once it is [`REFRESH_AFTER`] old one reader (per key, across processes) reloads it
-//! while the others keep being served the old one: at most a few loads per key per second however
-//! fast bookings come, and no reader waits on PostgreSQL but the one refreshing. The writer's own
-//! reads are exact: a read naming a version ([`Accept::min_generation`]) is never served a value
-//! loaded before it, and waits for (or makes) the refresh that shows the write. A value older than
-//! [`MAX_STALE`] is never served behind, so without readers nothing stale lingers.
+//! - **Generations, not deletes.** A writer bumps a value's generation ([`Cache::bump`]) before it
+//!   answers, and every stored value carries the generation (and the Redis run, see [`link`]) its
+//!   load started at. A lost delete would leave a stale value current; a stale stamp cannot be.
+//! - **Bounded staleness.** A value that is behind is still served for [`MAX_STALE`] after its
+//!   load started, and one reader per key refreshes it once it is [`REFRESH_AFTER`] old, so a key
+//!   written many times a second costs a few loads a second. A reader naming the generation its
+//!   own write left ([`Accept::min_generation`]) is never served anything older.
+//! - **One round trip per hit, none for hot keys.** `MGET value generation` is the hit path; the
+//!   process keeps its own copy for [`NEAR_TTL`] ([`near`]); both encodings and the `ETag` are
+//!   made once per load ([`encoded`]).
+//! - **Redis trouble never fails a request.** Every command has a timeout, a failure backs off for
+//!   a moment, a bump that cannot land is owed and delivered later ([`debts`]), and readers go to
+//!   the loader meanwhile. Stampedes share one load per process ([`flight`]) and, across
+//!   processes, a short `SET NX` lock.
 //!
-//! What can go wrong with that, and what is done about it:
-//!
-//! - **An invalidation fails** (Redis unreachable from this environment). It is sent even while
-//!   requests leave Redis alone after a failure, and retried a few times within a small budget
-//!   ([`link::RedisLink::deliver`]). If it still fails, this environment *owes* it ([`debts`]): its
-//!   own readers of the event go to PostgreSQL until it is delivered, a background task delivers it
-//!   as soon as Redis answers, and it is counted (`/metrics`, and the `CacheInvalidationFailed`
-//!   metric). Other environments serve the old value only while this one cannot reach Redis (and at
-//!   most for the TTL): there is nothing else they could be told through.
-//! - **Redis restarts with its data** (from an RDB snapshot or AOF taken before the bump, or a
-//!   replica that lagged is promoted): the generation and the value are both older than the booking
-//!   and agree with each other. The run in the stamp fences them: the server's `run_id` is new after
-//!   every restart, so nothing written in an earlier run is current. A restart costs one cold cache.
-//! - **A late write**: a load that started before a commit may finish after it. Its stamp is older
-//!   than the generation, and single flight is keyed by the stamp, so a reader that has already
-//!   seen the new generation never waits for, or is handed, that load; and it is not stored over
-//!   a value loaded at a newer generation (the store is one Lua script that compares). A load that takes longer
-//!   than the loading lock lives is not written at all, which bounds how long after a commit a value
-//!   from before it can still be written (and so how long a debt has to be kept).
-//! - **A flood of reads of an id that does not exist**: "not found" is cached briefly
-//!   ([`ABSENT_TTL`]), stamped with the catalog's generation as well, which creating an event bumps.
-//!
-//! Stampedes: within a process, one loader per key and stamp and the rest wait for it ([`flight`]);
-//! across processes (one Lambda environment per request), a short `SET NX` lock lets one
-//! environment load while the others poll the key briefly before falling back to PostgreSQL.
-//!
-//! Redis trouble never fails a request: every command has a hard timeout, and after a failure the
-//! cache is bypassed for a moment ([`link`]) so a dead Redis costs one timeout, not one per request.
+//! The crate knows keys, generations and bytes; what is cached under which key, and which writes
+//! bump which generation, is its users' business. What it observes it reports through a
+//! [`Signal`] hook rather than any metrics system.
 
+mod conditional;
 mod counters;
 mod debts;
 mod encoded;
 mod flight;
 mod keys;
-pub(crate) mod link;
-mod marks;
+mod link;
 mod near;
 
-pub use counters::CacheStats;
+pub use conditional::{accepts_gzip, respond, IfNoneMatch};
+pub use counters::Stats;
 pub use encoded::{Accept, Served};
 pub use keys::{CacheKey, Keys};
-pub use marks::MarkChange;
+pub use link::Unavailable;
 pub use near::NEAR_TTL;
+/// The Redis client, for the commands a user adds to a bump or sends on the cache's connection.
+pub use redis;
 
-use crate::config::CacheSettings;
-use crate::error::ApiError;
 use bytes::Bytes;
 use debts::Debts;
 use encoded::Fresh;
@@ -71,15 +47,15 @@ use flight::Flights;
 use keys::{Current, Stamp};
 use link::{RedisLink, Run};
 use near::{Near, Vouched};
+use secrecy::SecretString;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Bumped whenever the shape of a cached value changes, so a deploy never reads an old shape.
-/// (The stamp's `<generation>@<run>` shape did not need it: no earlier reader parses it as
-/// current; and the generation keys, which every environment bumps, must keep their names across
-/// a deploy.)
+/// (Generation keys, which every environment bumps, keep their names across a deploy.)
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// How long a loader holds the cross-process lock at most (it is released as soon as it is done).
@@ -88,26 +64,64 @@ const LOCK_TTL: Duration = Duration::from_secs(5);
 /// How often, and how many times, a process that lost the lock looks for the winner's value.
 const POLL_EVERY: Duration = Duration::from_millis(10);
 const POLLS: u32 = 30;
-/// How long "no such event" is cached: a flood of reads of an unknown id costs one query per key
-/// per this, and an id that comes to exist is found at once (creating an event bumps the catalog
-/// generation that a cached "not found" carries).
+/// How long "not found" is cached: a flood of reads of an unknown id costs one load per key per
+/// this, and one that comes to exist is found at once (its absent generation is bumped).
 pub const ABSENT_TTL: Duration = Duration::from_secs(5);
 
-/// What a read produced: the body as served, or `None` for "no such thing".
-pub type Body = Option<Served>;
-
 /// How long a value that is behind (a write came after its load started) may still be served to
-/// readers that did not make that write. The on-sale case: bookings bump an event's generation
-/// many times a second, and without this nearly every read of its seat map would miss.
+/// readers that did not make that write.
 pub const MAX_STALE: Duration = Duration::from_millis(1000);
 /// How old a value that is behind must be before one reader refreshes it (the others keep being
-/// served it meanwhile): at most about one load per key per this, however fast the bookings come.
+/// served it meanwhile): at most about one load per key per this, however fast the writes come.
 pub const REFRESH_AFTER: Duration = Duration::from_millis(200);
 /// How long a refresh may hold its key's refresh lock at most (it is released when done).
 const REFRESH_LOCK_TTL: Duration = Duration::from_millis(1000);
 
+/// What a read produced: the body as served, or `None` for "no such thing".
+pub type Body = Option<Served>;
+
+/// Where Redis is and how values live there.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `redis://` or `rediss://` (TLS, which ElastiCache Serverless requires).
+    pub url: SecretString,
+    /// Namespace of every key, so several deployments (or tests) can share one Redis.
+    pub prefix: String,
+    /// How long a cached value lives: the bound on staleness when a bump is lost.
+    pub ttl: Duration,
+    /// The most a Redis command may take before the request goes on without the cache.
+    pub timeout: Duration,
+    /// A PEM file of roots to trust for `rediss://` instead of the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Why the cache could not be set up. Nothing else fails: at run time Redis trouble degrades.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read the Redis CA file {path}: {source}")]
+    CaFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+}
+
+/// What the cache reports as it goes, for its user's metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// A read served from this process's copy or Redis.
+    Hit,
+    /// A read that loaded, or waited for another's load.
+    Miss,
+    /// A Redis command failed, or was skipped because one just failed.
+    RedisUnavailable,
+    /// A bump that could not be delivered: owed until Redis answers.
+    InvalidationFailed,
+}
+
 /// What a loader produced: the body, and how long it stays true at most when that is known (a
-/// seat map whose first hold lapses in 40 s): past that it is behind, as after a write.
+/// hold in it lapses in 40 s): past that it is behind, as after a write.
 pub struct Loaded {
     pub body: Option<Bytes>,
     pub max_age: Option<Duration>,
@@ -138,13 +152,12 @@ pub struct Cache {
     debts: Arc<Debts>,
     store: redis::Script,
     unlock: redis::Script,
-    hits: counters::PendingHits,
+    pending: counters::Pending,
     near: Near,
 }
 
 /// Stores a loaded value's two encodings, unless what is there was loaded at a newer generation in
-/// the same run of Redis: a load that finishes late (it started before a write, another reader's
-/// load after it landed first) must not put an older seat map back.
+/// the same run of Redis: a load that finishes late must not put an older value back.
 /// KEYS: plain, gzip. ARGV: generation, run, TTL in ms, plain bytes, gzip bytes.
 const STORE: &str = r"
 local there = redis.call('GET', KEYS[1])
@@ -169,22 +182,22 @@ return 0
 
 impl Cache {
     /// Builds the cache without connecting: the first command connects, and a Redis that is down at
-    /// cold start is simply retried later.
-    pub fn new(settings: &CacheSettings) -> Result<Self, redis::RedisError> {
+    /// cold start is simply retried later. `observe` hears every [`Signal`].
+    pub fn new(settings: &Settings, observe: fn(Signal)) -> Result<Self, Error> {
         let keys = Keys::new(&settings.prefix);
-        // Every value from before a failed invalidation is gone by then: it was written at most
-        // LOCK_TTL after its load started (before the commit), and lives at most the TTL.
+        // Every value from before a failed bump is gone by then: it was written at most LOCK_TTL
+        // after its load started (before the write), and lives at most the TTL.
         let horizon = settings.ttl + 2 * LOCK_TTL;
         let debts = Debts::new(horizon, keys.counter(counters::INVALIDATIONS_FAILED));
         Ok(Cache {
-            link: Arc::new(RedisLink::new(settings)?),
+            link: Arc::new(RedisLink::new(settings, observe)?),
             keys,
             ttl: settings.ttl,
             flights: Flights::default(),
             debts: Arc::new(debts),
             store: redis::Script::new(STORE),
             unlock: redis::Script::new(UNLOCK),
-            hits: Default::default(),
+            pending: Default::default(),
             near: Near::default(),
         })
     }
@@ -193,40 +206,34 @@ impl Cache {
         &self.keys
     }
 
-    /// The cache's connection, which the write rate limiter ([`crate::ratelimit`]) shares: one
-    /// Redis, one timeout, and one back-off when it is down.
-    pub(crate) fn link(&self) -> &RedisLink {
-        &self.link
-    }
-
     /// Serves `key` from Redis in an encoding `accept` allows, or loads it with `load` and stores
-    /// it (plain and gzipped) for the TTL.
+    /// it (plain and gzipped) for the TTL. A loader's error is the caller's, handed back as it is.
     ///
     /// A value that is behind its key's generation is still served within [`MAX_STALE`] of its
     /// load, unless the reader made a write it does not show (`accept.min_generation`); once it
     /// is [`REFRESH_AFTER`] old, one reader at a time reloads it. A reader that needs a newer value
     /// than the one there waits for that refresh (or makes it) rather than loading on its own.
-    pub async fn read_through<F, Fut>(
+    pub async fn read_through<F, Fut, E>(
         &self,
         key: &CacheKey,
         accept: Accept,
         load: F,
-    ) -> Result<Body, ApiError>
+    ) -> Result<Body, E>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Loaded, ApiError>>,
+        Fut: Future<Output = Result<Loaded, E>>,
     {
         let started = Instant::now();
         if self.owed(key) {
             self.settle().await;
             if self.owed(key) {
-                // This process could not invalidate the key: what Redis holds may be from before
-                // a booking this process confirmed. PostgreSQL answers, and nothing is stored.
+                // This process could not bump the key's generation: what Redis holds may be from
+                // before a write this process made. The loader answers, and nothing is stored.
                 return load().await.map(|loaded| loaded.uncached(&accept));
             }
         }
         if let Some(served) = self.near.get(key, &accept) {
-            self.hits.add(started.elapsed());
+            self.hit(started);
             return Ok(Some(served));
         }
         let Ok((mut found, mut stamp)) = self.lookup(key, accept.gzip).await else {
@@ -243,7 +250,7 @@ impl Cache {
         let refresh = loop {
             let (hit, generation, since_ms) = match found {
                 Current::Found(hit) => {
-                    self.hits.add(started.elapsed());
+                    self.hit(started);
                     let vouched = Vouched {
                         generation: stamp.generation,
                         loaded_at_ms: hit.meta.loaded_at_ms,
@@ -252,7 +259,7 @@ impl Cache {
                     return Ok(Some(self.copied(key, &accept, hit.into(), vouched)));
                 }
                 Current::Absent => {
-                    self.hits.add(started.elapsed());
+                    self.hit(started);
                     return Ok(None);
                 }
                 Current::Behind {
@@ -268,7 +275,7 @@ impl Cache {
                 }
             }
             if accept.min_generation.is_none_or(|min| generation >= min) {
-                self.hits.add(started.elapsed());
+                self.hit(started);
                 let vouched = Vouched {
                     generation,
                     loaded_at_ms: since_ms,
@@ -300,14 +307,94 @@ impl Cache {
                 .run(&flight, || self.fill(key, &stamp, accept, load))
                 .await
         };
-        self.link
-            .pipe_quietly(&counters::miss(
-                &self.keys,
-                started.elapsed(),
-                loaded.load(Ordering::Relaxed),
-            ))
-            .await;
+        (self.link.observe)(Signal::Miss);
+        let miss = counters::miss(
+            &self.keys,
+            started.elapsed(),
+            loaded.load(Ordering::Relaxed),
+        );
+        let _ = self.link.query_pipe::<()>(&miss).await;
         result
+    }
+
+    /// Bumps `generation`, along with whatever this process owes and the commands `also` adds
+    /// (each `.ignore()`d: only the bump's reply is read), in one pipeline. Awaited before the
+    /// writer answers, so its next read is fresh. Never skipped while the link backs off, retried,
+    /// and owed when it still fails. Returns the generation after the bump, which the writer's
+    /// reads may name ([`Accept::min_generation`]), or `None` when Redis could not be told.
+    pub async fn bump(
+        &self,
+        generation: &str,
+        also: impl FnOnce(&mut redis::Pipeline),
+    ) -> Option<u64> {
+        self.near.forget(generation);
+        let mut pipe = redis::pipe();
+        pipe.cmd("INCR").arg(generation);
+        also(&mut pipe);
+        let bill = self.debts.bill();
+        if let Some(bill) = &bill {
+            self.debts.charge(bill, &mut pipe);
+        }
+        match self.link.deliver::<(u64,)>(&pipe).await {
+            Ok((bumped,)) => {
+                if let Some(bill) = bill {
+                    self.debts.paid(bill);
+                }
+                Some(bumped)
+            }
+            Err(_) => {
+                if let Some(bill) = bill {
+                    self.debts.unpaid(bill);
+                }
+                (self.link.observe)(Signal::InvalidationFailed);
+                tracing::warn!(
+                    generation,
+                    "an invalidation could not be delivered to Redis; owed until it answers"
+                );
+                self.debts.owe(generation);
+                self.debts.settle_in_background(&self.link);
+                None
+            }
+        }
+    }
+
+    /// Counts one `counter` in the process; the next command to Redis carries it, so counting
+    /// costs no round trip of its own.
+    pub fn tally(&self, counter: &'static str) {
+        self.pending.tally(counter);
+    }
+
+    /// The cache's counters and the values of `counters` (in that order), or `None` when Redis
+    /// cannot be reached. Failed bumps not counted in Redis yet are included.
+    pub async fn stats(&self, counters: &[&str]) -> Option<Stats> {
+        let mut stats = counters::read(&self.link, &self.keys, &self.pending, counters).await?;
+        stats.invalidations_failed += self.debts.uncounted();
+        Some(stats)
+    }
+
+    /// Sends the commands `build` adds on the cache's connection (its timeout and back-off), with
+    /// the counts this process has pending (their replies ignored).
+    pub async fn query<T: redis::FromRedisValue>(
+        &self,
+        build: impl FnOnce(&mut redis::Pipeline),
+    ) -> Result<T, Unavailable> {
+        let mut pipe = redis::pipe();
+        self.pending.carry(&self.keys, &mut pipe);
+        build(&mut pipe);
+        self.link.query_pipe(&pipe).await
+    }
+
+    /// Runs a Lua script on the cache's connection.
+    pub async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, Unavailable> {
+        self.link.invoke(script).await
+    }
+
+    fn hit(&self, started: Instant) {
+        self.pending.hit(started.elapsed());
+        (self.link.observe)(Signal::Hit);
     }
 
     /// Keeps `served` as this process's copy of `key` ([`near`]) and hands it back.
@@ -316,17 +403,17 @@ impl Cache {
         served
     }
 
-    /// Redis cannot be reached: the last good copy within the staleness bound, or PostgreSQL, one
+    /// Redis cannot be reached: the last good copy within the staleness bound, or the loader, one
     /// load per key at a time in this process (the readers that come meanwhile share it).
-    async fn without_redis<F, Fut>(
+    async fn without_redis<F, Fut, E>(
         &self,
         key: &CacheKey,
         accept: Accept,
         load: F,
-    ) -> Result<Body, ApiError>
+    ) -> Result<Body, E>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Loaded, ApiError>>,
+        Fut: Future<Output = Result<Loaded, E>>,
     {
         if let Some(served) = self.near.last_good(key, &accept) {
             return Ok(Some(served));
@@ -374,22 +461,18 @@ impl Cache {
 
     /// What Redis holds for `key` in the encoding asked for, and the stamp a value must carry to
     /// be current.
-    async fn lookup(
-        &self,
-        key: &CacheKey,
-        gzip: bool,
-    ) -> Result<(Current, Stamp), link::Unavailable> {
+    async fn lookup(&self, key: &CacheKey, gzip: bool) -> Result<(Current, Stamp), Unavailable> {
         let mut pipe = redis::pipe();
         self.look(key, gzip, &mut pipe);
         let (replies, run): (Vec<redis::Value>, Run) = self.link.query_pipe_in_run(&pipe).await?;
-        read_look(key, replies, run).ok_or(link::Unavailable)
+        read_look(key, replies, run).ok_or(Unavailable)
     }
 
     /// Adds the commands of a look at `key` to `pipe`: `MGET value generation`, and for a key that
     /// may cache "not found", `GET` of the generation that decides whether that is current.
-    /// The hits this process counted since its last command ride along (replies ignored).
+    /// The counts this process has pending ride along (replies ignored).
     fn look(&self, key: &CacheKey, gzip: bool, pipe: &mut redis::Pipeline) {
-        self.hits.carry(&self.keys, pipe);
+        self.pending.carry(&self.keys, pipe);
         pipe.cmd("MGET").arg(key.encoded(gzip)).arg(&key.generation);
         if let Some(absent) = &key.absent_generation {
             pipe.cmd("GET").arg(absent);
@@ -398,16 +481,16 @@ impl Cache {
 
     /// The miss path of one key in this process: take the cross-process lock and load, or wait
     /// briefly for whoever holds it.
-    async fn fill<F, Fut>(
+    async fn fill<F, Fut, E>(
         &self,
         key: &CacheKey,
         stamp: &Stamp,
         accept: Accept,
         load: F,
-    ) -> Result<Body, ApiError>
+    ) -> Result<Body, E>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Loaded, ApiError>>,
+        Fut: Future<Output = Result<Loaded, E>>,
     {
         let lock = key.lock(stamp.generation);
         let token = uuid::Uuid::new_v4().simple().to_string();
@@ -422,7 +505,7 @@ impl Cache {
             .arg(LOCK_TTL.as_millis() as u64);
         self.look(key, accept.gzip, &mut take);
         let taken: Result<(Vec<redis::Value>, Run), _> = self.link.query_pipe_in_run(&take).await;
-        let mut locked: Result<bool, link::Unavailable> = Err(link::Unavailable);
+        let mut locked: Result<bool, Unavailable> = Err(Unavailable);
         if let Ok((mut replies, run)) = taken {
             if !replies.is_empty() {
                 locked = Ok(replies.remove(0) != redis::Value::Nil);
@@ -458,41 +541,39 @@ impl Cache {
     }
 
     /// Loads `key` and stores it at `stamp`: both encodings, or "not found" where that is cached.
-    async fn load_and_store<F, Fut>(
+    async fn load_and_store<F, Fut, E>(
         &self,
         key: &CacheKey,
         stamp: &Stamp,
         load: F,
-    ) -> Result<Option<Fresh>, ApiError>
+    ) -> Result<Option<Fresh>, E>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Loaded, ApiError>>,
+        Fut: Future<Output = Result<Loaded, E>>,
     {
         let started = Instant::now();
         let loaded_at_ms = now_ms();
         let Loaded { body, max_age } = load().await?;
-        // A value that stops being true at a known time (a hold lapses) is not dropped then:
-        // from then on it is behind, as after a write, and refreshed within the same bound. So
-        // lapsing holds cost a load per REFRESH_AFTER at most, not one each.
+        // A value that stops being true at a known time is not dropped then: from then on it is
+        // behind, as after a write, and refreshed within the same bound.
         let until_ms = max_age.map(|age| loaded_at_ms + age.as_millis() as u64);
         let fresh = body.map(|body| {
             let mut fresh = Fresh::new(body, loaded_at_ms, true);
             fresh.meta.until_ms = until_ms;
             fresh
         });
-        // A load that outlived the lock is not written: a commit may have come and its
-        // invalidation failed since, and a debt is kept only so long (see `Cache::new`).
+        // A load that outlived the lock is not written: a write may have come and its bump
+        // failed since, and a debt is kept only so long (see `Cache::new`).
         if started.elapsed() >= LOCK_TTL {
             return Ok(fresh);
         }
         let (plain, gzip, ttl) = match &fresh {
             Some(fresh) => {
-                let ttl = self.ttl;
                 let encoded = |gzip| {
                     let (compressed, bytes) = fresh.encoded(gzip);
                     keys::stamp(stamp, &fresh.meta, compressed, bytes)
                 };
-                (encoded(false), encoded(true), ttl)
+                (encoded(false), encoded(true), self.ttl)
             }
             None => match keys::stamp_absent(stamp) {
                 Some(stored) => (stored.clone(), stored, ABSENT_TTL.min(self.ttl)),
@@ -513,76 +594,7 @@ impl Cache {
         Ok(fresh)
     }
 
-    /// A booking of `event_id` committed: its cached reads are stale from now on, and `marks`
-    /// changes its taken seats in the same round trip. Awaited before the booking's 201 is sent,
-    /// so the booker's next read is fresh. Returns the event's version after it (`None` when Redis
-    /// could not be told), which the booker's reads may name ([`Accept::min_generation`]) to be
-    /// served nothing older.
-    pub async fn booking_confirmed(&self, event_id: i64, marks: MarkChange<'_>) -> Option<u64> {
-        self.invalidate(
-            &self.keys.event_generation(event_id),
-            Some(counters::BOOKINGS_CONFIRMED),
-            (&self.keys.taken_seats(event_id), marks),
-        )
-        .await
-    }
-
-    /// Seats of `event_id` changed hands without a new confirmed booking (a hold, a cancellation,
-    /// a hold confirmed): its cached reads are stale from now on, and `marks` changes its taken
-    /// seats. Returns the event's version after it, as [`Cache::booking_confirmed`] does.
-    pub async fn event_changed(&self, event_id: i64, marks: MarkChange<'_>) -> Option<u64> {
-        self.invalidate(
-            &self.keys.event_generation(event_id),
-            None,
-            (&self.keys.taken_seats(event_id), marks),
-        )
-        .await
-    }
-
-    /// Bumps `generation` (and counts `counter`), along with whatever this process owes; never
-    /// skipped while the link backs off, retried, and owed when it still fails. Returns the new
-    /// generation when it was delivered.
-    async fn invalidate(
-        &self,
-        generation: &str,
-        counter: Option<&str>,
-        (set, marks): (&str, MarkChange<'_>),
-    ) -> Option<u64> {
-        self.near.forget(generation);
-        let mut pipe = redis::pipe();
-        pipe.cmd("INCR").arg(generation);
-        if let Some(counter) = counter {
-            pipe.cmd("INCR").arg(self.keys.counter(counter)).ignore();
-        }
-        marks.add_to(set, &mut pipe);
-        let bill = self.debts.bill();
-        if let Some(bill) = &bill {
-            self.debts.charge(bill, &mut pipe);
-        }
-        match self.link.deliver::<(u64,)>(&pipe).await {
-            Ok((bumped,)) => {
-                if let Some(bill) = bill {
-                    self.debts.paid(bill);
-                }
-                Some(bumped)
-            }
-            Err(_) => {
-                if let Some(bill) = bill {
-                    self.debts.unpaid(bill);
-                }
-                crate::metrics::publish(crate::metrics::CACHE_INVALIDATION_FAILED, 1.0);
-                tracing::warn!(
-                    generation,
-                    "an invalidation could not be delivered to Redis; owed until it answers"
-                );
-                self.debts.owe(generation);
-                self.debts.settle_in_background(&self.link);
-                None
-            }
-        }
-    }
-
-    /// Whether this process owes an invalidation that `key`'s cached value depends on.
+    /// Whether this process owes a bump that `key`'s cached value depends on.
     fn owed(&self, key: &CacheKey) -> bool {
         self.debts.owes(&key.generation)
             || key
@@ -603,30 +615,6 @@ impl Cache {
             Ok(()) => self.debts.paid(bill),
             Err(_) => self.debts.unpaid(bill),
         }
-    }
-
-    /// A booking lost its race (409): counted in the process, carried to Redis by its next command.
-    pub fn booking_conflicted(&self) {
-        self.hits.add_conflict();
-    }
-
-    /// The catalog changed (an event was added): cached listings, and cached "not found"s, are
-    /// stale.
-    pub async fn catalog_changed(&self) {
-        self.invalidate(
-            &self.keys.catalog_generation(),
-            None,
-            ("", MarkChange::Keep),
-        )
-        .await;
-    }
-
-    /// The counters, or `None` when Redis cannot be reached. Failed invalidations this process has
-    /// not been able to count in Redis yet are included.
-    pub async fn stats(&self) -> Option<CacheStats> {
-        let mut stats = counters::read(&self.link, &self.keys, &self.hits).await?;
-        stats.invalidations_failed += self.debts.uncounted();
-        Some(stats)
     }
 }
 
@@ -662,4 +650,31 @@ fn now_ms() -> u64 {
 /// How long ago `at_ms` was.
 fn since(at_ms: u64) -> Duration {
     Duration::from_millis(now_ms().saturating_sub(at_ms))
+}
+
+/// Keys laid out as the service lays out its event reads, for the unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{CacheKey, Keys};
+
+    /// A key that may lag and may cache "not found" (an event's seat map).
+    pub(crate) fn availability(keys: &Keys, id: i64) -> CacheKey {
+        let slot = format!("e{id}");
+        CacheKey {
+            value: keys.key(&slot, "availability"),
+            generation: keys.key(&slot, "gen"),
+            absent_generation: Some(keys.key("events", "gen")),
+            may_lag: true,
+        }
+    }
+
+    /// A key that must never lag (the listing).
+    pub(crate) fn listing(keys: &Keys) -> CacheKey {
+        CacheKey {
+            value: keys.key("events", "list:10:-"),
+            generation: keys.key("events", "gen"),
+            absent_generation: None,
+            may_lag: false,
+        }
+    }
 }

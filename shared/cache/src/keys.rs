@@ -1,13 +1,14 @@
 //! Key layout, and the stamp every stored value carries. Every key is
-//! `<prefix>:v<SCHEMA_VERSION>:{<tag>}:<name>`; the `{tag}` is a Redis Cluster hash tag, so a
-//! value, its generation and its lock live in one slot (ElastiCache Serverless is clustered, and
+//! `<prefix>:v<SCHEMA_VERSION>:{<slot>}:<name>`; the `{slot}` is a Redis Cluster hash tag, so a
+//! value, its generation and its locks live in one slot (ElastiCache Serverless is clustered, and
 //! `MGET` must not cross slots).
 
-use super::link::Run;
-use super::SCHEMA_VERSION;
+use crate::link::Run;
+use crate::SCHEMA_VERSION;
 use bytes::Bytes;
 use std::sync::Arc;
 
+/// The namespace of one deployment's keys.
 pub struct Keys {
     base: String,
 }
@@ -17,13 +18,12 @@ pub struct Keys {
 pub struct CacheKey {
     pub value: String,
     pub generation: String,
-    /// For a read that may find nothing (an event by id): the generation that also decides whether
-    /// a cached "not found" is current, the catalog's, which creating an event bumps. `None`: a
-    /// "not found" is never cached for this key.
+    /// For a read that may find nothing: the generation that also decides whether a cached "not
+    /// found" is current (one that making such a thing bumps). `None`: a "not found" is never
+    /// cached for this key.
     pub absent_generation: Option<String>,
-    /// Whether a value behind its generation may still be served, within the staleness bound:
-    /// for an event's reads, whose generation every booking bumps. Not for the listing: a new
-    /// event appears in it at once.
+    /// Whether a value behind its generation may still be served, within the staleness bound.
+    /// Not for a read where a new entry must appear at once.
     pub may_lag: bool,
 }
 
@@ -34,8 +34,8 @@ impl CacheKey {
         format!("{}:lock:{generation}", self.value)
     }
 
-    /// The lock of a refresh of a value that is behind (one per key, whatever the generation: on
-    /// sale, the generation moves with every booking).
+    /// The lock of a refresh of a value that is behind (one per key, whatever the generation:
+    /// while writes come fast, the generation moves with every one).
     pub(crate) fn refresh_lock(&self) -> String {
         format!("{}:refresh", self.value)
     }
@@ -57,68 +57,20 @@ impl Keys {
         }
     }
 
-    /// An event's details. They do not change when its seats do, so they have a generation of
-    /// their own, which bookings leave alone (nothing changes an event after its creation yet).
-    pub fn event(&self, event_id: i64) -> CacheKey {
-        CacheKey {
-            generation: format!("{}:{{e{event_id}}}:details:gen", self.base),
-            ..self.of_event(event_id, "event")
-        }
+    /// `<prefix>:v<SCHEMA_VERSION>:{<slot>}:<name>`: keys of one slot may share a command.
+    pub fn key(&self, slot: &str, name: &str) -> String {
+        format!("{}:{{{slot}}}:{name}", self.base)
     }
 
-    pub fn availability(&self, event_id: i64) -> CacheKey {
-        self.of_event(event_id, "availability")
-    }
-
-    /// One page of the upcoming-events listing.
-    pub fn listing(&self, limit: i64, cursor: Option<&str>) -> CacheKey {
-        CacheKey {
-            value: format!(
-                "{}:{{events}}:list:{limit}:{}",
-                self.base,
-                cursor.unwrap_or("-")
-            ),
-            generation: self.catalog_generation(),
-            absent_generation: None,
-            may_lag: false,
-        }
-    }
-
-    fn of_event(&self, event_id: i64, what: &str) -> CacheKey {
-        CacheKey {
-            value: format!("{}:{{e{event_id}}}:{what}", self.base),
-            generation: self.event_generation(event_id),
-            absent_generation: Some(self.catalog_generation()),
-            may_lag: true,
-        }
-    }
-
-    /// The marks on an event's seats ([`super::marks`]): those known to be taken.
-    pub fn taken_seats(&self, event_id: i64) -> String {
-        format!("{}:{{e{event_id}}}:taken", self.base)
-    }
-
-    pub(crate) fn event_generation(&self, event_id: i64) -> String {
-        format!("{}:{{e{event_id}}}:gen", self.base)
-    }
-
-    pub(crate) fn catalog_generation(&self) -> String {
-        format!("{}:{{events}}:gen", self.base)
-    }
-
-    pub(crate) fn counter(&self, name: &str) -> String {
-        format!("{}:{{metrics}}:{name}", self.base)
-    }
-
-    /// A user's write rate-limit bucket: one key per user, in the user's own slot.
-    pub(crate) fn write_bucket(&self, user: &str) -> String {
-        format!("{}:{{u:{user}}}:writes", self.base)
+    /// A counter ([`crate::Cache::stats`]); all of them share one slot.
+    pub fn counter(&self, name: &str) -> String {
+        self.key("metrics", name)
     }
 }
 
 /// What a stored value must carry to be current, as read just before its load started: the
-/// generation of its event (or of the catalog), the run of the Redis server that generation was
-/// read from, and for a key that may cache "not found", the catalog's generation.
+/// generation of its key, the run of the Redis server that generation was read from, and for a
+/// key that may cache "not found", its absent generation.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Stamp {
     pub(crate) generation: u64,
@@ -150,7 +102,7 @@ impl Stamp {
 pub(crate) struct Meta {
     pub(crate) tag: Arc<str>,
     pub(crate) loaded_at_ms: u64,
-    /// When the value stops being true without any write (a seat map's first hold lapses): from
+    /// When the value stops being true without any write (a hold in it lapses): from
     /// then on it is behind, as after a write (see [`Current::Behind`]).
     pub(crate) until_ms: Option<u64>,
 }
@@ -410,7 +362,7 @@ mod tests {
 
     #[test]
     fn flights_differ_by_generation_and_run() {
-        let key = Keys::new("p").event(1);
+        let key = crate::testing::availability(&Keys::new("p"), 1);
         let flight = |stamp: Stamp| stamp.flight(&key);
         assert_ne!(flight(at(1, "a", Some(0))), flight(at(2, "a", Some(0))));
         assert_ne!(flight(at(1, "a", Some(0))), flight(at(1, "b", Some(0))));
@@ -421,17 +373,12 @@ mod tests {
     #[test]
     fn keys_are_namespaced_versioned_and_slot_tagged() {
         let keys = Keys::new("test-1");
-        let key = keys.availability(42);
+        let key = crate::testing::availability(&keys, 42);
         assert_eq!(key.value, "test-1:v1:{e42}:availability");
         assert_eq!(key.generation, "test-1:v1:{e42}:gen");
         assert_eq!(key.lock(3), "test-1:v1:{e42}:availability:lock:3");
         assert_eq!(key.encoded(true), "test-1:v1:{e42}:availability:gz");
         assert_eq!(key.refresh_lock(), "test-1:v1:{e42}:availability:refresh");
-        assert_eq!(
-            key.absent_generation.as_deref(),
-            Some("test-1:v1:{events}:gen")
-        );
-        assert_eq!(keys.listing(20, None).generation, "test-1:v1:{events}:gen");
-        assert_eq!(keys.listing(20, None).absent_generation, None);
+        assert_eq!(keys.counter("hits"), "test-1:v1:{metrics}:hits");
     }
 }

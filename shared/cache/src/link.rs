@@ -5,9 +5,9 @@
 //! `INFO server` names the server's `run_id`, which is new after every restart, and a connection
 //! never outlives the server process it reached. Every reply is therefore known to belong to one
 //! run ([`Run`]), which is what lets values written before a restart be told apart from values
-//! written after it ([`super`] explains why that matters).
+//! written after it ([`crate`] explains why that matters).
 
-use crate::config::CacheSettings;
+use crate::{Error, Settings, Signal};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ErrorKind, FromRedisValue, RedisResult, ServerErrorKind};
 use secrecy::ExposeSecret;
@@ -21,7 +21,7 @@ const BACKOFF: Duration = Duration::from_secs(1);
 /// An invalidation is tried this many times at most...
 const DELIVERY_TRIES: u32 = 3;
 /// ...within one command timeout plus this much in all: a Redis that refuses connections costs a
-/// booking a few tens of milliseconds (the waits), a stalled one the timeout plus this.
+/// writer a few tens of milliseconds (the waits), a stalled one the timeout plus this.
 const DELIVERY_ALLOWANCE: Duration = Duration::from_millis(100);
 /// The wait before a retry: this, plus up to as much again at random (so the environments that
 /// failed together do not all retry at the same instant).
@@ -31,12 +31,16 @@ const RETRY_WAIT: Duration = Duration::from_millis(15);
 /// say (then values cannot be fenced by run; see [`RedisLink::session`]).
 pub(crate) type Run = Arc<str>;
 
-#[derive(Debug)]
-pub(crate) struct Unavailable;
+/// Redis did not answer (or was not asked, just after it failed): go on without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("Redis is unavailable")]
+pub struct Unavailable;
 
 pub(crate) struct RedisLink {
     client: redis::Client,
     config: AsyncConnectionConfig,
+    /// Hears every failure, and every command skipped after one.
+    pub(crate) observe: fn(Signal),
     timeout: Duration,
     /// The connection in use, if any: dropped after any failure, made again by the next command.
     session: Mutex<Option<Session>>,
@@ -64,17 +68,15 @@ enum Work<'a> {
 }
 
 impl RedisLink {
-    pub(crate) fn new(settings: &CacheSettings) -> Result<Self, redis::RedisError> {
-        crate::tls::install_crypto_provider();
+    pub(crate) fn new(settings: &Settings, observe: fn(Signal)) -> Result<Self, Error> {
+        // `ring`, as the rest of the process (idempotent): more than one provider may be built in.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = match &settings.ca_file {
             None => redis::Client::open(settings.url.expose_secret())?,
             Some(path) => {
-                let root_cert = std::fs::read(path).map_err(|e| {
-                    redis::RedisError::from((
-                        redis::ErrorKind::InvalidClientConfig,
-                        "cannot read REDIS_CA_FILE",
-                        format!("{}: {e}", path.display()),
-                    ))
+                let root_cert = std::fs::read(path).map_err(|source| Error::CaFile {
+                    path: path.clone(),
+                    source,
                 })?;
                 let certificates = redis::TlsCertificates {
                     client_tls: None,
@@ -89,6 +91,7 @@ impl RedisLink {
         Ok(RedisLink {
             client,
             config,
+            observe,
             timeout: settings.timeout,
             session: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
@@ -137,11 +140,6 @@ impl RedisLink {
             .map(|(value, _)| value)
     }
 
-    /// Runs a pipeline whose replies nobody needs; a failure is logged and otherwise ignored.
-    pub(crate) async fn pipe_quietly(&self, pipe: &redis::Pipeline) {
-        let _ = self.query_pipe::<()>(pipe).await;
-    }
-
     /// Delivers a pipeline that must not be skipped (an invalidation): it is sent even while
     /// requests leave Redis alone after a failure, and tried again after a failure, a few times,
     /// within one command timeout plus [`DELIVERY_ALLOWANCE`] in all.
@@ -178,7 +176,7 @@ impl RedisLink {
     fn available(&self) -> Result<(), Unavailable> {
         let now = self.epoch.elapsed().as_millis() as u64;
         if now < self.resume_at_ms.load(Ordering::Relaxed) {
-            crate::metrics::publish(crate::metrics::REDIS_UNAVAILABLE, 1.0);
+            (self.observe)(Signal::RedisUnavailable);
             return Err(Unavailable);
         }
         Ok(())
@@ -274,7 +272,7 @@ impl RedisLink {
                 *session = None;
             }
         }
-        crate::metrics::publish(crate::metrics::REDIS_UNAVAILABLE, 1.0);
+        (self.observe)(Signal::RedisUnavailable);
         let resume = (self.epoch.elapsed() + BACKOFF).as_millis() as u64;
         let previous = self.resume_at_ms.swap(resume, Ordering::Relaxed);
         if previous == 0 || previous < resume.saturating_sub(2 * BACKOFF.as_millis() as u64) {

@@ -1,9 +1,8 @@
 //! One loader per flight per process: concurrent misses of the same flight wait for the first one.
-//! A flight is a key *read at one stamp* ([`super::keys::Stamp::flight`]), so a reader that has
+//! A flight is a key *read at one stamp* ([`crate::keys::Stamp::flight`]), so a reader that has
 //! seen a newer generation than a loader started at never waits for, or is handed, that load.
 
-use super::Body;
-use crate::error::ApiError;
+use crate::Body;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
@@ -24,10 +23,10 @@ enum Role {
 }
 
 impl Flights {
-    pub(crate) async fn run<F, Fut>(&self, key: &str, load: F) -> Result<Body, ApiError>
+    pub(crate) async fn run<F, Fut, E>(&self, key: &str, load: F) -> Result<Body, E>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Body, ApiError>>,
+        Fut: Future<Output = Result<Body, E>>,
     {
         let role = {
             let mut in_flight = self.in_flight.lock().expect("flight map poisoned");
@@ -85,11 +84,11 @@ impl Drop for Landing<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::Served;
+    use crate::Served;
     use bytes::Bytes;
     use std::sync::Arc;
 
-    fn body(text: &'static str) -> Result<super::Body, ApiError> {
+    fn body(text: &'static str) -> Result<super::Body, std::convert::Infallible> {
         Ok(Some(Served {
             body: Bytes::from_static(text.as_bytes()),
             gzip: false,

@@ -1,17 +1,12 @@
-//! Invalidations owed: generation bumps this process could not deliver to Redis within a booking's
+//! Invalidations owed: generation bumps this process could not deliver to Redis within a writer's
 //! time budget. Other environments cannot be told (Redis is how they would be told), so until a
-//! debt is delivered this process does what it can:
-//!
-//! - its own readers of the key leave the cache alone and read from PostgreSQL (they try to deliver
-//!   the debt first, and use the cache again as soon as that works);
-//! - a background task delivers the debt as soon as Redis answers, so every environment stops
-//!   serving the old value within moments of Redis coming back, not after the TTL;
-//! - a debt lapses after a horizon by which every value it concerns has expired anyway (the TTL,
-//!   plus the longest a load may take and still be written, see [`super::Cache`]).
-//!
-//! The failures are counted (in Redis, once it answers, with the delivery) for `/metrics`.
+//! debt is delivered this process does what it can: its own readers of the key go to the loader
+//! (trying to deliver first); a background task delivers it as soon as Redis answers, so nobody
+//! serves the old value for the whole TTL; and a debt lapses once every value it concerns has
+//! expired anyway (the TTL, plus the longest a load may take and still be written). The failures
+//! are counted in Redis with the delivery.
 
-use super::link::{jittered, RedisLink};
+use crate::link::{jittered, RedisLink};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,13 +1,13 @@
 //! A read in the encodings it is served in, with its entity tag: computed once per load (and so
 //! once per generation while cached), never per request.
 
-use super::keys::{Hit, Meta};
+use crate::keys::{Hit, Meta};
 use bytes::Bytes;
 use std::io::Write;
 use std::sync::Arc;
 
 /// Below this a body is served as it is: gzip's own header and trailer would eat most of the
-/// saving, and the event and listing bodies are mostly this small.
+/// saving, and small JSON bodies are the common case.
 const GZIP_MIN_BYTES: usize = 1024;
 
 /// A read as served: its bytes in one encoding, and its entity tag (the same for every encoding:
@@ -24,8 +24,8 @@ pub struct Served {
 pub struct Accept {
     /// `Accept-Encoding` allows gzip.
     pub gzip: bool,
-    /// The version of the event that the reader's own last write left (the
-    /// `Seatbook-Event-Version` its response carried): nothing older is served to it.
+    /// The generation the reader's own last write left ([`crate::Cache::bump`]'s answer):
+    /// nothing older is served to it.
     pub min_generation: Option<u64>,
 }
 

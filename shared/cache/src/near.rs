@@ -1,17 +1,14 @@
 //! This process's own copy of the values it serves most, so that most hits cost no network at
-//! all: a hot seat map is read from Redis once per [`NEAR_TTL`] per process, not once per request.
+//! all: a hot key is read from Redis once per [`NEAR_TTL`] per process, not once per request.
 //!
-//! A copy stays within the staleness bound Redis values are served under (see [`super::Cache`]):
-//! it is served for at most [`NEAR_TTL`] after Redis last vouched for it, never past
-//! [`MAX_STALE`] after its load started when Redis already knew it was behind, and never to a
-//! reader that names a version it does not show. A write this process makes drops its copies of
-//! that event at once. Only values that may lag are copied (an event's reads, not the listing,
-//! where a new event must appear at once).
-//!
-//! While Redis cannot be reached, the copy is also the last good value: served within
-//! [`MAX_STALE`] of its load, so an outage does not send every read to PostgreSQL.
+//! A copy stays within the bound Redis values are served under: at most [`NEAR_TTL`] after Redis
+//! last vouched for it, never past [`MAX_STALE`] after its load when Redis knew it was behind,
+//! never to a reader naming a version it does not show, and dropped at once when this process
+//! bumps its generation. Only keys that may lag are copied. While Redis cannot be reached, the
+//! copy is the last good value (within [`MAX_STALE`] of its load), so an outage does not send
+//! every read to the loader.
 
-use super::{now_ms, Accept, CacheKey, Served, MAX_STALE};
+use crate::{now_ms, Accept, CacheKey, Served, MAX_STALE};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -30,7 +27,7 @@ pub(crate) struct Near {
 
 struct Copy {
     served: Served,
-    /// The generation key of the value (the event's), for dropping copies on a local write.
+    /// The generation key of the value, for dropping copies on a local bump.
     generation_key: String,
     /// The generation the value was loaded at (0 when unknown: never served to a reader that
     /// names a version).
@@ -115,7 +112,8 @@ impl Near {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::Keys;
+    use crate::testing::{availability, listing};
+    use crate::Keys;
     use bytes::Bytes;
 
     fn served(body: &'static str) -> Served {
@@ -129,7 +127,7 @@ mod tests {
     #[test]
     fn a_copy_is_served_until_its_time_and_never_to_a_reader_naming_a_newer_version() {
         let near = Near::default();
-        let key = Keys::new("p").availability(1);
+        let key = availability(&Keys::new("p"), 1);
         let plain = Accept::default();
         assert_eq!(near.get(&key, &plain), None);
         let vouched = Vouched {
@@ -161,7 +159,7 @@ mod tests {
     #[test]
     fn a_copy_that_was_behind_is_not_served_past_the_staleness_bound() {
         let near = Near::default();
-        let key = Keys::new("p").availability(1);
+        let key = availability(&Keys::new("p"), 1);
         let old = Vouched {
             generation: 3,
             loaded_at_ms: now_ms() - MAX_STALE.as_millis() as u64,
@@ -181,17 +179,17 @@ mod tests {
             loaded_at_ms: now_ms(),
             current: true,
         };
-        near.put(&keys.availability(1), false, &served("a"), vouched());
-        near.put(&keys.availability(2), false, &served("b"), vouched());
-        near.put(&keys.listing(10, None), false, &served("l"), vouched());
-        near.forget(&keys.availability(1).generation);
-        assert_eq!(near.get(&keys.availability(1), &Accept::default()), None);
+        near.put(&availability(&keys, 1), false, &served("a"), vouched());
+        near.put(&availability(&keys, 2), false, &served("b"), vouched());
+        near.put(&listing(&keys), false, &served("l"), vouched());
+        near.forget(&availability(&keys, 1).generation);
+        assert_eq!(near.get(&availability(&keys, 1), &Accept::default()), None);
         assert!(near
-            .get(&keys.availability(2), &Accept::default())
+            .get(&availability(&keys, 2), &Accept::default())
             .is_some());
-        assert_eq!(near.get(&keys.listing(10, None), &Accept::default()), None);
+        assert_eq!(near.get(&listing(&keys), &Accept::default()), None);
         assert!(near
-            .last_good(&keys.availability(2), &Accept::default())
+            .last_good(&availability(&keys, 2), &Accept::default())
             .is_some());
     }
 }

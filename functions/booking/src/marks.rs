@@ -1,0 +1,116 @@
+//! What a claim tells the cache: the event's generation bump after a write (so the writer's next
+//! read is fresh), and the taken-seat marks, a hint every environment reads in one round trip.
+//!
+//! A claim reads the marks before it asks PostgreSQL, so the losers of an on-sale herd are
+//! answered without a database transaction each. A mark is only ever a hint: a missing one lets a
+//! request through to the unique constraint on tickets, and one that outlives what it says (an
+//! unmark that failed) refuses for at most its own lifetime. One Redis hash per event, `seat →
+//! expiry in ms since the epoch`, in the event's cluster slot; the hash lives [`SET_TTL`] past its
+//! last write, so an idle event's marks do not linger.
+
+use seatbook_cache::redis::Pipeline;
+use seatbook_cache::Cache;
+use seatbook_core::cached::{self, EventKeys, BOOKINGS_CONFIRMED, BOOKING_CONFLICTS};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long an event's marks live after their last change.
+const SET_TTL: Duration = Duration::from_secs(3600);
+
+/// A change to an event's marks, made in the same round trip as the write's bump.
+#[derive(Debug, Clone, Copy)]
+pub enum MarkChange<'a> {
+    /// Mark `ids` taken until `until`.
+    Set { ids: &'a [i64], until: SystemTime },
+    /// Take the marks off `ids` (they are free again).
+    Clear { ids: &'a [i64] },
+}
+
+impl MarkChange<'_> {
+    /// Adds the change's commands, replies ignored, to `pipe`.
+    fn add_to(&self, set: &str, pipe: &mut Pipeline) {
+        match *self {
+            MarkChange::Set { ids, until } if !ids.is_empty() => {
+                let until_ms = until
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                let hset = pipe.cmd("HSET").arg(set);
+                for id in ids {
+                    hset.arg(*id).arg(until_ms);
+                }
+                hset.ignore();
+                pipe.cmd("PEXPIRE")
+                    .arg(set)
+                    .arg(SET_TTL.as_millis() as u64)
+                    .ignore();
+            }
+            MarkChange::Clear { ids } if !ids.is_empty() => {
+                pipe.cmd("HDEL").arg(set).arg(ids).ignore();
+            }
+            MarkChange::Set { .. } | MarkChange::Clear { .. } => {}
+        }
+    }
+}
+
+/// The marks on an event's seats: those known to be taken.
+fn taken_seats(cache: &Cache, event_id: i64) -> String {
+    cache.keys().key(&cached::slot(event_id), "taken")
+}
+
+/// Seats of `event_id` changed hands: its cached reads are stale from now on, and `marks` changes
+/// its taken seats in the same round trip; a confirmed booking is counted too. Awaited before the
+/// response is sent. Returns the event's version after it (`None` when Redis could not be told),
+/// for the response's `Seatbook-Event-Version`.
+pub async fn event_changed(
+    cache: &Cache,
+    event_id: i64,
+    confirmed: bool,
+    marks: MarkChange<'_>,
+) -> Option<u64> {
+    let set = taken_seats(cache, event_id);
+    let counter = cache.keys().counter(BOOKINGS_CONFIRMED);
+    cache
+        .bump(&cache.keys().event_generation(event_id), |pipe| {
+            if confirmed {
+                pipe.cmd("INCR").arg(counter).ignore();
+            }
+            marks.add_to(&set, pipe);
+        })
+        .await
+}
+
+/// A claim lost its race (409): counted in the process, carried to Redis by its next command.
+pub fn conflicted(cache: &Cache) {
+    cache.tally(BOOKING_CONFLICTS);
+}
+
+/// Which of `ids` carry a mark on `event_id` that has not expired, in the order given; `None` when
+/// Redis cannot say (the caller goes on as if nothing were marked).
+pub async fn marked(cache: &Cache, event_id: i64, ids: &[i64]) -> Option<Vec<i64>> {
+    if ids.is_empty() {
+        return Some(Vec::new());
+    }
+    let set = taken_seats(cache, event_id);
+    let (marks,): (Vec<Option<u64>>,) = cache
+        .query(|pipe| {
+            pipe.cmd("HMGET").arg(&set).arg(ids);
+        })
+        .await
+        .ok()?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Some(
+        ids.iter()
+            .zip(marks)
+            .filter(|(_, until)| until.is_some_and(|until| until > now))
+            .map(|(id, _)| *id)
+            .collect(),
+    )
+}
+
+/// Applies `change` to `event_id`'s marks on its own, quietly (a hint that is lost costs nothing
+/// but a database round trip later).
+pub async fn mark(cache: &Cache, event_id: i64, change: MarkChange<'_>) {
+    let set = taken_seats(cache, event_id);
+    let _ = cache.query::<()>(|pipe| change.add_to(&set, pipe)).await;
+}

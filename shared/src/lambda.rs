@@ -15,12 +15,13 @@ use axum::Router;
 /// up to `2 × concurrent environments` client connections, and a bigger pool multiplies that.
 pub const LAMBDA_POOL_SIZE: usize = 2;
 
-/// Runs `routes` as a Lambda function behind API Gateway until the runtime shuts it down. `wrap`
-/// is applied to the finished router: it changes nothing in a deployed build, and adds dev
-/// identity in a build for `cargo lambda watch` (see each function's `main`).
+/// Runs the router `routes` builds over the state (a middleware may need it, as the booking
+/// function's write limit does) as a Lambda function behind API Gateway until the runtime shuts it
+/// down. `wrap` is applied to the finished router: it changes nothing in a deployed build, and
+/// adds dev identity in a build for `cargo lambda watch` (see each function's `main`).
 pub async fn serve(
     function: &'static str,
-    routes: Router<AppState>,
+    routes: impl FnOnce(&AppState) -> Router<AppState>,
     wrap: impl FnOnce(Router) -> Router,
 ) -> Result<(), lambda_http::Error> {
     let settings = Settings::from_env()?;
@@ -40,5 +41,5 @@ pub async fn serve(
     let state = AppState::from_settings(&settings, LAMBDA_POOL_SIZE)?;
     crate::metrics::publish(crate::metrics::COLD_STARTS, 1.0);
     tracing::info!(function, "cold start complete");
-    lambda_http::run(wrap(finish(routes, state))).await
+    lambda_http::run(wrap(finish(routes(&state), state))).await
 }

@@ -34,8 +34,9 @@
 //! - [`openapi`]: what every function's part of the OpenAPI document shares: the problem
 //!   responses (one per status, naming each problem `type`), the security scheme, the rate-limit
 //!   headers.
-//! - [`ratelimit`]: the per-user write rate limit, a token bucket per user in Redis (one Lua
-//!   script, Redis's clock); 429 with `Retry-After` and the draft `RateLimit` fields; fails open.
+//! - [`ratelimit`]: the per-user write rate limit, a middleware over a token bucket per user in
+//!   Redis (one Lua script, Redis's clock); 429 with `Retry-After` and the draft `RateLimit`
+//!   fields; fails open.
 //! - [`recent`]: a process's short memory of id pairs it has just seen (contested seats).
 //! - [`state`]: what every handler can reach, built once per process.
 //! - [`telemetry`]: tracing-subscriber set-up (JSON in Lambda).

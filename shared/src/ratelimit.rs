@@ -22,20 +22,19 @@
 //!   still decides every seat: the limiter only decides who gets to ask.
 //!
 //! API Gateway's stage throttling stays the outer ring: it caps the whole API (all users, all
-//! routes) before a function runs; this limit is the inner, per-user one.
+//! routes) before a function runs; this limit is the inner, per-user one, a middleware ([`limit`])
+//! on the routes that write.
 
 use crate::config::RateLimitSettings;
 use crate::domain::UserId;
 use crate::error::ApiError;
 use crate::identity::Caller;
 use crate::state::AppState;
-use axum::extract::{FromRequestParts, Request};
-use axum::handler::Handler;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use seatbook_cache::{redis, Cache};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -224,46 +223,33 @@ impl RateLimiter {
     }
 }
 
-/// `handler`, behind the write rate limit: the caller's write is counted before the handler runs,
-/// and refused with 429 when the bucket is empty. Writes by nobody (no identity) are not counted:
-/// the handler answers them 401. Without a limiter in the state, `handler` runs as it is.
-pub fn limited<H>(handler: H) -> Limited<H> {
-    Limited(handler)
-}
-
-/// A handler behind the write rate limit; see [`limited`].
-#[derive(Clone)]
-pub struct Limited<H>(H);
-
-impl<H, T> Handler<T, AppState> for Limited<H>
-where
-    H: Handler<T, AppState>,
-    T: 'static,
-{
-    type Future = Pin<Box<dyn Future<Output = Response> + Send>>;
-
-    fn call(self, request: Request, state: AppState) -> Self::Future {
-        Box::pin(async move {
-            let Some(limiter) = state.rate_limit.clone() else {
-                return self.0.call(request, state).await;
-            };
-            let (mut parts, body) = request.into_parts();
-            let verdict = match Caller::from_request_parts(&mut parts, &state).await {
-                Ok(caller) => limiter.check(&caller.user_id).await,
-                Err(_) => Verdict::Unchecked,
-            };
-            let admitted = match verdict {
-                Verdict::Refused(quota) => return ApiError::RateLimited(quota).into_response(),
-                Verdict::Admitted(quota) => Some(quota),
-                Verdict::Unchecked => None,
-            };
-            let mut response = self.0.call(Request::from_parts(parts, body), state).await;
-            if let Some(quota) = admitted {
-                quota.write_fields(response.headers_mut());
-            }
-            response
-        })
+/// The write rate limit, as a middleware on the routes that write
+/// (`axum::middleware::from_fn_with_state`): the caller's write is counted before its handler
+/// runs, and refused with 429 when the bucket is empty. Writes by nobody (no identity) are not
+/// counted: the handler answers them 401. Without a limiter in the state, nothing is limited.
+pub async fn limit(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(limiter) = &state.rate_limit else {
+        return next.run(request).await;
+    };
+    let verdict = match caller {
+        Ok(caller) => limiter.check(&caller.user_id).await,
+        Err(_) => Verdict::Unchecked,
+    };
+    let admitted = match verdict {
+        Verdict::Refused(quota) => return ApiError::RateLimited(quota).into_response(),
+        Verdict::Admitted(quota) => Some(quota),
+        Verdict::Unchecked => None,
+    };
+    let mut response = next.run(request).await;
+    if let Some(quota) = admitted {
+        quota.write_fields(response.headers_mut());
     }
+    response
 }
 
 #[cfg(test)]

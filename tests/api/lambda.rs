@@ -104,7 +104,7 @@ async fn every_function_answers_an_api_gateway_event_as_the_local_server_does() 
         .unwrap();
 
     // booking: the caller is the JWT subject; no claims, no booking.
-    let booking_fn = seatbook_core::http::finish(booking_fn::routes(), state.clone());
+    let booking_fn = seatbook_core::http::finish(booking_fn::routes(&state), state.clone());
     let booking_body = json!({"event_id": event_id, "seat_ids": [seat]});
     let (status, _) = invoke(
         booking_fn.clone(),
@@ -174,7 +174,7 @@ async fn every_sample_event_in_events_is_answered_by_its_function_as_written() {
     let state = app.lambda_state();
     let organizer_fn = seatbook_core::http::finish(organizer_fn::routes(), state.clone());
     let events_fn = seatbook_core::http::finish(events_fn::routes(), state.clone());
-    let booking_fn = seatbook_core::http::finish(booking_fn::routes(), state.clone());
+    let booking_fn = seatbook_core::http::finish(booking_fn::routes(&state), state.clone());
     let metrics_fn = seatbook_core::http::finish(metrics_fn::routes(), state);
 
     // In the order docs/dev-loop.md invokes them on a fresh database: the samples name venue 1,

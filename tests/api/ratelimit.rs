@@ -302,7 +302,8 @@ async fn the_bucket_is_shared_by_every_server_so_another_lambda_environment_refu
 async fn the_limit_follows_the_jwt_subject_through_the_lambda_entry_path() {
     let app = limited_app("0.2", 1).await;
     let (event_id, seats) = app.seed_event(1, 3).await;
-    let booking_fn = seatbook_core::http::finish(booking_fn::routes(), app.lambda_state());
+    let state = app.lambda_state();
+    let booking_fn = seatbook_core::http::finish(booking_fn::routes(&state), state);
     let book = |sub: &str, seat: i64| {
         gateway_event(
             "POST",

@@ -73,7 +73,7 @@ async fn the_writer_books_and_organizes_but_cannot_touch_the_migration_history()
         .as_i64()
         .unwrap();
 
-    let booking_fn = seatbook_core::http::finish(booking_fn::routes(), writer);
+    let booking_fn = seatbook_core::http::finish(booking_fn::routes(&writer), writer);
     let body = json!({"event_id": event_id, "seat_ids": [seat]});
     let alice = Some(json!({"sub": "alice"}));
     let (status, booking) = invoke(

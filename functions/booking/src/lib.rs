@@ -14,8 +14,8 @@
 //! after a short jittered back-off, a few times at most, then the answer is 503 with `Retry-After`.
 //!
 //! Every write route (not the reads) sits behind the per-user write rate limit
-//! ([`seatbook_core::ratelimit`]): 429 once a user's bucket is empty, nothing limited when it is
-//! off or Redis is down.
+//! ([`seatbook_core::ratelimit::limit`], a middleware over the state): 429 once a user's bucket is
+//! empty, nothing limited when it is off or Redis is down.
 
 mod claim;
 mod handlers;
@@ -35,26 +35,24 @@ pub mod statements {
 pub use claim::TICKETS_ARBITER;
 pub use views::{Booking, BookingStatus, Ticket};
 
-use axum::routing::{get, post};
+use axum::middleware::from_fn_with_state;
+use axum::routing::{delete, get, post};
 use axum::Router;
-use seatbook_core::ratelimit::limited;
-use seatbook_core::AppState;
+use seatbook_core::{ratelimit, AppState};
 
-pub fn routes() -> Router<AppState> {
+/// The routes, the writes behind the rate limit (which reads its limiter from `state`).
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let limit = from_fn_with_state(state.clone(), ratelimit::limit);
+    let writes = Router::new()
+        .route("/api/v1/bookings", post(handlers::create))
+        .route("/api/v1/bookings/{id}", delete(handlers::cancel))
+        .route("/api/v1/holds", post(handlers::hold))
+        .route("/api/v1/holds/{id}/confirm", post(handlers::confirm))
+        .route_layer(limit);
     Router::new()
-        .route(
-            "/api/v1/bookings",
-            get(handlers::list).post(limited(handlers::create)),
-        )
-        .route(
-            "/api/v1/bookings/{id}",
-            get(handlers::show).delete(limited(handlers::cancel)),
-        )
-        .route("/api/v1/holds", post(limited(handlers::hold)))
-        .route(
-            "/api/v1/holds/{id}/confirm",
-            post(limited(handlers::confirm)),
-        )
+        .route("/api/v1/bookings", get(handlers::list))
+        .route("/api/v1/bookings/{id}", get(handlers::show))
+        .merge(writes)
 }
 
 /// This function's operations, for the API's OpenAPI document.

@@ -6,5 +6,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     let wrap = seatbook_core::dev_identity::trust_dev_headers;
     #[cfg(not(feature = "dev-identity"))]
     let wrap = |router| router;
-    seatbook_core::lambda::serve("events", events_fn::routes(), wrap).await
+    seatbook_core::lambda::serve("events", |_| events_fn::routes(), wrap).await
 }

@@ -29,7 +29,7 @@ pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpList
 /// All functions' routes in one router, as API Gateway would route them. With `dev_identity`,
 /// `x-dev-user` / `x-dev-groups` headers stand in for the JWT authorizer's claims.
 pub fn app(state: AppState, dev_identity: DevIdentity) -> Router {
-    let routes = booking_fn::routes()
+    let routes = booking_fn::routes(&state)
         .merge(events_fn::routes())
         .merge(organizer_fn::routes())
         .merge(metrics_fn::routes());

@@ -1,6 +1,7 @@
-use crate::helpers::{assert_problem, spawn_app, spawn_app_with, stampede, As, Spawn, TestApp};
+use crate::helpers::{
+    assert_problem, by_status, ids_in, spawn_app, spawn_app_with_env, stampede, As, TestApp,
+};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 #[tokio::test]
@@ -84,12 +85,9 @@ async fn a_booking_is_all_or_nothing() {
     // Neither free seat of the failed request was kept.
     assert_eq!(app.tickets_for_seat(event_id, seats[2]).await, 0);
     assert_eq!(app.tickets_for_seat(event_id, seats[4]).await, 0);
-    let bobs: i64 = app
-        .db
-        .query_one("SELECT count(*) FROM bookings WHERE user_id = 'bob'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let bobs = app
+        .count("SELECT count(*) FROM bookings WHERE user_id = 'bob'")
+        .await;
     assert_eq!(bobs, 0, "no half booking is left behind");
 }
 
@@ -97,18 +95,8 @@ async fn a_booking_is_all_or_nothing() {
 async fn a_booking_is_visible_to_its_owner_and_to_nobody_else() {
     let app = spawn_app().await;
     let (event_id, seats) = app.seed_event(2, 5).await;
-    let first: Value = app
-        .book("alice", event_id, &[seats[0]])
-        .await
-        .json()
-        .await
-        .unwrap();
-    let second: Value = app
-        .book("alice", event_id, &[seats[1], seats[2]])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let first = app.booked("alice", event_id, &[seats[0]]).await;
+    let second = app.booked("alice", event_id, &[seats[1], seats[2]]).await;
     let path = format!("/api/v1/bookings/{}", first["id"].as_str().unwrap());
 
     let mine = app.get(&path, As::User("alice")).await;
@@ -118,23 +106,13 @@ async fn a_booking_is_visible_to_its_owner_and_to_nobody_else() {
     assert_problem(app.get(&path, As::User("mallory")).await, 404).await;
     assert_problem(app.get(&path, As::Anonymous).await, 401).await;
 
-    let list: Value = app
-        .get("/api/v1/bookings", As::User("alice"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = app.get_json("/api/v1/bookings", As::User("alice")).await;
     assert_eq!(
         list["items"],
         serde_json::json!([second, first]),
         "newest first"
     );
-    let others: Value = app
-        .get("/api/v1/bookings", As::User("mallory"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let others = app.get_json("/api/v1/bookings", As::User("mallory")).await;
     assert_eq!(others["items"], serde_json::json!([]));
 }
 
@@ -142,13 +120,8 @@ async fn a_booking_is_visible_to_its_owner_and_to_nobody_else() {
 async fn postgres_knows_exactly_the_booking_statuses_the_api_knows() {
     let app = spawn_app().await;
     let labels: Vec<String> = app
-        .db
-        .query("SELECT unnest(enum_range(NULL::booking_status))::text", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+        .column("SELECT unnest(enum_range(NULL::booking_status))::text")
+        .await;
     let known: Vec<&str> = booking_fn::BookingStatus::ALL
         .iter()
         .map(|status| status.as_str())
@@ -267,16 +240,12 @@ async fn deadlocks(app: &TestApp) -> i64 {
         .unwrap();
     let started = Instant::now();
     loop {
-        let others: i64 = app
-            .db
-            .query_one(
+        let others = app
+            .count(
                 "SELECT count(*) FROM pg_stat_activity
                  WHERE datname = current_database() AND pid <> pg_backend_pid()",
-                &[],
             )
-            .await
-            .unwrap()
-            .get(0);
+            .await;
         if others == 0 {
             break;
         }
@@ -286,14 +255,8 @@ async fn deadlocks(app: &TestApp) -> i64 {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    app.db
-        .query_one(
-            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
-            &[],
-        )
+    app.count("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
         .await
-        .unwrap()
-        .get(0)
 }
 
 #[tokio::test]
@@ -308,13 +271,7 @@ async fn a_booking_picked_as_a_deadlock_victim_is_retried_and_booked() {
         "retried after the deadlock, not a 500"
     );
     let booking: Value = response.json().await.unwrap();
-    let booked: Vec<i64> = booking["tickets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["seat_id"].as_i64().unwrap())
-        .collect();
-    assert_eq!(booked, [seats[1], seats[2]]);
+    assert_eq!(ids_in(&booking["tickets"], "seat_id"), [seats[1], seats[2]]);
     assert_eq!(app.tickets_for_seat(event_id, seats[1]).await, 1);
     assert_eq!(app.tickets_for_seat(event_id, seats[2]).await, 1);
     assert_eq!(deadlocks(&app).await, 1, "a real deadlock happened");
@@ -344,23 +301,16 @@ async fn a_booking_under_an_idempotency_key_picked_as_a_deadlock_victim_is_retri
     assert_eq!(again.status(), 201);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     assert_eq!(again.json::<Value>().await.unwrap(), booking);
-    let bookings: i64 = app
-        .db
-        .query_one("SELECT count(*) FROM bookings WHERE user_id = 'alice'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let bookings = app
+        .count("SELECT count(*) FROM bookings WHERE user_id = 'alice'")
+        .await;
     assert_eq!(bookings, 1);
     assert_eq!(deadlocks(&app).await, 1, "a real deadlock happened");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_bookings_listing_shared_seats_in_opposite_orders_never_deadlock() {
-    let app = spawn_app_with(Spawn {
-        env: vec![("DB_POOL_MAX_SIZE", "40".to_owned())],
-        ..Spawn::default()
-    })
-    .await;
+    let app = spawn_app_with_env(&[("DB_POOL_MAX_SIZE", "40")]).await;
     let (event_id, seats) = app.seed_event(4, 10).await;
     // Each ticket takes 20 ms to insert, so the bookings of a group really overlap: in the order
     // each request lists its seats, two of them would each hold a seat the other needs.
@@ -386,11 +336,11 @@ async fn concurrent_bookings_listing_shared_seats_in_opposite_orders_never_deadl
             ));
         }
     }
-    let mut by_status: HashMap<u16, usize> = HashMap::new();
-    for (status, body) in stampede(&app, requests).await {
-        assert!(status == 201 || status == 409, "{status} {body}");
-        *by_status.entry(status).or_default() += 1;
+    let results = stampede(&app, requests).await;
+    for (status, body) in &results {
+        assert!(*status == 201 || *status == 409, "{status} {body}");
     }
+    let by_status = by_status(&results);
     assert_eq!(by_status[&201], 10, "one winner per group: {by_status:?}");
     assert_eq!(deadlocks(&app).await, 0, "no transaction waited in a cycle");
 }
@@ -418,11 +368,7 @@ pub(crate) async fn fail_serialization(app: &TestApp, failures: i64) {
 
 /// How many ticket inserts the trigger of [`fail_serialization`] saw.
 pub(crate) async fn ticket_inserts(app: &TestApp) -> i64 {
-    app.db
-        .query_one("SELECT last_value FROM ticket_inserts", &[])
-        .await
-        .unwrap()
-        .get(0)
+    app.count("SELECT last_value FROM ticket_inserts").await
 }
 
 #[tokio::test]
@@ -458,12 +404,7 @@ async fn a_booking_that_never_serializes_gets_a_503_with_retry_after_after_a_few
         started.elapsed() < Duration::from_secs(3),
         "bounded back-off"
     );
-    let bookings: i64 = app
-        .db
-        .query_one("SELECT count(*) FROM bookings", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let bookings = app.count("SELECT count(*) FROM bookings").await;
     assert_eq!(bookings, 0, "nothing half-done is left");
 }
 
@@ -491,9 +432,8 @@ async fn all_pages(app: &TestApp, first: &str) -> Vec<Value> {
 async fn the_bookings_list_pages_newest_first_with_the_cursor_it_issues() {
     let app = spawn_app().await;
     let (event_id, seats) = app.seed_event(2, 5).await;
-    for seat in &seats[..5] {
-        assert_eq!(app.book("alice", event_id, &[*seat]).await.status(), 201);
-    }
+    let alice = |_| "alice".to_owned();
+    app.book_each(event_id, &seats[..5], alice).await;
     assert_eq!(app.book("bob", event_id, &[seats[5]]).await.status(), 201);
     // Two bookings made at the same instant are still told apart (by id).
     app.db
@@ -508,12 +448,9 @@ async fn the_bookings_list_pages_newest_first_with_the_cursor_it_issues() {
         .await
         .unwrap();
 
-    let everything: Value = app
-        .get("/api/v1/bookings?limit=100", As::User("alice"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let everything = app
+        .get_json("/api/v1/bookings?limit=100", As::User("alice"))
+        .await;
     assert_eq!(
         everything["next_cursor"],
         Value::Null,
@@ -544,13 +481,10 @@ async fn the_bookings_list_pages_newest_first_with_the_cursor_it_issues() {
     );
 
     // A booking made after the first page was read does not shift the pages that follow.
-    let first: Value = app
-        .get("/api/v1/bookings?limit=2", As::User("alice"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(app.book("alice", event_id, &[seats[6]]).await.status(), 201);
+    let first = app
+        .get_json("/api/v1/bookings?limit=2", As::User("alice"))
+        .await;
+    app.book_each(event_id, &seats[6..7], alice).await;
     let cursor = first["next_cursor"].as_str().unwrap();
     let rest = all_pages(&app, &format!("/api/v1/bookings?limit=2&cursor={cursor}")).await;
     assert_eq!(rest, everything[2..]);
@@ -560,15 +494,11 @@ async fn the_bookings_list_pages_newest_first_with_the_cursor_it_issues() {
 async fn a_bookings_cursor_the_api_did_not_issue_is_a_400() {
     let app = spawn_app().await;
     let (event_id, seats) = app.seed_event(1, 4).await;
-    for seat in &seats[..3] {
-        assert_eq!(app.book("alice", event_id, &[*seat]).await.status(), 201);
-    }
-    let page: Value = app
-        .get("/api/v1/bookings?limit=1", As::User("alice"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    app.book_each(event_id, &seats[..3], |_| "alice".to_owned())
+        .await;
+    let page = app
+        .get_json("/api/v1/bookings?limit=1", As::User("alice"))
+        .await;
     let issued = page["next_cursor"]
         .as_str()
         .expect("a next page")

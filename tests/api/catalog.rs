@@ -60,14 +60,8 @@ async fn venues_of_impossible_sizes_are_rejected() {
 #[tokio::test]
 async fn an_event_in_an_unknown_venue_is_not_found() {
     let app = spawn_app().await;
-    let response = app
-        .post(
-            "/api/v1/events",
-            ORGANIZER,
-            &json!({"name": "Ghost", "starts_at": "2031-01-01T00:00:00Z", "venue_id": 999, "price_cents": 100}),
-        )
-        .await;
-    assert_problem(response, 404).await;
+    let ghost = json!({"name": "Ghost", "starts_at": "2031-01-01T00:00:00Z", "venue_id": 999, "price_cents": 100});
+    assert_problem(app.post("/api/v1/events", ORGANIZER, &ghost).await, 404).await;
 }
 
 #[tokio::test]

@@ -416,3 +416,174 @@ pub fn seat_status(availability: &Value, seat: i64) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// [`spawn_app_with`] nothing but `env` set, e.g. `&[("HOLD_TTL_SECONDS", "1")]`.
+pub async fn spawn_app_with_env(env: &[(&'static str, &str)]) -> TestApp {
+    spawn_app_with(Spawn {
+        env: env
+            .iter()
+            .map(|(name, value)| (*name, (*value).to_owned()))
+            .collect(),
+        ..Spawn::default()
+    })
+    .await
+}
+
+/// The integers of a JSON array, e.g. a request's or a 409's `seat_ids`.
+pub fn integers(list: &Value) -> Vec<i64> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect()
+}
+
+/// The integer `member` of each object of a JSON array: `ids_in(&map["seats"], "id")`,
+/// `ids_in(&booking["tickets"], "seat_id")`, `ids_in(&listing["items"], "id")`.
+pub fn ids_in(list: &Value, member: &str) -> Vec<i64> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item[member].as_i64().unwrap())
+        .collect()
+}
+
+/// `clients` booking requests for the one seat `seat`, each by its own user (`{prefix}-{i}`), as
+/// [`stampede`] takes them.
+pub fn one_seat_requests(
+    prefix: &str,
+    clients: usize,
+    event_id: i64,
+    seat: i64,
+) -> Vec<(String, Value)> {
+    (0..clients)
+        .map(|i| {
+            (
+                format!("{prefix}-{i}"),
+                json!({"event_id": event_id, "seat_ids": [seat]}),
+            )
+        })
+        .collect()
+}
+
+/// How many of a [`stampede`]'s answers had each status.
+pub fn by_status(results: &[(u16, Value)]) -> HashMap<u16, usize> {
+    let mut counted = HashMap::new();
+    for (status, _) in results {
+        *counted.entry(*status).or_default() += 1;
+    }
+    counted
+}
+
+/// Asserts a [`stampede`] on the one seat `seat` ended as it must: one 201, a 409 naming the seat
+/// for everybody else (nothing else, no 5xx), and one ticket row for the seat.
+pub async fn assert_one_winner(app: &TestApp, event_id: i64, seat: i64, results: &[(u16, Value)]) {
+    let counted = by_status(results);
+    assert_eq!(
+        counted,
+        HashMap::from([(201, 1), (409, results.len() - 1)]),
+        "one winner, everybody else told the seat is taken: {counted:?}"
+    );
+    for (status, body) in results {
+        if *status == 409 {
+            assert_eq!(body["seat_ids"], json!([seat]), "{body}");
+        }
+    }
+    assert_eq!(
+        app.tickets_for_seat(event_id, seat).await,
+        1,
+        "one ticket row"
+    );
+}
+
+/// Requests the tests make in many places, and queries of what is stored.
+impl TestApp {
+    /// The first column of the one row `sql` returns.
+    pub async fn scalar<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> T
+    where
+        T: for<'a> tokio_postgres::types::FromSql<'a>,
+    {
+        self.db.query_one(sql, params).await.unwrap().get(0)
+    }
+
+    /// The first column of every row `sql` returns, in order.
+    pub async fn column<T>(&self, sql: &str) -> Vec<T>
+    where
+        T: for<'a> tokio_postgres::types::FromSql<'a>,
+    {
+        let rows = self.db.query(sql, &[]).await.unwrap();
+        rows.iter().map(|row| row.get(0)).collect()
+    }
+
+    /// The number a `SELECT count(*) …` (or any one-bigint query without parameters) returns.
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.scalar(sql, &[]).await
+    }
+
+    /// The JSON body `path` answers `who` with, whatever its status.
+    pub async fn get_json(&self, path: &str, who: As<'_>) -> Value {
+        self.get(path, who).await.json().await.unwrap()
+    }
+
+    pub async fn delete(&self, path: &str, who: As<'_>) -> reqwest::Response {
+        self.request(reqwest::Method::DELETE, path, who)
+            .send()
+            .await
+            .expect("DELETE")
+    }
+
+    /// Cancels the booking (or hold) `id` as `who`.
+    pub async fn cancel(&self, id: &str, who: As<'_>) -> reqwest::Response {
+        self.delete(&format!("/api/v1/bookings/{id}"), who).await
+    }
+
+    /// Confirms the hold `id` as `who`.
+    pub async fn confirm(&self, id: &str, who: As<'_>) -> reqwest::Response {
+        self.post(&format!("/api/v1/holds/{id}/confirm"), who, &json!({}))
+            .await
+    }
+
+    /// A claim on `seat_ids` of `event_id` as `who`: `path` is `/api/v1/bookings` or
+    /// `/api/v1/holds`.
+    pub async fn claim(
+        &self,
+        path: &str,
+        who: As<'_>,
+        event_id: i64,
+        seat_ids: &[i64],
+    ) -> reqwest::Response {
+        self.post(
+            path,
+            who,
+            &json!({"event_id": event_id, "seat_ids": seat_ids}),
+        )
+        .await
+    }
+
+    /// `user`'s booking of `seat_ids`, asserted made; its JSON.
+    pub async fn booked(&self, user: &str, event_id: i64, seat_ids: &[i64]) -> Value {
+        let response = self.book(user, event_id, seat_ids).await;
+        assert_eq!(response.status(), 201, "{user} books {seat_ids:?}");
+        response.json().await.unwrap()
+    }
+
+    /// `user`'s hold of `seat_ids`, asserted made; its JSON.
+    pub async fn held(&self, user: &str, event_id: i64, seat_ids: &[i64]) -> Value {
+        let response = self.hold(user, event_id, seat_ids).await;
+        assert_eq!(response.status(), 201, "{user} holds {seat_ids:?}");
+        response.json().await.unwrap()
+    }
+
+    /// Books each of `seats` on its own, the `i`-th by `user(i)`, and asserts every booking made.
+    pub async fn book_each(&self, event_id: i64, seats: &[i64], user: impl Fn(usize) -> String) {
+        for (i, seat) in seats.iter().enumerate() {
+            let who = user(i);
+            let status = self.book(&who, event_id, &[*seat]).await.status();
+            assert_eq!(status, 201, "{who} books seat {seat}");
+        }
+    }
+}

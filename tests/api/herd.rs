@@ -1,6 +1,9 @@
 //! Many real HTTP clients racing for the same seats at the same instant.
 
-use crate::helpers::{spawn_app, stampede};
+use crate::helpers::{
+    assert_one_winner, assert_problem, ids_in, integers, one_seat_requests, spawn_app, stampede,
+    As, TestApp,
+};
 use rand::seq::IndexedRandom;
 use rand::Rng;
 use serde_json::{json, Value};
@@ -10,43 +13,11 @@ async fn one_seat_herd(clients: usize) {
     let app = spawn_app().await;
     let (event_id, seats) = app.seed_event(2, 5).await;
     let seat = seats[7];
-    let requests = (0..clients)
-        .map(|i| {
-            (
-                format!("fan-{i}"),
-                json!({"event_id": event_id, "seat_ids": [seat]}),
-            )
-        })
-        .collect();
+    let requests = one_seat_requests("fan", clients, event_id, seat);
 
     let results = stampede(&app, requests).await;
 
-    let mut by_status: HashMap<u16, usize> = HashMap::new();
-    for (status, body) in &results {
-        *by_status.entry(*status).or_default() += 1;
-        if *status == 409 {
-            assert_eq!(
-                body["seat_ids"],
-                json!([seat]),
-                "every loser is told which seat was taken"
-            );
-        }
-    }
-    assert_eq!(
-        by_status.get(&201),
-        Some(&1),
-        "exactly one winner: {by_status:?}"
-    );
-    assert_eq!(
-        by_status.get(&409),
-        Some(&(clients - 1)),
-        "everyone else 409: {by_status:?}"
-    );
-    assert_eq!(
-        app.tickets_for_seat(event_id, seat).await,
-        1,
-        "one ticket row"
-    );
+    assert_one_winner(&app, event_id, seat, &results).await;
     let winner = &results.iter().find(|(s, _)| *s == 201).unwrap().1;
     let owner: String = app
         .db
@@ -62,12 +33,7 @@ async fn one_seat_herd(clients: usize) {
         winner["user_id"], owner,
         "the 201 went to the owner of the ticket"
     );
-    let bookings: i64 = app
-        .db
-        .query_one("SELECT count(*) FROM bookings", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let bookings = app.count("SELECT count(*) FROM bookings").await;
     assert_eq!(bookings, 1, "losers leave no booking behind");
 }
 
@@ -104,20 +70,10 @@ async fn overlapping_multi_seat_bookings_never_share_a_seat_and_are_always_whole
     let mut sold: HashMap<i64, String> = HashMap::new();
     let mut losers = Vec::new();
     for ((_, request), (status, body)) in requests.iter().zip(&results) {
-        let asked: HashSet<i64> = request["seat_ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap())
-            .collect();
+        let asked: HashSet<i64> = integers(&request["seat_ids"]).into_iter().collect();
         match status {
             201 => {
-                let got: HashSet<i64> = body["tickets"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|t| t["seat_id"].as_i64().unwrap())
-                    .collect();
+                let got: HashSet<i64> = ids_in(&body["tickets"], "seat_id").into_iter().collect();
                 assert_eq!(got, asked, "a booking is whole");
                 for seat in got {
                     let id = body["id"].as_str().unwrap().to_owned();
@@ -143,12 +99,7 @@ async fn overlapping_multi_seat_bookings_never_share_a_seat_and_are_always_whole
     assert_eq!(stored, sold, "tickets in PostgreSQL are exactly the 201s");
 
     for (asked, problem) in losers {
-        let named: Vec<i64> = problem["seat_ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap())
-            .collect();
+        let named = integers(&problem["seat_ids"]);
         assert!(!named.is_empty(), "a 409 names the seats: {problem}");
         for seat in named {
             assert!(asked.contains(&seat), "a 409 names only requested seats");
@@ -162,7 +113,7 @@ async fn overlapping_multi_seat_bookings_never_share_a_seat_and_are_always_whole
 
 /// Holds every table lock on `tickets` in its own session until dropped: a booking that needs
 /// the table waits, one that never reaches PostgreSQL does not.
-async fn lock_tickets(app: &crate::helpers::TestApp) -> tokio_postgres::Client {
+async fn lock_tickets(app: &TestApp) -> tokio_postgres::Client {
     let locker = app.connect().await;
     locker
         .batch_execute("BEGIN; LOCK TABLE tickets IN ACCESS EXCLUSIVE MODE")
@@ -175,14 +126,8 @@ async fn lock_tickets(app: &crate::helpers::TestApp) -> tokio_postgres::Client {
 async fn a_seat_known_to_be_taken_is_refused_without_asking_postgresql() {
     let app = spawn_app().await;
     let (event_id, seats) = app.seed_event(2, 5).await;
-    assert_eq!(
-        app.book("winner", event_id, &[seats[0]]).await.status(),
-        201
-    );
-    assert_eq!(
-        app.hold("holder", event_id, &[seats[1]]).await.status(),
-        201
-    );
+    app.booked("winner", event_id, &[seats[0]]).await;
+    app.held("holder", event_id, &[seats[1]]).await;
 
     // PostgreSQL cannot answer anything about tickets now; the committed claims' marks in Redis
     // still refuse their seats, at once and naming them.
@@ -195,7 +140,7 @@ async fn a_seat_known_to_be_taken_is_refused_without_asking_postgresql() {
         )
         .await
         .expect("refused without waiting for the locked table");
-        let problem = crate::helpers::assert_problem(response, 409).await;
+        let problem = assert_problem(response, 409).await;
         assert_eq!(problem["seat_ids"], json!([seat]), "{problem}");
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
@@ -221,18 +166,10 @@ async fn a_seat_known_to_be_taken_is_refused_without_asking_postgresql() {
 async fn a_cancelled_seat_is_bookable_at_once_and_a_conflict_marks_its_seat_taken() {
     let app = spawn_app().await;
     let (event_id, seats) = app.seed_event(2, 5).await;
-    let response = app.book("first", event_id, &[seats[3]]).await;
-    assert_eq!(response.status(), 201);
-    let booking: Value = response.json().await.unwrap();
+    let booking = app.booked("first", event_id, &[seats[3]]).await;
     let cancel = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/bookings/{}", booking["id"].as_str().unwrap()),
-            crate::helpers::As::User("first"),
-        )
-        .send()
-        .await
-        .unwrap();
+        .cancel(booking["id"].as_str().unwrap(), As::User("first"))
+        .await;
     assert_eq!(cancel.status(), 200);
     assert_eq!(
         app.book("second", event_id, &[seats[3]]).await.status(),
@@ -254,7 +191,7 @@ async fn a_cancelled_seat_is_bookable_at_once_and_a_conflict_marks_its_seat_take
         .await
         .unwrap();
     let first = app.book("fan-1", event_id, &[seats[4]]).await;
-    crate::helpers::assert_problem(first, 409).await;
+    assert_problem(first, 409).await;
     let locker = lock_tickets(&app).await;
     let second = tokio::time::timeout(
         std::time::Duration::from_secs(5),
@@ -262,7 +199,7 @@ async fn a_cancelled_seat_is_bookable_at_once_and_a_conflict_marks_its_seat_take
     )
     .await
     .expect("refused from the conflict's mark");
-    let problem = crate::helpers::assert_problem(second, 409).await;
+    let problem = assert_problem(second, 409).await;
     assert_eq!(problem["seat_ids"], json!([seats[4]]));
     locker.batch_execute("ROLLBACK").await.unwrap();
 }

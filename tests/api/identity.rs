@@ -41,11 +41,7 @@ async fn booking_requires_an_identity() {
     let app = spawn_app().await;
     let (event_id, seats) = app.seed_event(1, 2).await;
     let response = app
-        .post(
-            "/api/v1/bookings",
-            As::Anonymous,
-            &json!({"event_id": event_id, "seat_ids": [seats[0]]}),
-        )
+        .claim("/api/v1/bookings", As::Anonymous, event_id, &seats[..1])
         .await;
     assert_problem(response, 401).await;
     assert_problem(app.get("/api/v1/bookings", As::Anonymous).await, 401).await;

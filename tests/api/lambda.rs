@@ -22,32 +22,34 @@ pub(crate) async fn organize_event(
     rows: i64,
     cols: i64,
 ) -> i64 {
-    let venue_body = json!({"name": format!("{name} Hall"), "rows": rows, "cols": cols});
-    let (status, venue) = invoke(
-        organizer_fn.clone(),
-        gateway_event(
-            "POST",
-            "/api/v1/venues",
-            Some(organizer_claims()),
-            Some(&venue_body),
-        ),
-    )
-    .await;
-    assert_eq!(status, 201, "{venue}");
-    let event_body = json!({"name": format!("{name} Night"), "starts_at": "2031-02-03T20:00:00Z",
-                            "venue_id": venue["id"], "price_cents": 4200});
-    let (status, event) = invoke(
-        organizer_fn.clone(),
-        gateway_event(
-            "POST",
-            "/api/v1/events",
-            Some(organizer_claims()),
-            Some(&event_body),
-        ),
-    )
-    .await;
-    assert_eq!(status, 201, "{event}");
-    event["id"].as_i64().unwrap()
+    let venue = json!({"name": format!("{name} Hall"), "rows": rows, "cols": cols});
+    let venue = organize(organizer_fn, "/api/v1/venues", venue).await;
+    let event = json!({"name": format!("{name} Night"), "starts_at": "2031-02-03T20:00:00Z",
+                       "venue_id": venue["id"], "price_cents": 4200});
+    organize(organizer_fn, "/api/v1/events", event).await["id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// What the organizer function made of `body`, POSTed to `path` with an organizer's claims
+/// (asserted a 201).
+async fn organize(organizer_fn: &axum::Router, path: &str, body: Value) -> Value {
+    let claims = Some(organizer_claims());
+    let (status, made) = call(organizer_fn, "POST", path, claims, Some(&body)).await;
+    assert_eq!(status, 201, "{made}");
+    made
+}
+
+/// The answer of the function `router` to an API Gateway event of `method` on `path`, with the
+/// authorizer's `claims` (if any) and the JSON `body` (if any).
+pub(crate) async fn call(
+    router: &axum::Router,
+    method: &str,
+    path: &str,
+    claims: Option<Value>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    invoke(router.clone(), gateway_event(method, path, claims, body)).await
 }
 
 pub(crate) async fn invoke(router: axum::Router, event: Value) -> (u16, Value) {
@@ -71,14 +73,13 @@ async fn every_function_answers_an_api_gateway_event_as_the_local_server_does() 
     // organizer: claims decide, and a plain user is refused.
     let organizer_fn = seatbook_core::http::finish(organizer_fn::routes(), state.clone());
     let venue_body = json!({"name": "Lambda Hall", "rows": 2, "cols": 3});
-    let (status, _) = invoke(
-        organizer_fn.clone(),
-        gateway_event(
-            "POST",
-            "/api/v1/venues",
-            Some(alice.clone()),
-            Some(&venue_body),
-        ),
+    let claims = Some(alice.clone());
+    let (status, _) = call(
+        &organizer_fn,
+        "POST",
+        "/api/v1/venues",
+        claims,
+        Some(&venue_body),
     )
     .await;
     assert_eq!(status, 403);
@@ -91,7 +92,7 @@ async fn every_function_answers_an_api_gateway_event_as_the_local_server_does() 
         format!("/api/v1/events/{event_id}/availability"),
         "/api/v1/events?limit=5".to_owned(),
     ] {
-        let via_lambda = invoke(events_fn.clone(), gateway_event("GET", &path, None, None)).await;
+        let via_lambda = call(&events_fn, "GET", &path, None, None).await;
         let local = app.get(&path, As::Anonymous).await;
         let via_http = (
             local.status().as_u16(),
@@ -106,57 +107,33 @@ async fn every_function_answers_an_api_gateway_event_as_the_local_server_does() 
     // booking: the caller is the JWT subject; no claims, no booking.
     let booking_fn = seatbook_core::http::finish(booking_fn::routes(&state), state.clone());
     let booking_body = json!({"event_id": event_id, "seat_ids": [seat]});
-    let (status, _) = invoke(
-        booking_fn.clone(),
-        gateway_event("POST", "/api/v1/bookings", None, Some(&booking_body)),
-    )
-    .await;
-    assert_eq!(status, 401);
-    let (status, booking) = invoke(
-        booking_fn.clone(),
-        gateway_event(
+    let book = |claims: Option<Value>| {
+        call(
+            &booking_fn,
             "POST",
             "/api/v1/bookings",
-            Some(alice.clone()),
+            claims,
             Some(&booking_body),
-        ),
-    )
-    .await;
+        )
+    };
+    let (status, _) = book(None).await;
+    assert_eq!(status, 401);
+    let (status, booking) = book(Some(alice.clone())).await;
     assert_eq!(status, 201, "{booking}");
     assert_eq!(booking["user_id"], "alice");
     let path = format!("/api/v1/bookings/{}", booking["id"].as_str().unwrap());
-    let via_lambda = invoke(
-        booking_fn.clone(),
-        gateway_event("GET", &path, Some(alice), None),
-    )
-    .await;
+    let via_lambda = call(&booking_fn, "GET", &path, Some(alice), None).await;
     let local = app.get(&path, As::User("alice")).await;
     assert_eq!(via_lambda, (200, local.json::<Value>().await.unwrap()));
-    let (status, problem) = invoke(
-        booking_fn,
-        gateway_event(
-            "POST",
-            "/api/v1/bookings",
-            Some(json!({"sub": "bob"})),
-            Some(&booking_body),
-        ),
-    )
-    .await;
+    let (status, problem) = book(Some(json!({"sub": "bob"}))).await;
     assert_eq!((status, &problem["seat_ids"]), (409, &json!([seat])));
 
     // metrics
     let metrics_fn = seatbook_core::http::finish(metrics_fn::routes(), state);
-    let (status, _) = invoke(
-        metrics_fn.clone(),
-        gateway_event("GET", "/api/v1/metrics", None, None),
-    )
-    .await;
+    let (status, _) = call(&metrics_fn, "GET", "/api/v1/metrics", None, None).await;
     assert_eq!(status, 401, "metrics are for organizers");
-    let (status, via_lambda) = invoke(
-        metrics_fn,
-        gateway_event("GET", "/api/v1/metrics", Some(organizer_claims()), None),
-    )
-    .await;
+    let claims = Some(organizer_claims());
+    let (status, via_lambda) = call(&metrics_fn, "GET", "/api/v1/metrics", claims, None).await;
     let local = app.get("/api/v1/metrics", ORGANIZER).await;
     let local: Value = local.json().await.unwrap();
     assert_eq!(status, 200);
@@ -211,15 +188,7 @@ async fn every_sample_event_in_events_is_answered_by_its_function_as_written() {
     );
     // Straight from the tickets (another reader's map may lag the booking by up to a second).
     let booked: Vec<i64> = app
-        .db
-        .query(
-            "SELECT seat_id FROM tickets WHERE event_id = 1 ORDER BY seat_id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+        .column("SELECT seat_id FROM tickets WHERE event_id = 1 ORDER BY seat_id")
+        .await;
     assert_eq!(booked, [1, 2]);
 }

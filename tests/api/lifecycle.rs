@@ -2,12 +2,19 @@
 
 use crate::booking::{fail_serialization, ticket_inserts};
 use crate::helpers::{
-    assert_problem, seat_status, spawn_app, spawn_app_with, As, Spawn, TestApp, ORGANIZER,
+    assert_problem, seat_status, spawn_app, spawn_app_with_env, As, TestApp, ORGANIZER,
 };
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Barrier;
+
+/// Asserts `seat` is available on the map as `app` reads it (`why`); the map.
+async fn assert_available(app: &TestApp, event_id: i64, seat: i64, why: &str) -> Value {
+    let availability = app.availability(event_id).await;
+    assert_eq!(seat_status(&availability, seat), "available", "{why}");
+    availability
+}
 
 async fn book_with_key(app: &TestApp, user: &str, key: &str, body: &Value) -> reqwest::Response {
     app.request(reqwest::Method::POST, "/api/v1/bookings", As::User(user))
@@ -16,10 +23,6 @@ async fn book_with_key(app: &TestApp, user: &str, key: &str, body: &Value) -> re
         .send()
         .await
         .unwrap()
-}
-
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    app.db.query_one(sql, &[]).await.unwrap().get(0)
 }
 
 #[tokio::test]
@@ -42,7 +45,7 @@ async fn a_retried_booking_with_the_same_key_returns_the_original_response() {
         original,
         "the same booking"
     );
-    assert_eq!(count(&app, "SELECT count(*) FROM bookings").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM bookings").await, 1);
 
     // Seat order is not part of the request's identity; a different request is.
     let reordered = json!({"event_id": event_id, "seat_ids": [seats[1], seats[0]]});
@@ -96,9 +99,9 @@ async fn twenty_concurrent_retries_of_one_key_make_one_booking() {
         ids.insert(booking["id"].as_str().unwrap().to_owned());
     }
     assert_eq!(ids.len(), 1, "every retry got the same booking");
-    assert_eq!(count(&app, "SELECT count(*) FROM bookings").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM bookings").await, 1);
     assert_eq!(
-        count(&app, "SELECT count(*) FROM outbox").await,
+        app.count("SELECT count(*) FROM outbox").await,
         1,
         "one confirmation"
     );
@@ -108,12 +111,7 @@ async fn twenty_concurrent_retries_of_one_key_make_one_booking() {
 async fn a_cancelled_booking_frees_its_seats_at_once_and_keeps_its_history() {
     let app = spawn_app().await;
     let (event_id, seats) = app.seed_event(2, 5).await;
-    let booking: Value = app
-        .book("alice", event_id, &seats[..2])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let booking = app.booked("alice", event_id, &seats[..2]).await;
     let path = format!("/api/v1/bookings/{}", booking["id"].as_str().unwrap());
     assert_eq!(
         seat_status(&app.availability(event_id).await, seats[0]),
@@ -121,32 +119,16 @@ async fn a_cancelled_booking_frees_its_seats_at_once_and_keeps_its_history() {
         "cached as booked"
     );
 
-    assert_problem(
-        app.request(reqwest::Method::DELETE, &path, As::User("mallory"))
-            .send()
-            .await
-            .unwrap(),
-        404,
-    )
-    .await;
+    assert_problem(app.delete(&path, As::User("mallory")).await, 404).await;
 
-    let cancelled = app
-        .request(reqwest::Method::DELETE, &path, As::User("alice"))
-        .send()
-        .await
-        .unwrap();
+    let cancelled = app.delete(&path, As::User("alice")).await;
     assert_eq!(cancelled.status(), 200);
     app.saw(&cancelled);
     let cancelled: Value = cancelled.json().await.unwrap();
     assert_eq!(cancelled["status"], "cancelled");
     assert_eq!(cancelled["tickets"], booking["tickets"], "history kept");
 
-    let availability = app.availability(event_id).await;
-    assert_eq!(
-        seat_status(&availability, seats[0]),
-        "available",
-        "the cache reflects it"
-    );
+    let availability = assert_available(&app, event_id, seats[0], "the cache reflects it").await;
     assert_eq!(availability["booked_seats"], 0);
 
     assert_eq!(
@@ -155,11 +137,7 @@ async fn a_cancelled_booking_frees_its_seats_at_once_and_keeps_its_history() {
         "someone else can book them"
     );
 
-    let twice = app
-        .request(reqwest::Method::DELETE, &path, As::User("alice"))
-        .send()
-        .await
-        .unwrap();
+    let twice = app.delete(&path, As::User("alice")).await;
     assert_eq!(twice.status(), 200, "cancelling twice is harmless");
     assert_eq!(twice.json::<Value>().await.unwrap(), cancelled);
     assert_eq!(
@@ -173,18 +151,8 @@ async fn a_cancelled_booking_frees_its_seats_at_once_and_keeps_its_history() {
 async fn an_organizer_may_cancel_anyones_booking() {
     let app = spawn_app().await;
     let (event_id, seats) = app.seed_event(1, 2).await;
-    let booking: Value = app
-        .book("alice", event_id, &[seats[0]])
-        .await
-        .json()
-        .await
-        .unwrap();
-    let path = format!("/api/v1/bookings/{}", booking["id"].as_str().unwrap());
-    let response = app
-        .request(reqwest::Method::DELETE, &path, ORGANIZER)
-        .send()
-        .await
-        .unwrap();
+    let booking = app.booked("alice", event_id, &[seats[0]]).await;
+    let response = app.cancel(booking["id"].as_str().unwrap(), ORGANIZER).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.json::<Value>().await.unwrap()["status"],
@@ -198,12 +166,9 @@ async fn a_herd_racing_a_cancellation_never_double_books() {
     let (event_id, seats) = app.seed_event(1, 3).await;
     let seat = seats[1];
     for round in 0..5 {
-        let booking: Value = app
-            .book(&format!("owner-{round}"), event_id, &[seat])
-            .await
-            .json()
-            .await
-            .unwrap();
+        let booking = app
+            .booked(&format!("owner-{round}"), event_id, &[seat])
+            .await;
         let path = format!("/api/v1/bookings/{}", booking["id"].as_str().unwrap());
         let barrier = Arc::new(Barrier::new(101));
         let mut tasks = Vec::new();
@@ -251,14 +216,7 @@ async fn a_herd_racing_a_cancellation_never_double_books() {
                 .await
                 .unwrap()
                 .get(0);
-            app.request(
-                reqwest::Method::DELETE,
-                &format!("/api/v1/bookings/{holder}"),
-                ORGANIZER,
-            )
-            .send()
-            .await
-            .unwrap();
+            app.cancel(&holder, ORGANIZER).await;
         }
     }
 }
@@ -291,7 +249,7 @@ async fn a_hold_reserves_seats_until_confirmed() {
     assert_eq!(seat_status(&availability, seats[0]), "held");
     assert_eq!(availability["held_seats"], 2);
     assert_eq!(
-        count(&app, "SELECT count(*) FROM outbox").await,
+        app.count("SELECT count(*) FROM outbox").await,
         0,
         "no confirmation for a hold"
     );
@@ -301,13 +259,9 @@ async fn a_hold_reserves_seats_until_confirmed() {
     let bobs_hold = app.hold("bob", event_id, &[seats[0]]).await;
     assert_problem(bobs_hold, 409).await;
 
-    let confirm_path = format!("/api/v1/holds/{}/confirm", hold["id"].as_str().unwrap());
-    assert_problem(
-        app.post(&confirm_path, As::User("bob"), &json!({})).await,
-        404,
-    )
-    .await;
-    let confirmed = app.post(&confirm_path, As::User("alice"), &json!({})).await;
+    let hold_id = hold["id"].as_str().unwrap();
+    assert_problem(app.confirm(hold_id, As::User("bob")).await, 404).await;
+    let confirmed = app.confirm(hold_id, As::User("alice")).await;
     assert_eq!(confirmed.status(), 201);
     let confirmed: Value = confirmed.json().await.unwrap();
     assert_eq!(confirmed["status"], "confirmed");
@@ -318,30 +272,21 @@ async fn a_hold_reserves_seats_until_confirmed() {
         "booked"
     );
     assert_eq!(
-        count(&app, "SELECT count(*) FROM outbox").await,
+        app.count("SELECT count(*) FROM outbox").await,
         1,
         "the confirmation is recorded"
     );
 
-    let again = app.post(&confirm_path, As::User("alice"), &json!({})).await;
+    let again = app.confirm(hold_id, As::User("alice")).await;
     assert_eq!(again.status(), 201, "confirming twice answers the same");
-    assert_eq!(count(&app, "SELECT count(*) FROM outbox").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM outbox").await, 1);
 }
 
 #[tokio::test]
 async fn a_lapsed_hold_frees_its_seats_without_any_job_and_cannot_be_confirmed() {
-    let app = spawn_app_with(Spawn {
-        env: vec![("HOLD_TTL_SECONDS", "1".to_owned())],
-        ..Spawn::default()
-    })
-    .await;
+    let app = spawn_app_with_env(&[("HOLD_TTL_SECONDS", "1")]).await;
     let (event_id, seats) = app.seed_event(1, 4).await;
-    let hold: Value = app
-        .hold("alice", event_id, &[seats[0], seats[1]])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let hold = app.held("alice", event_id, &[seats[0], seats[1]]).await;
     assert_eq!(
         seat_status(&app.availability(event_id).await, seats[0]),
         "held",
@@ -350,12 +295,8 @@ async fn a_lapsed_hold_frees_its_seats_without_any_job_and_cannot_be_confirmed()
     assert_problem(app.book("bob", event_id, &[seats[0]]).await, 409).await;
 
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    let availability = app.availability(event_id).await;
-    assert_eq!(
-        seat_status(&availability, seats[0]),
-        "available",
-        "the cached map lapsed with the hold"
-    );
+    let why = "the cached map lapsed with the hold";
+    let availability = assert_available(&app, event_id, seats[0], why).await;
     assert_eq!(availability["held_seats"], 0);
 
     // Bob simply wins the seat; the lapsed hold is released in his transaction.
@@ -363,21 +304,11 @@ async fn a_lapsed_hold_frees_its_seats_without_any_job_and_cannot_be_confirmed()
     assert_eq!(bobs.status(), 201);
     assert_eq!(app.tickets_for_seat(event_id, seats[0]).await, 1);
 
-    let confirm_path = format!("/api/v1/holds/{}/confirm", hold["id"].as_str().unwrap());
-    assert_problem(
-        app.post(&confirm_path, As::User("alice"), &json!({})).await,
-        410,
-    )
-    .await;
-    let expired: Value = app
-        .get(
-            &format!("/api/v1/bookings/{}", hold["id"].as_str().unwrap()),
-            As::User("alice"),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let hold_id = hold["id"].as_str().unwrap();
+    assert_problem(app.confirm(hold_id, As::User("alice")).await, 410).await;
+    let expired = app
+        .get_json(&format!("/api/v1/bookings/{hold_id}"), As::User("alice"))
+        .await;
     assert_eq!(expired["status"], "expired");
     assert_eq!(
         expired["tickets"].as_array().unwrap().len(),
@@ -401,10 +332,7 @@ async fn a_keyed_booking_that_never_serializes_gets_a_503_and_its_key_books_late
     assert_problem(response, 503).await;
     let attempts = ticket_inserts(&app).await;
     assert!((2..=5).contains(&attempts), "bounded retries: {attempts}");
-    assert_eq!(
-        count(&app, "SELECT count(*) FROM idempotency_keys").await,
-        0
-    );
+    assert_eq!(app.count("SELECT count(*) FROM idempotency_keys").await, 0);
 
     app.db
         .batch_execute("DROP TRIGGER refuse_to_serialize ON tickets")
@@ -413,7 +341,7 @@ async fn a_keyed_booking_that_never_serializes_gets_a_503_and_its_key_books_late
     let retried = book_with_key(&app, "alice", "unlucky", &body).await;
     assert_eq!(retried.status(), 201, "a 503 is not replayed");
     assert!(retried.headers().get("idempotent-replayed").is_none());
-    assert_eq!(count(&app, "SELECT count(*) FROM bookings").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM bookings").await, 1);
 }
 
 #[tokio::test]
@@ -434,24 +362,16 @@ async fn a_keyed_booking_that_fails_serialization_twice_is_booked_and_replayed()
     let again = book_with_key(&app, "alice", "patient", &body).await;
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     assert_eq!(again.json::<Value>().await.unwrap(), booking);
-    assert_eq!(count(&app, "SELECT count(*) FROM bookings").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM bookings").await, 1);
 }
 
 #[tokio::test]
 async fn a_lapsed_hold_gives_way_to_a_booking_with_or_without_an_idempotency_key() {
-    let app = spawn_app_with(Spawn {
-        env: vec![("HOLD_TTL_SECONDS", "1".to_owned())],
-        ..Spawn::default()
-    })
-    .await;
+    let app = spawn_app_with_env(&[("HOLD_TTL_SECONDS", "1")]).await;
     let (event_id, seats) = app.seed_event(1, 4).await;
     for pair in [[seats[0], seats[1]], [seats[2], seats[3]]] {
         let hold = app
-            .post(
-                "/api/v1/holds",
-                As::User("alice"),
-                &json!({"event_id": event_id, "seat_ids": pair}),
-            )
+            .claim("/api/v1/holds", As::User("alice"), event_id, &pair)
             .await;
         assert_eq!(hold.status(), 201);
     }
@@ -468,18 +388,12 @@ async fn a_lapsed_hold_gives_way_to_a_booking_with_or_without_an_idempotency_key
     .await;
     assert_eq!(keyed.status(), 201);
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM bookings WHERE status = 'expired'"
-        )
-        .await,
+        app.count("SELECT count(*) FROM bookings WHERE status = 'expired'")
+            .await,
         2,
         "both holds were released, and kept as history"
     );
-    assert_eq!(
-        count(&app, "SELECT count(*) FROM released_tickets").await,
-        4
-    );
+    assert_eq!(app.count("SELECT count(*) FROM released_tickets").await, 4);
     for seat in &seats[..4] {
         assert_eq!(app.tickets_for_seat(event_id, *seat).await, 1);
     }

@@ -7,10 +7,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use notifier_fn::{
-    drain, drain_every, housekeeping, housekeeping_with, verify, Headers, NotifierSettings, Policy,
-    Webhook, WebhookSettings, DEFAULT_TOLERANCE, ID_HEADER, LOCAL_PERIOD, SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
+    drain, drain_every, housekeeping, housekeeping_with, verify, DrainReport, Headers,
+    NotifierSettings, Policy, Webhook, WebhookSettings, DEFAULT_TOLERANCE, ID_HEADER, LOCAL_PERIOD,
+    SIGNATURE_HEADER, TIMESTAMP_HEADER,
 };
+use seatbook_core::db::Pool;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,13 +50,18 @@ impl Receiver {
     }
 
     fn accepted_ids(&self) -> Vec<String> {
-        self.accepted
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(id, _)| id.clone())
-            .collect()
+        each(&self.accepted, |(id, _)| id.clone())
     }
+
+    /// The delivery id of every well-signed request, in arrival order.
+    fn requested_ids(&self) -> Vec<String> {
+        each(&self.requests, |(id, _)| id.clone())
+    }
+}
+
+/// `part` of each entry a receiver recorded, in order.
+fn each<E, T>(record: &Mutex<Vec<E>>, part: impl Fn(&E) -> T) -> Vec<T> {
+    record.lock().unwrap().iter().map(part).collect()
 }
 
 /// A delivery's Standard Webhooks headers.
@@ -150,28 +156,12 @@ async fn confirm_six(app: &TestApp) -> Vec<String> {
     let (event_id, seats) = app.seed_event(2, 5).await;
     let mut ids = Vec::new();
     for (i, seat) in seats[..5].iter().enumerate() {
-        let booking: Value = app
-            .book(&format!("user-{i}"), event_id, &[*seat])
-            .await
-            .json()
-            .await
-            .unwrap();
+        let booking = app.booked(&format!("user-{i}"), event_id, &[*seat]).await;
         ids.push(booking["id"].as_str().unwrap().to_owned());
     }
-    let hold: Value = app
-        .hold("holder", event_id, &[seats[5]])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let hold = app.held("holder", event_id, &[seats[5]]).await;
     let hold_id = hold["id"].as_str().unwrap().to_owned();
-    let confirm = app
-        .post(
-            &format!("/api/v1/holds/{hold_id}/confirm"),
-            As::User("holder"),
-            &json!({}),
-        )
-        .await;
+    let confirm = app.confirm(&hold_id, As::User("holder")).await;
     assert_eq!(confirm.status(), 201);
     ids.push(hold_id);
     // A hold that is never confirmed sends nothing.
@@ -183,25 +173,13 @@ async fn confirm_six(app: &TestApp) -> Vec<String> {
 /// `n` confirmed bookings, one seat each, by `n` users; their outbox ids in order.
 async fn book_n(app: &TestApp, n: usize) -> Vec<i64> {
     let (event_id, seats) = app.seed_event(1, n as i64).await;
-    for (i, seat) in seats.iter().enumerate() {
-        assert_eq!(
-            app.book(&format!("user-{i}"), event_id, &[*seat])
-                .await
-                .status(),
-            201
-        );
-    }
+    app.book_each(event_id, &seats, |i| format!("user-{i}"))
+        .await;
     outbox_ids(app).await
 }
 
 async fn outbox_ids(app: &TestApp) -> Vec<i64> {
-    app.db
-        .query("SELECT id FROM outbox ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
+    app.column("SELECT id FROM outbox ORDER BY id").await
 }
 
 /// Each outbox row as (status, attempts, leased now).
@@ -218,27 +196,106 @@ async fn outbox_rows(app: &TestApp) -> Vec<(String, i32, bool)> {
         .collect()
 }
 
+/// The outbox row `id` as it is stored.
+#[derive(Debug)]
+struct OutboxRow {
+    status: String,
+    attempts: i32,
+    last_error: Option<String>,
+    locked_until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+async fn outbox_row(app: &TestApp, id: i64) -> OutboxRow {
+    let row = app
+        .db
+        .query_one(
+            "SELECT status, attempts, last_error, locked_until FROM outbox WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    OutboxRow {
+        status: row.get(0),
+        attempts: row.get(1),
+        last_error: row.get(2),
+        locked_until: row.get(3),
+    }
+}
+
+/// Waits (at most `within`) until no outbox row is leased any more.
+async fn until_no_lease(app: &TestApp, within: Duration) {
+    let lapse = Instant::now();
+    while outbox_rows(app).await.iter().any(|r| r.2) {
+        assert!(lapse.elapsed() < within, "the leases lapse");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn cancel(app: &TestApp, user: &str, booking_id: &str) -> reqwest::Response {
-    app.request(
-        reqwest::Method::DELETE,
-        &format!("/api/v1/bookings/{booking_id}"),
-        As::User(user),
-    )
-    .send()
-    .await
-    .unwrap()
+    app.cancel(booking_id, As::User(user)).await
 }
 
 fn delivered_booking_ids(receiver: &Receiver) -> Vec<String> {
-    let mut ids: Vec<String> = receiver
-        .accepted
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, body)| body["booking_id"].as_str().unwrap().to_owned())
-        .collect();
+    let mut ids = each(&receiver.accepted, |(_, body)| {
+        body["booking_id"].as_str().unwrap().to_owned()
+    });
     ids.sort();
     ids
+}
+
+/// Changes the outbox behind the notifier's back with `sql`, then runs the notifier once, with
+/// the default policy, delivering to a fresh receiver; the receiver and the run's report.
+async fn drain_after(app: &TestApp, sql: &str) -> (Receiver, DrainReport) {
+    app.db.batch_execute(sql).await.unwrap();
+    let receiver = Receiver::default();
+    let webhook = start(receiver.clone()).await;
+    let report = drain(&app.lambda_state().db, &webhook, Policy::default())
+        .await
+        .unwrap();
+    (receiver, report)
+}
+
+/// What each run of a notifier under test is given: the database, the webhook, the policy.
+struct Notifier {
+    db: Pool,
+    webhook: Arc<Webhook>,
+    policy: Policy,
+}
+
+impl Notifier {
+    async fn drain(&self) -> DrainReport {
+        drain(&self.db, &self.webhook, self.policy).await.unwrap()
+    }
+
+    /// A run in the background, for the test to abort mid-batch.
+    fn start(&self) -> tokio::task::JoinHandle<DrainReport> {
+        let (db, webhook, policy) = (self.db.clone(), self.webhook.clone(), self.policy);
+        tokio::spawn(async move { drain(&db, &webhook, policy).await.unwrap() })
+    }
+}
+
+/// `n` bookings and a receiver that answers the first two requests and hangs on every later one;
+/// the notifier delivering to it gives up on a request after `timeout`, leases each delivery for
+/// `lease` and has up to `concurrency` in flight.
+async fn bookings_and_a_receiver_that_hangs_after_two(
+    n: usize,
+    timeout: Duration,
+    lease: Duration,
+    concurrency: usize,
+) -> (TestApp, Vec<i64>, Receiver, Notifier) {
+    let app = spawn_app().await;
+    let ids = book_n(&app, n).await;
+    let receiver = Receiver::hanging_after(2);
+    let notifier = Notifier {
+        db: app.lambda_state().db,
+        webhook: Arc::new(start_with(receiver.clone(), timeout).await),
+        policy: Policy {
+            lease,
+            concurrency,
+            ..Policy::default()
+        },
+    };
+    (app, ids, receiver, notifier)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -313,8 +370,7 @@ async fn a_receiver_that_fails_twice_first_still_gets_every_confirmation() {
 #[tokio::test]
 async fn a_delivery_that_keeps_failing_ends_in_the_dead_letter_state() {
     let app = spawn_app().await;
-    let (event_id, seats) = app.seed_event(1, 1).await;
-    assert_eq!(app.book("alice", event_id, &seats).await.status(), 201);
+    let ids = book_n(&app, 1).await;
     let receiver = Receiver {
         fail_first: u32::MAX,
         ..Receiver::default()
@@ -329,14 +385,9 @@ async fn a_delivery_that_keeps_failing_ends_in_the_dead_letter_state() {
             .dead;
     }
     assert_eq!(dead, 1);
-    let row = app
-        .db
-        .query_one("SELECT status, attempts, last_error FROM outbox", &[])
-        .await
-        .unwrap();
-    assert_eq!(row.get::<_, String>(0), "dead");
-    assert_eq!(row.get::<_, i32>(1), 3);
-    assert!(row.get::<_, String>(2).contains("503"));
+    let row = outbox_row(&app, ids[0]).await;
+    assert_eq!((row.status.as_str(), row.attempts), ("dead", 3));
+    assert!(row.last_error.unwrap().contains("503"));
     // Dead deliveries are left alone.
     assert_eq!(
         drain(&state.db, &webhook, immediate_retries(3))
@@ -412,23 +463,16 @@ async fn a_receiver_that_hangs_past_the_timeout_costs_a_failed_attempt_with_back
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_aborted_mid_batch_keeps_what_it_delivered_and_resends_only_the_delivery_in_flight_after_its_lease(
 ) {
-    let app = spawn_app().await;
-    let ids = book_n(&app, 4).await;
-    let receiver = Receiver::hanging_after(2);
-    let webhook = Arc::new(start_with(receiver.clone(), Duration::from_secs(2)).await);
-    let state = app.lambda_state();
-    let policy = Policy {
-        lease: Duration::from_secs(3),
-        // One at a time, so "the delivery in flight" is one; the concurrent case is
-        // a_drain_aborted_with_deliveries_in_flight_loses_none_and_resends_only_those.
-        concurrency: 1,
-        ..Policy::default()
-    };
-
-    let run = {
-        let (db, webhook) = (state.db.clone(), webhook.clone());
-        tokio::spawn(async move { drain(&db, &webhook, policy).await })
-    };
+    // One at a time, so "the delivery in flight" is one; the concurrent case is
+    // a_drain_aborted_with_deliveries_in_flight_loses_none_and_resends_only_those.
+    let (app, ids, receiver, notifier) = bookings_and_a_receiver_that_hangs_after_two(
+        4,
+        Duration::from_secs(2),
+        Duration::from_secs(3),
+        1,
+    )
+    .await;
+    let run = notifier.start();
     tokio::time::timeout(Duration::from_secs(20), receiver.hanging.notified())
         .await
         .expect("the third delivery reaches the receiver");
@@ -448,51 +492,26 @@ async fn a_drain_aborted_mid_batch_keeps_what_it_delivered_and_resends_only_the_
     receiver.stop_hanging();
 
     // While the lease holds, the next run leaves the delivery in flight alone.
-    let next = drain(&state.db, &webhook, policy).await.unwrap();
+    let next = notifier.drain().await;
     assert_eq!(next.delivered, 1, "{next:?}");
     let id = |i: usize| ids[i].to_string();
     assert_eq!(receiver.accepted_ids(), vec![id(0), id(1), id(3)]);
 
-    // Once it lapses, the delivery that was in flight is sent again, and only it.
-    let lapse = Instant::now();
-    while app
-        .db
-        .query_one(
-            "SELECT locked_until > now() FROM outbox WHERE id = $1",
-            &[&ids[2]],
-        )
-        .await
-        .unwrap()
-        .get::<_, bool>(0)
-    {
-        assert!(
-            lapse.elapsed() < Duration::from_secs(10),
-            "the lease lapses"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let last = drain(&state.db, &webhook, policy).await.unwrap();
+    // Once it lapses (the last one leased), the delivery that was in flight is sent again, and
+    // only it.
+    until_no_lease(&app, Duration::from_secs(10)).await;
+    let last = notifier.drain().await;
     assert_eq!(last.delivered, 1, "{last:?}");
     assert_eq!(receiver.accepted_ids(), vec![id(0), id(1), id(3), id(2)]);
-    let sent: Vec<String> = receiver
-        .requests
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(id, _)| id.clone())
-        .collect();
-    assert_eq!(sent, vec![id(0), id(1), id(2), id(3), id(2)]);
-    let row = app
-        .db
-        .query_one(
-            "SELECT status, attempts, last_error FROM outbox WHERE id = $1",
-            &[&ids[2]],
-        )
-        .await
-        .unwrap();
-    assert_eq!(row.get::<_, String>(0), "delivered");
-    assert_eq!(row.get::<_, i32>(1), 2);
-    assert_eq!(row.get::<_, Option<String>>(2), None);
+    assert_eq!(
+        receiver.requested_ids(),
+        vec![id(0), id(1), id(2), id(3), id(2)]
+    );
+    let row = outbox_row(&app, ids[2]).await;
+    assert_eq!(
+        (row.status.as_str(), row.attempts, row.last_error),
+        ("delivered", 2, None)
+    );
 }
 
 #[tokio::test]
@@ -500,33 +519,22 @@ async fn an_interrupted_last_attempt_makes_the_delivery_dead_without_sending_it_
     let app = spawn_app().await;
     let ids = book_n(&app, 1).await;
     // The eighth attempt's run stopped before recording; its lease has lapsed.
-    app.db
-        .execute(
-            "UPDATE outbox SET attempts = 8, locked_until = now() - interval '1 second'",
-            &[],
-        )
-        .await
-        .unwrap();
-    let receiver = Receiver::default();
-    let webhook = start(receiver.clone()).await;
-    let state = app.lambda_state();
-    let report = drain(&state.db, &webhook, Policy::default()).await.unwrap();
+    let (receiver, report) = drain_after(
+        &app,
+        "UPDATE outbox SET attempts = 8, locked_until = now() - interval '1 second'",
+    )
+    .await;
     assert_eq!(report.dead, 1, "{report:?}");
     assert!(receiver.requests.lock().unwrap().is_empty());
-    let row = app
-        .db
-        .query_one(
-            "SELECT status, attempts, last_error, locked_until FROM outbox WHERE id = $1",
-            &[&ids[0]],
-        )
-        .await
-        .unwrap();
-    assert_eq!(row.get::<_, String>(0), "dead");
-    assert_eq!(row.get::<_, i32>(1), 8);
+    let row = outbox_row(&app, ids[0]).await;
+    assert_eq!(
+        (row.status.as_str(), row.attempts, row.locked_until),
+        ("dead", 8, None)
+    );
     assert!(row
-        .get::<_, String>(2)
+        .last_error
+        .unwrap()
         .contains("attempt 8 was interrupted"));
-    assert_eq!(row.get::<_, Option<chrono::DateTime<chrono::Utc>>>(3), None);
 }
 
 #[tokio::test]
@@ -534,23 +542,11 @@ async fn a_cancellation_reaches_the_receiver_after_its_confirmation_even_when_th
 ) {
     let app = spawn_app().await;
     let (event_id, seats) = app.seed_event(1, 2).await;
-    let booking: Value = app
-        .book("alice", event_id, &seats[..1])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let booking = app.booked("alice", event_id, &seats[..1]).await;
     let booking_id = booking["id"].as_str().unwrap();
     // Cancelled before the notifier has delivered its confirmation.
     assert_eq!(cancel(&app, "alice", booking_id).await.status(), 200);
-    let kinds: Vec<String> = app
-        .db
-        .query("SELECT kind FROM outbox ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let kinds: Vec<String> = app.column("SELECT kind FROM outbox ORDER BY id").await;
     assert_eq!(kinds, ["booking.confirmed", "booking.cancelled"]);
 
     // Every delivery fails once: the cancellation waits while the confirmation is undelivered.
@@ -568,15 +564,8 @@ async fn a_cancellation_reaches_the_receiver_after_its_confirmation_even_when_th
         reports.push((report.delivered, report.retried));
     }
     assert_eq!(reports, vec![(0, 1), (1, 1), (1, 0)]);
-    let sent: Vec<String> = receiver
-        .requests
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, kind)| kind.clone())
-        .collect();
     assert_eq!(
-        sent,
+        each(&receiver.requests, |(_, kind)| kind.clone()),
         [
             "booking.confirmed",
             "booking.confirmed",
@@ -600,39 +589,18 @@ async fn a_cancellation_reaches_the_receiver_after_its_confirmation_even_when_th
 async fn cancelling_again_or_cancelling_a_hold_that_was_never_confirmed_announces_nothing() {
     let app = spawn_app().await;
     let (event_id, seats) = app.seed_event(1, 3).await;
-    let booking: Value = app
-        .book("alice", event_id, &seats[..1])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let booking = app.booked("alice", event_id, &seats[..1]).await;
     let booking_id = booking["id"].as_str().unwrap();
     for _ in 0..2 {
         assert_eq!(cancel(&app, "alice", booking_id).await.status(), 200);
     }
-    let hold: Value = app
-        .hold("bob", event_id, &[seats[1]])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let hold = app.held("bob", event_id, &[seats[1]]).await;
     let hold_id = hold["id"].as_str().unwrap();
     assert_eq!(cancel(&app, "bob", hold_id).await.status(), 200);
     // A hold that was confirmed is a confirmed booking: its cancellation is announced.
-    let held: Value = app
-        .hold("carol", event_id, &[seats[2]])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let held = app.held("carol", event_id, &[seats[2]]).await;
     let held_id = held["id"].as_str().unwrap();
-    let confirmed = app
-        .post(
-            &format!("/api/v1/holds/{held_id}/confirm"),
-            As::User("carol"),
-            &json!({}),
-        )
-        .await;
+    let confirmed = app.confirm(held_id, As::User("carol")).await;
     assert_eq!(confirmed.status(), 201);
     assert_eq!(cancel(&app, "carol", held_id).await.status(), 200);
 
@@ -660,29 +628,18 @@ async fn cancelling_again_or_cancelling_a_hold_that_was_never_confirmed_announce
 async fn a_dead_confirmation_does_not_hold_back_the_cancellation() {
     let app = spawn_app().await;
     let (event_id, seats) = app.seed_event(1, 1).await;
-    let booking: Value = app
-        .book("alice", event_id, &seats)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let booking = app.booked("alice", event_id, &seats).await;
     assert_eq!(
         cancel(&app, "alice", booking["id"].as_str().unwrap())
             .await
             .status(),
         200
     );
-    app.db
-        .execute(
-            "UPDATE outbox SET status = 'dead', attempts = 8 WHERE kind = 'booking.confirmed'",
-            &[],
-        )
-        .await
-        .unwrap();
-    let receiver = Receiver::default();
-    let webhook = start(receiver.clone()).await;
-    let state = app.lambda_state();
-    let report = drain(&state.db, &webhook, Policy::default()).await.unwrap();
+    let (receiver, report) = drain_after(
+        &app,
+        "UPDATE outbox SET status = 'dead', attempts = 8 WHERE kind = 'booking.confirmed'",
+    )
+    .await;
     assert_eq!(report.delivered, 1, "{report:?}");
     assert_eq!(
         receiver.accepted.lock().unwrap()[0].1["type"],
@@ -720,12 +677,7 @@ async fn a_redirect_is_a_failed_attempt_and_its_target_never_gets_the_delivery()
         0,
         "the redirect is not followed"
     );
-    let error: String = app
-        .db
-        .query_one("SELECT last_error FROM outbox", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let error: String = app.scalar("SELECT last_error FROM outbox", &[]).await;
     assert!(error.contains("307"), "{error}");
     assert!(error.contains("redirects are not followed"), "{error}");
 }
@@ -928,11 +880,8 @@ async fn last_error_never_carries_the_webhook_urls_path_or_query() {
         let report = drain(&state.db, &webhook, Policy::default()).await.unwrap();
         assert_eq!(report.retried, 1, "{name}: {report:?}");
         let error: String = app
-            .db
-            .query_one("SELECT last_error FROM outbox WHERE id = $1", &[&ids[0]])
-            .await
-            .unwrap()
-            .get(0);
+            .scalar("SELECT last_error FROM outbox WHERE id = $1", &[&ids[0]])
+            .await;
         assert!(error.contains(expected), "{name}: {error}");
         for secret in ["s3cr3t", "t0k3n", "/hooks"] {
             assert!(!error.contains(secret), "{name}: {error}");
@@ -942,21 +891,14 @@ async fn last_error_never_carries_the_webhook_urls_path_or_query() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_aborted_with_deliveries_in_flight_loses_none_and_resends_only_those() {
-    let app = spawn_app().await;
-    let ids = book_n(&app, 8).await;
-    // The first two requests are answered; every later one hangs.
-    let receiver = Receiver::hanging_after(2);
-    let webhook = Arc::new(start_with(receiver.clone(), Duration::from_secs(5)).await);
-    let state = app.lambda_state();
-    let policy = Policy {
-        lease: Duration::from_secs(6),
-        concurrency: 4,
-        ..Policy::default()
-    };
-    let run = {
-        let (db, webhook) = (state.db.clone(), webhook.clone());
-        tokio::spawn(async move { drain(&db, &webhook, policy).await })
-    };
+    let (app, ids, receiver, notifier) = bookings_and_a_receiver_that_hangs_after_two(
+        8,
+        Duration::from_secs(5),
+        Duration::from_secs(6),
+        4,
+    )
+    .await;
+    let run = notifier.start();
     // Four sent at once; the two answered are recorded and their slots refilled while the other
     // two still hang: six requests, four of them in flight.
     let started = Instant::now();
@@ -996,25 +938,15 @@ async fn a_drain_aborted_with_deliveries_in_flight_loses_none_and_resends_only_t
         ]),
         "{rows:?}"
     );
-    let in_flight: Vec<String> = receiver.requests.lock().unwrap()[2..]
-        .iter()
-        .map(|(id, _)| id.clone())
-        .collect();
+    let in_flight = receiver.requested_ids()[2..].to_vec();
     receiver.stop_hanging();
 
     // While the leases hold, the next run sends the rest and leaves the four in flight alone; once
     // they lapse, those four are sent again, and only they.
-    let next = drain(&state.db, &webhook, policy).await.unwrap();
+    let next = notifier.drain().await;
     assert_eq!(next.delivered, 2, "{next:?}");
-    let lapse = Instant::now();
-    while outbox_rows(&app).await.iter().any(|r| r.2) {
-        assert!(
-            lapse.elapsed() < Duration::from_secs(15),
-            "the leases lapse"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let last = drain(&state.db, &webhook, policy).await.unwrap();
+    until_no_lease(&app, Duration::from_secs(15)).await;
+    let last = notifier.drain().await;
     assert_eq!(last.delivered, 4, "{last:?}");
     let mut accepted = receiver.accepted_ids();
     accepted.sort();
@@ -1139,12 +1071,7 @@ async fn three_thousand_bookings_reach_a_20_ms_receiver_within_20_s_each_once_an
     }
     let last_booking = Instant::now();
     let booked_in = last_booking - booking_started;
-    let events: usize = app
-        .db
-        .query_one("SELECT count(*) FROM outbox", &[])
-        .await
-        .unwrap()
-        .get::<_, i64>(0) as usize;
+    let events = app.count("SELECT count(*) FROM outbox").await as usize;
     assert_eq!(events, BOOKINGS + BOOKINGS / CANCEL_EVERY);
 
     // Then local-api's notifier loop, with local-api's settings when none are set (32 in flight),
@@ -1175,15 +1102,9 @@ async fn three_thousand_bookings_reach_a_20_ms_receiver_within_20_s_each_once_an
     assert_eq!(arrivals.len(), events);
     let distinct: HashSet<&str> = arrivals.iter().map(|a| a.delivery.as_str()).collect();
     assert_eq!(distinct.len(), events, "no delivery id twice");
-    let delivered: i64 = app
-        .db
-        .query_one(
-            "SELECT count(*) FROM outbox WHERE status = 'delivered'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let delivered = app
+        .count("SELECT count(*) FROM outbox WHERE status = 'delivered'")
+        .await;
     assert_eq!(delivered as usize, events);
 
     // In order per booking, one at a time: a cancellation starts only once its confirmation

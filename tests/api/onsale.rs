@@ -1,7 +1,9 @@
 //! A fair on-sale: sales windows decided by PostgreSQL's clock, and a per-user seat cap that holds
 //! under concurrency without making other users wait.
 
-use crate::helpers::{assert_problem, spawn_app, spawn_app_with, As, Spawn, TestApp, ORGANIZER};
+use crate::helpers::{
+    assert_problem, ids_in, spawn_app, spawn_app_with_env, As, TestApp, ORGANIZER,
+};
 use chrono::{Duration as Span, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -28,13 +30,18 @@ async fn event_with(app: &TestApp, seats: i64, extra: Value) -> (Value, Vec<i64>
     let response = app.post("/api/v1/events", ORGANIZER, &body).await;
     assert_eq!(response.status(), 201);
     let event: Value = response.json().await.unwrap();
-    let seats = app.availability(event["id"].as_i64().unwrap()).await["seats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|seat| seat["id"].as_i64().unwrap())
-        .collect();
+    let seats = ids_in(
+        &app.availability(event["id"].as_i64().unwrap()).await["seats"],
+        "id",
+    );
     (event, seats)
+}
+
+/// A venue of one row of `seats` seats and an event on it, on sale now, at most `cap` seats a
+/// user; the event's id and its seat ids.
+async fn capped_event(app: &TestApp, seats: i64, cap: i64) -> (i64, Vec<i64>) {
+    let (event, seats) = event_with(app, seats, json!({"max_seats_per_user": cap})).await;
+    (event["id"].as_i64().unwrap(), seats)
 }
 
 async fn claim(
@@ -44,16 +51,53 @@ async fn claim(
     event: i64,
     seats: &[i64],
 ) -> reqwest::Response {
-    app.post(
-        path,
-        As::User(user),
-        &json!({"event_id": event, "seat_ids": seats}),
-    )
-    .await
+    app.claim(path, As::User(user), event, seats).await
 }
 
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    app.db.query_one(sql, &[]).await.unwrap().get(0)
+/// Asserts `user`'s claim of `seats` is answered `status`.
+async fn assert_claim(
+    app: &TestApp,
+    path: &str,
+    user: &str,
+    event: i64,
+    seats: &[i64],
+    status: u16,
+) {
+    let response = claim(app, path, user, event, seats).await;
+    assert_eq!(
+        response.status(),
+        status,
+        "{user} claims {seats:?} at {path}"
+    );
+}
+
+/// Asserts a 409 `sales-closed` problem, whose detail says `says` if given; returns it.
+async fn assert_sales_closed(response: reqwest::Response, says: Option<&str>) -> Value {
+    let problem = assert_problem(response, 409).await;
+    assert!(
+        problem["type"].as_str().unwrap().ends_with("/sales-closed"),
+        "{problem}"
+    );
+    if let Some(says) = says {
+        assert!(
+            problem["detail"].as_str().unwrap().contains(says),
+            "{problem}"
+        );
+    }
+    problem
+}
+
+/// A server whose holds lapse after a second, and on it an event of four seats, at most two a
+/// user: the server, the event's id and its seat ids.
+async fn lapsing_holds_under_a_cap_of_two() -> (TestApp, i64, Vec<i64>) {
+    let app = spawn_app_with_env(&[("HOLD_TTL_SECONDS", "1")]).await;
+    let (id, seats) = capped_event(&app, 4, 2).await;
+    (app, id, seats)
+}
+
+async fn confirmed_bookings(app: &TestApp) -> i64 {
+    app.count("SELECT count(*) FROM bookings WHERE status = 'confirmed'")
+        .await
 }
 
 #[tokio::test]
@@ -115,61 +159,34 @@ async fn a_booking_or_hold_outside_the_sales_window_is_a_409_and_writes_nothing(
     let (early, seats) = event_with(&app, 2, json!({"sales_start_at": at(Span::hours(2))})).await;
     let early_id = early["id"].as_i64().unwrap();
     for path in ["/api/v1/bookings", "/api/v1/holds"] {
-        let problem =
-            assert_problem(claim(&app, path, "eve", early_id, &seats[..1]).await, 409).await;
-        assert!(
-            problem["type"].as_str().unwrap().ends_with("/sales-closed"),
-            "{problem}"
-        );
+        let claimed = claim(&app, path, "eve", early_id, &seats[..1]).await;
+        let problem = assert_sales_closed(claimed, Some("open at")).await;
         assert_eq!(problem["sales_start_at"], early["sales_start_at"]);
         assert_eq!(problem["sales_end_at"], early["sales_end_at"]);
-        assert!(
-            problem["detail"].as_str().unwrap().contains("open at"),
-            "{problem}"
-        );
     }
 
     // Closed, and started: moved into the past behind the API's back (the API refuses a window
     // that is already over).
-    let (closed, seats) = event_with(&app, 2, json!({})).await;
-    let closed_id = closed["id"].as_i64().unwrap();
-    app.db
-        .execute(
-            "UPDATE events SET sales_end_at = now() - interval '1 minute' WHERE id = $1",
-            &[&closed_id],
-        )
-        .await
-        .unwrap();
-    let problem = assert_problem(
-        claim(&app, "/api/v1/bookings", "eve", closed_id, &seats).await,
-        409,
-    )
-    .await;
-    assert!(problem["type"].as_str().unwrap().ends_with("/sales-closed"));
-    assert!(
-        problem["detail"].as_str().unwrap().contains("closed at"),
-        "{problem}"
-    );
+    for (moved, path, says) in [
+        ("sales_end_at", "/api/v1/bookings", Some("closed at")),
+        ("starts_at", "/api/v1/holds", None),
+    ] {
+        let (event, seats) = event_with(&app, 2, json!({})).await;
+        let id = event["id"].as_i64().unwrap();
+        app.db
+            .execute(
+                &format!("UPDATE events SET {moved} = now() - interval '1 minute' WHERE id = $1"),
+                &[&id],
+            )
+            .await
+            .unwrap();
+        assert_sales_closed(claim(&app, path, "eve", id, &seats).await, says).await;
+    }
 
-    let (started, seats) = event_with(&app, 2, json!({})).await;
-    let started_id = started["id"].as_i64().unwrap();
-    app.db
-        .execute(
-            "UPDATE events SET starts_at = now() - interval '1 minute' WHERE id = $1",
-            &[&started_id],
-        )
-        .await
-        .unwrap();
-    let problem = assert_problem(
-        claim(&app, "/api/v1/holds", "eve", started_id, &seats).await,
-        409,
-    )
-    .await;
-    assert!(problem["type"].as_str().unwrap().ends_with("/sales-closed"));
-
-    assert_eq!(count(&app, "SELECT count(*) FROM bookings").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM bookings").await, 0);
     assert_eq!(
-        count(&app, "SELECT count(*) FROM users WHERE id = 'eve'").await,
+        app.count("SELECT count(*) FROM users WHERE id = 'eve'")
+            .await,
         0
     );
 }
@@ -179,63 +196,31 @@ async fn the_listing_drops_an_event_when_its_sale_closes_even_from_the_cache() {
     let app = spawn_app().await;
     let (closing, _) = event_with(&app, 1, json!({"sales_end_at": at(Span::seconds(3))})).await;
     let (staying, _) = event_with(&app, 1, json!({})).await;
-    let listed = |body: &Value| -> Vec<i64> {
-        body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["id"].as_i64().unwrap())
-            .collect()
-    };
-    let first: Value = app
-        .get("/api/v1/events", As::Anonymous)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listing = || app.get_json("/api/v1/events", As::Anonymous);
+    let first = listing().await;
     assert_eq!(
-        listed(&first),
+        ids_in(&first["items"], "id"),
         [
             closing["id"].as_i64().unwrap(),
             staying["id"].as_i64().unwrap()
         ]
     );
     // Read again: a cache hit, with the closing event still on sale.
-    let again: Value = app
-        .get("/api/v1/events", As::Anonymous)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(again, first);
+    assert_eq!(listing().await, first);
 
     tokio::time::sleep(Duration::from_millis(3500)).await;
-    let after: Value = app
-        .get("/api/v1/events", As::Anonymous)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(listed(&after), [staying["id"].as_i64().unwrap()]);
+    assert_eq!(
+        ids_in(&listing().await["items"], "id"),
+        [staying["id"].as_i64().unwrap()]
+    );
 }
 
 #[tokio::test]
 async fn a_user_cannot_hold_or_book_past_the_cap_and_cancelling_frees_the_allowance() {
     let app = spawn_app().await;
-    let (event, seats) = event_with(&app, 8, json!({"max_seats_per_user": 4})).await;
-    let id = event["id"].as_i64().unwrap();
-    assert_eq!(
-        claim(&app, "/api/v1/bookings", "ann", id, &seats[0..2])
-            .await
-            .status(),
-        201
-    );
-    assert_eq!(
-        claim(&app, "/api/v1/holds", "ann", id, &seats[2..4])
-            .await
-            .status(),
-        201
-    );
+    let (id, seats) = capped_event(&app, 8, 4).await;
+    assert_claim(&app, "/api/v1/bookings", "ann", id, &seats[0..2], 201).await;
+    assert_claim(&app, "/api/v1/holds", "ann", id, &seats[2..4], 201).await;
     let problem = assert_problem(
         claim(&app, "/api/v1/bookings", "ann", id, &seats[4..5]).await,
         409,
@@ -250,73 +235,27 @@ async fn a_user_cannot_hold_or_book_past_the_cap_and_cancelling_frees_the_allowa
         (json!(4), json!(4))
     );
     // Someone else is not affected.
-    assert_eq!(
-        claim(&app, "/api/v1/bookings", "bob", id, &seats[4..8])
-            .await
-            .status(),
-        201
-    );
+    assert_claim(&app, "/api/v1/bookings", "bob", id, &seats[4..8], 201).await;
 
-    let first: Value = app
-        .get("/api/v1/bookings", As::User("ann"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let booking = first["items"][1]["id"].as_str().unwrap().to_owned();
-    let cancelled = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/bookings/{booking}"),
-            As::User("ann"),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cancelled.status(), 200);
-    assert_eq!(
-        claim(&app, "/api/v1/bookings", "ann", id, &seats[0..2])
-            .await
-            .status(),
-        201
-    );
+    let first = app.get_json("/api/v1/bookings", As::User("ann")).await;
+    let booking = first["items"][1]["id"].as_str().unwrap();
+    assert_eq!(app.cancel(booking, As::User("ann")).await.status(), 200);
+    assert_claim(&app, "/api/v1/bookings", "ann", id, &seats[0..2], 201).await;
 }
 
 #[tokio::test]
 async fn a_lapsed_hold_no_longer_counts_against_the_cap() {
-    let app = spawn_app_with(Spawn {
-        env: vec![("HOLD_TTL_SECONDS", "1".to_owned())],
-        ..Spawn::default()
-    })
-    .await;
-    let (event, seats) = event_with(&app, 4, json!({"max_seats_per_user": 2})).await;
-    let id = event["id"].as_i64().unwrap();
-    assert_eq!(
-        claim(&app, "/api/v1/holds", "ann", id, &seats[0..2])
-            .await
-            .status(),
-        201
-    );
-    assert_eq!(
-        claim(&app, "/api/v1/holds", "ann", id, &seats[2..3])
-            .await
-            .status(),
-        409
-    );
+    let (app, id, seats) = lapsing_holds_under_a_cap_of_two().await;
+    assert_claim(&app, "/api/v1/holds", "ann", id, &seats[0..2], 201).await;
+    assert_claim(&app, "/api/v1/holds", "ann", id, &seats[2..3], 409).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        claim(&app, "/api/v1/bookings", "ann", id, &seats[2..4])
-            .await
-            .status(),
-        201
-    );
+    assert_claim(&app, "/api/v1/bookings", "ann", id, &seats[2..4], 201).await;
 }
 
 #[tokio::test]
 async fn twenty_simultaneous_holds_by_one_user_under_a_cap_of_four_give_exactly_two() {
     let app = Arc::new(spawn_app().await);
-    let (event, seats) = event_with(&app, 60, json!({"max_seats_per_user": 4})).await;
-    let id = event["id"].as_i64().unwrap();
+    let (id, seats) = capped_event(&app, 60, 4).await;
     // Twenty 2-seat holds by mallory, each on its own seats, and twenty 1-seat bookings by other
     // users, all released at once.
     let barrier = Arc::new(Barrier::new(40));
@@ -360,14 +299,12 @@ async fn twenty_simultaneous_holds_by_one_user_under_a_cap_of_four_give_exactly_
             "{body}"
         );
     }
-    let held = count(
-        &app,
-        &format!(
+    let held = app
+        .count(&format!(
             "SELECT count(*) FROM tickets t JOIN bookings b ON b.id = t.booking_id
              WHERE b.user_id = 'mallory' AND b.event_id = {id}"
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert_eq!(held, 4);
 }
 
@@ -429,25 +366,10 @@ async fn a_hold_ends_with_the_sale_and_cannot_be_confirmed_after_it() {
 
     until_past(&closes).await;
     let confirm = app
-        .post(
-            &format!("/api/v1/holds/{}/confirm", hold["id"].as_str().unwrap()),
-            As::User("late-buyer"),
-            &json!({}),
-        )
+        .confirm(hold["id"].as_str().unwrap(), As::User("late-buyer"))
         .await;
-    let problem = assert_problem(confirm, 409).await;
-    assert!(
-        problem["type"].as_str().unwrap().ends_with("/sales-closed"),
-        "{problem}"
-    );
-    assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM bookings WHERE status = 'confirmed'"
-        )
-        .await,
-        0
-    );
+    assert_sales_closed(confirm, None).await;
+    assert_eq!(confirmed_bookings(&app).await, 0);
 }
 
 #[tokio::test]
@@ -456,13 +378,7 @@ async fn confirming_a_hold_waits_for_the_users_allowance_and_judges_its_expiry_a
     // on the allowance row, each by the clock after its turn: a confirmation that waited past the
     // hold's expiry does not confirm it (else the user's other booking, which counted the hold as
     // lapsed, and this one could together pass the cap).
-    let app = spawn_app_with(Spawn {
-        env: vec![("HOLD_TTL_SECONDS", "1".to_owned())],
-        ..Spawn::default()
-    })
-    .await;
-    let (event, seats) = event_with(&app, 4, json!({"max_seats_per_user": 2})).await;
-    let event_id = event["id"].as_i64().unwrap();
+    let (app, event_id, seats) = lapsing_holds_under_a_cap_of_two().await;
     let response = claim(&app, "/api/v1/holds", "racer", event_id, &seats[..2]).await;
     assert_eq!(response.status(), 201);
     let hold: Value = response.json().await.unwrap();
@@ -492,14 +408,7 @@ async fn confirming_a_hold_waits_for_the_users_allowance_and_judges_its_expiry_a
     other.batch_execute("ROLLBACK").await.unwrap();
     let confirm = confirm.await.unwrap().unwrap();
     assert_problem(confirm, 410).await;
-    assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM bookings WHERE status = 'confirmed'"
-        )
-        .await,
-        0
-    );
+    assert_eq!(confirmed_bookings(&app).await, 0);
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@
 
 use crate::helpers::spawn_app;
 use booking_fn::statements::{CANCEL_SQL, CONFIRM_SQL, HOLDERS_SQL, RELEASE_LAPSED_SQL};
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Client;
 use uuid::Uuid;
 
@@ -172,39 +172,30 @@ async fn buffers(db: &Client, statement: Statement, venue: Venue, call: usize) -
         (Statement::Hold, _) => {
             book(db, venue, call, "held", Some(60.0)).await;
         }
-        (Statement::Confirm, Some(id)) => {
-            let row = db
-                .query_typed(CONFIRM_SQL, &[(&id, Type::UUID), (&user, Type::TEXT)])
-                .await
-                .unwrap();
-            assert_eq!(row.len(), 1, "confirmed");
-        }
-        (Statement::Cancel, Some(id)) => {
-            let row = db
-                .query_typed(CANCEL_SQL, &[(&id, Type::UUID), (&user, Type::TEXT)])
-                .await
-                .unwrap();
-            assert_eq!(row.len(), 1, "cancelled");
-        }
-        (Statement::Holders, Some(_)) => {
+        (Statement::Confirm | Statement::Cancel, Some(id)) => {
+            let sql = if statement == Statement::Confirm {
+                CONFIRM_SQL
+            } else {
+                CANCEL_SQL
+            };
             let rows = db
-                .query_typed(
-                    HOLDERS_SQL,
-                    &[(&venue.event, Type::INT8), (&seats, Type::INT8_ARRAY)],
-                )
+                .query_typed(sql, &[(&id, Type::UUID), (&user, Type::TEXT)])
                 .await
                 .unwrap();
-            assert_eq!(rows.len(), 1, "the seat's holder");
+            assert_eq!(rows.len(), 1, "{statement:?}: the booking");
         }
-        (Statement::ReleaseLapsed, Some(_)) => {
-            let released = db
-                .execute_typed(
-                    RELEASE_LAPSED_SQL,
-                    &[(&venue.event, Type::INT8), (&seats, Type::INT8_ARRAY)],
-                )
-                .await
-                .unwrap();
-            assert_eq!(released, 1, "the lapsed hold's ticket released");
+        (Statement::Holders | Statement::ReleaseLapsed, Some(_)) => {
+            let on_seat: [(&(dyn ToSql + Sync), Type); 2] =
+                [(&venue.event, Type::INT8), (&seats, Type::INT8_ARRAY)];
+            // The seat's holder, or the lapsed hold's ticket released.
+            let found = if statement == Statement::Holders {
+                db.query_typed(HOLDERS_SQL, &on_seat).await.unwrap().len() as u64
+            } else {
+                db.execute_typed(RELEASE_LAPSED_SQL, &on_seat)
+                    .await
+                    .unwrap()
+            };
+            assert_eq!(found, 1, "{statement:?}: the seat's one booking");
         }
         (statement, None) => unreachable!("{statement:?} has a booking to work on"),
     }

@@ -3,9 +3,7 @@
 //! whichever server connection is free, so a statement prepared by name on one would be missing
 //! on the next ("prepared statement … does not exist"). Every statement here is unnamed.
 
-use crate::helpers::{spawn_app_with, stampede, Spawn};
-use serde_json::json;
-use std::collections::HashMap;
+use crate::helpers::{assert_one_winner, one_seat_requests, spawn_app_with, stampede, Spawn};
 use test_support::PgBouncer;
 
 /// Server connections PgBouncer may open per database: far fewer than the clients.
@@ -24,37 +22,10 @@ async fn two_hundred_fifty_simultaneous_bookings_through_pgbouncer_make_exactly_
     let (event_id, seats) = app.seed_event(2, 5).await;
     let seat = seats[3];
 
-    let clients = 250;
-    let requests = (0..clients)
-        .map(|i| {
-            (
-                format!("proxy-fan-{i}"),
-                json!({"event_id": event_id, "seat_ids": [seat]}),
-            )
-        })
-        .collect();
-    let mut by_status: HashMap<u16, usize> = HashMap::new();
-    for (status, body) in stampede(&app, requests).await {
-        *by_status.entry(status).or_default() += 1;
-        assert!(
-            status < 500,
-            "no server error through PgBouncer: {status} {body}"
-        );
-        if status == 409 {
-            assert_eq!(body["seat_ids"], json!([seat]), "{body}");
-        }
-    }
-    assert_eq!(by_status.get(&201), Some(&1), "one winner: {by_status:?}");
-    assert_eq!(
-        by_status.get(&409),
-        Some(&(clients - 1)),
-        "everyone else 409: {by_status:?}"
-    );
-    assert_eq!(
-        app.tickets_for_seat(event_id, seat).await,
-        1,
-        "one ticket row"
-    );
+    let requests = one_seat_requests("proxy-fan", 250, event_id, seat);
+    let results = stampede(&app, requests).await;
+    // No server error through PgBouncer, nor anything else.
+    assert_one_winner(&app, event_id, seat, &results).await;
 
     // The transactions really shared a handful of server connections.
     let pools = bouncer.admin("SHOW POOLS").await;

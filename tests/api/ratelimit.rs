@@ -1,7 +1,10 @@
 //! The per-user write rate limit (`RATE_LIMIT_PER_USER_PER_SECOND`, `RATE_LIMIT_BURST`): a token
 //! bucket per user in the real Redis, checked over real HTTP.
 
-use crate::helpers::{assert_problem, spawn_app, spawn_app_with, stampede, As, Spawn, TestApp};
+use crate::helpers::{
+    assert_one_winner, assert_problem, by_status, one_seat_requests, spawn_app, spawn_app_with,
+    stampede, As, Spawn, TestApp,
+};
 use crate::lambda::{gateway_event, invoke};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -42,13 +45,6 @@ fn remaining_and_reset(field: &str) -> (u64, u64) {
         })
         .collect();
     (params["r"], params["t"])
-}
-
-async fn delete(app: &TestApp, path: &str, who: As<'_>) -> reqwest::Response {
-    app.request(reqwest::Method::DELETE, path, who)
-        .send()
-        .await
-        .expect("DELETE")
 }
 
 /// Asserts a 429 as the limiter sends it and returns its `Retry-After` in seconds.
@@ -155,10 +151,7 @@ async fn one_users_burst_never_throttles_another_user_writing_at_the_same_time()
     for (status, body) in fan {
         assert_eq!(*status, 201, "the fan is unaffected by the scalper: {body}");
     }
-    let mut by_status: HashMap<u16, usize> = HashMap::new();
-    for (status, _) in scalper {
-        *by_status.entry(*status).or_default() += 1;
-    }
+    let by_status = by_status(scalper);
     let admitted = by_status.get(&201).copied().unwrap_or(0);
     // The burst, plus one write for every second the stampede took.
     let earned = 3 + took.as_secs() as usize + 1;
@@ -172,14 +165,11 @@ async fn one_users_burst_never_throttles_another_user_writing_at_the_same_time()
         "every other scalper write is refused, none fails otherwise: {by_status:?}"
     );
     let sold: i64 = app
-        .db
-        .query_one(
+        .scalar(
             "SELECT count(*) FROM tickets WHERE event_id = $1",
             &[&event_id],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     assert_eq!(
         sold as usize,
         admitted + 3,
@@ -198,11 +188,7 @@ async fn every_kind_of_write_draws_on_the_same_allowance_and_is_refused_when_it_
     };
 
     let hold = app
-        .post(
-            "/api/v1/holds",
-            alice,
-            &json!({"event_id": event_id, "seat_ids": [seats[0]]}),
-        )
+        .claim("/api/v1/holds", alice, event_id, &seats[0..1])
         .await;
     assert_eq!((hold.status().as_u16(), left(&hold)), (201, 3));
     let hold: Value = hold.json().await.unwrap();
@@ -213,21 +199,17 @@ async fn every_kind_of_write_draws_on_the_same_allowance_and_is_refused_when_it_
     assert_eq!((booked.status().as_u16(), left(&booked)), (201, 1));
     let booking: Value = booked.json().await.unwrap();
     let booking_path = format!("/api/v1/bookings/{}", booking["id"].as_str().unwrap());
-    let cancelled = delete(&app, &booking_path, alice).await;
+    let cancelled = app.delete(&booking_path, alice).await;
     assert_eq!((cancelled.status().as_u16(), left(&cancelled)), (200, 0));
 
     // Spent: every write route refuses, before it touches anything.
     assert_rate_limited(app.book("alice", event_id, &[seats[2]]).await, 4, 20).await;
     let hold_again = app
-        .post(
-            "/api/v1/holds",
-            alice,
-            &json!({"event_id": event_id, "seat_ids": [seats[3]]}),
-        )
+        .claim("/api/v1/holds", alice, event_id, &seats[3..4])
         .await;
     assert_rate_limited(hold_again, 4, 20).await;
     assert_rate_limited(app.post(&confirm_path, alice, &json!({})).await, 4, 20).await;
-    assert_rate_limited(delete(&app, &booking_path, alice).await, 4, 20).await;
+    assert_rate_limited(app.delete(&booking_path, alice).await, 4, 20).await;
     for seat in &seats[2..4] {
         assert_eq!(app.tickets_for_seat(event_id, *seat).await, 0);
     }
@@ -259,11 +241,7 @@ async fn writes_without_an_identity_get_401_and_are_not_counted() {
     let (event_id, seats) = app.seed_event(1, 3).await;
     for _ in 0..5 {
         let response = app
-            .post(
-                "/api/v1/bookings",
-                As::Anonymous,
-                &json!({"event_id": event_id, "seat_ids": [seats[0]]}),
-            )
+            .claim("/api/v1/bookings", As::Anonymous, event_id, &seats[..1])
             .await;
         assert_problem(response, 401).await;
     }
@@ -278,14 +256,8 @@ async fn the_bucket_is_shared_by_every_server_so_another_lambda_environment_refu
     let app = limited_app("0.2", 2).await;
     let (event_id, seats) = app.seed_event(1, 5).await;
     let other = app.sibling().await;
-    assert_eq!(
-        app.book("roamer", event_id, &[seats[0]]).await.status(),
-        201
-    );
-    assert_eq!(
-        app.book("roamer", event_id, &[seats[1]]).await.status(),
-        201
-    );
+    app.book_each(event_id, &seats[..2], |_| "roamer".to_owned())
+        .await;
 
     let elsewhere = app
         .client
@@ -352,27 +324,12 @@ async fn a_herd_of_500_users_on_one_seat_still_has_exactly_one_winner_with_the_l
     let app = limited_app("2", 10).await;
     let (event_id, seats) = app.seed_event(2, 5).await;
     let seat = seats[7];
-    let requests = (0..500)
-        .map(|i| {
-            (
-                format!("fan-{i}"),
-                json!({"event_id": event_id, "seat_ids": [seat]}),
-            )
-        })
-        .collect();
+    let requests = one_seat_requests("fan", 500, event_id, seat);
 
     let results = stampede(&app, requests).await;
 
-    let mut by_status: HashMap<u16, usize> = HashMap::new();
-    for (status, _) in &results {
-        *by_status.entry(*status).or_default() += 1;
-    }
-    assert_eq!(
-        by_status,
-        HashMap::from([(201, 1), (409, 499)]),
-        "one winner, everyone else told the seat is taken, nobody rate limited"
-    );
-    assert_eq!(app.tickets_for_seat(event_id, seat).await, 1);
+    // Nobody rate limited.
+    assert_one_winner(&app, event_id, seat, &results).await;
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 //! itself (SQLSTATE 42501, insufficient_privilege).
 
 use crate::helpers::spawn_app;
-use crate::lambda::{gateway_event, invoke, organize_event, organizer_claims};
+use crate::lambda::{call, organize_event, organizer_claims};
 use notifier_fn::{dead_letters, drain, housekeeping, Policy, Webhook, WebhookSettings};
 use serde_json::json;
 use tokio_postgres::error::SqlState;
@@ -31,16 +31,12 @@ async fn the_reader_serves_events_and_metrics_and_can_change_nothing() {
         format!("/api/v1/events/{event_id}/availability"),
         "/api/v1/events".to_owned(),
     ] {
-        let (status, body) =
-            invoke(events_fn.clone(), gateway_event("GET", &path, None, None)).await;
+        let (status, body) = call(&events_fn, "GET", &path, None, None).await;
         assert_eq!(status, 200, "{path}: {body}");
     }
     let metrics_fn = seatbook_core::http::finish(metrics_fn::routes(), reader);
-    let (status, body) = invoke(
-        metrics_fn,
-        gateway_event("GET", "/api/v1/metrics", Some(organizer_claims()), None),
-    )
-    .await;
+    let claims = Some(organizer_claims());
+    let (status, body) = call(&metrics_fn, "GET", "/api/v1/metrics", claims, None).await;
     assert_eq!(status, 200, "{body}");
 
     for write in [
@@ -76,25 +72,13 @@ async fn the_writer_books_and_organizes_but_cannot_touch_the_migration_history()
     let booking_fn = seatbook_core::http::finish(booking_fn::routes(&writer), writer);
     let body = json!({"event_id": event_id, "seat_ids": [seat]});
     let alice = Some(json!({"sub": "alice"}));
-    let (status, booking) = invoke(
-        booking_fn.clone(),
-        gateway_event("POST", "/api/v1/bookings", alice.clone(), Some(&body)),
-    )
-    .await;
+    let book = |claims| call(&booking_fn, "POST", "/api/v1/bookings", claims, Some(&body));
+    let (status, booking) = book(alice.clone()).await;
     assert_eq!(status, 201, "{booking}");
-    let (status, problem) = invoke(
-        booking_fn.clone(),
-        gateway_event(
-            "POST",
-            "/api/v1/bookings",
-            Some(json!({"sub": "bob"})),
-            Some(&body),
-        ),
-    )
-    .await;
+    let (status, problem) = book(Some(json!({"sub": "bob"}))).await;
     assert_eq!(status, 409, "the constraint still arbitrates: {problem}");
     let path = format!("/api/v1/bookings/{}", booking["id"].as_str().unwrap());
-    let (status, cancelled) = invoke(booking_fn, gateway_event("DELETE", &path, alice, None)).await;
+    let (status, cancelled) = call(&booking_fn, "DELETE", &path, alice, None).await;
     assert!(status < 300, "cancel as the writer: {status} {cancelled}");
 
     for forbidden in [

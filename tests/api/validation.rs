@@ -92,13 +92,7 @@ async fn every_bad_booking_request_gets_its_4xx_and_never_a_5xx() {
     .await;
 
     // None of it left a trace.
-    let tickets: i64 = app
-        .db
-        .query_one("SELECT count(*) FROM tickets", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(tickets, 0);
+    assert_eq!(app.count("SELECT count(*) FROM tickets").await, 0);
 }
 
 #[tokio::test]

@@ -81,35 +81,29 @@ impl Server {
         (status, body)
     }
 
+    /// What an organizer's POST of `body` to `path` made (asserted a 201).
+    async fn organize(&self, path: &str, body: Value) -> Value {
+        let (status, made) = self
+            .call(reqwest::Method::POST, path, "organizer-1", true, Some(body))
+            .await;
+        assert_eq!(status, 201, "{made}");
+        made
+    }
+
     /// A venue of `rows` × `cols` and an event in it, on sale now; returns the event's id.
     pub async fn venue_and_event(&self, name: &str, rows: i64, cols: i64, cap: Option<i64>) -> i64 {
-        let (status, venue) = self
-            .call(
-                reqwest::Method::POST,
-                "/api/v1/venues",
-                "organizer-1",
-                true,
-                Some(json!({"name": format!("{name} Hall"), "rows": rows, "cols": cols})),
-            )
-            .await;
-        assert_eq!(status, 201, "{venue}");
-        let (status, event) = self
-            .call(
-                reqwest::Method::POST,
-                "/api/v1/events",
-                "organizer-1",
-                true,
-                Some(json!({
-                    "name": name,
-                    "starts_at": "2031-06-01T19:30:00Z",
-                    "venue_id": venue["id"],
-                    "price_cents": 2500,
-                    "max_seats_per_user": cap,
-                })),
-            )
-            .await;
-        assert_eq!(status, 201, "{event}");
-        event["id"].as_i64().unwrap()
+        let venue = json!({"name": format!("{name} Hall"), "rows": rows, "cols": cols});
+        let venue = self.organize("/api/v1/venues", venue).await;
+        let event = json!({
+            "name": name,
+            "starts_at": "2031-06-01T19:30:00Z",
+            "venue_id": venue["id"],
+            "price_cents": 2500,
+            "max_seats_per_user": cap,
+        });
+        self.organize("/api/v1/events", event).await["id"]
+            .as_i64()
+            .unwrap()
     }
 
     /// The seat ids of an event, keyed by e.g. `"A1"`.
@@ -319,6 +313,35 @@ impl Browser {
             .await
             .unwrap()
             .unwrap_or_default()
+    }
+
+    /// The attribute `name` of the element `css`.
+    pub async fn attr(&self, css: &str, name: &str) -> Option<String> {
+        self.find(css).await.attr(name).await.unwrap()
+    }
+
+    pub async fn type_into(&self, css: &str, text: &str) {
+        self.find(css)
+            .await
+            .send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("type into {css}: {e}"));
+    }
+
+    /// Submits the form `form` and waits until the page's status says `status`.
+    pub async fn submit(&self, form: &str, status: &str) {
+        self.click(&format!("{form} button[type=submit]")).await;
+        self.eventually_text("#status", status).await;
+    }
+
+    /// Selects the seats `seats` (row, number) and presses Hold; waits until the hold's countdown
+    /// runs, and returns what it says.
+    pub async fn hold_seats(&self, seats: &[(&str, u32)]) -> String {
+        for (row, number) in seats {
+            self.seat(row, *number).await.click().await.unwrap();
+        }
+        self.click("#hold").await;
+        self.eventually_text("#countdown", "Expires in").await
     }
 
     pub async fn text(&self, css: &str) -> String {

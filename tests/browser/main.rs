@@ -17,18 +17,21 @@ async fn desktop(driver: &Driver) -> Browser {
     driver.browser(DESKTOP.0, DESKTOP.1, false).await
 }
 
+/// `browser` on `server`'s page, signed in as the buyer `name`, with the event `event` open.
+async fn buyer_at(browser: Browser, server: &Server, name: &str, event: &str) -> Browser {
+    browser.open(server).await;
+    browser.sign_in(name, false).await;
+    browser.open_event(event).await;
+    browser
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_buyers_race_for_one_seat_one_books_it_and_the_other_sees_it_taken() {
     let server = Server::start(&[]).await;
     server.venue_and_event("Race Night", 3, 6, None).await;
     let driver = Driver::start().await;
-    let alice = desktop(&driver).await;
-    let bob = desktop(&driver).await;
-    for (browser, name) in [(&alice, "alice"), (&bob, "bob")] {
-        browser.open(&server).await;
-        browser.sign_in(name, false).await;
-        browser.open_event("Race Night").await;
-    }
+    let alice = buyer_at(desktop(&driver).await, &server, "alice", "Race Night").await;
+    let bob = buyer_at(desktop(&driver).await, &server, "bob", "Race Night").await;
 
     // Alice clicks; Bob uses the keyboard (Enter on the focused seat button).
     alice.seat("A", 1).await.click().await.unwrap();
@@ -114,17 +117,12 @@ async fn a_hold_lapses_and_the_countdown_says_so() {
     let server = Server::start(&[("HOLD_TTL_SECONDS", "3")]).await;
     server.venue_and_event("Short Hold", 2, 5, None).await;
     let driver = Driver::start().await;
-    let carol = desktop(&driver).await;
-    carol.open(&server).await;
-    carol.sign_in("carol", false).await;
-    carol.open_event("Short Hold").await;
+    let carol = buyer_at(desktop(&driver).await, &server, "carol", "Short Hold").await;
 
-    carol.seat("A", 2).await.click().await.unwrap();
-    carol.seat("A", 3).await.click().await.unwrap();
-    carol.click("#hold").await;
-    let running = carol.eventually_text("#countdown", "Expires in 0:0").await;
+    let running = carol.hold_seats(&[("A", 2), ("A", 3)]).await;
     assert!(
-        running.ends_with(":03") || running.ends_with(":02") || running.ends_with(":01"),
+        running.contains("Expires in 0:0")
+            && (running.ends_with(":03") || running.ends_with(":02") || running.ends_with(":01")),
         "{running}"
     );
     carol
@@ -160,20 +158,14 @@ async fn an_organizer_creates_an_event_that_a_buyer_then_books_and_cancels() {
         .eventually_text("#whoami-text", "(organizer)")
         .await;
 
-    organizer
-        .find("#venue-name")
-        .await
-        .send_keys("Grand Hall")
-        .await
-        .unwrap();
+    organizer.type_into("#venue-name", "Grand Hall").await;
     for (field, value) in [("#venue-rows", "4"), ("#venue-cols", "8")] {
         let input = organizer.find(field).await;
         input.clear().await.unwrap();
         input.send_keys(value).await.unwrap();
     }
-    organizer.click("#venue-form button[type=submit]").await;
     organizer
-        .eventually_text("#status", "Venue “Grand Hall” created")
+        .submit("#venue-form", "Venue “Grand Hall” created")
         .await;
     let venue_id = organizer
         .find("#event-venue")
@@ -183,18 +175,8 @@ async fn an_organizer_creates_an_event_that_a_buyer_then_books_and_cancels() {
         .unwrap();
     assert!(venue_id.is_some_and(|id| !id.is_empty()));
 
-    organizer
-        .find("#event-name")
-        .await
-        .send_keys("Opening Night")
-        .await
-        .unwrap();
-    organizer
-        .find("#event-cap")
-        .await
-        .send_keys("2")
-        .await
-        .unwrap();
+    organizer.type_into("#event-name", "Opening Night").await;
+    organizer.type_into("#event-cap", "2").await;
     // datetime-local takes keystrokes by locale; the values are set as a date picker would.
     for (field, value) in [
         ("event-starts", "2031-06-01T20:00"),
@@ -210,9 +192,8 @@ async fn an_organizer_creates_an_event_that_a_buyer_then_books_and_cancels() {
             .await
             .unwrap();
     }
-    organizer.click("#event-form button[type=submit]").await;
     organizer
-        .eventually_text("#status", "Event “Opening Night” created")
+        .submit("#event-form", "Event “Opening Night” created")
         .await;
     organizer.eventually_text("#events", "Opening Night").await;
 
@@ -232,10 +213,7 @@ async fn an_organizer_creates_an_event_that_a_buyer_then_books_and_cancels() {
         .starts_with("2031-05-31"));
 
     // A buyer sees it, is held to its cap, books, and cancels.
-    let erin = desktop(&driver).await;
-    erin.open(&server).await;
-    erin.sign_in("erin", false).await;
-    erin.open_event("Opening Night").await;
+    let erin = buyer_at(desktop(&driver).await, &server, "erin", "Opening Night").await;
     erin.eventually_text("#event-facts", "at most 2").await;
     let seats = erin
         .client
@@ -306,14 +284,8 @@ async fn the_seat_map_at_desktop_and_phone_width() {
     }
 
     let driver = Driver::start().await;
-    let wide = desktop(&driver).await;
-    wide.open(&server).await;
-    wide.sign_in("dana", false).await;
-    wide.open_event("Midsummer Strings").await;
-    wide.seat("F", 5).await.click().await.unwrap();
-    wide.seat("F", 6).await.click().await.unwrap();
-    wide.click("#hold").await;
-    wide.eventually_text("#countdown", "Expires in").await;
+    let wide = buyer_at(desktop(&driver).await, &server, "dana", "Midsummer Strings").await;
+    wide.hold_seats(&[("F", 5), ("F", 6)]).await;
     wide.seat("G", 8).await.click().await.unwrap();
     wide.eventually_seat("G", 8, "Row G seat 8, available, selected")
         .await;
@@ -322,10 +294,8 @@ async fn the_seat_map_at_desktop_and_phone_width() {
     let desktop_png = screenshot(&wide, "event-heading").await;
 
     // The same buyer on a phone: her live hold comes back with its countdown.
-    let narrow = driver.browser(PHONE.0, PHONE.1, true).await;
-    narrow.open(&server).await;
-    narrow.sign_in("dana", false).await;
-    narrow.open_event("Midsummer Strings").await;
+    let phone = driver.browser(PHONE.0, PHONE.1, true).await;
+    let narrow = buyer_at(phone, &server, "dana", "Midsummer Strings").await;
     narrow.eventually_text("#countdown", "Expires in").await;
     narrow.seat("G", 7).await.click().await.unwrap();
     narrow
@@ -355,14 +325,30 @@ const GRACE: FakeUser = FakeUser {
     groups: &[],
 };
 
-/// The page through the stand-in gateway, in Cognito mode, signed out; returns the browser.
-async fn at_the_gateway(driver: &Driver, stack: &SignInStack) -> Browser {
-    let browser = desktop(driver).await;
+/// The page through a stand-in gateway in front of `server`, in Cognito mode, where the hosted
+/// UI knows `user` and answers as `reply`: its sign-in button is pressed. The stack, the driver
+/// and the browser.
+async fn hosted_sign_in(
+    server: &Server,
+    user: FakeUser,
+    reply: Reply,
+) -> (SignInStack, Driver, Browser) {
+    let stack = SignInStack::start(server, user, reply).await;
+    let driver = Driver::start().await;
+    let browser = desktop(&driver).await;
     browser.open_url(&stack.page).await;
     browser.eventually_displayed("#signin-hosted-button").await;
     // No name field: nobody deployed can claim to be somebody by typing it.
     assert!(!browser.find("#signin").await.is_displayed().await.unwrap());
-    browser
+    browser.click("#signin-hosted-button").await;
+    (stack, driver, browser)
+}
+
+/// Asserts the page is back, signed out, at the gateway's address.
+async fn assert_signed_out(browser: &Browser, stack: &SignInStack) {
+    browser.eventually_displayed("#signin-hosted-button").await;
+    assert!(browser.attr("#whoami", "hidden").await.is_some());
+    assert_eq!(current_url(browser).await, stack.page);
 }
 
 async fn current_url(browser: &Browser) -> String {
@@ -374,11 +360,8 @@ async fn deployed_a_buyer_signs_in_through_the_hosted_ui_with_pkce_and_every_api
 ) {
     let server = Server::start(&[]).await;
     server.venue_and_event("Gala Night", 2, 5, None).await;
-    let stack = SignInStack::start(&server, GRACE, Reply::Honest).await;
-    let driver = Driver::start().await;
-    let grace = at_the_gateway(&driver, &stack).await;
+    let (stack, _driver, grace) = hosted_sign_in(&server, GRACE, Reply::Honest).await;
 
-    grace.click("#signin-hosted-button").await;
     grace
         .eventually_text("#whoami-text", "Signed in as grace@example.com")
         .await;
@@ -400,9 +383,7 @@ async fn deployed_a_buyer_signs_in_through_the_hosted_ui_with_pkce_and_every_api
     assert!(log.refused.is_empty(), "{log:?}");
 
     grace.open_event("Gala Night").await;
-    grace.seat("A", 2).await.click().await.unwrap();
-    grace.click("#hold").await;
-    grace.eventually_text("#countdown", "Expires in").await;
+    grace.hold_seats(&[("A", 2)]).await;
     grace.click("#confirm").await;
     grace
         .eventually_text("#status", "Booked Row A seat 2")
@@ -437,43 +418,24 @@ async fn deployed_a_buyer_signs_in_through_the_hosted_ui_with_pkce_and_every_api
         (stack.idp_log().logouts.len() == 1).then_some(())
     })
     .await;
-    grace.eventually_displayed("#signin-hosted-button").await;
-    assert_eq!(current_url(&grace).await, stack.page);
+    assert_signed_out(&grace, &stack).await;
     let log = stack.idp_log();
     assert_eq!(log.logouts, vec![stack.page.clone()]);
     assert_eq!(log.revoked.len(), 1, "{log:?}");
-    assert!(grace
-        .find("#whoami")
-        .await
-        .attr("hidden")
-        .await
-        .unwrap()
-        .is_some());
     grace.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deployed_a_reply_carrying_a_state_the_page_did_not_send_is_refused_with_a_message() {
     let server = Server::start(&[]).await;
-    let stack = SignInStack::start(&server, GRACE, Reply::WrongState).await;
-    let driver = Driver::start().await;
-    let grace = at_the_gateway(&driver, &stack).await;
+    let (stack, _driver, grace) = hosted_sign_in(&server, GRACE, Reply::WrongState).await;
 
-    grace.click("#signin-hosted-button").await;
     let alert = grace.eventually_text("#alert", "Sign-in refused").await;
     assert!(
         alert.contains("the reply did not match the sign-in started on this page"),
         "{alert}"
     );
-    grace.eventually_displayed("#signin-hosted-button").await;
-    assert!(grace
-        .find("#whoami")
-        .await
-        .attr("hidden")
-        .await
-        .unwrap()
-        .is_some());
-    assert_eq!(current_url(&grace).await, stack.page);
+    assert_signed_out(&grace, &stack).await;
     // The code was never offered to the token endpoint.
     let log = stack.idp_log();
     assert_eq!(log.authorizations.len(), 1, "{log:?}");
@@ -489,16 +451,12 @@ async fn deployed_a_reply_carrying_a_state_the_page_did_not_send_is_refused_with
 async fn deployed_a_sign_in_the_identity_provider_refuses_is_reported_and_leaves_the_buyer_signed_out(
 ) {
     let server = Server::start(&[]).await;
-    let stack = SignInStack::start(&server, GRACE, Reply::Refuse).await;
-    let driver = Driver::start().await;
-    let grace = at_the_gateway(&driver, &stack).await;
+    let (stack, _driver, grace) = hosted_sign_in(&server, GRACE, Reply::Refuse).await;
 
-    grace.click("#signin-hosted-button").await;
     grace
         .eventually_text("#alert", "Sign-in was cancelled or refused")
         .await;
-    grace.eventually_displayed("#signin-hosted-button").await;
-    assert_eq!(current_url(&grace).await, stack.page);
+    assert_signed_out(&grace, &stack).await;
     // The link's own description is not repeated on the page.
     assert!(!grace.text("#alert").await.contains("User cancelled"));
     grace.close().await;
@@ -512,10 +470,7 @@ async fn deployed_an_access_token_the_api_stops_accepting_is_renewed_and_the_cal
         email: "olga@example.com",
         groups: &["organizers"],
     };
-    let stack = SignInStack::start(&server, olga, Reply::Honest).await;
-    let driver = Driver::start().await;
-    let browser = at_the_gateway(&driver, &stack).await;
-    browser.click("#signin-hosted-button").await;
+    let (stack, _driver, browser) = hosted_sign_in(&server, olga, Reply::Honest).await;
     browser
         .eventually_text("#whoami-text", "Signed in as olga@example.com (organizer)")
         .await;
@@ -525,15 +480,9 @@ async fn deployed_an_access_token_the_api_stops_accepting_is_renewed_and_the_cal
     // The token lapses while the page is open; the next call that needs it is refused once,
     // renewed with the refresh token, and repeated.
     stack.expire_access_tokens();
+    browser.type_into("#venue-name", "Lantern Hall").await;
     browser
-        .find("#venue-name")
-        .await
-        .send_keys("Lantern Hall")
-        .await
-        .unwrap();
-    browser.click("#venue-form button[type=submit]").await;
-    browser
-        .eventually_text("#status", "Venue “Lantern Hall” created")
+        .submit("#venue-form", "Venue “Lantern Hall” created")
         .await;
     let log = stack.idp_log();
     assert_eq!(log.refreshes, 1, "{log:?}");

@@ -19,118 +19,75 @@ async fn cargo_lambda_watch_serves_every_function_from_the_repository_root() {
     let port = free_port();
     let started = Instant::now();
     let watcher = Watcher::start(port, &database.name);
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder()
-        // The watcher compiles each function on its first request.
-        .timeout(Duration::from_secs(1800))
-        .build()
-        .unwrap();
+    let api = Api {
+        base: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::builder()
+            // The watcher compiles each function on its first request.
+            .timeout(Duration::from_secs(1800))
+            .build()
+            .unwrap(),
+    };
     wait_until_listening(port, &watcher).await;
 
     let organizer = [("x-dev-user", "org-1"), ("x-dev-groups", "organizers")];
-    let (status, venue) = call(
-        &client,
-        "POST",
-        &format!("{base}/api/v1/venues"),
-        &organizer,
-        Some(json!({"name": "Watch Hall", "rows": 2, "cols": 3})),
-    )
-    .await;
+    let (status, venue) = api
+        .post(
+            "/api/v1/venues",
+            &organizer,
+            json!({"name": "Watch Hall", "rows": 2, "cols": 3}),
+        )
+        .await;
     assert_eq!(status, 201, "organizer creates a venue: {venue}");
-    let (status, event) = call(
-        &client,
-        "POST",
-        &format!("{base}/api/v1/events"),
-        &organizer,
-        Some(json!({
-            "name": "Watch Night",
-            "starts_at": "2035-06-01T20:00:00Z",
-            "venue_id": venue["id"],
-            "price_cents": 2500
-        })),
-    )
-    .await;
+    let (status, event) = api
+        .post(
+            "/api/v1/events",
+            &organizer,
+            json!({
+                "name": "Watch Night",
+                "starts_at": "2035-06-01T20:00:00Z",
+                "venue_id": venue["id"],
+                "price_cents": 2500
+            }),
+        )
+        .await;
     assert_eq!(status, 201, "organizer creates an event: {event}");
     let event_id = event["id"].as_i64().unwrap();
 
     // A path parameter, routed by the watcher's router to the events function.
-    let (status, shown) = call(
-        &client,
-        "GET",
-        &format!("{base}/api/v1/events/{event_id}"),
-        &[],
-        None,
-    )
-    .await;
+    let (status, shown) = api.get(&format!("/api/v1/events/{event_id}"), &[]).await;
     assert_eq!((status, &shown["name"]), (200, &json!("Watch Night")));
-    let (status, availability) = call(
-        &client,
-        "GET",
-        &format!("{base}/api/v1/events/{event_id}/availability"),
-        &[],
-        None,
-    )
-    .await;
+    let availability_path = format!("/api/v1/events/{event_id}/availability");
+    let (status, availability) = api.get(&availability_path, &[]).await;
     assert_eq!(status, 200, "{availability}");
     assert_eq!(availability["available_seats"], 6);
     let seat = availability["seats"][0]["id"].as_i64().unwrap();
 
     let booking = json!({"event_id": event_id, "seat_ids": [seat]});
-    let (status, booked) = call(
-        &client,
-        "POST",
-        &format!("{base}/api/v1/bookings"),
-        &[("x-dev-user", "alice")],
-        Some(booking.clone()),
-    )
-    .await;
+    let alice = [("x-dev-user", "alice")];
+    let (status, booked) = api.post("/api/v1/bookings", &alice, booking.clone()).await;
     assert_eq!(status, 201, "alice books the seat: {booked}");
-    let (status, conflict) = call(
-        &client,
-        "POST",
-        &format!("{base}/api/v1/bookings"),
-        &[("x-dev-user", "bob")],
-        Some(booking),
-    )
-    .await;
+    let (status, conflict) = api
+        .post("/api/v1/bookings", &[("x-dev-user", "bob")], booking)
+        .await;
     assert_eq!(status, 409, "bob is too late: {conflict}");
     assert_eq!(conflict["seat_ids"], json!([seat]));
-    let (status, mine) = call(
-        &client,
-        "GET",
-        &format!(
-            "{base}/api/v1/bookings/{}",
-            booked["id"].as_str().expect("booking id")
-        ),
-        &[("x-dev-user", "alice")],
-        None,
-    )
-    .await;
+    let mine = format!(
+        "/api/v1/bookings/{}",
+        booked["id"].as_str().expect("booking id")
+    );
+    let (status, mine) = api.get(&mine, &alice).await;
     assert_eq!((status, &mine["status"]), (200, &json!("confirmed")));
 
-    let (status, availability) = call(
-        &client,
-        "GET",
-        &format!("{base}/api/v1/events/{event_id}/availability"),
-        &[],
-        None,
-    )
-    .await;
+    let (status, availability) = api.get(&availability_path, &[]).await;
     assert_eq!((status, &availability["booked_seats"]), (200, &json!(1)));
-    let (status, metrics) = call(
-        &client,
-        "GET",
-        &format!("{base}/api/v1/metrics"),
-        &organizer,
-        None,
-    )
-    .await;
+    let (status, metrics) = api.get("/api/v1/metrics", &organizer).await;
     assert_eq!(status, 200, "{metrics}");
     assert!(metrics["bookings"].is_object(), "{metrics}");
 
     // Unknown routes are the watcher's 404, not a hang.
-    let unknown = client
-        .get(format!("{base}/api/v1/nowhere"))
+    let unknown = api
+        .client
+        .get(format!("{}/api/v1/nowhere", api.base))
         .send()
         .await
         .unwrap();
@@ -143,31 +100,48 @@ async fn cargo_lambda_watch_serves_every_function_from_the_repository_root() {
     drop(watcher);
 }
 
-async fn call(
-    client: &reqwest::Client,
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = client.request(method.parse().unwrap(), url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
+/// The API `cargo lambda watch` serves, at `base`.
+struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+        self.call("GET", path, headers, None).await
     }
-    if let Some(body) = body {
-        request = request.json(&body);
+
+    async fn post(&self, path: &str, headers: &[(&str, &str)], body: Value) -> (u16, Value) {
+        self.call("POST", path, headers, Some(body)).await
     }
-    let response = request
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let status = response.status().as_u16();
-    let bytes = response.bytes().await.unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())),
-    )
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.client.request(method.parse().unwrap(), &url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())),
+        )
+    }
 }
 
 /// `cargo lambda watch` in its own process group, so stopping it stops the functions it runs.

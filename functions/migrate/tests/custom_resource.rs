@@ -121,6 +121,38 @@ fn migration_count() -> i64 {
         .count() as i64
 }
 
+/// How long CloudFormation's requests are given, but where a test says otherwise.
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// A function under the local Runtime API, and a stand-in for CloudFormation's `ResponseURL`.
+struct Stack {
+    receiver: Receiver,
+    lambda: Emulator,
+}
+
+impl Stack {
+    async fn launch(function: Function) -> Stack {
+        let receiver = Receiver::start().await;
+        let lambda = Emulator::launch(function).await.unwrap();
+        Stack { receiver, lambda }
+    }
+
+    /// Sends a `kind` request (of the resource `physical_id`, if any) with `timeout` to its
+    /// deadline; asserts it was answered `status`, both to the runtime and to CloudFormation, and
+    /// returns the answer.
+    async fn answer(
+        &self,
+        kind: &str,
+        physical_id: Option<&str>,
+        timeout: Duration,
+        status: &str,
+    ) -> Value {
+        let (id, event) = request(kind, &self.receiver, physical_id);
+        let returned = self.lambda.invoke(&event, timeout).await.unwrap();
+        assert_reported(&self.receiver, &id, &returned, status)
+    }
+}
+
 /// Asserts the function answered `status` both to the runtime and, by PUT, to CloudFormation.
 fn assert_reported(receiver: &Receiver, request_id: &str, returned: &Value, status: &str) -> Value {
     let puts = receiver.puts_for(request_id);
@@ -149,13 +181,9 @@ fn assert_reported(receiver: &Receiver, request_id: &str, returned: &Value, stat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_applies_the_migrations_and_reports_success_update_and_delete_succeed() {
     let db = TestDb::create("migrate").await;
-    let receiver = Receiver::start().await;
-    let lambda = Emulator::launch(migrate_function(&db.url())).await.unwrap();
-    let timeout = Duration::from_secs(60);
+    let stack = Stack::launch(migrate_function(&db.url())).await;
 
-    let (id, create) = request("Create", &receiver, None);
-    let returned = lambda.invoke(&create, timeout).await.unwrap();
-    let body = assert_reported(&receiver, &id, &returned, "SUCCESS");
+    let body = stack.answer("Create", None, MINUTE, "SUCCESS").await;
     let physical_id = body["PhysicalResourceId"].as_str().unwrap().to_owned();
     assert!(!physical_id.is_empty());
     let expected = migration_count();
@@ -182,16 +210,16 @@ async fn create_applies_the_migrations_and_reports_success_update_and_delete_suc
     assert_eq!(recorded, expected, "every embedded migration is recorded");
 
     // Update (a new function version): nothing left to apply, same physical resource.
-    let (id, update) = request("Update", &receiver, Some(&physical_id));
-    let returned = lambda.invoke(&update, timeout).await.unwrap();
-    let body = assert_reported(&receiver, &id, &returned, "SUCCESS");
+    let body = stack
+        .answer("Update", Some(&physical_id), MINUTE, "SUCCESS")
+        .await;
     assert_eq!(body["PhysicalResourceId"], physical_id.as_str());
     assert!(body["Reason"].as_str().unwrap().contains("up to date"));
 
     // Delete: success, and the schema stays.
-    let (id, delete) = request("Delete", &receiver, Some(&physical_id));
-    let returned = lambda.invoke(&delete, timeout).await.unwrap();
-    let body = assert_reported(&receiver, &id, &returned, "SUCCESS");
+    let body = stack
+        .answer("Delete", Some(&physical_id), MINUTE, "SUCCESS")
+        .await;
     assert_eq!(body["PhysicalResourceId"], physical_id.as_str());
     let still: bool = client
         .query_one("SELECT to_regclass('tickets') IS NOT NULL", &[])
@@ -208,16 +236,14 @@ async fn create_applies_the_migrations_and_reports_success_update_and_delete_suc
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_with_a_migration_the_binary_does_not_know_still_migrates() {
     let db = TestDb::create("migrate").await;
-    let receiver = Receiver::start().await;
-    let lambda = Emulator::launch(migrate_function(&db.url())).await.unwrap();
-    let timeout = Duration::from_secs(60);
+    let stack = Stack::launch(migrate_function(&db.url())).await;
     let client = db.client().await;
+    // The physical resource the function names, as a rollback's Update carries it.
+    let rollback = Some("seatbook-schema-migrations");
 
     // The schema as this binary left it, plus a newer release's migration: an added table and
     // its history row.
-    let (id, create) = request("Create", &receiver, None);
-    let returned = lambda.invoke(&create, timeout).await.unwrap();
-    assert_reported(&receiver, &id, &returned, "SUCCESS");
+    stack.answer("Create", None, MINUTE, "SUCCESS").await;
     let last: i32 = client
         .query_one("SELECT max(version) FROM refinery_schema_history", &[])
         .await
@@ -233,9 +259,7 @@ async fn a_database_with_a_migration_the_binary_does_not_know_still_migrates() {
         .unwrap();
 
     // The rollback's Update: the newer migration is kept and named, nothing fails.
-    let (id, update) = request("Update", &receiver, Some("seatbook-schema-migrations"));
-    let returned = lambda.invoke(&update, timeout).await.unwrap();
-    let body = assert_reported(&receiver, &id, &returned, "SUCCESS");
+    let body = stack.answer("Update", rollback, MINUTE, "SUCCESS").await;
     let reason = body["Reason"].as_str().unwrap();
     assert!(reason.contains("V9999__from_a_newer_release"), "{reason}");
     let kept: bool = client
@@ -257,9 +281,7 @@ async fn a_database_with_a_migration_the_binary_does_not_know_still_migrates() {
         ))
         .await
         .unwrap();
-    let (id, update) = request("Update", &receiver, Some("seatbook-schema-migrations"));
-    let returned = lambda.invoke(&update, timeout).await.unwrap();
-    let body = assert_reported(&receiver, &id, &returned, "FAILED");
+    let body = stack.answer("Update", rollback, MINUTE, "FAILED").await;
     let reason = body["Reason"].as_str().unwrap();
     assert!(reason.contains(&format!("V{last}__")), "{reason}");
 }
@@ -271,34 +293,25 @@ async fn without_a_database_delete_still_succeeds_and_create_fails_after_retryin
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let receiver = Receiver::start().await;
-    let lambda = Emulator::launch(migrate_function(&format!(
+    let stack = Stack::launch(migrate_function(&format!(
         "postgres://postgres@127.0.0.1:{closed}/nowhere"
     )))
-    .await
-    .unwrap();
+    .await;
 
-    let (id, delete) = request("Delete", &receiver, Some("seatbook-schema-migrations"));
     let started = Instant::now();
-    let returned = lambda
-        .invoke(&delete, Duration::from_secs(60))
-        .await
-        .unwrap();
-    assert_reported(&receiver, &id, &returned, "SUCCESS");
+    let physical_id = Some("seatbook-schema-migrations");
+    stack.answer("Delete", physical_id, MINUTE, "SUCCESS").await;
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "Delete does not wait for the database"
     );
 
     // 20 s to the deadline, 15 s of it kept for the report: about 5 s of connection attempts.
-    let (id, create) = request("Create", &receiver, None);
     let started = Instant::now();
-    let returned = lambda
-        .invoke(&create, Duration::from_secs(20))
-        .await
-        .unwrap();
+    let body = stack
+        .answer("Create", None, Duration::from_secs(20), "FAILED")
+        .await;
     let elapsed = started.elapsed();
-    let body = assert_reported(&receiver, &id, &returned, "FAILED");
     let reason = body["Reason"].as_str().unwrap();
     assert!(reason.contains("Migrations not applied after"), "{reason}");
     assert!(
@@ -317,10 +330,7 @@ async fn without_a_database_delete_still_succeeds_and_create_fails_after_retryin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_gives_each_role_login_and_the_password_in_its_own_secret() {
-    let db = TestDb::create("migrate").await;
-    let moto = Moto::start().await;
-    let receiver = Receiver::start().await;
-    let run = uuid::Uuid::new_v4().simple().to_string();
+    let (db, moto, run) = database_and_secrets_manager().await;
     let mut function = with_secrets_manager(migrate_function(&db.url()), &moto);
     let mut passwords = Vec::new();
     for (variable, role) in ROLES {
@@ -330,14 +340,9 @@ async fn create_gives_each_role_login_and_the_password_in_its_own_secret() {
         function = function.env(variable, arn);
         passwords.push((role, password));
     }
-    let lambda = Emulator::launch(function).await.unwrap();
+    let stack = Stack::launch(function).await;
 
-    let (id, create) = request("Create", &receiver, None);
-    let returned = lambda
-        .invoke(&create, Duration::from_secs(60))
-        .await
-        .unwrap();
-    let body = assert_reported(&receiver, &id, &returned, "SUCCESS");
+    let body = stack.answer("Create", None, MINUTE, "SUCCESS").await;
     assert!(
         body["Reason"]
             .as_str()
@@ -366,26 +371,25 @@ async fn create_gives_each_role_login_and_the_password_in_its_own_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_role_secret_for_another_user_fails_the_deploy_and_says_which() {
-    let db = TestDb::create("migrate").await;
-    let moto = Moto::start().await;
-    let receiver = Receiver::start().await;
-    let run = uuid::Uuid::new_v4().simple().to_string();
+    let (db, moto, run) = database_and_secrets_manager().await;
     let secret = json!({"username": "postgres", "password": "not-for-the-reader"}).to_string();
     let arn = moto.create_secret(&format!("reader-{run}"), &secret).await;
     let function =
         with_secrets_manager(migrate_function(&db.url()), &moto).env("READER_SECRET_ARN", &arn);
-    let lambda = Emulator::launch(function).await.unwrap();
+    let stack = Stack::launch(function).await;
 
-    let (id, create) = request("Create", &receiver, None);
-    let returned = lambda
-        .invoke(&create, Duration::from_secs(60))
-        .await
-        .unwrap();
-    let body = assert_reported(&receiver, &id, &returned, "FAILED");
+    let body = stack.answer("Create", None, MINUTE, "FAILED").await;
     let reason = body["Reason"].as_str().unwrap();
     assert!(reason.contains(&arn), "{reason}");
     assert!(reason.contains("seatbook_reader"), "{reason}");
     assert!(!reason.contains("not-for-the-reader"), "{reason}");
+}
+
+/// A fresh database, a Secrets Manager (moto) and a name for this run's secrets.
+async fn database_and_secrets_manager() -> (TestDb, Moto, String) {
+    let db = TestDb::create("migrate").await;
+    let moto = Moto::start().await;
+    (db, moto, uuid::Uuid::new_v4().simple().to_string())
 }
 
 fn with_secrets_manager(function: Function, moto: &Moto) -> Function {

@@ -1,7 +1,7 @@
 //! A process's short memory of things it has just seen happen: pairs of ids (an event and a
 //! seat), each remembered for a while. The booking function remembers the seats it has seen
-//! fought over, and looks before it books them (see `booking_fn::claim`). Nothing is decided from
-//! this memory: it only chooses when to look first.
+//! fought over, to look before it books them, and for a moment the seats it has seen marked taken
+//! (see `booking_fn::claim`). Nothing is decided from this memory that a hint could not decide.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -34,6 +34,27 @@ impl Recent {
         })
     }
 
+    /// Those of `ids` under `scope` seen within the memory's span, in the order given.
+    pub fn which(&self, scope: i64, ids: &[i64]) -> Vec<i64> {
+        let now = Instant::now();
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        ids.iter()
+            .copied()
+            .filter(|id| {
+                seen.get(&(scope, *id))
+                    .is_some_and(|at| now.duration_since(*at) < self.remember)
+            })
+            .collect()
+    }
+
+    /// Forgets `ids` under `scope`.
+    pub fn forget(&self, scope: i64, ids: &[i64]) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        for id in ids {
+            seen.remove(&(scope, *id));
+        }
+    }
+
     /// Remembers `ids` under `scope`, from now.
     pub fn note(&self, scope: i64, ids: &[i64]) {
         let now = Instant::now();
@@ -58,7 +79,11 @@ mod tests {
         assert!(recent.any(7, &[2, 3]));
         assert!(!recent.any(7, &[3]));
         assert!(!recent.any(8, &[1]));
+        assert_eq!(recent.which(7, &[3, 2, 1]), [2, 1]);
+        recent.forget(7, &[2]);
+        assert_eq!(recent.which(7, &[1, 2]), [1]);
         std::thread::sleep(Duration::from_millis(60));
         assert!(!recent.any(7, &[1]));
+        assert!(recent.which(7, &[1]).is_empty());
     }
 }

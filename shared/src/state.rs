@@ -21,6 +21,10 @@ pub struct AppState {
     /// Seats this process has seen fought over in the last few seconds, per event: a booking of
     /// one looks before it books (see `booking_fn::claim`).
     pub contested: Arc<Recent>,
+    /// Seats this process has just seen marked taken in Redis, per event, for as long as the near
+    /// copy of a read lives: a herd's losers after the first are refused without a round trip
+    /// each (see `booking_fn::claim`).
+    pub seen_taken: Arc<Recent>,
 }
 
 /// How long a conflict makes a seat worth looking at before booking it.
@@ -67,6 +71,7 @@ impl AppState {
             hold_ttl: settings.hold_ttl,
             rate_limit,
             contested: Arc::new(Recent::new(CONTESTED_FOR)),
+            seen_taken: Arc::new(Recent::new(seatbook_cache::NEAR_TTL)),
         })
     }
 

@@ -1,9 +1,10 @@
 //! Many real HTTP clients racing for the same seats at the same instant.
 
 use crate::helpers::{
-    assert_one_winner, assert_problem, ids_in, integers, one_seat_requests, spawn_app, stampede,
-    As, TestApp,
+    assert_one_winner, assert_problem, by_status, ids_in, integers, one_seat_requests, spawn_app,
+    spawn_app_with, stampede, As, Spawn, TestApp,
 };
+use crate::redis_server::RedisServer;
 use rand::seq::IndexedRandom;
 use rand::Rng;
 use serde_json::{json, Value};
@@ -45,6 +46,41 @@ async fn fifty_simultaneous_requests_for_one_seat_make_exactly_one_booking() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_hundred_simultaneous_requests_for_one_seat_make_exactly_one_booking() {
     one_seat_herd(500).await;
+}
+
+/// The losers of a herd are refused from the taken-seat mark, and a process keeps a mark it has
+/// read for as long as the near copy of a read: Redis is asked a few times, not once per loser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_herd_for_a_taken_seat_asks_redis_for_its_mark_a_few_times_not_once_per_loser() {
+    let redis = RedisServer::start();
+    let app = spawn_app_with(Spawn {
+        env: vec![("REDIS_URL", redis.url())],
+        ..Spawn::default()
+    })
+    .await;
+    let (event_id, seats) = app.seed_event(2, 5).await;
+    assert_eq!(app.book("first", event_id, &[seats[3]]).await.status(), 201);
+    let mark_reads = || {
+        let info = redis.command(&["INFO", "commandstats"]).unwrap();
+        let info: String = redis::FromRedisValue::from_redis_value(info).unwrap();
+        info.lines()
+            .find_map(|line| line.strip_prefix("cmdstat_hmget:calls="))
+            .map_or(0, |rest| {
+                rest.split(',').next().unwrap().parse::<u64>().unwrap()
+            })
+    };
+    let before = mark_reads();
+
+    let clients = 300;
+    let results = stampede(&app, one_seat_requests("fan", clients, event_id, seats[3])).await;
+
+    assert_eq!(by_status(&results).get(&409), Some(&clients), "{results:?}");
+    let reads = mark_reads() - before;
+    assert!(
+        reads < clients as u64 / 3,
+        "{reads} reads of the marks for {clients} losers"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM bookings").await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -11,7 +11,6 @@
 use crate::marks::{self, MarkChange};
 use crate::views::{Booking, BookingStatus, Ticket};
 use chrono::{DateTime, Utc};
-use seatbook_cache::Cache;
 use seatbook_core::db::{is_retryable_conflict, is_unique_violation_on};
 use seatbook_core::domain::{SeatSelection, UserId};
 use seatbook_core::recent::Recent;
@@ -119,19 +118,21 @@ const CONFLICT_MARK: Duration = Duration::from_secs(5);
 /// Books (or holds) the claim: all seats, or none and an error saying why.
 ///
 /// Seats marked taken in Redis (by the commit that took them, or by an earlier conflict) are
-/// refused before any database work: in an on-sale herd, the losers are answered from one Redis
-/// read each, before they wait for a connection and again once they have one (by then the winner
-/// has usually committed). The marks only ever refuse what PostgreSQL refused or committed; the
-/// unique constraint still decides every seat that gets through.
+/// refused before any database work: in an on-sale herd, the losers are answered from the marks,
+/// before they wait for a connection and again once they have one (by then the winner has usually
+/// committed). A mark read here is kept in the process for as long as the near copy of a read
+/// (`seen_taken`), so a herd costs Redis a few reads, not one per loser. The marks only ever refuse
+/// what PostgreSQL refused or committed; the unique constraint still decides every seat that gets
+/// through.
 pub async fn book(state: &AppState, claim: &Claim<'_>) -> Result<Booking, ApiError> {
     let cache = state.cache.as_deref();
-    if let Some(taken) = marked(cache, claim).await.filter(|t| !t.is_empty()) {
+    if let Some(taken) = marked(state, claim).await.filter(|t| !t.is_empty()) {
         return Err(ApiError::SeatsTaken { seat_ids: taken });
     }
     let conn = state.db.get().await?;
     let mut looked = false;
     if state.contested.any(claim.event_id, claim.seats.ids()) {
-        match marked(cache, claim).await {
+        match marked(state, claim).await {
             Some(taken) if !taken.is_empty() => {
                 return Err(ApiError::SeatsTaken { seat_ids: taken })
             }
@@ -152,10 +153,18 @@ pub async fn book(state: &AppState, claim: &Claim<'_>) -> Result<Booking, ApiErr
     outcome
 }
 
-/// The requested seats that carry a taken mark; `None` when there is no Redis to ask or it
-/// cannot say.
-async fn marked(cache: Option<&Cache>, claim: &Claim<'_>) -> Option<Vec<i64>> {
-    marks::marked(cache?, claim.event_id, claim.seats.ids()).await
+/// The requested seats that carry a taken mark, as this process saw them within the near copy's
+/// span or else as Redis has them; `None` when there is no Redis to ask or it cannot say.
+async fn marked(state: &AppState, claim: &Claim<'_>) -> Option<Vec<i64>> {
+    let cache = state.cache.as_deref()?;
+    let (event, ids) = (claim.event_id, claim.seats.ids());
+    let seen = state.seen_taken.which(event, ids);
+    if !seen.is_empty() {
+        return Some(seen);
+    }
+    let taken = marks::marked(cache, event, ids).await?;
+    state.seen_taken.note(event, &taken);
+    Some(taken)
 }
 
 /// The one loop that runs the booking statement until it books or gets a final answer, for

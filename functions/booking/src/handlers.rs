@@ -418,6 +418,7 @@ pub async fn cancel(
         tracing::info!(booking = %id, event = event_id, "booking cancelled");
         if let Some(cache) = &state.cache {
             let ids = booking.seat_ids();
+            state.seen_taken.forget(event_id, &ids);
             let marks = MarkChange::Clear { ids: &ids };
             version = marks::event_changed(cache, event_id, false, marks).await;
         }

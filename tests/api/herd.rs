@@ -2,7 +2,7 @@
 
 use crate::helpers::{
     assert_one_winner, assert_problem, by_status, ids_in, integers, one_seat_requests, spawn_app,
-    spawn_app_with, stampede, As, Spawn, TestApp,
+    spawn_app_with_env, stampede, As, TestApp,
 };
 use crate::redis_server::RedisServer;
 use rand::seq::IndexedRandom;
@@ -53,11 +53,7 @@ async fn five_hundred_simultaneous_requests_for_one_seat_make_exactly_one_bookin
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_herd_for_a_taken_seat_asks_redis_for_its_mark_a_few_times_not_once_per_loser() {
     let redis = RedisServer::start();
-    let app = spawn_app_with(Spawn {
-        env: vec![("REDIS_URL", redis.url())],
-        ..Spawn::default()
-    })
-    .await;
+    let app = spawn_app_with_env(&[("REDIS_URL", &redis.url())]).await;
     let (event_id, seats) = app.seed_event(2, 5).await;
     assert_eq!(app.book("first", event_id, &[seats[3]]).await.status(), 201);
     let mark_reads = || {

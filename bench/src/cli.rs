@@ -24,6 +24,7 @@ pub enum Scenario {
     Lambda,
     Poll,
     Hot,
+    Webhooks,
 }
 
 /// Measures the seat-booking service over HTTP beside its ceilings (pgbench, redis-benchmark,
@@ -57,6 +58,8 @@ pub struct Profile {
     pub lifecycle_clients: usize,
     /// Server processes (execution environments) the `lambda` herd is queued for.
     pub lambda_herd_processes: usize,
+    /// Bookings whose webhooks `webhooks` delivers.
+    pub webhooks: usize,
 }
 
 impl Profile {
@@ -69,6 +72,7 @@ impl Profile {
             herd_sizes: vec![50, 500, 5_000],
             lifecycle_clients: 32,
             lambda_herd_processes: 64,
+            webhooks: 3_000,
         }
     }
 
@@ -81,6 +85,7 @@ impl Profile {
             herd_sizes: vec![50, 200],
             lifecycle_clients: 8,
             lambda_herd_processes: 32,
+            webhooks: 200,
         }
     }
 }

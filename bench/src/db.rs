@@ -39,7 +39,7 @@ impl BenchDb {
     }
 }
 
-async fn connect(url: &str) -> Result<Client> {
+pub async fn connect(url: &str) -> Result<Client> {
     let (client, connection) = tokio_postgres::connect(url, NoTls)
         .await
         .map_err(|e| format!("cannot connect to {url}: {e}"))?;

@@ -122,8 +122,11 @@ async fn bench(
     let pg = database.connect().await?;
     // This session runs the integrity checks. Statistics are refreshed only at each scenario's
     // start (see db::analyze), so after a ceiling stored tens of thousands of rows the planner
-    // still sees near-empty tables, and a nested loop over them would take minutes.
-    pg.batch_execute("SET enable_nestloop = off").await?;
+    // still sees near-empty tables, and a nested loop over them would take minutes. JIT off: the
+    // penalty of a disabled nested loop pushes plans that need one (any call of book()) over
+    // jit_above_cost, and each such statement then spends ~0.8 s compiling.
+    pg.batch_execute("SET enable_nestloop = off; SET jit = off")
+        .await?;
     results.machine.postgres = pg.query_one("SELECT version()", &[]).await?.get(0);
     eprintln!("creating venues and events ...");
     let fixtures = fixtures::create(main.addr, ceiling::CLIENTS).await?;
@@ -157,6 +160,7 @@ async fn bench(
             Scenario::Lambda => bench.lambda().await?,
             Scenario::Poll => bench.poll().await?,
             Scenario::Hot => bench.hot().await?,
+            Scenario::Webhooks => bench.webhooks().await?,
         }
     }
     bench.finish();

@@ -660,7 +660,9 @@ fn skipped(goal: &str) -> Goal {
 }
 
 fn ms(v: f64) -> String {
-    if v >= 100.0 {
+    if v == 0.0 {
+        "-".into()
+    } else if v >= 100.0 {
         format!("{v:.0}")
     } else {
         format!("{v:.2}")

@@ -26,6 +26,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 
 mod onsale;
+mod webhooks;
 
 pub struct Bench {
     pub opts: Options,
@@ -122,19 +123,42 @@ fn throughput(
     cpu: &CpuWindow,
 ) -> Throughput {
     Throughput {
+        latency: stats.percentiles(),
+        errors: stats.errors(),
+        statuses: stats.statuses.clone(),
+        first_problem: stats.first_problem.clone(),
+        ..throughput_row(
+            scenario,
+            unit,
+            stats.completed as f64 / window.seconds(),
+            stats.completed,
+            cpu,
+        )
+    }
+}
+
+/// A throughput row without latencies or statuses.
+fn throughput_row(
+    scenario: &str,
+    unit: &str,
+    rate: f64,
+    requests: u64,
+    cpu: &CpuWindow,
+) -> Throughput {
+    Throughput {
         scenario: scenario.to_owned(),
-        rate: stats.completed as f64 / window.seconds(),
+        rate,
         unit: unit.to_owned(),
         also: None,
         ceiling: None,
         ceiling_rate: None,
         ratio: None,
-        latency: stats.percentiles(),
-        requests: stats.completed,
-        errors: stats.errors(),
-        statuses: stats.statuses.clone(),
+        latency: Percentiles::default(),
+        requests,
+        errors: 0,
+        statuses: BTreeMap::new(),
         loadgen_cpu_pct: cpu.loadgen_pct(),
-        first_problem: stats.first_problem.clone(),
+        first_problem: None,
     }
 }
 

@@ -37,10 +37,22 @@ impl Server {
         cache: &Cache,
         log_dir: &Path,
     ) -> Result<Server> {
+        Server::start_with(name, bin, database_url, cache, log_dir, &[]).await
+    }
+
+    /// [`Server::start`] with `env` on top of the usual settings (the notifier's, for `webhooks`).
+    pub async fn start_with(
+        name: &str,
+        bin: &Path,
+        database_url: &str,
+        cache: &Cache,
+        log_dir: &Path,
+        env: &[(&str, String)],
+    ) -> Result<Server> {
         let log = log_dir.join(format!("server-{name}.log"));
         File::create(&log)?;
         let port = free_port()?;
-        let mut server = Server::spawn(name, port, bin, database_url, cache, &log, &[])?;
+        let mut server = Server::spawn(name, port, bin, database_url, cache, &log, env)?;
         server.wait_until_ready().await?;
         Ok(server)
     }

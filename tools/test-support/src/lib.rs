@@ -1,7 +1,7 @@
 //! What the tests start, once: a scratch PostgreSQL database ([`TestDb`]), a private
 //! redis-server ([`RedisServer`]) or a faulty route to one ([`RedisRoute`]), PgBouncer
-//! ([`PgBouncer`]), moto's Secrets Manager ([`Moto`]), a free port ([`free_port`]) and API Gateway
-//! events ([`gateway_event`], [`sample_event`]).
+//! ([`PgBouncer`]), moto's Secrets Manager ([`Moto`]), free ports ([`free_port`], [`free_ports`]) and
+//! API Gateway events ([`gateway_event`], [`sample_event`]).
 //!
 //! The servers default to the local ones `scripts/services` starts; `TEST_DATABASE_URL` and
 //! `TEST_REDIS_URL` point the tests elsewhere.
@@ -26,6 +26,18 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// `n` different loopback ports nobody listens on right now: every probe stays open until all
+/// are chosen.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let probes: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port"))
+        .collect();
+    probes
+        .iter()
+        .map(|p| p.local_addr().unwrap().port())
+        .collect()
 }
 
 /// The `host` of a PostgreSQL configuration's first TCP host, 127.0.0.1 when it names none.

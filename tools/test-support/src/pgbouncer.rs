@@ -12,6 +12,7 @@ pub struct PgBouncer {
     user: String,
     process: Child,
     dir: PathBuf,
+    binary: PathBuf,
 }
 
 impl PgBouncer {
@@ -23,8 +24,20 @@ impl PgBouncer {
 
     /// The same in front of the server of a `postgres://` URL.
     pub async fn start_on(server_url: &str, server_connections: usize) -> PgBouncer {
-        let binary = pgbouncer_binary();
-        let admin: tokio_postgres::Config = server_url.parse().expect("a postgres:// URL");
+        PgBouncer::try_start_on(server_url, server_connections)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`PgBouncer::start_on`], with what went wrong as an error instead of a panic.
+    pub async fn try_start_on(
+        server_url: &str,
+        server_connections: usize,
+    ) -> Result<PgBouncer, String> {
+        let binary = pgbouncer_binary()?;
+        let admin: tokio_postgres::Config = server_url
+            .parse()
+            .map_err(|e| format!("a postgres:// URL: {e}"))?;
         let upstream_host = crate::host_of(&admin);
         let upstream_port = admin.get_ports().first().copied().unwrap_or(5432);
         let user = admin.get_user().unwrap_or("postgres").to_owned();
@@ -33,9 +46,10 @@ impl PgBouncer {
         // PgBouncer refuses to run as root: then it switches to `postgres`, which must be able to
         // read these files.
         let dir = std::env::temp_dir().join(format!("seatbook-pgbouncer-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let io = |e: std::io::Error| format!("PgBouncer's files in {}: {e}", dir.display());
+        std::fs::create_dir_all(&dir).map_err(io)?;
         let auth_file = dir.join("userlist.txt");
-        std::fs::write(&auth_file, format!("\"{user}\" \"\"\n")).unwrap();
+        std::fs::write(&auth_file, format!("\"{user}\" \"\"\n")).map_err(io)?;
         let ini = dir.join("pgbouncer.ini");
         std::fs::write(
             &ini,
@@ -58,14 +72,14 @@ impl PgBouncer {
                 auth = auth_file.display()
             ),
         )
-        .unwrap();
+        .map_err(io)?;
         for path in [&dir, &auth_file, &ini] {
             use std::os::unix::fs::PermissionsExt;
             let mode = if path.is_dir() { 0o755 } else { 0o644 };
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io)?;
         }
 
-        let log = std::fs::File::create(dir.join("pgbouncer.log")).unwrap();
+        let log = std::fs::File::create(dir.join("pgbouncer.log")).map_err(io)?;
         let mut command = Command::new(&binary);
         if running_as_root() {
             command.args(["-u", "postgres"]);
@@ -75,12 +89,13 @@ impl PgBouncer {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
         let bouncer = PgBouncer {
             port,
             user: user.clone(),
             process,
             dir,
+            binary,
         };
 
         let started = Instant::now();
@@ -95,16 +110,37 @@ impl PgBouncer {
             if let Ok((client, connection)) = config.connect(NoTls).await {
                 tokio::spawn(connection);
                 if client.simple_query("SELECT 1").await.is_ok() {
-                    return bouncer;
+                    return Ok(bouncer);
                 }
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "PgBouncer did not come up on port {port}:\n{}",
-                bouncer.log()
-            );
+            if started.elapsed() >= Duration::from_secs(20) {
+                return Err(format!(
+                    "PgBouncer did not come up on port {port}:\n{}",
+                    bouncer.log()
+                ));
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Its process id (for CPU figures).
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
+    /// The first line of `pgbouncer --version`, e.g. `PgBouncer 1.18.0`.
+    pub fn version(&self) -> String {
+        Command::new(&self.binary)
+            .arg("--version")
+            .output()
+            .ok()
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| "PgBouncer".to_owned())
     }
 
     /// `host:port` to reach the databases through.
@@ -156,13 +192,12 @@ impl Drop for PgBouncer {
     }
 }
 
-fn pgbouncer_binary() -> PathBuf {
+fn pgbouncer_binary() -> Result<PathBuf, String> {
     let sbin = [PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")];
-    crate::find_executable("PGBOUNCER", "pgbouncer", sbin).unwrap_or_else(|| {
-        panic!(
-            "pgbouncer not found: this test needs PgBouncer (Debian package `pgbouncer`; \
-             scripts/services installs it), or set PGBOUNCER to its path"
-        )
+    crate::find_executable("PGBOUNCER", "pgbouncer", sbin).ok_or_else(|| {
+        "pgbouncer not found: this needs PgBouncer (Debian package `pgbouncer`; \
+         scripts/services installs it), or set PGBOUNCER to its path"
+            .to_owned()
     })
 }
 

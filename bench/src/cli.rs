@@ -54,7 +54,6 @@ pub struct Profile {
     pub pgbench_secs: u32,
     pub redis_requests: u32,
     pub herd_sizes: Vec<usize>,
-    /// Clients in `lifecycle`.
     pub lifecycle_clients: usize,
     /// Server processes (execution environments) the `lambda` herd is queued for.
     pub lambda_herd_processes: usize,
@@ -76,7 +75,7 @@ impl Profile {
         }
     }
 
-    pub fn quick() -> Profile {
+    fn quick() -> Profile {
         Profile {
             warmup: Duration::from_millis(500),
             measure: Duration::from_secs(2),
@@ -100,15 +99,9 @@ pub struct Options {
 }
 
 impl Options {
-    /// Parses the arguments (without the program name); exits with clap's message on a mistake.
+    /// Parses the arguments; exits with clap's message on a mistake.
     pub fn parse() -> Options {
         Options::from(Args::parse())
-    }
-
-    #[cfg(test)]
-    fn try_parse_from(args: &[&str]) -> Result<Options, clap::Error> {
-        let argv = std::iter::once("seatbook-bench").chain(args.iter().copied());
-        Args::try_parse_from(argv).map(Options::from)
     }
 
     pub fn runs(&self, scenario: Scenario) -> bool {
@@ -124,13 +117,14 @@ impl From<Args> for Options {
         }
         scenarios.sort();
         scenarios.dedup();
+        let profile = if args.quick {
+            Profile::quick()
+        } else {
+            Profile::full()
+        };
         Options {
             quick: args.quick,
-            profile: if args.quick {
-                Profile::quick()
-            } else {
-                Profile::full()
-            },
+            profile,
             scenarios,
             out_dir: args.out_dir,
             server_bin: args.server_bin,
@@ -142,32 +136,33 @@ impl From<Args> for Options {
 mod tests {
     use super::*;
 
-    #[test]
-    fn everything_runs_by_default() {
-        let opts = Options::try_parse_from(&[]).unwrap();
-        assert_eq!(opts.scenarios, Scenario::value_variants().to_vec());
-        assert!(!opts.quick);
-        assert_eq!(opts.out_dir, PathBuf::from("bench-results"));
+    fn parse(args: &[&str]) -> Result<Options, clap::Error> {
+        Args::try_parse_from(std::iter::once("seatbook-bench").chain(args.iter().copied()))
+            .map(Options::from)
     }
 
     #[test]
-    fn scenarios_are_picked_by_name_in_a_fixed_order() {
-        let opts = Options::try_parse_from(&["--quick", "--scenarios", "read,book"]).unwrap();
-        assert_eq!(opts.scenarios, vec![Scenario::Book, Scenario::Read]);
-        assert!(opts.quick);
-        let opts = Options::try_parse_from(&["--scenarios=herd,book-multi"]).unwrap();
-        assert_eq!(opts.scenarios, vec![Scenario::BookMulti, Scenario::Herd]);
-        let opts = Options::try_parse_from(&["--scenarios", "lambda,herd,book"]).unwrap();
+    fn everything_runs_by_default_and_scenarios_are_picked_by_name_in_a_fixed_order() {
+        let opts = parse(&[]).unwrap();
+        assert_eq!(opts.scenarios, Scenario::value_variants().to_vec());
+        assert_eq!(
+            (opts.quick, opts.out_dir),
+            (false, PathBuf::from("bench-results"))
+        );
+        let opts = parse(&["--quick", "--scenarios", "webhooks,read,book"]).unwrap();
         assert_eq!(
             opts.scenarios,
-            vec![Scenario::Book, Scenario::Herd, Scenario::Lambda]
+            [Scenario::Book, Scenario::Read, Scenario::Webhooks]
         );
-    }
-
-    #[test]
-    fn unknown_scenarios_and_flags_are_refused() {
-        assert!(Options::try_parse_from(&["--scenarios", "book,nope"]).is_err());
-        assert!(Options::try_parse_from(&["--fast"]).is_err());
-        assert!(Options::try_parse_from(&["--scenarios"]).is_err());
+        assert!(opts.quick);
+        let opts = parse(&["--scenarios=herd,book-multi"]).unwrap();
+        assert_eq!(opts.scenarios, [Scenario::BookMulti, Scenario::Herd]);
+        for wrong in [
+            &["--scenarios", "book,nope"][..],
+            &["--fast"],
+            &["--scenarios"],
+        ] {
+            assert!(parse(wrong).is_err(), "{wrong:?}");
+        }
     }
 }

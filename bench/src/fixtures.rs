@@ -1,24 +1,20 @@
-//! The data every scenario runs on, created through the API itself (organizer routes).
-//!
-//! - one 200 x 200 arena (40,000 seats) and one realistic 20 x 25 hall (500 seats): the booking
-//!   scenarios run on both, each booking client (pgbench's or the service's) in events of its own
-//!   (`Block`), so no booking ever collides;
-//! - hall events for reads, browsing and herds, with 30 % of the read event's seats sold
-//!   beforehand so availability has bookings to join.
+//! The data every scenario runs on, created through the API itself (organizer routes): one
+//! 200 x 200 arena (40,000 seats) and one realistic 20 x 25 hall (500 seats); the booking
+//! scenarios run on both, each booking client (pgbench's or the service's) in events of its own
+//! (`Block`), so no booking ever collides. Hall events serve reads, browsing and herds; 30 % of
+//! the read event's seats are sold beforehand so availability has bookings to join.
 
-use crate::http::{self, Conn, Identity};
+use crate::clients::booking;
+use crate::http::{self, Body, Conn, Identity};
 use crate::integrity::BookingSeen;
 use crate::Result;
+use bytes::Bytes;
 use chrono::{Duration as Days, Utc};
-use hyper::StatusCode;
+use hyper::{Request, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 use std::net::SocketAddr;
 
-pub const BIG_ROWS: i64 = 200;
-pub const BIG_COLS: i64 = 200;
-pub const HALL_ROWS: i64 = 20;
-pub const HALL_COLS: i64 = 25;
 /// Clients in `mixed`, each of which may book.
 pub const MIXED_CLIENTS: usize = 80;
 const BROWSE_EVENTS: usize = 4;
@@ -38,8 +34,8 @@ impl Venue {
     }
 }
 
-/// Consecutive events on one venue: client `c` owns `base + c * per_client ..` (`per_client` of
-/// them), which a pgbench script computes from its `client_id`.
+/// Consecutive events on one venue: client `c` owns `per_client` of them from
+/// `base + c * per_client`, which a pgbench script computes from its `client_id`.
 #[derive(Debug, Clone, Copy)]
 pub struct Block {
     pub base: i64,
@@ -66,9 +62,9 @@ pub struct Fixtures {
     /// Hall events: the first is the read event (30 % sold); all are browsed in `mixed`.
     pub browse_events: Vec<i64>,
     pub herd_event: i64,
-    /// A hall event (500 seats) where `lifecycle` clients hold, confirm, cancel and book.
+    /// A hall event where `lifecycle` clients hold, confirm, cancel and book.
     pub lifecycle_event: i64,
-    /// One event per booking client of `lambda`, and the event of its herd.
+    /// One arena event per booking client of `lambda`, and the hall event of its herd.
     pub lambda_events: Vec<i64>,
     pub lambda_herd_event: i64,
     /// The bookings that sold the read event's seats.
@@ -87,87 +83,104 @@ struct Created {
 }
 
 #[derive(Deserialize)]
-struct Availability {
-    seats: Vec<SeatId>,
+pub struct Map {
+    pub seats: Vec<Seat>,
 }
 
 #[derive(Deserialize)]
-struct SeatId {
-    id: i64,
+pub struct Seat {
+    pub id: i64,
+    pub status: String,
 }
 
+/// An organizer's connection to the API.
 pub struct Admin {
     conn: Conn,
     who: Identity,
     starts_at: String,
-    run: u32,
 }
 
 impl Admin {
     pub async fn open(addr: SocketAddr) -> Result<Admin> {
+        let (conn, who) = (
+            Conn::open(addr).await?,
+            Identity::organizer("bench-organizer"),
+        );
         Ok(Admin {
-            conn: Conn::open(addr).await?,
-            who: Identity::organizer("bench-organizer"),
+            conn,
+            who,
             starts_at: (Utc::now() + Days::days(30)).to_rfc3339(),
-            run: std::process::id(),
         })
     }
 
-    async fn call(
-        &mut self,
-        request: hyper::Request<http::Body>,
-        expected: StatusCode,
-    ) -> Result<bytes::Bytes> {
-        let (status, body) = self.conn.send(request).await?;
-        if status != expected {
+    /// Sends `request`; its body if the answer is `expected`.
+    pub async fn call(&mut self, request: Request<Body>, expected: StatusCode) -> Result<Bytes> {
+        let answer = self.conn.send(request).await?;
+        if answer.status() != expected {
+            let body = String::from_utf8_lossy(answer.body());
             return Err(format!(
-                "fixture set-up: expected {expected}, got {status}: {}",
-                String::from_utf8_lossy(&body)
+                "set-up: expected {expected}, got {}: {body}",
+                answer.status()
             )
             .into());
         }
-        Ok(body)
+        Ok(answer.into_body())
     }
 
-    async fn venue(&mut self, label: &str, rows: i64, cols: i64) -> Result<Venue> {
-        let body =
-            json!({ "name": format!("bench {label} {}", self.run), "rows": rows, "cols": cols });
-        let request = http::post_json("/api/v1/venues", &self.who, serde_json::to_vec(&body)?);
-        let created: Created =
-            serde_json::from_slice(&self.call(request, StatusCode::CREATED).await?)?;
-        // Seats are learned through availability, from a throwaway event on the venue.
-        let probe = self.event(&format!("{label} seat map"), created.id).await?;
-        let request = http::get(&format!("/api/v1/events/{probe}/availability"), &self.who);
-        let map: Availability = serde_json::from_slice(&self.call(request, StatusCode::OK).await?)?;
+    async fn create(&mut self, path: &str, body: serde_json::Value) -> Result<i64> {
+        let created = self
+            .call(http::post(path, &self.who, &body), StatusCode::CREATED)
+            .await?;
+        Ok(serde_json::from_slice::<Created>(&created)?.id)
+    }
+
+    /// A `rows` x `cols` venue, its seats learned through a throwaway event's availability.
+    pub async fn venue(&mut self, label: &str, rows: i64, cols: i64) -> Result<Venue> {
+        let name = format!("bench {label} {}", std::process::id());
+        let id = self
+            .create(
+                "/api/v1/venues",
+                json!({ "name": name, "rows": rows, "cols": cols }),
+            )
+            .await?;
+        let probe = self.event(&format!("{label} seat map"), id).await?;
+        let map = self.map(probe).await?;
         let first_seat = map.seats.first().ok_or("a venue without seats")?.id;
         // The seat streams rely on a venue's seat ids being consecutive in row-major order.
-        if map.seats.len() as i64 != rows * cols
-            || map
-                .seats
-                .iter()
-                .enumerate()
-                .any(|(n, s)| s.id != first_seat + n as i64)
-        {
+        let consecutive = map
+            .seats
+            .iter()
+            .enumerate()
+            .all(|(n, s)| s.id == first_seat + n as i64);
+        if map.seats.len() as i64 != rows * cols || !consecutive {
             return Err(format!("venue {label}: seat ids are not consecutive").into());
         }
         Ok(Venue {
-            id: created.id,
+            id,
             first_seat,
             seats: rows * cols,
         })
     }
 
-    async fn event(&mut self, label: &str, venue: i64) -> Result<i64> {
-        let body = json!({
-            "name": format!("bench {label}"),
-            "starts_at": self.starts_at,
-            "venue_id": venue,
-            "price_cents": 2500,
-        });
-        let request = http::post_json("/api/v1/events", &self.who, serde_json::to_vec(&body)?);
-        let created: Created =
-            serde_json::from_slice(&self.call(request, StatusCode::CREATED).await?)?;
-        Ok(created.id)
+    /// The body of a GET of `path` answered 200.
+    pub async fn get(&mut self, path: &str) -> Result<Bytes> {
+        self.call(http::get(path, &self.who), StatusCode::OK).await
+    }
+
+    /// An event's availability.
+    pub async fn map(&mut self, event: i64) -> Result<Map> {
+        Ok(serde_json::from_slice(
+            &self
+                .get(&format!("/api/v1/events/{event}/availability"))
+                .await?,
+        )?)
+    }
+
+    pub async fn event(&mut self, label: &str, venue: i64) -> Result<i64> {
+        let starts_at = self.starts_at.clone();
+        let body = json!({ "name": format!("bench {label}"), "starts_at": starts_at,
+                           "venue_id": venue, "price_cents": 2500 });
+        self.create("/api/v1/events", body).await
     }
 
     async fn events(&mut self, label: &str, venue: i64, n: usize) -> Result<Vec<i64>> {
@@ -200,8 +213,8 @@ impl Admin {
 
 pub async fn create(addr: SocketAddr, clients: usize) -> Result<Fixtures> {
     let mut admin = Admin::open(addr).await?;
-    let big = admin.venue("arena", BIG_ROWS, BIG_COLS).await?;
-    let hall = admin.venue("hall", HALL_ROWS, HALL_COLS).await?;
+    let big = admin.venue("arena", 200, 200).await?;
+    let hall = admin.venue("hall", 20, 25).await?;
     let mixed_events = admin.events("mixed", big.id, MIXED_CLIENTS).await?;
     let browse_events = admin.events("show", hall.id, BROWSE_EVENTS).await?;
     let herd_event = admin.event("herd", hall.id).await?;
@@ -217,17 +230,16 @@ pub async fn create(addr: SocketAddr, clients: usize) -> Result<Fixtures> {
         .collect();
     let mut sold = Vec::new();
     for seats in sold_seats.chunks(10) {
-        let body = json!({ "event_id": browse_events[0], "seat_ids": seats });
-        let request = http::post_json("/api/v1/bookings", &who, serde_json::to_vec(&body)?);
+        let request = booking("/api/v1/bookings", &who, browse_events[0], seats);
         let created = admin.call(request, StatusCode::CREATED).await?;
-        sold.push(BookingSeen::from_created(
+        sold.push(BookingSeen::from_answer(
             &created,
             browse_events[0],
             FIXTURE_USER,
             seats,
+            "confirmed",
         )?);
     }
-
     Ok(Fixtures {
         big,
         hall,

@@ -1,58 +1,40 @@
-//! A bare HTTP/1.1 keep-alive connection per simulated client, on hyper's low-level client API.
-//!
-//! No pool and no retries: each client owns exactly one TCP connection, so "32 clients" means 32
-//! concurrent requests at the server, and the herd can open every connection before it fires.
+//! One bare HTTP/1.1 keep-alive connection per simulated client (hyper's low-level client): no
+//! pool and no retries, so "32 clients" is 32 requests at the server, and the herd can open every
+//! connection before it fires.
 
 use crate::Result;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{HeaderValue, CONTENT_TYPE, HOST};
-use hyper::{Method, Request, StatusCode};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST};
+use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use tokio::net::TcpStream;
 
 pub type Body = Full<Bytes>;
 
-pub struct Conn {
-    sender: SendRequest<Body>,
-}
+pub struct Conn(SendRequest<Body>);
 
 impl Conn {
     pub async fn open(addr: SocketAddr) -> Result<Conn> {
         let stream = TcpStream::connect(addr).await?;
-        // Requests are small and latency is what is measured: do not let Nagle hold them back.
+        // Latency is what is measured: Nagle must not hold small requests back.
         stream.set_nodelay(true)?;
         let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            // A failed connection shows up as an error on the next request.
-            let _ = connection.await;
-        });
-        Ok(Conn { sender })
+        // A failed connection shows up as an error on the next request.
+        tokio::spawn(connection);
+        Ok(Conn(sender))
     }
 
     /// Sends one request and reads the whole answer.
-    pub async fn send(&mut self, request: Request<Body>) -> Result<(StatusCode, Bytes)> {
-        self.sender.ready().await?;
-        let response = self.sender.send_request(request).await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok((status, body))
-    }
-}
-
-impl Conn {
-    /// Sends one request and reads the whole answer, headers included.
-    pub async fn send_with_headers(
-        &mut self,
-        request: Request<Body>,
-    ) -> Result<(StatusCode, hyper::HeaderMap, Bytes)> {
-        self.sender.ready().await?;
-        let response = self.sender.send_request(request).await?;
-        let (parts, body) = response.into_parts();
-        let body = body.collect().await?.to_bytes();
-        Ok((parts.status, parts.headers, body))
+    pub async fn send(&mut self, request: Request<Body>) -> Result<Response<Bytes>> {
+        self.0.ready().await?;
+        let (parts, body) = self.0.send_request(request).await?.into_parts();
+        Ok(Response::from_parts(
+            parts,
+            body.collect().await?.to_bytes(),
+        ))
     }
 }
 
@@ -65,8 +47,9 @@ pub struct Identity {
 
 impl Identity {
     pub fn user(id: &str) -> Identity {
+        let user = HeaderValue::from_str(id).expect("user ids are plain ASCII");
         Identity {
-            user: HeaderValue::from_str(id).expect("user ids are plain ASCII"),
+            user,
             organizer: false,
         }
     }
@@ -87,15 +70,21 @@ pub fn delete(path: &str, who: &Identity) -> Request<Body> {
     build(Method::DELETE, path, who, None)
 }
 
-pub fn post_json(path: &str, who: &Identity, body: Vec<u8>) -> Request<Body> {
-    build(Method::POST, path, who, Some(Bytes::from(body)))
+pub fn post(path: &str, who: &Identity, body: &serde_json::Value) -> Request<Body> {
+    build(Method::POST, path, who, Some(Bytes::from(body.to_string())))
+}
+
+/// `request` with one more header.
+pub fn with(mut request: Request<Body>, name: HeaderName, value: HeaderValue) -> Request<Body> {
+    request.headers_mut().insert(name, value);
+    request
 }
 
 fn build(method: Method, path: &str, who: &Identity, body: Option<Bytes>) -> Request<Body> {
+    // HTTP/1.1 requires Host; the server does not look at it.
     let mut builder = Request::builder()
         .method(method)
         .uri(path)
-        // HTTP/1.1 requires Host; the server does not look at it, so a constant will do.
         .header(HOST, HeaderValue::from_static("127.0.0.1"))
         .header("x-dev-user", who.user.clone());
     if who.organizer {
@@ -106,5 +95,5 @@ fn build(method: Method, path: &str, who: &Identity, body: Option<Bytes>) -> Req
     }
     builder
         .body(Full::new(body.unwrap_or_default()))
-        .expect("method, path and headers are valid")
+        .expect("a valid request")
 }

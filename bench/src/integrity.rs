@@ -1,14 +1,15 @@
-//! The integrity check run after every scenario: what the load generator was told must be exactly
-//! what PostgreSQL holds, and no seat may be sold twice.
+//! The integrity checks run after every scenario: what the load generator was told must be
+//! exactly what PostgreSQL holds, and no seat may be sold twice.
 
 use crate::fixtures::Block;
 use crate::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use tokio_postgres::Client;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row};
 use uuid::Uuid;
 
-/// A booking the service confirmed with 201, as the load generator saw it.
+/// A booking (or hold) the service answered 201 for, as the load generator saw it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BookingSeen {
     pub id: Uuid,
@@ -34,18 +35,8 @@ struct TicketBody {
 }
 
 impl BookingSeen {
-    /// Reads a 201 body and checks it is the booking that was asked for: this event, this user,
-    /// exactly these seats, confirmed.
-    pub fn from_created(
-        body: &[u8],
-        event_id: i64,
-        user_id: &str,
-        seats: &[i64],
-    ) -> Result<BookingSeen, String> {
-        BookingSeen::from_answer(body, event_id, user_id, seats, "confirmed")
-    }
-
-    /// Like `from_created`, for an answer whose booking must have `status` ("held" for a hold).
+    /// Reads a 201 body and checks it is what was asked for: this event, this user, exactly these
+    /// seats, in `status` ("confirmed", or "held" for a hold).
     pub fn from_answer(
         body: &[u8],
         event_id: i64,
@@ -53,28 +44,23 @@ impl BookingSeen {
         seats: &[i64],
         status: &str,
     ) -> Result<BookingSeen, String> {
-        let booking: BookingBody = serde_json::from_slice(body)
+        let b: BookingBody = serde_json::from_slice(body)
             .map_err(|e| format!("201 body is not a booking ({e}): {}", lossy(body)))?;
-        let mut got: Vec<i64> = booking.tickets.iter().map(|t| t.seat_id).collect();
-        got.sort_unstable();
+        let mut got: Vec<i64> = b.tickets.iter().map(|t| t.seat_id).collect();
         let mut wanted = seats.to_vec();
+        got.sort_unstable();
         wanted.sort_unstable();
-        if booking.event_id != event_id
-            || booking.user_id != user_id
-            || booking.status != status
-            || got != wanted
-        {
+        if b.event_id != event_id || b.user_id != user_id || b.status != status || got != wanted {
             return Err(format!(
                 "asked event {event_id} seats {wanted:?} for {user_id}, was given booking {} of \
                  event {} seats {got:?} for {} ({}, expected {status})",
-                booking.id, booking.event_id, booking.user_id, booking.status
+                b.id, b.event_id, b.user_id, b.status
             ));
         }
-        let mut tickets: Vec<(i64, i64)> =
-            booking.tickets.iter().map(|t| (t.id, t.seat_id)).collect();
+        let mut tickets: Vec<(i64, i64)> = b.tickets.iter().map(|t| (t.id, t.seat_id)).collect();
         tickets.sort_unstable();
         Ok(BookingSeen {
-            id: booking.id,
+            id: b.id,
             event_id,
             user_id: user_id.to_owned(),
             tickets,
@@ -101,30 +87,35 @@ impl Check {
     }
 }
 
-/// Checks, in PostgreSQL:
-/// 1. no (event_id, seat_id) has two tickets, anywhere in the database;
-/// 2. every booking in `seen` exists with exactly the tickets and seats the service returned;
-/// 3. the events in `events` hold no booking or ticket the load generator was not told about.
-///
-/// `reported` are problems the clients already found in the answers themselves (a wrong seat in
-/// a 201, a 409 for a seat nobody else wanted); they fail the check too.
-/// Any (event, seat) with more than one ticket: impossible under the unique constraint, checked
-/// anyway.
-async fn double_tickets(pg: &Client, violations: &mut Vec<String>) -> Result<()> {
-    for row in pg
-        .query(
-            "SELECT event_id, seat_id, count(*) FROM tickets
-             GROUP BY event_id, seat_id HAVING count(*) > 1 LIMIT 20",
-            &[],
-        )
-        .await?
-    {
-        let (event, seat, n): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-        violations.push(format!("seat {seat} of event {event} has {n} tickets"));
-    }
+/// A violation for every row `sql` returns.
+async fn each_row(
+    pg: &Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    violations: &mut Vec<String>,
+    violation: impl Fn(&Row) -> String,
+) -> Result<()> {
+    violations.extend(pg.query(sql, params).await?.iter().map(violation));
     Ok(())
 }
 
+/// Any (event, seat) with more than one ticket, anywhere: impossible under the unique
+/// constraint, checked anyway.
+async fn double_tickets(pg: &Client, violations: &mut Vec<String>) -> Result<()> {
+    let sql = "SELECT event_id, seat_id, count(*) FROM tickets
+               GROUP BY event_id, seat_id HAVING count(*) > 1 LIMIT 20";
+    each_row(pg, sql, &[], violations, |r| {
+        let (event, seat, n): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
+        format!("seat {seat} of event {event} has {n} tickets")
+    })
+    .await
+}
+
+/// Checks in PostgreSQL: no seat has two tickets anywhere; every booking in `seen` exists with
+/// exactly the tickets and seats the service returned and one 'booking.confirmed' outbox row; the
+/// scenario's `events` hold no booking or ticket the load generator was not told about. `reported`
+/// are problems the clients already found in the answers (a wrong seat in a 201, a 409 for a seat
+/// nobody else wanted); they fail the check too.
 pub async fn check(
     pg: &Client,
     scope: &str,
@@ -133,10 +124,28 @@ pub async fn check(
     reported: &[String],
 ) -> Result<Check> {
     let mut violations: Vec<String> = reported.to_vec();
-
     double_tickets(pg, &mut violations).await?;
 
-    let stored = stored_bookings(pg, seen).await?;
+    let mut stored = HashMap::with_capacity(seen.len());
+    for chunk in seen.chunks(10_000) {
+        let ids: Vec<Uuid> = chunk.iter().map(|b| b.id).collect();
+        let sql = "SELECT b.id, b.event_id, b.user_id,
+                coalesce(array_agg(t.id ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL), '{}'),
+                coalesce(array_agg(t.seat_id ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL), '{}')
+            FROM bookings b LEFT JOIN tickets t ON t.booking_id = b.id
+            WHERE b.id = ANY ($1) GROUP BY b.id";
+        for row in pg.query(sql, &[&ids]).await? {
+            let (ticket_ids, seat_ids): (Vec<i64>, Vec<i64>) = (row.get(3), row.get(4));
+            let tickets = ticket_ids.into_iter().zip(seat_ids).collect();
+            let b = BookingSeen {
+                id: row.get(0),
+                event_id: row.get(1),
+                user_id: row.get(2),
+                tickets,
+            };
+            stored.insert(b.id, b);
+        }
+    }
     for booking in seen {
         match stored.get(&booking.id) {
             None => violations.push(format!(
@@ -144,8 +153,8 @@ pub async fn check(
                 booking.id
             )),
             Some(row) if row != booking => violations.push(format!(
-                "booking {} was returned as {:?} but the database holds {:?}",
-                booking.id, booking, row
+                "booking {} was returned as {booking:?} but the database holds {row:?}",
+                booking.id
             )),
             Some(_) => {}
         }
@@ -153,29 +162,23 @@ pub async fn check(
 
     // Every confirmed booking has exactly one confirmation event in the outbox.
     let ids: Vec<Uuid> = seen.iter().map(|b| b.id).collect();
-    for row in pg
-        .query(
-            "SELECT b.id, count(o.id) FROM bookings b
-             LEFT JOIN outbox o ON o.booking_id = b.id AND o.kind = 'booking.confirmed'
-             WHERE b.id = ANY ($1) GROUP BY b.id",
-            &[&ids],
-        )
-        .await?
-    {
-        let (id, n): (Uuid, i64) = (row.get(0), row.get(1));
-        if n != 1 {
-            violations.push(format!(
-                "confirmed booking {id} has {n} 'booking.confirmed' outbox rows (expected 1)"
-            ));
-        }
-    }
+    let sql = "SELECT b.id, count(o.id) FROM bookings b
+               LEFT JOIN outbox o ON o.booking_id = b.id AND o.kind = 'booking.confirmed'
+               WHERE b.id = ANY ($1) GROUP BY b.id HAVING count(o.id) <> 1";
+    each_row(pg, sql, &[&ids], &mut violations, |r| {
+        let (id, n): (Uuid, i64) = (r.get(0), r.get(1));
+        format!("confirmed booking {id} has {n} 'booking.confirmed' outbox rows (expected 1)")
+    })
+    .await?;
 
-    let expected_bookings = seen.iter().filter(|b| events.contains(&b.event_id)).count() as i64;
-    let expected_tickets: i64 = seen
+    let ours: Vec<&BookingSeen> = seen
         .iter()
         .filter(|b| events.contains(&b.event_id))
-        .map(|b| b.tickets.len() as i64)
-        .sum();
+        .collect();
+    let expected = (
+        ours.len() as i64,
+        ours.iter().map(|b| b.tickets.len() as i64).sum::<i64>(),
+    );
     let counts = pg
         .query_one(
             "SELECT (SELECT count(*) FROM bookings WHERE event_id = ANY ($1)),
@@ -183,55 +186,24 @@ pub async fn check(
             &[&events],
         )
         .await?;
-    let (bookings, tickets): (i64, i64) = (counts.get(0), counts.get(1));
-    if (bookings, tickets) != (expected_bookings, expected_tickets) {
+    let held: (i64, i64) = (counts.get(0), counts.get(1));
+    if held != expected {
         violations.push(format!(
-            "the scenario's events hold {bookings} bookings / {tickets} tickets, but the service \
-             confirmed {expected_bookings} / {expected_tickets}"
+            "the scenario's events hold {} bookings / {} tickets, but the service confirmed {} / {}",
+            held.0, held.1, expected.0, expected.1
         ));
     }
-
+    let tickets_checked = seen.iter().map(|b| b.tickets.len()).sum();
     Ok(Check {
         scope: scope.to_owned(),
         bookings_checked: seen.len(),
-        tickets_checked: seen.iter().map(|b| b.tickets.len()).sum(),
+        tickets_checked,
         violations,
     })
 }
 
-/// The bookings with these ids as the database holds them, in the same shape as `BookingSeen`.
-async fn stored_bookings(pg: &Client, seen: &[BookingSeen]) -> Result<HashMap<Uuid, BookingSeen>> {
-    let mut stored = HashMap::with_capacity(seen.len());
-    for chunk in seen.chunks(10_000) {
-        let ids: Vec<Uuid> = chunk.iter().map(|b| b.id).collect();
-        let rows = pg
-            .query(
-                "SELECT b.id, b.event_id, b.user_id,
-                        coalesce(array_agg(t.id ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL), '{}'),
-                        coalesce(array_agg(t.seat_id ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL), '{}')
-                 FROM bookings b LEFT JOIN tickets t ON t.booking_id = b.id
-                 WHERE b.id = ANY ($1)
-                 GROUP BY b.id",
-                &[&ids],
-            )
-            .await?;
-        for row in rows {
-            let ticket_ids: Vec<i64> = row.get(3);
-            let seat_ids: Vec<i64> = row.get(4);
-            let booking = BookingSeen {
-                id: row.get(0),
-                event_id: row.get(1),
-                user_id: row.get(2),
-                tickets: ticket_ids.into_iter().zip(seat_ids).collect(),
-            };
-            stored.insert(booking.id, booking);
-        }
-    }
-    Ok(stored)
-}
-
-/// What the load generator learnt about one outcome it asked for (a confirmation, a
-/// cancellation): it was answered yes, it was not asked (or refused), or the answer never came.
+/// What the load generator learnt about an outcome it asked for (a confirmation, a
+/// cancellation): answered yes, not asked (or refused), or the answer never came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Told {
     No,
@@ -247,7 +219,6 @@ pub struct ClaimSeen {
     pub booked: bool,
     /// Its hold was confirmed (always `Yes` for a plain booking).
     pub confirmed: Told,
-    /// The confirmed booking was cancelled.
     pub cancelled: Told,
 }
 
@@ -257,9 +228,8 @@ pub struct StoredClaim {
     pub event_id: i64,
     pub user_id: String,
     pub status: String,
-    /// (ticket id, seat id) in `tickets`, sorted.
+    /// (ticket id, seat id) in `tickets` and in `released_tickets`, sorted.
     pub live: Vec<(i64, i64)>,
-    /// (ticket id, seat id) in `released_tickets`, sorted.
     pub released: Vec<(i64, i64)>,
     pub reasons: Vec<String>,
     /// 'booking.confirmed' rows in `outbox`.
@@ -267,24 +237,13 @@ pub struct StoredClaim {
 }
 
 impl ClaimSeen {
-    /// The statuses the booking may have given what the client was told.
-    fn allowed(&self) -> &'static [&'static str] {
-        match (self.confirmed, self.cancelled) {
-            (Told::Yes, Told::Yes) => &["cancelled"],
-            (Told::Yes, Told::No) => &["confirmed"],
-            (Told::Yes, Told::Unsure) => &["confirmed", "cancelled"],
-            (Told::No, _) => &["held", "expired"],
-            (Told::Unsure, _) => &["held", "expired", "confirmed"],
-        }
-    }
-
     /// Everything wrong with the stored booking, given what the client was told (pure).
     pub fn judge(&self, stored: Option<&StoredClaim>) -> Vec<String> {
         let b = &self.booking;
         let Some(s) = stored else {
+            let what = if self.booked { "booking" } else { "hold" };
             return vec![format!(
-                "{} {} was answered 201 but is not in the database",
-                if self.booked { "booking" } else { "hold" },
+                "{what} {} was answered 201 but is not in the database",
                 b.id
             )];
         };
@@ -295,7 +254,13 @@ impl ClaimSeen {
                 b.id, s.event_id, s.user_id, b.event_id, b.user_id
             ));
         }
-        let allowed = self.allowed();
+        let allowed: &[&str] = match (self.confirmed, self.cancelled) {
+            (Told::Yes, Told::Yes) => &["cancelled"],
+            (Told::Yes, Told::No) => &["confirmed"],
+            (Told::Yes, Told::Unsure) => &["confirmed", "cancelled"],
+            (Told::No, _) => &["held", "expired"],
+            (Told::Unsure, _) => &["held", "expired", "confirmed"],
+        };
         if !allowed.contains(&s.status.as_str()) {
             wrong.push(format!(
                 "booking {} is '{}'; the client was told confirmed={:?} cancelled={:?}, so \
@@ -304,9 +269,10 @@ impl ClaimSeen {
             ));
         }
         let live = matches!(s.status.as_str(), "held" | "confirmed");
-        let none: &[(i64, i64)] = &[];
-        let want_live = if live { &b.tickets[..] } else { none };
-        let want_released = if live { none } else { &b.tickets[..] };
+        let (want_live, want_released) = match live {
+            true => (&b.tickets[..], &[][..]),
+            false => (&[][..], &b.tickets[..]),
+        };
         if s.live != want_live || s.released != want_released {
             wrong.push(format!(
                 "booking {} ({}) should have tickets {want_live:?} and released {want_released:?}, \
@@ -315,9 +281,9 @@ impl ClaimSeen {
             ));
         }
         if !live && s.reasons != [s.status.as_str()] {
+            let (id, status, reasons) = (b.id, &s.status, &s.reasons);
             wrong.push(format!(
-                "booking {} ({}) has released tickets with reasons {:?}",
-                b.id, s.status, s.reasons
+                "booking {id} ({status}) has released tickets with reasons {reasons:?}"
             ));
         }
         let confirmations = i64::from(matches!(s.status.as_str(), "confirmed" | "cancelled"));
@@ -333,8 +299,8 @@ impl ClaimSeen {
 
 /// After `lifecycle`: no seat has two live claims, and every hold and booking the load generator
 /// created is in exactly the state (status, tickets, released tickets, outbox) its answers imply.
-/// `lost` is how many holds or bookings got no answer (transport error): the event may hold up
-/// to that many bookings the load generator never heard of.
+/// `lost` is how many holds or bookings got no answer (transport error): the event may hold up to
+/// that many bookings the load generator never heard of.
 pub async fn check_lifecycle(
     pg: &Client,
     scope: &str,
@@ -345,36 +311,25 @@ pub async fn check_lifecycle(
 ) -> Result<Check> {
     let mut violations: Vec<String> = reported.to_vec();
     double_tickets(pg, &mut violations).await?;
-    for row in pg
-        .query(
-            "SELECT t.event_id, t.seat_id, count(*) FROM tickets t
-             JOIN bookings b ON b.id = t.booking_id
-             WHERE b.status IN ('held', 'confirmed')
-             GROUP BY t.event_id, t.seat_id HAVING count(*) > 1 LIMIT 20",
-            &[],
-        )
-        .await?
-    {
-        let (event, seat, n): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-        violations.push(format!("seat {seat} of event {event} has {n} live claims"));
-    }
-    for row in pg
-        .query(
-            "SELECT b.id, b.status::text, count(*) FROM tickets t JOIN bookings b ON b.id = t.booking_id
-             WHERE b.status NOT IN ('held', 'confirmed') GROUP BY b.id, b.status LIMIT 20",
-            &[],
-        )
-        .await?
-    {
-        let (id, status, n): (Uuid, String, i64) = (row.get(0), row.get(1), row.get(2));
-        violations.push(format!(
-            "booking {id} is '{status}' but still claims {n} seats in tickets"
-        ));
-    }
+    let sql = "SELECT t.event_id, t.seat_id, count(*) FROM tickets t
+               JOIN bookings b ON b.id = t.booking_id WHERE b.status IN ('held', 'confirmed')
+               GROUP BY t.event_id, t.seat_id HAVING count(*) > 1 LIMIT 20";
+    each_row(pg, sql, &[], &mut violations, |r| {
+        let (event, seat, n): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
+        format!("seat {seat} of event {event} has {n} live claims")
+    })
+    .await?;
+    let sql = "SELECT b.id, b.status::text, count(*) FROM tickets t
+               JOIN bookings b ON b.id = t.booking_id WHERE b.status NOT IN ('held', 'confirmed')
+               GROUP BY b.id, b.status LIMIT 20";
+    each_row(pg, sql, &[], &mut violations, |r| {
+        let (id, status, n): (Uuid, String, i64) = (r.get(0), r.get(1), r.get(2));
+        format!("booking {id} is '{status}' but still claims {n} seats in tickets")
+    })
+    .await?;
 
     let ids: Vec<Uuid> = claims.iter().map(|c| c.booking.id).collect();
-    let mut stored = HashMap::with_capacity(claims.len());
-    for row in pg
+    let rows = pg
         .query(
             "WITH confirmations AS MATERIALIZED (
                  SELECT booking_id, count(*) AS n FROM outbox
@@ -394,34 +349,34 @@ pub async fn check_lifecycle(
              FROM bookings b WHERE b.id = ANY ($1)",
             &[&ids],
         )
-        .await?
-    {
-        let pairs = |ids: Vec<i64>, seats: Vec<i64>| ids.into_iter().zip(seats).collect();
-        let id: Uuid = row.get(0);
-        stored.insert(
-            id,
-            StoredClaim {
+        .await?;
+    let pairs = |row: &Row, i: usize| {
+        row.get::<_, Vec<i64>>(i)
+            .into_iter()
+            .zip(row.get::<_, Vec<i64>>(i + 1))
+            .collect()
+    };
+    let stored: HashMap<Uuid, StoredClaim> = rows
+        .iter()
+        .map(|row| {
+            let claim = StoredClaim {
                 event_id: row.get(1),
                 user_id: row.get(2),
                 status: row.get(3),
-                live: pairs(row.get(4), row.get(5)),
-                released: pairs(row.get(6), row.get(7)),
+                live: pairs(row, 4),
+                released: pairs(row, 6),
                 reasons: row.get(8),
                 confirmations: row.get(9),
-            },
-        );
-    }
+            };
+            (row.get(0), claim)
+        })
+        .collect();
     for claim in claims {
         violations.extend(claim.judge(stored.get(&claim.booking.id)));
     }
 
-    let bookings: i64 = pg
-        .query_one(
-            "SELECT count(*) FROM bookings WHERE event_id = $1",
-            &[&event_id],
-        )
-        .await?
-        .get(0);
+    let sql = "SELECT count(*) FROM bookings WHERE event_id = $1";
+    let bookings: i64 = pg.query_one(sql, &[&event_id]).await?.get(0);
     let known = claims.len() as i64;
     if bookings < known || bookings > known + lost as i64 {
         violations.push(format!(
@@ -429,20 +384,19 @@ pub async fn check_lifecycle(
              {known} (and lost {lost} answers)"
         ));
     }
-
+    let tickets_checked = claims.iter().map(|c| c.booking.tickets.len()).sum();
     Ok(Check {
         scope: scope.to_owned(),
         bookings_checked: claims.len(),
-        tickets_checked: claims.iter().map(|c| c.booking.tickets.len()).sum(),
+        tickets_checked,
         violations,
     })
 }
 
-/// The pgbench ceiling really booked: `transactions` bookings of `seats` seats each in the
-/// block's events (plus at most one per client cut off by the end of the run), none partial,
-/// every seat in its event's venue, and each with exactly one 'booking.confirmed' outbox row of
-/// book()'s payload shape. Fewer bookings than transactions means the clients ran past their last
-/// event (booking nothing), i.e. the block was too small.
+/// The pgbench ceiling really booked: `transactions` bookings of `seats` seats each in the block's
+/// events (plus at most one per client cut off by the end of the run), none partial, every seat in
+/// its event's venue, and each with exactly one 'booking.confirmed' outbox row of book()'s payload
+/// shape. Fewer bookings than transactions: the clients ran past their last event.
 pub async fn check_ceiling(
     pg: &Client,
     scope: &str,
@@ -475,11 +429,10 @@ pub async fn check_ceiling(
             &[&events, &seats],
         )
         .await?;
-    let count = |i| row.get::<_, i64>(i);
-    let (bookings, tickets, partial, foreign, outbox) =
-        (count(0), count(1), count(2), count(3), count(4));
-    let mut violations = Vec::new();
+    let [bookings, tickets, partial, foreign, outbox] =
+        [0usize, 1, 2, 3, 4].map(|i| row.get::<_, i64>(i));
     let (done, clients) = (transactions as i64, block.clients as i64);
+    let mut violations = Vec::new();
     if bookings < done || bookings > done + clients {
         violations.push(format!(
             "pgbench reported {done} transactions but {bookings} bookings were stored \
@@ -501,10 +454,11 @@ pub async fn check_ceiling(
             "{outbox} bookings without exactly one 'booking.confirmed' outbox row of book()'s shape"
         ));
     }
+    let (bookings_checked, tickets_checked) = (bookings as usize, tickets as usize);
     Ok(Check {
         scope: scope.to_owned(),
-        bookings_checked: bookings as usize,
-        tickets_checked: tickets as usize,
+        bookings_checked,
+        tickets_checked,
         violations,
     })
 }
@@ -516,24 +470,17 @@ pub async fn check_single_winner(
     seat_id: i64,
     winners: &[BookingSeen],
 ) -> Result<Vec<String>> {
-    let holders: Vec<Uuid> = pg
-        .query(
-            "SELECT booking_id FROM tickets WHERE event_id = $1 AND seat_id = $2",
-            &[&event_id, &seat_id],
-        )
-        .await?
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let sql = "SELECT booking_id FROM tickets WHERE event_id = $1 AND seat_id = $2";
+    let rows = pg.query(sql, &[&event_id, &seat_id]).await?;
+    let holders: Vec<Uuid> = rows.iter().map(|row| row.get(0)).collect();
     let answered: Vec<Uuid> = winners.iter().map(|b| b.id).collect();
-    Ok(if holders.len() == 1 && answered == holders {
-        Vec::new()
-    } else {
-        vec![format!(
-            "seat {seat_id} of event {event_id} is held by bookings {holders:?}; \
-             201 was answered for {answered:?}"
-        )]
-    })
+    if holders.len() == 1 && answered == holders {
+        return Ok(Vec::new());
+    }
+    Ok(vec![format!(
+        "seat {seat_id} of event {event_id} is held by bookings {holders:?}; 201 was answered for \
+         {answered:?}"
+    )])
 }
 
 #[cfg(test)]
@@ -545,68 +492,63 @@ mod tests {
         "tickets":[{"id":12,"seat_id":42,"row":"A","number":2,"price_cents":2500},
                    {"id":11,"seat_id":41,"row":"A","number":1,"price_cents":2500}]}"#;
 
-    #[test]
-    fn a_201_for_the_seats_asked_is_recorded_with_its_tickets() {
-        let seen = BookingSeen::from_created(CREATED.as_bytes(), 7, "u1", &[42, 41]).unwrap();
-        assert_eq!(seen.tickets, vec![(11, 41), (12, 42)]);
-        assert_eq!(seen.event_id, 7);
+    fn seen(event: i64, user: &str, seats: &[i64]) -> Result<BookingSeen, String> {
+        BookingSeen::from_answer(CREATED.as_bytes(), event, user, seats, "confirmed")
     }
 
     #[test]
-    fn a_201_for_other_seats_or_another_user_is_a_violation() {
-        assert!(BookingSeen::from_created(CREATED.as_bytes(), 7, "u1", &[41]).is_err());
-        assert!(BookingSeen::from_created(CREATED.as_bytes(), 7, "u2", &[41, 42]).is_err());
-        assert!(BookingSeen::from_created(CREATED.as_bytes(), 8, "u1", &[41, 42]).is_err());
-        assert!(BookingSeen::from_created(b"{}", 7, "u1", &[41, 42]).is_err());
-    }
-
-    fn claim(confirmed: Told, cancelled: Told) -> ClaimSeen {
-        let booking = BookingSeen::from_created(CREATED.as_bytes(), 7, "u1", &[41, 42]).unwrap();
-        ClaimSeen {
-            booking,
-            booked: false,
-            confirmed,
-            cancelled,
-        }
+    fn a_201_is_recorded_with_its_tickets_only_for_the_seats_user_and_event_asked() {
+        assert_eq!(
+            seen(7, "u1", &[42, 41]).unwrap().tickets,
+            vec![(11, 41), (12, 42)]
+        );
+        assert!(seen(7, "u1", &[41]).is_err());
+        assert!(seen(7, "u2", &[41, 42]).is_err());
+        assert!(seen(8, "u1", &[41, 42]).is_err());
+        assert!(BookingSeen::from_answer(b"{}", 7, "u1", &[41, 42], "confirmed").is_err());
     }
 
     fn stored(status: &str, live: bool, confirmations: i64) -> StoredClaim {
         let tickets = vec![(11, 41), (12, 42)];
-        let reason = if live {
-            vec![]
-        } else {
-            vec![status.to_owned()]
-        };
         StoredClaim {
             event_id: 7,
             user_id: "u1".into(),
             status: status.into(),
             live: if live { tickets.clone() } else { vec![] },
             released: if live { vec![] } else { tickets },
-            reasons: reason,
+            reasons: if live {
+                vec![]
+            } else {
+                vec![status.to_owned()]
+            },
             confirmations,
         }
     }
 
     #[test]
-    fn a_cancelled_booking_must_be_released_with_one_confirmation() {
-        let c = claim(Told::Yes, Told::Yes);
-        assert!(c.judge(Some(&stored("cancelled", false, 1))).is_empty());
-        assert!(!c.judge(Some(&stored("confirmed", true, 1))).is_empty());
-        assert!(!c.judge(Some(&stored("cancelled", true, 1))).is_empty());
-        assert!(!c.judge(Some(&stored("cancelled", false, 0))).is_empty());
-        assert!(!c.judge(None).is_empty());
-    }
-
-    #[test]
-    fn a_hold_never_confirmed_is_held_or_expired_without_confirmation() {
-        let c = claim(Told::No, Told::No);
-        assert!(c.judge(Some(&stored("held", true, 0))).is_empty());
-        assert!(c.judge(Some(&stored("expired", false, 0))).is_empty());
-        assert!(!c.judge(Some(&stored("held", true, 1))).is_empty());
-        assert!(!c.judge(Some(&stored("confirmed", true, 1))).is_empty());
+    fn a_lifecycle_claim_is_judged_by_what_its_client_was_told() {
+        let claim = |confirmed, cancelled| {
+            let booking = seen(7, "u1", &[41, 42]).unwrap();
+            ClaimSeen {
+                booking,
+                booked: false,
+                confirmed,
+                cancelled,
+            }
+        };
+        let ok = |c: &ClaimSeen, s| c.judge(Some(&s)).is_empty();
+        let cancelled = claim(Told::Yes, Told::Yes);
+        assert!(ok(&cancelled, stored("cancelled", false, 1)));
+        assert!(!ok(&cancelled, stored("confirmed", true, 1)));
+        assert!(!ok(&cancelled, stored("cancelled", true, 1)));
+        assert!(!ok(&cancelled, stored("cancelled", false, 0)));
+        assert!(!cancelled.judge(None).is_empty());
+        let hold = claim(Told::No, Told::No);
+        assert!(ok(&hold, stored("held", true, 0)) && ok(&hold, stored("expired", false, 0)));
+        assert!(!ok(&hold, stored("held", true, 1)) && !ok(&hold, stored("confirmed", true, 1)));
         let kept = claim(Told::Yes, Told::No);
-        assert!(kept.judge(Some(&stored("confirmed", true, 1))).is_empty());
-        assert!(!kept.judge(Some(&stored("confirmed", true, 2))).is_empty());
+        assert!(
+            ok(&kept, stored("confirmed", true, 1)) && !ok(&kept, stored("confirmed", true, 2))
+        );
     }
 }

@@ -1,9 +1,9 @@
 //! seatbook-bench: measures the seat-booking service over real HTTP and, in the same run on the
 //! same machine, the physical ceiling underneath it (pgbench running the very booking SQL,
-//! redis-benchmark), and prints every throughput beside its ceiling.
+//! redis-benchmark, nginx), and prints every throughput beside its ceiling.
 //!
-//! It starts its own `local-api` servers on free ports against a fresh database
-//! (`seatbook_bench_<pid>`, dropped at the end) and never touches other data. See bench/README.md.
+//! It starts its own `local-api` servers on free ports against a database of its own (dropped
+//! at the end) and never touches other data. See bench/README.md.
 
 mod ceiling;
 mod cli;
@@ -14,7 +14,6 @@ mod http;
 mod integrity;
 mod loadgen;
 mod nginx;
-mod pgbouncer;
 mod procstat;
 mod redis;
 mod report;
@@ -25,15 +24,14 @@ mod stats;
 use cli::{Options, Profile, Scenario};
 use report::{Machine, Results};
 use scenarios::Bench;
-use server::{Cache, Server};
+use server::Server;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
+use test_support::TestDb;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432";
-const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// Enough descriptors for the largest herd on both ends of every connection.
 const WANTED_OPEN_FILES: u64 = 20_000;
 
@@ -65,40 +63,28 @@ async fn run(opts: Options) -> Result<bool> {
         Some(bin) => bin.clone(),
         None => server::default_binary()?,
     };
-    let pg_base = std::env::var("BENCH_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_owned());
-    let redis_url =
-        std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned());
-    let redis = redis::Redis::from_url(&redis_url)?;
-    let database = db::BenchDb::new(&pg_base);
-    database.drop_if_exists().await?;
-
+    let var =
+        |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+    let pg_base = var("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432");
+    let redis = redis::Redis::from_url(&var("BENCH_REDIS_URL", "redis://127.0.0.1:6379"))?;
+    let server_url = format!("{}/postgres", pg_base.trim_end_matches('/'));
+    let database = TestDb::try_create_on(&server_url, "bench")
+        .await
+        .map_err(|e| format!("{server_url}: {e}"))?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let outcome = tokio::select! {
         outcome = bench(opts, &database, redis.clone(), server_bin) => outcome,
         _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
-        _ = terminated() => Err("terminated".into()),
+        _ = sigterm.recv() => Err("terminated".into()),
     };
-    // The servers were dropped (and stopped) with the future above, before the database goes.
-    if let Err(err) = database.drop_if_exists().await {
-        eprintln!("note: could not drop database {}: {err}", database.name);
-    }
+    // The servers were stopped with the future above; the database is dropped with `database`.
     redis.clean_up();
     outcome
 }
 
-/// SIGTERM, cleaned up after like Ctrl-C.
-async fn terminated() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            term.recv().await;
-        }
-        Err(_) => std::future::pending().await,
-    }
-}
-
 async fn bench(
     opts: Options,
-    database: &db::BenchDb,
+    database: &TestDb,
     redis: redis::Redis,
     server_bin: PathBuf,
 ) -> Result<bool> {
@@ -108,22 +94,15 @@ async fn bench(
         quick: opts.quick,
         ..Results::default()
     };
-    settings(&opts, database, &mut results);
-
+    settings(&opts, &database.name, &mut results);
     eprintln!("starting local-api against database {} ...", database.name);
-    let main = Server::start(
-        "main",
-        &server_bin,
-        &database.url(),
-        &Cache::Off,
-        &opts.out_dir,
-    )
-    .await?;
-    let pg = database.connect().await?;
+    let database_url = database.url();
+    let main = Server::start("main", &server_bin, &database_url, &opts.out_dir, &[]).await?;
+    let pg = db::connect(&database_url).await?;
     // This session runs the integrity checks. Statistics are refreshed only at each scenario's
-    // start (see db::analyze), so after a ceiling stored tens of thousands of rows the planner
-    // still sees near-empty tables, and a nested loop over them would take minutes. JIT off: the
-    // penalty of a disabled nested loop pushes plans that need one (any call of book()) over
+    // start, so after a ceiling stored tens of thousands of rows the planner still sees
+    // near-empty tables, and a nested loop over them would take minutes. JIT off: the penalty of
+    // a disabled nested loop pushes plans that need one (any call of book()) over
     // jit_above_cost, and each such statement then spends ~0.8 s compiling.
     pg.batch_execute("SET enable_nestloop = off; SET jit = off")
         .await?;
@@ -136,15 +115,16 @@ async fn bench(
     let mut bench = Bench {
         opts: opts.clone(),
         fixtures,
-        database_url: database.url(),
-        pg_base: database.base.clone(),
+        pg_user: database.user().to_owned(),
+        pg_server: database.server(),
         database_name: database.name.clone(),
+        database_url,
         pg,
         main,
+        cached: None,
         server_bin,
         redis,
         results,
-        cached: None,
         herd_winners: Vec::new(),
         nginx: None,
         cached_peak_before_mixed_kib: 0,
@@ -166,17 +146,15 @@ async fn bench(
     bench.finish();
 
     let mut results = bench.results;
-    let herd_target = Profile::full().herd_sizes.into_iter().max().unwrap_or(0);
-    results.judge_goals(herd_target);
+    results.judge_goals(Profile::full().herd_sizes.into_iter().max().unwrap_or(0));
     println!("{}", results.render());
-
     let json = opts.out_dir.join("results.json");
     results.write_json(&json)?;
     eprintln!("wrote {}", json.display());
     Ok(results.integrity_passed())
 }
 
-fn settings(opts: &Options, database: &db::BenchDb, results: &mut Results) {
+fn settings(opts: &Options, database: &str, results: &mut Results) {
     let p = &opts.profile;
     let env_or = |name: &str, default: &str| {
         std::env::var(name)
@@ -198,29 +176,32 @@ fn settings(opts: &Options, database: &db::BenchDb, results: &mut Results) {
             env_or("DB_POOL_MAX_SIZE", "16 (service default)"),
         ),
         ("RUST_LOG", env_or("RUST_LOG", "info (service default)")),
-        ("database", database.name.clone()),
+        ("database", database.to_owned()),
     ] {
         results.settings.insert(k.to_owned(), v);
     }
 }
 
-/// The ceilings need pgbench and redis-benchmark on PATH; scripts/bench installs them.
+/// The ceilings need pgbench, redis-benchmark and nginx on PATH; scripts/bench installs them.
 fn require_tools(opts: &Options) -> Result<()> {
-    let needs_pgbench = opts.runs(Scenario::Book)
-        || opts.runs(Scenario::BookMulti)
-        || opts.runs(Scenario::Read)
-        || opts.runs(Scenario::Lambda);
-    let mut tools = Vec::new();
-    if needs_pgbench {
-        tools.push(("pgbench", "postgresql-contrib or postgresql-client"));
-    }
-    if opts.runs(Scenario::Read) || opts.runs(Scenario::Poll) {
-        tools.push(("redis-benchmark", "redis-tools"));
-        tools.push(("nginx", "nginx-light"));
-    }
-    for (tool, package) in tools {
+    use Scenario::*;
+    let pgbench = [Book, BookMulti, Read, Lambda]
+        .into_iter()
+        .any(|s| opts.runs(s));
+    let cached = opts.runs(Read) || opts.runs(Poll);
+    let tools = [
+        (
+            pgbench,
+            "pgbench",
+            "--version",
+            "postgresql-contrib or postgresql-client",
+        ),
+        (cached, "redis-benchmark", "--version", "redis-tools"),
+        (cached, "nginx", "-v", "nginx-light"),
+    ];
+    for (_, tool, flag, package) in tools.into_iter().filter(|t| t.0) {
         let found = Command::new(tool)
-            .arg(if tool == "nginx" { "-v" } else { "--version" })
+            .arg(flag)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()

@@ -1,7 +1,6 @@
 //! nginx beside the cached reads (issue 20): one worker on a free loopback port serving the very
-//! bytes the service serves, fetched from it once: `/map.json` (plain) and `/map.json.gz` (the
-//! gzip copy, served with `Content-Encoding: gzip`). Measured with the bench's own load generator.
-//! Stopped, and its directory removed, on drop (also when the run fails or is interrupted).
+//! bytes the service serves, fetched from it once: `/map.json`, and `/map.json.gz` served with
+//! `Content-Encoding: gzip`. Stopped, and its directory removed, on drop.
 
 use crate::http::{self, Conn, Identity};
 use crate::Result;
@@ -23,9 +22,7 @@ pub struct Nginx {
 
 impl Nginx {
     pub async fn start(plain: &[u8], gzip: &[u8]) -> Result<Nginx> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = test_support::free_port();
         let dir = std::env::temp_dir().join(format!("seatbook-bench-nginx-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("www"))?;
@@ -39,30 +36,16 @@ impl Nginx {
             .arg(&dir)
             .status();
         let d = dir.display();
+        let temp: String = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
+            .map(|t| format!("{t}_temp_path {d}/tmp/{t};\n"))
+            .concat();
         let conf = format!(
-            "worker_processes 1;\n\
-             daemon off;\n\
-             pid {d}/nginx.pid;\n\
-             error_log {d}/error.log warn;\n\
+            "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
              events {{ worker_connections 4096; }}\n\
-             http {{\n\
-               access_log off;\n\
-               default_type application/json;\n\
-               sendfile on;\n\
-               tcp_nodelay on;\n\
-               keepalive_requests 100000000;\n\
-               keepalive_timeout 300s;\n\
-               client_body_temp_path {d}/tmp/body;\n\
-               proxy_temp_path {d}/tmp/proxy;\n\
-               fastcgi_temp_path {d}/tmp/fastcgi;\n\
-               uwsgi_temp_path {d}/tmp/uwsgi;\n\
-               scgi_temp_path {d}/tmp/scgi;\n\
-               server {{\n\
-                 listen 127.0.0.1:{port};\n\
-                 root {d}/www;\n\
-                 location = {GZIP} {{ add_header Content-Encoding gzip; }}\n\
-               }}\n\
-             }}\n"
+             http {{\naccess_log off;\ndefault_type application/json;\nsendfile on;\ntcp_nodelay on;\n\
+             keepalive_requests 100000000;\nkeepalive_timeout 300s;\n{temp}\
+             server {{\nlisten 127.0.0.1:{port};\nroot {d}/www;\n\
+             location = {GZIP} {{ add_header Content-Encoding gzip; }}\n}}\n}}\n"
         );
         std::fs::write(dir.join("nginx.conf"), conf)?;
         let version = Command::new("nginx")
@@ -72,7 +55,7 @@ impl Nginx {
             .map_err(|e| format!("nginx is not installed (Debian package nginx-light): {e}"))?;
         let mut command = Command::new("nginx");
         // SAFETY: prctl(2) in the child before exec; no allocation, no locks. If the bench dies
-        // without running its clean-up (SIGKILL), nginx gets SIGTERM instead of living on.
+        // without cleaning up (SIGKILL), nginx gets SIGTERM instead of living on.
         unsafe {
             command.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
@@ -90,29 +73,27 @@ impl Nginx {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut nginx = Nginx {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            addr,
             version,
             child,
             dir,
         };
-        nginx.wait_until_ready(plain.len()).await?;
-        Ok(nginx)
-    }
-
-    async fn wait_until_ready(&mut self, plain_len: usize) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(10);
-        let who = Identity::user("bench-probe");
         loop {
-            if let Some(status) = self.child.try_wait()? {
-                let log = std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default();
+            if let Some(status) = nginx.child.try_wait()? {
+                let log = std::fs::read_to_string(nginx.dir.join("error.log")).unwrap_or_default();
                 return Err(format!("nginx exited during start-up ({status}): {log}").into());
             }
-            if let Ok(mut conn) = Conn::open(self.addr).await {
-                if let Ok((status, body)) = conn.send(http::get(PLAIN, &who)).await {
-                    if status.is_success() && body.len() == plain_len {
-                        return Ok(());
-                    }
+            let probe = http::get(PLAIN, &Identity::user("bench-probe"));
+            if let Ok(mut conn) = Conn::open(addr).await {
+                if conn
+                    .send(probe)
+                    .await
+                    .is_ok_and(|r| r.status().is_success() && r.body().len() == plain.len())
+                {
+                    return Ok(nginx);
                 }
             }
             if Instant::now() > deadline {
@@ -125,12 +106,12 @@ impl Nginx {
     /// The master and its worker, for the CPU figures.
     pub fn pids(&self) -> Vec<u32> {
         let master = self.child.id();
-        let mut pids = vec![master];
-        pids.extend(crate::procstat::children(master));
-        pids
+        [vec![master], crate::procstat::children(master)].concat()
     }
+}
 
-    pub fn stop(&mut self) {
+impl Drop for Nginx {
+    fn drop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
             // SAFETY: kill(2) on the pid of a child we spawned and have not reaped yet.
             unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
@@ -142,11 +123,5 @@ impl Nginx {
             let _ = self.child.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        self.stop();
     }
 }

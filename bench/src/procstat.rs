@@ -1,6 +1,6 @@
 //! Process figures from /proc (procfs): CPU time, resident memory; and the file-descriptor limit.
 
-use procfs::process::{all_processes, Process};
+use procfs::process::{all_processes, Process, Stat};
 use procfs::{ticks_per_second, CurrentSI, KernelStats};
 use std::io;
 
@@ -8,37 +8,39 @@ fn process(pid: u32) -> io::Result<Process> {
     Process::new(pid as i32).map_err(io::Error::other)
 }
 
-/// utime + stime of `pid` in seconds.
-pub fn cpu_seconds(pid: u32) -> io::Result<f64> {
-    let stat = process(pid)?.stat().map_err(io::Error::other)?;
-    Ok((stat.utime + stat.stime) as f64 / ticks_per_second() as f64)
-}
-
-/// The bench process's own CPU time, to show the load generator is not the bottleneck.
-pub fn own_cpu_seconds() -> f64 {
-    cpu_seconds(std::process::id()).unwrap_or(0.0)
-}
-
-/// utime + stime of every `postgres` process (postmaster and backends), in seconds. Backends that
-/// exit take their time with them: meaningful across a window in which sessions stay open.
-pub fn postgres_cpu_seconds() -> f64 {
-    let Ok(all) = all_processes() else {
-        return 0.0;
-    };
-    let ticks: u64 = all
-        .filter_map(|p| p.ok()?.stat().ok())
-        .filter(|s| s.comm == "postgres")
-        .map(|s| s.utime + s.stime)
-        .sum();
+fn seconds(ticks: u64) -> f64 {
     ticks as f64 / ticks_per_second() as f64
+}
+
+/// utime + stime of `pid` in seconds (0 when it is gone).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    process(pid)
+        .and_then(|p| p.stat().map_err(io::Error::other))
+        .map_or(0.0, |s| seconds(s.utime + s.stime))
+}
+
+fn all_stats() -> Vec<Stat> {
+    all_processes().map_or(Vec::new(), |all| {
+        all.filter_map(|p| p.ok()?.stat().ok()).collect()
+    })
+}
+
+/// utime + stime of every `postgres` process in seconds. Backends that exit take their time with
+/// them: meaningful across a window in which sessions stay open.
+pub fn postgres_cpu_seconds() -> f64 {
+    seconds(
+        all_stats()
+            .iter()
+            .filter(|s| s.comm == "postgres")
+            .map(|s| s.utime + s.stime)
+            .sum(),
+    )
 }
 
 /// The children of `pid` (nginx's worker).
 pub fn children(pid: u32) -> Vec<u32> {
-    let Ok(all) = all_processes() else {
-        return Vec::new();
-    };
-    all.filter_map(|p| p.ok()?.stat().ok())
+    all_stats()
+        .iter()
         .filter(|s| s.ppid == pid as i32)
         .map(|s| s.pid as u32)
         .collect()
@@ -46,32 +48,20 @@ pub fn children(pid: u32) -> Vec<u32> {
 
 /// Busy and total CPU time of the whole machine so far, in ticks.
 pub fn machine_ticks() -> (u64, u64) {
-    let Ok(stats) = KernelStats::current() else {
+    let Ok(KernelStats { total: t, .. }) = KernelStats::current() else {
         return (0, 0);
     };
-    let t = stats.total;
     let idle = t.idle + t.iowait.unwrap_or(0);
-    let total = t.user
-        + t.nice
-        + t.system
-        + t.idle
-        + t.iowait.unwrap_or(0)
-        + t.irq.unwrap_or(0)
-        + t.softirq.unwrap_or(0)
-        + t.steal.unwrap_or(0);
-    (total - idle, total)
+    let busy = t.user + t.nice + t.system + t.irq.unwrap_or(0) + t.softirq.unwrap_or(0);
+    let busy = busy + t.steal.unwrap_or(0);
+    (busy, busy + idle)
 }
 
-/// Peak resident set size (VmHWM) in KiB.
-pub fn peak_rss_kib(pid: u32) -> io::Result<u64> {
-    let status = process(pid)?.status().map_err(io::Error::other)?;
-    status.vmhwm.ok_or_else(|| io::Error::other("no VmHWM"))
-}
-
-/// Current resident set size (VmRSS) in KiB.
-pub fn rss_kib(pid: u32) -> io::Result<u64> {
-    let status = process(pid)?.status().map_err(io::Error::other)?;
-    status.vmrss.ok_or_else(|| io::Error::other("no VmRSS"))
+/// Peak (VmHWM) and current (VmRSS) resident set size in KiB; 0 when unknown.
+pub fn rss_kib(pid: u32) -> (u64, u64) {
+    process(pid)
+        .and_then(|p| p.status().map_err(io::Error::other))
+        .map_or((0, 0), |s| (s.vmhwm.unwrap_or(0), s.vmrss.unwrap_or(0)))
 }
 
 /// Resets VmHWM to the current RSS (Linux ≥ 4.0, own processes), so a later VmHWM is the peak
@@ -105,14 +95,11 @@ pub fn raise_nofile(wanted: u64) -> io::Result<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn our_own_process_can_be_measured() {
-        assert!(cpu_seconds(std::process::id()).is_ok());
-        assert!(peak_rss_kib(std::process::id()).unwrap() > 0);
-        assert!(rss_kib(std::process::id()).unwrap() > 0);
-        let (busy, total) = machine_ticks();
+        let me = std::process::id();
+        assert!(super::rss_kib(me).0 > 0);
+        let (busy, total) = super::machine_ticks();
         assert!(total > 0 && busy <= total);
     }
 }

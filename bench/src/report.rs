@@ -7,7 +7,6 @@ use crate::Result;
 use comfy_table::Table;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::Path;
 
 #[derive(Debug, Default, Serialize)]
 pub struct Results {
@@ -22,7 +21,6 @@ pub struct Results {
     pub pgbench: Vec<PgbenchRun>,
     pub redis: Vec<RedisRun>,
     pub herds: Vec<Herd>,
-    pub lambda: Option<Lambda>,
     pub cpu: Vec<CpuUse>,
     pub process: Vec<Figure>,
     pub integrity: Vec<Check>,
@@ -41,14 +39,18 @@ pub struct Machine {
 impl Machine {
     pub fn describe() -> Machine {
         let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+        let cpu_model = read("/proc/cpuinfo").lines().find_map(|l| {
+            Some(
+                l.strip_prefix("model name")?
+                    .split_once(':')?
+                    .1
+                    .trim()
+                    .to_owned(),
+            )
+        });
         Machine {
             nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
-            cpu_model: read("/proc/cpuinfo")
-                .lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_owned())
-                .unwrap_or_default(),
+            cpu_model: cpu_model.unwrap_or_default(),
             kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
             loadavg_at_start: read("/proc/loadavg").trim().to_owned(),
             postgres: String::new(),
@@ -57,7 +59,7 @@ impl Machine {
 }
 
 /// One throughput figure beside its ceiling.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Throughput {
     pub scenario: String,
     pub rate: f64,
@@ -102,27 +104,23 @@ pub struct VenueBooking {
 #[derive(Debug, Clone, Serialize)]
 pub struct OpenLoop {
     pub scenario: String,
-    /// The rate as a share of `closed_loop_rate` (0.5, 0.8).
+    /// The rate as a share of `closed_loop_rate` (0.5, 0.8), the maximum measured just before.
     pub load: f64,
-    /// The closed-loop maximum measured just before, on the same server.
     pub closed_loop_rate: f64,
     pub target_rate: f64,
     /// Answers that arrived inside the window, per second.
     pub achieved_rate: f64,
     pub unit: String,
     pub connections: usize,
-    /// From the intended send time to the complete answer, over requests intended inside the
-    /// window (answers arriving after the window included).
+    /// From the intended send time to the answer, over requests intended inside the window.
     pub latency: Percentiles,
     /// Requests intended inside the window, and how many of them were answered.
     pub scheduled: u64,
     pub answered: u64,
-    /// Sent 2 ms or more after their intended time (mostly: their connection still waited for
-    /// the previous answer), and of those, the ones whose connection was free: the load
-    /// generator itself was behind.
+    /// Sent 2 ms or more late, and of those the ones whose connection was free: the load
+    /// generator itself was behind; how late those were.
     pub late_sends: u64,
     pub late_loadgen: u64,
-    /// How late sends on a free connection were (the load generator's own lag).
     pub loadgen_lag_p99_ms: f64,
     pub loadgen_lag_max_ms: f64,
     /// Intended inside the window and never sent (a backlog left at the drain deadline).
@@ -132,31 +130,9 @@ pub struct OpenLoop {
     pub first_problem: Option<String>,
 }
 
-/// The `lambda` scenario's set-up and its booking figure beside the direct run's.
-#[derive(Debug, Clone, Serialize)]
-pub struct Lambda {
-    /// local-api processes started (each `DB_POOL_MAX_SIZE=2`, one request at a time).
-    pub processes: usize,
-    /// Closed-loop booking clients, each owning one process.
-    pub book_clients: usize,
-    /// Processes the herd was queued for.
-    pub herd_processes: usize,
-    pub pool_per_process: usize,
-    /// The RDS Proxy stand-in.
-    pub proxy: String,
-    pub proxy_server_connections: usize,
-    pub book_rate: f64,
-    /// The `book` scenario's rate in the same run (direct: one local-api, 16 connections).
-    pub direct_book_rate: Option<f64>,
-    /// pgbench `reference-1 @40k` (`-M prepared`, 32 clients) in the same run.
-    pub ceiling_rate: Option<f64>,
-    pub rss_per_process_max_mb: f64,
-    pub rss_total_mb: f64,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct Herd {
-    /// `direct` (the main server) or `lambda` (queued for the fleet, through PgBouncer).
+    /// `direct` (one server) or `lambda` (queued for the fleet, through PgBouncer).
     pub route: String,
     pub size: usize,
     pub seat_id: i64,
@@ -165,7 +141,7 @@ pub struct Herd {
     pub other: BTreeMap<String, usize>,
     pub unanswered: usize,
     pub connect_ms: f64,
-    /// From release until the last answer arrived; only meaningful when all were answered.
+    /// From release until the last answer arrived.
     pub all_answered_ms: f64,
     pub latency: Percentiles,
 }
@@ -203,71 +179,94 @@ pub struct Goal {
     pub verdict: &'static str,
 }
 
+impl Goal {
+    pub fn judged(goal: &str, actual: String, pass: bool) -> Goal {
+        Goal {
+            goal: goal.to_owned(),
+            actual,
+            verdict: if pass { "PASS" } else { "MISS" },
+        }
+    }
+
+    fn ratio(goal: &str, pair: Option<(f64, f64)>, min: f64) -> Goal {
+        match pair {
+            Some((a, b)) if b > 0.0 => Goal::judged(
+                goal,
+                format!("{a:.0}/s / {b:.0}/s = {:.2}", a / b),
+                a / b >= min,
+            ),
+            _ => Goal::skipped(goal),
+        }
+    }
+
+    fn skipped(goal: &str) -> Goal {
+        Goal {
+            goal: goal.to_owned(),
+            actual: "scenario not run".into(),
+            verdict: "SKIP",
+        }
+    }
+}
+
 impl Results {
     pub fn figure(&mut self, name: &str, value: f64, unit: &str) {
-        self.process.push(Figure {
-            name: name.to_owned(),
-            value,
-            unit: unit.to_owned(),
-        });
+        let (name, unit) = (name.to_owned(), unit.to_owned());
+        self.process.push(Figure { name, value, unit });
     }
 
     fn find(&self, scenario: &str) -> Option<&Throughput> {
         self.throughput.iter().find(|t| t.scenario == scenario)
     }
 
-    fn find_figure(&self, name: &str) -> Option<f64> {
-        self.process
-            .iter()
-            .find(|f| f.name == name)
-            .map(|f| f.value)
+    /// The largest and smallest venue of a booking scenario.
+    fn venue_pair(&self, scenario: &str) -> Option<(&VenueBooking, &VenueBooking)> {
+        let runs = || self.venues.iter().filter(|v| v.scenario == scenario);
+        Some((
+            runs().max_by_key(|v| v.venue_seats)?,
+            runs().min_by_key(|v| v.venue_seats)?,
+        ))
     }
 
     /// The issues' goals, each PASS, MISS or SKIP (scenario not run); goals a scenario judged
     /// itself (`hot`) follow.
     pub fn judge_goals(&mut self, herd_target: usize) {
-        let book: Vec<&VenueBooking> = self
-            .venues
-            .iter()
-            .filter(|v| v.scenario == "book")
-            .collect();
-        let big = book.iter().max_by_key(|v| v.venue_seats);
-        let small = book.iter().min_by_key(|v| v.venue_seats);
-        let (b, s) = (
-            big.map_or("@40k".into(), |v| size_label(v.venue_seats)),
-            small.map_or("@500".into(), |v| size_label(v.venue_seats)),
-        );
-        let pair = |f: fn(&VenueBooking) -> f64| big.zip(small).map(|(b, s)| (f(b), f(s)));
+        let pair = self.venue_pair("book");
+        let (b, s) = pair.map_or(("@40k".into(), "@500".into()), |(b, s)| {
+            (size_label(b.venue_seats), size_label(s.venue_seats))
+        });
+        let two = pair.filter(|(b, s)| b.venue_seats != s.venue_seats);
         let mut goals = vec![
-            ratio_goal(
+            Goal::ratio(
                 &format!("book() {b} >= 0.9 x book() {s} (pgbench)"),
-                pair(|v| v.book_fn).filter(|_| book.len() > 1),
+                two.map(|(b, s)| (b.book_fn, s.book_fn)),
                 0.9,
             ),
-            ratio_goal(
+            Goal::ratio(
                 &format!("book {b} >= 0.8 x reference {b}"),
-                big.map(|v| (v.service, v.reference)),
+                pair.map(|(b, _)| (b.service, b.reference)),
                 0.8,
             ),
         ];
         for (scenario, shape) in [("read-cached", "plain"), ("poll-gzip", "gzip")] {
-            let t = self.find(scenario);
-            goals.push(ratio_goal(
+            let t = self
+                .find(scenario)
+                .and_then(|t| Some((t.rate, t.ceiling_rate?)));
+            goals.push(Goal::ratio(
                 &format!("{scenario} >= 0.5 x nginx ({shape})"),
-                t.and_then(|t| Some((t.rate, t.ceiling_rate?))),
+                t,
                 0.5,
             ));
         }
         let herd_goal = format!("herd {herd_target}: one winner, the rest 409, p99 < 500 ms");
         let direct = self.herds.iter().filter(|h| h.route == "direct");
         goals.push(match direct.max_by_key(|h| h.size) {
-            Some(h) => Goal {
-                goal: if h.size == herd_target {
+            Some(h) => Goal::judged(
+                &if h.size == herd_target {
                     herd_goal
                 } else {
                     format!("{herd_goal} (quick run: checked on herd {})", h.size)
                 },
-                actual: format!(
+                format!(
                     "{} winner(s), {} x 409, {} other, {} unanswered, p99 {:.0} ms",
                     h.created,
                     h.conflicts,
@@ -275,19 +274,21 @@ impl Results {
                     h.unanswered,
                     h.latency.p99_ms
                 ),
-                verdict: verdict(h.as_asserted() && h.latency.p99_ms < 500.0),
-            },
-            None => skipped(&herd_goal),
+                h.as_asserted() && h.latency.p99_ms < 500.0,
+            ),
+            None => Goal::skipped(&herd_goal),
         });
         let rss = "server RSS < 64 MB under mixed";
-        goals.push(match self.find_figure("server peak RSS under mixed") {
-            Some(mb) => Goal {
-                goal: rss.into(),
-                actual: format!("peak {mb:.1} MB"),
-                verdict: verdict(mb < 64.0),
+        goals.push(
+            match self
+                .process
+                .iter()
+                .find(|f| f.name == "server peak RSS under mixed")
+            {
+                Some(f) => Goal::judged(rss, format!("peak {:.1} MB", f.value), f.value < 64.0),
+                None => Goal::skipped(rss),
             },
-            None => skipped(rss),
-        });
+        );
         goals.append(&mut self.goals);
         self.goals = goals;
     }
@@ -296,9 +297,8 @@ impl Results {
         self.integrity.iter().all(Check::passed)
     }
 
-    pub fn write_json(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, serde_json::to_vec_pretty(self)?)?;
-        Ok(())
+    pub fn write_json(&self, path: &std::path::Path) -> Result<()> {
+        Ok(std::fs::write(path, serde_json::to_vec_pretty(self)?)?)
     }
 
     /// Everything a reader needs on stdout, as plain-text tables.
@@ -323,186 +323,143 @@ impl Results {
             m.postgres,
             settings.join(", ")
         );
-        let mut section = |title: &str, table: Table| {
+        let mut section = |title: &str, table: Table, after: String| {
             if !table.is_empty() {
-                out.push_str(&format!("\n{title}\n{}", lines(&table)));
+                out.push_str(&format!("\n{title}\n{}{after}", lines(&table)));
             }
         };
         section(
             "THROUGHPUT (service over HTTP) beside its CEILING (same SQL / same bytes, same machine)",
-            table(
-                &["scenario", "service", "ceiling", "ratio", "p50 ms", "p95 ms", "p99 ms", "answers", "errors", "loadgen cpu"],
-                self.throughput.iter().map(|t| {
+            table(&self.throughput, &[
+                ("scenario", &|t| t.scenario.clone()),
+                ("service", &|t| {
                     let also = t.also.as_ref().map_or(String::new(), |a| format!(" ({a})"));
-                    vec![
-                        t.scenario.clone(),
-                        format!("{:.0} {}{also}", t.rate, t.unit),
-                        match (&t.ceiling, t.ceiling_rate) {
-                            (Some(name), Some(rate)) => format!("{rate:.0}/s {name}"),
-                            _ => "-".into(),
-                        },
-                        t.ratio.map_or("-".into(), |r| format!("{r:.2}")),
-                        ms(t.latency.p50_ms),
-                        ms(t.latency.p95_ms),
-                        ms(t.latency.p99_ms),
-                        t.requests.to_string(),
-                        t.errors.to_string(),
-                        format!("{:.0}%", t.loadgen_cpu_pct),
-                    ]
+                    format!("{:.0} {}{also}", t.rate, t.unit)
                 }),
-            ),
+                ("ceiling", &|t| match (&t.ceiling, t.ceiling_rate) {
+                    (Some(name), Some(rate)) => format!("{rate:.0}/s {name}"),
+                    _ => "-".into(),
+                }),
+                ("ratio", &|t| t.ratio.map_or("-".into(), |r| format!("{r:.2}"))),
+                ("p50 ms", &|t| ms(t.latency.p50_ms)),
+                ("p95 ms", &|t| ms(t.latency.p95_ms)),
+                ("p99 ms", &|t| ms(t.latency.p99_ms)),
+                ("answers", &|t| t.requests.to_string()),
+                ("errors", &|t| t.errors.to_string()),
+                ("loadgen cpu", &|t| format!("{:.0}%", t.loadgen_cpu_pct)),
+            ]),
+            String::new(),
         );
         section(
             "BOOKING BY VENUE SIZE (service: closed loop, 32 clients; ceilings: pgbench -M prepared, \
              32 clients, the same kind of seats)",
-            table(
-                &["scenario", "venue", "service/s", "reference/s", "book()/s", "service / reference", "book() / reference"],
-                self.venues.iter().map(|v| {
-                    vec![
-                        v.scenario.clone(),
-                        format!("{} seats", v.venue_seats),
-                        format!("{:.0}", v.service),
-                        format!("{:.0}", v.reference),
-                        format!("{:.0}", v.book_fn),
-                        ratio(v.service, v.reference),
-                        ratio(v.book_fn, v.reference),
-                    ]
-                }),
-            ),
+            table(&self.venues, &[
+                ("scenario", &|v| v.scenario.clone()),
+                ("venue", &|v| format!("{} seats", v.venue_seats)),
+                ("service/s", &|v| format!("{:.0}", v.service)),
+                ("reference/s", &|v| format!("{:.0}", v.reference)),
+                ("book()/s", &|v| format!("{:.0}", v.book_fn)),
+                ("service / reference", &|v| ratio(v.service, v.reference)),
+                ("book() / reference", &|v| ratio(v.book_fn, v.reference)),
+            ]),
+            self.venue_ratios(),
         );
-        out.push_str(&self.venue_ratios());
-        let mut section = |title: &str, table: Table| {
-            if !table.is_empty() {
-                out.push_str(&format!("\n{title}\n{}", lines(&table)));
-            }
-        };
         section(
             "OPEN LOOP (fixed arrival rate, a share of the closed-loop maximum above; latency from \
              each request's INTENDED send time)",
-            table(
-                &["scenario", "load", "target/s", "achieved/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "answered", "late sends", "of which loadgen", "loadgen lag max ms", "unsent", "errors"],
-                self.open_loop.iter().map(|o| {
-                    vec![
-                        o.scenario.clone(),
-                        format!("{:.0}% of {:.0}", o.load * 100.0, o.closed_loop_rate),
-                        format!("{:.0}", o.target_rate),
-                        format!("{:.0}", o.achieved_rate),
-                        ms(o.latency.p50_ms),
-                        ms(o.latency.p90_ms),
-                        ms(o.latency.p99_ms),
-                        ms(o.latency.p999_ms),
-                        ms(o.latency.max_ms),
-                        format!("{}/{}", o.answered, o.scheduled),
-                        o.late_sends.to_string(),
-                        o.late_loadgen.to_string(),
-                        ms(o.loadgen_lag_max_ms),
-                        o.unsent.to_string(),
-                        o.errors.to_string(),
-                    ]
-                }),
-            ),
+            table(&self.open_loop, &[
+                ("scenario", &|o| o.scenario.clone()),
+                ("load", &|o| format!("{:.0}% of {:.0}", o.load * 100.0, o.closed_loop_rate)),
+                ("target/s", &|o| format!("{:.0}", o.target_rate)),
+                ("achieved/s", &|o| format!("{:.0}", o.achieved_rate)),
+                ("p50 ms", &|o| ms(o.latency.p50_ms)),
+                ("p90 ms", &|o| ms(o.latency.p90_ms)),
+                ("p99 ms", &|o| ms(o.latency.p99_ms)),
+                ("p99.9 ms", &|o| ms(o.latency.p999_ms)),
+                ("max ms", &|o| ms(o.latency.max_ms)),
+                ("answered", &|o| format!("{}/{}", o.answered, o.scheduled)),
+                ("late sends", &|o| o.late_sends.to_string()),
+                ("of which loadgen", &|o| o.late_loadgen.to_string()),
+                ("loadgen lag max ms", &|o| ms(o.loadgen_lag_max_ms)),
+                ("unsent", &|o| o.unsent.to_string()),
+                ("errors", &|o| o.errors.to_string()),
+            ]),
+            String::new(),
         );
         let pgbench = self.pgbench.iter().map(|p| {
-            vec![
-                format!("pgbench {}", p.name),
-                format!("{:.0} tx/s", p.tps),
-                ms(p.latency.p50_ms),
-                ms(p.latency.p95_ms),
-                ms(p.latency.p99_ms),
-                p.transactions.to_string(),
-            ]
+            let (l, name) = (&p.latency, format!("pgbench {}", p.name));
+            let (rate, count) = (format!("{:.0} tx/s", p.tps), p.transactions.to_string());
+            vec![name, rate, ms(l.p50_ms), ms(l.p95_ms), ms(l.p99_ms), count]
         });
         let redis = self.redis.iter().map(|r| {
-            let mut row = vec![
+            let (name, rate) = (
                 format!("redis-benchmark {}", r.name),
                 format!("{:.0} req/s", r.rps),
-            ];
-            row.extend(["-"; 4].map(String::from));
-            row
+            );
+            [name, rate]
+                .into_iter()
+                .chain(["-"; 4].map(String::from))
+                .collect()
         });
+        let header = ["ceiling", "rate", "p50 ms", "p95 ms", "p99 ms", "count"];
         section(
             "CEILINGS",
-            table(
-                &["ceiling", "rate", "p50 ms", "p95 ms", "p99 ms", "count"],
-                pgbench.chain(redis),
-            ),
+            grid(&header, pgbench.chain(redis)),
+            String::new(),
         );
         section(
             "HERD (N simultaneous POSTs for one seat, connections opened first)",
             table(
+                &self.herds,
                 &[
-                    "herd",
-                    "route",
-                    "201",
-                    "409",
-                    "other",
-                    "unanswered",
-                    "connect ms",
-                    "all answered ms",
-                    "p50 ms",
-                    "p99 ms",
-                    "as asserted",
-                ],
-                self.herds.iter().map(|h| {
-                    vec![
-                        h.size.to_string(),
-                        h.route.clone(),
-                        h.created.to_string(),
-                        h.conflicts.to_string(),
+                    ("herd", &|h| h.size.to_string()),
+                    ("route", &|h| h.route.clone()),
+                    ("201", &|h| h.created.to_string()),
+                    ("409", &|h| h.conflicts.to_string()),
+                    ("other", &|h| {
                         if h.other.is_empty() {
                             "0".into()
                         } else {
                             format!("{:?}", h.other)
-                        },
-                        h.unanswered.to_string(),
-                        format!("{:.0}", h.connect_ms),
-                        format!("{:.0}", h.all_answered_ms),
-                        ms(h.latency.p50_ms),
-                        ms(h.latency.p99_ms),
-                        (if h.as_asserted() { "yes" } else { "NO" }).into(),
-                    ]
-                }),
+                        }
+                    }),
+                    ("unanswered", &|h| h.unanswered.to_string()),
+                    ("connect ms", &|h| format!("{:.0}", h.connect_ms)),
+                    ("all answered ms", &|h| format!("{:.0}", h.all_answered_ms)),
+                    ("p50 ms", &|h| ms(h.latency.p50_ms)),
+                    ("p99 ms", &|h| ms(h.latency.p99_ms)),
+                    ("as asserted", &|h| {
+                        (if h.as_asserted() { "yes" } else { "NO" }).into()
+                    }),
+                ],
             ),
+            String::new(),
         );
-        if let Some(lambda) = &self.lambda {
-            out.push_str(&self.render_lambda(lambda));
-        }
-        let mut section = |title: &str, table: Table| {
-            if !table.is_empty() {
-                out.push_str(&format!("\n{title}\n{}", lines(&table)));
-            }
-        };
         section(
             "CPU during each window (% of one core; machine: % of all cores, anyone's load included)",
-            table(
-                &["scenario", "server", "PostgreSQL", "load generator", "machine busy", "server ms/req", "PostgreSQL ms/req"],
-                self.cpu.iter().map(|c| {
-                    vec![
-                        c.scenario.clone(),
-                        format!("{:.0}%", c.server_pct),
-                        format!("{:.0}%", c.postgres_pct),
-                        format!("{:.0}%", c.loadgen_pct),
-                        format!("{:.0}%", c.machine_busy_pct),
-                        format!("{:.3}", c.server_ms_per_request),
-                        format!("{:.3}", c.postgres_ms_per_request),
-                    ]
-                }),
-            ),
+            table(&self.cpu, &[
+                ("scenario", &|c| c.scenario.clone()),
+                ("server", &|c| format!("{:.0}%", c.server_pct)),
+                ("PostgreSQL", &|c| format!("{:.0}%", c.postgres_pct)),
+                ("load generator", &|c| format!("{:.0}%", c.loadgen_pct)),
+                ("machine busy", &|c| format!("{:.0}%", c.machine_busy_pct)),
+                ("server ms/req", &|c| format!("{:.3}", c.server_ms_per_request)),
+                ("PostgreSQL ms/req", &|c| format!("{:.3}", c.postgres_ms_per_request)),
+            ]),
+            String::new(),
         );
         let figures = self
             .process
             .iter()
             .map(|f| vec![f.name.clone(), format!("{:.2} {}", f.value, f.unit)]);
-        section("SERVER PROCESS", table(&[], figures));
+        section("SERVER PROCESS", grid(&[], figures), String::new());
 
         out.push_str("\nINTEGRITY\n");
         for c in &self.integrity {
+            let verdict = if c.passed() { "ok" } else { "FAIL" };
+            let (scope, b, t) = (&c.scope, c.bookings_checked, c.tickets_checked);
             out.push_str(&format!(
-                "  {:<4} {} ({} bookings, {} tickets checked)\n",
-                if c.passed() { "ok" } else { "FAIL" },
-                c.scope,
-                c.bookings_checked,
-                c.tickets_checked
+                "  {verdict:<4} {scope} ({b} bookings, {t} tickets checked)\n"
             ));
             for v in c.violations.iter().take(10) {
                 out.push_str(&format!("       VIOLATION: {v}\n"));
@@ -519,15 +476,7 @@ impl Results {
     fn venue_ratios(&self) -> String {
         let mut out = String::new();
         for scenario in ["book", "book-multi"] {
-            let runs: Vec<&VenueBooking> = self
-                .venues
-                .iter()
-                .filter(|v| v.scenario == scenario)
-                .collect();
-            let (Some(big), Some(small)) = (
-                runs.iter().max_by_key(|v| v.venue_seats),
-                runs.iter().min_by_key(|v| v.venue_seats),
-            ) else {
+            let Some((big, small)) = self.venue_pair(scenario) else {
                 continue;
             };
             let (b, s) = (size_label(big.venue_seats), size_label(small.venue_seats));
@@ -538,100 +487,42 @@ impl Results {
                     "no goal".into()
                 }
             };
-            if big.venue_seats != small.venue_seats {
-                out.push_str(&format!(
-                    "  {scenario}: book() {b} / book() {s} = {} ({})\n",
-                    ratio(big.book_fn, small.book_fn),
-                    goal("goal >= 0.9")
-                ));
+            let two = big.venue_seats != small.venue_seats;
+            let mut line = |what: String, value: String, goal: String| {
+                out.push_str(&format!("  {scenario}: {what} = {value} ({goal})\n"))
+            };
+            if two {
+                let value = ratio(big.book_fn, small.book_fn);
+                line(
+                    format!("book() {b} / book() {s}"),
+                    value,
+                    goal("goal >= 0.9"),
+                );
             }
-            out.push_str(&format!(
-                "  {scenario}: service {b} / reference {b} = {} ({})\n",
-                ratio(big.service, big.reference),
-                goal("goal >= 0.8")
-            ));
-            if big.venue_seats != small.venue_seats {
-                out.push_str(&format!(
-                    "  {scenario}: service {s} / reference {s} = {} (no goal)\n",
-                    ratio(small.service, small.reference)
-                ));
+            let value = ratio(big.service, big.reference);
+            line(
+                format!("service {b} / reference {b}"),
+                value,
+                goal("goal >= 0.8"),
+            );
+            if two {
+                let value = ratio(small.service, small.reference);
+                line(
+                    format!("service {s} / reference {s}"),
+                    value,
+                    "no goal".into(),
+                );
             }
         }
-        out
-    }
-
-    fn render_lambda(&self, l: &Lambda) -> String {
-        let mut out = format!(
-            "\nLAMBDA-SHAPED ({} local-api processes, DB_POOL_MAX_SIZE={} each, one request at a time \
-             each, through {})\n",
-            l.processes, l.pool_per_process, l.proxy
-        );
-        let versus = |of: Option<f64>| match of {
-            Some(rate) if rate > 0.0 => {
-                format!("{rate:.0}/s, lambda = {:.2} x", l.book_rate / rate)
-            }
-            _ => "not measured in this run".to_owned(),
-        };
-        out.push_str(&format!(
-            "  book ({} clients, one process each): {:.0} bookings/s\n    direct book (1 local-api, \
-             16 connections): {}\n    pgbench reference-1 -M prepared: {}\n",
-            l.book_clients,
-            l.book_rate,
-            versus(l.direct_book_rate),
-            versus(l.ceiling_rate)
-        ));
-        let line = |h: &Herd| {
-            format!(
-                "all answered {:.0} ms, p50 {} ms, p99 {} ms, {} x 201, {} x 409, {} other, {} \
-                 unanswered, as asserted: {}",
-                h.all_answered_ms,
-                ms(h.latency.p50_ms),
-                ms(h.latency.p99_ms),
-                h.created,
-                h.conflicts,
-                h.other.values().sum::<usize>(),
-                h.unanswered,
-                if h.as_asserted() { "yes" } else { "NO" }
-            )
-        };
-        for lambda in self.herds.iter().filter(|h| h.route == "lambda") {
-            let direct = self
-                .herds
-                .iter()
-                .find(|h| h.route == "direct" && h.size == lambda.size);
-            out.push_str(&format!(
-                "  herd {} (queued for {} processes):\n    lambda: {}\n    direct: {}\n",
-                lambda.size,
-                l.herd_processes,
-                line(lambda),
-                direct.map_or("not run in this run".to_owned(), line)
-            ));
-        }
-        out.push_str(&format!(
-            "  memory: {:.1} MB RSS per process at most, {:.0} MB for the whole fleet\n",
-            l.rss_per_process_max_mb, l.rss_total_mb
-        ));
         out
     }
 }
 
 /// `@40k`, `@500`: a venue named by its size.
 pub fn size_label(seats: i64) -> String {
-    if seats >= 1000 && seats % 1000 == 0 {
-        format!("@{}k", seats / 1000)
-    } else {
-        format!("@{seats}")
-    }
-}
-
-fn ratio_goal(goal: &str, pair: Option<(f64, f64)>, min: f64) -> Goal {
-    match pair {
-        Some((a, b)) if b > 0.0 => Goal {
-            goal: goal.to_owned(),
-            actual: format!("{a:.0}/s / {b:.0}/s = {:.2}", a / b),
-            verdict: verdict(a / b >= min),
-        },
-        _ => skipped(goal),
+    match seats >= 1000 && seats % 1000 == 0 {
+        true => format!("@{}k", seats / 1000),
+        false => format!("@{seats}"),
     }
 }
 
@@ -643,22 +534,7 @@ fn ratio(a: f64, b: f64) -> String {
     }
 }
 
-fn verdict(pass: bool) -> &'static str {
-    if pass {
-        "PASS"
-    } else {
-        "MISS"
-    }
-}
-
-fn skipped(goal: &str) -> Goal {
-    Goal {
-        goal: goal.to_owned(),
-        actual: "scenario not run".into(),
-        verdict: "SKIP",
-    }
-}
-
+/// Milliseconds; `-` for none.
 fn ms(v: f64) -> String {
     if v == 0.0 {
         "-".into()
@@ -677,16 +553,29 @@ fn lines(table: &Table) -> String {
         .collect()
 }
 
+/// A column: its header, and its cell for a row.
+type Column<'a, T> = (&'a str, &'a dyn Fn(&T) -> String);
+
+/// A table of `rows`.
+fn table<T>(rows: &[T], columns: &[Column<T>]) -> Table {
+    let header: Vec<&str> = columns.iter().map(|(h, _)| *h).collect();
+    grid(
+        &header,
+        rows.iter()
+            .map(|row| columns.iter().map(|(_, cell)| cell(row)).collect()),
+    )
+}
+
 /// A borderless table, indented by one space (comfy-table's padding), columns two spaces apart.
-fn table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Table {
+fn grid(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Table {
     let mut table = Table::new();
     table.load_preset(comfy_table::presets::NOTHING);
     if !header.is_empty() {
-        table.set_header(header.iter().copied());
+        table.set_header(header);
     }
-    for row in rows {
+    rows.for_each(|row| {
         table.add_row(row);
-    }
+    });
     table
 }
 
@@ -695,8 +584,9 @@ mod tests {
     use super::*;
 
     fn venue(seats: i64, service: f64, reference: f64, book_fn: f64) -> VenueBooking {
+        let scenario = "book".into();
         VenueBooking {
-            scenario: "book".into(),
+            scenario,
             seats_per_booking: 1,
             venue_seats: seats,
             service,
@@ -705,81 +595,61 @@ mod tests {
         }
     }
 
-    fn verdicts(results: &Results) -> Vec<&str> {
-        results.goals.iter().map(|g| g.verdict).collect()
-    }
-
-    #[test]
-    fn the_booking_goals_compare_venue_sizes_and_the_reference() {
-        let mut results = Results {
-            venues: vec![
-                venue(40_000, 900.0, 1000.0, 950.0),
-                venue(500, 1000.0, 1100.0, 1000.0),
-            ],
-            ..Results::default()
-        };
-        results.judge_goals(5000);
-        assert_eq!(verdicts(&results)[..3], ["PASS", "PASS", "SKIP"]);
-        assert!(results.goals[0]
-            .goal
-            .starts_with("book() @40k >= 0.9 x book() @500"));
-        results.venues = vec![
-            venue(40_000, 700.0, 1000.0, 300.0),
-            venue(500, 1.0, 1.0, 1000.0),
-        ];
-        results.judge_goals(5000);
-        assert_eq!(verdicts(&results)[..2], ["MISS", "MISS"]);
-        results.venues.truncate(1);
-        results.judge_goals(5000);
-        assert_eq!(verdicts(&results)[..2], ["SKIP", "MISS"]);
-    }
-
-    #[test]
-    fn a_herd_passes_only_with_one_winner_and_every_other_answer_a_409() {
-        let herd = |created, conflicts, unanswered| Herd {
-            route: "direct".into(),
-            size: 50,
+    fn herd(route: &str, size: usize, created: usize, unanswered: usize) -> Herd {
+        Herd {
+            route: route.into(),
+            size,
             seat_id: 1,
             created,
-            conflicts,
+            conflicts: size - created - unanswered,
             other: BTreeMap::new(),
             unanswered,
             connect_ms: 1.0,
             all_answered_ms: 5.0,
             latency: Percentiles::default(),
-        };
-        assert!(herd(1, 49, 0).as_asserted());
-        assert!(!herd(2, 48, 0).as_asserted());
-        assert!(!herd(1, 48, 1).as_asserted());
-        assert!(!herd(0, 50, 0).as_asserted());
+        }
+    }
+
+    fn verdicts(results: &mut Results) -> Vec<&str> {
+        results.judge_goals(5000);
+        results.goals.iter().map(|g| g.verdict).collect()
     }
 
     #[test]
-    fn the_herd_goal_is_judged_on_the_direct_herd_only() {
-        let herd = |route: &str, size, created| Herd {
-            route: route.into(),
-            size,
-            seat_id: 1,
-            created,
-            conflicts: size - created,
-            other: BTreeMap::new(),
-            unanswered: 0,
-            connect_ms: 1.0,
-            all_answered_ms: 5.0,
-            latency: Percentiles::default(),
-        };
+    fn the_goals_compare_venue_sizes_the_reference_and_the_direct_herd() {
+        let big = venue(40_000, 900.0, 1000.0, 950.0);
         let mut results = Results {
-            herds: vec![herd("direct", 5000, 1), herd("lambda", 5000, 2)],
+            venues: vec![big, venue(500, 1000.0, 1100.0, 1000.0)],
+            herds: vec![herd("direct", 5000, 1, 0), herd("lambda", 5000, 2, 0)],
             ..Results::default()
         };
-        results.judge_goals(5000);
-        assert_eq!(results.goals[4].verdict, "PASS");
+        assert_eq!(
+            verdicts(&mut results)[..5],
+            ["PASS", "PASS", "SKIP", "SKIP", "PASS"]
+        );
+        assert!(results.goals[0]
+            .goal
+            .starts_with("book() @40k >= 0.9 x book() @500"));
+        results.venues[0] = venue(40_000, 700.0, 1000.0, 300.0);
         results.herds[0].latency.p99_ms = 600.0;
-        results.judge_goals(5000);
-        assert_eq!(results.goals[4].verdict, "MISS");
-        results.herds = vec![herd("lambda", 5000, 1)];
-        results.judge_goals(5000);
-        assert_eq!(results.goals[4].verdict, "SKIP");
+        assert_eq!(
+            verdicts(&mut results)[..5],
+            ["MISS", "MISS", "SKIP", "SKIP", "MISS"]
+        );
+        results.venues.truncate(1);
+        results.herds.remove(0);
+        assert_eq!(
+            verdicts(&mut results)[..5],
+            ["SKIP", "MISS", "SKIP", "SKIP", "SKIP"]
+        );
+    }
+
+    #[test]
+    fn a_herd_passes_only_with_one_winner_and_every_other_answer_a_409() {
+        assert!(herd("direct", 50, 1, 0).as_asserted());
+        assert!(!herd("direct", 50, 2, 0).as_asserted());
+        assert!(!herd("direct", 50, 1, 1).as_asserted());
+        assert!(!herd("direct", 50, 0, 0).as_asserted());
     }
 
     #[test]
@@ -788,7 +658,9 @@ mod tests {
             vec!["a".to_owned(), "bbb".into()],
             vec!["cccc".into(), "d".into()],
         ];
-        let text = lines(&table(&[], rows.into_iter()));
-        assert_eq!(text, " a     bbb\n cccc  d\n");
+        assert_eq!(
+            lines(&grid(&[], rows.into_iter())),
+            " a     bbb\n cccc  d\n"
+        );
     }
 }

@@ -1,29 +1,28 @@
 //! The scenarios: each measures the service, measures its ceiling right beside it, and checks
 //! integrity before the next one starts.
 
-use crate::ceiling::{self, Pgbench, PgbenchRun, Statement, CLIENTS};
+use crate::ceiling::{self, Pgbench, PgbenchRun, RedisRun, Statement, CLIENTS};
 use crate::cli::Options;
-use crate::clients::{Booker, Lifecycle, Mixed, Reader, SeatStream, LIFECYCLE_KINDS, MIXED_KINDS};
+use crate::clients::{booking, Booker, Lifecycle, Mixed, Reader, LIFECYCLE_KINDS, MIXED_KINDS};
 use crate::fixtures::{Admin, Block, Fixtures, Venue, MIXED_CLIENTS};
-use crate::http::{self, Conn, Identity};
+use crate::http::{Body, Identity};
 use crate::integrity::{self, BookingSeen, Check};
-use crate::loadgen::{self, HerdRun, KindStats, LoadResult, Window};
+use crate::loadgen::{self, Client, HerdRun, KindStats, LoadResult, Window};
 use crate::nginx::{self, Nginx};
-use crate::pgbouncer::PgBouncer;
-use crate::procstat;
 use crate::redis::Redis;
-use crate::report::{CpuUse, Herd, Lambda, OpenLoop, Results, Throughput, VenueBooking};
-use crate::server::{Cache, Fleet, Server};
+use crate::report::{CpuUse, Herd, OpenLoop, Results, Throughput, VenueBooking};
+use crate::server::{self, Server};
 use crate::stats::{micros, Percentiles};
-use crate::{db, Result};
-use hyper::StatusCode;
-use serde::Deserialize;
+use crate::{db, procstat, Result};
+use hyper::{Request, StatusCode};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
-use tokio_postgres::Client;
+use tokio_postgres::Client as Pg;
 
 mod onsale;
 mod webhooks;
@@ -31,13 +30,14 @@ mod webhooks;
 pub struct Bench {
     pub opts: Options,
     pub fixtures: Fixtures,
+    /// The bench database: its URL, name, and the server and user it is reached through.
     pub database_url: String,
-    /// The PostgreSQL server without a database name, and the bench database's name.
-    pub pg_base: String,
     pub database_name: String,
-    pub pg: Client,
+    pub pg_server: String,
+    pub pg_user: String,
+    pub pg: Pg,
     pub main: Server,
-    /// Started the first time a scenario wants the Redis cache on.
+    /// The server with the Redis cache on, started the first time a scenario wants it.
     pub cached: Option<Server>,
     pub server_bin: PathBuf,
     pub redis: Redis,
@@ -49,128 +49,90 @@ pub struct Bench {
     pub cached_peak_before_mixed_kib: u64,
 }
 
-/// Where the CPU went inside a measurement window: the server, PostgreSQL, the load generator
-/// (this process), and the machine as a whole (which also shows anyone else's load).
-struct CpuWindow {
-    server_s: f64,
-    postgres_s: f64,
-    loadgen_s: f64,
-    machine_busy_pct: f64,
-    seconds: f64,
-}
-
-impl CpuWindow {
-    fn loadgen_pct(&self) -> f64 {
-        100.0 * self.loadgen_s / self.seconds
-    }
-}
-
-/// CPU counters at one instant (`server_s`: all of `pids` together).
-struct CpuMark {
+/// CPU counters at one instant: the server (`pids` together), PostgreSQL, this process (the load
+/// generator) and the whole machine (which also shows anyone else's load).
+struct Cpu {
     pids: Vec<u32>,
-    at: std::time::Instant,
-    server_s: f64,
-    postgres_s: f64,
-    loadgen_s: f64,
+    at: Instant,
+    seconds: [f64; 3],
     machine: (u64, u64),
 }
 
-impl CpuMark {
-    fn now(pids: Vec<u32>) -> CpuMark {
-        CpuMark {
-            at: std::time::Instant::now(),
-            server_s: pids
-                .iter()
-                .map(|&pid| procstat::cpu_seconds(pid).unwrap_or(0.0))
-                .sum(),
-            pids,
-            postgres_s: procstat::postgres_cpu_seconds(),
-            loadgen_s: procstat::own_cpu_seconds(),
+impl Cpu {
+    fn now(pids: Vec<u32>) -> Cpu {
+        let server = pids.iter().map(|&pid| procstat::cpu_seconds(pid)).sum();
+        let loadgen = procstat::cpu_seconds(std::process::id());
+        let seconds = [server, procstat::postgres_cpu_seconds(), loadgen];
+        Cpu {
+            at: Instant::now(),
+            seconds,
             machine: procstat::machine_ticks(),
+            pids,
         }
     }
 
-    fn until_now(self) -> CpuWindow {
-        let end = CpuMark::now(self.pids.clone());
+    /// From this mark until now, as `scenario`'s row, `requests` answered.
+    fn until_now(self, scenario: &str, requests: u64) -> CpuUse {
+        let end = Cpu::now(self.pids.clone());
+        let elapsed = (end.at - self.at).as_secs_f64();
+        let [server, postgres, loadgen] = [0, 1, 2].map(|i| end.seconds[i] - self.seconds[i]);
         let (busy, total) = (
             end.machine.0 - self.machine.0,
             end.machine.1 - self.machine.1,
         );
-        CpuWindow {
-            server_s: end.server_s - self.server_s,
-            postgres_s: end.postgres_s - self.postgres_s,
-            loadgen_s: end.loadgen_s - self.loadgen_s,
+        let per_request = |s: f64| 1000.0 * s / requests.max(1) as f64;
+        CpuUse {
+            scenario: scenario.to_owned(),
+            server_pct: 100.0 * server / elapsed,
+            postgres_pct: 100.0 * postgres / elapsed,
+            loadgen_pct: 100.0 * loadgen / elapsed,
             machine_busy_pct: 100.0 * busy as f64 / total.max(1) as f64,
-            seconds: (end.at - self.at).as_secs_f64(),
+            server_ms_per_request: per_request(server),
+            postgres_ms_per_request: per_request(postgres),
         }
     }
 }
 
-fn watch_cpu(pids: Vec<u32>, window: Window) -> JoinHandle<CpuWindow> {
+/// The CPU of `pids` over `window`.
+fn watch_cpu(pids: Vec<u32>, window: Window) -> JoinHandle<Cpu> {
     tokio::spawn(async move {
         tokio::time::sleep_until(window.start.into()).await;
-        let start = CpuMark::now(pids);
+        let start = Cpu::now(pids);
         tokio::time::sleep_until(window.end.into()).await;
-        start.until_now()
+        start
     })
 }
 
+/// A row for `stats` over `seconds`.
 fn throughput(
     scenario: &str,
     unit: &str,
     stats: &KindStats,
-    window: Window,
-    cpu: &CpuWindow,
-) -> Throughput {
-    Throughput {
-        latency: stats.percentiles(),
-        errors: stats.errors(),
-        statuses: stats.statuses.clone(),
-        first_problem: stats.first_problem.clone(),
-        ..throughput_row(
-            scenario,
-            unit,
-            stats.completed as f64 / window.seconds(),
-            stats.completed,
-            cpu,
-        )
-    }
-}
-
-/// A throughput row without latencies or statuses.
-fn throughput_row(
-    scenario: &str,
-    unit: &str,
-    rate: f64,
-    requests: u64,
-    cpu: &CpuWindow,
+    seconds: f64,
+    cpu: &CpuUse,
 ) -> Throughput {
     Throughput {
         scenario: scenario.to_owned(),
-        rate,
+        rate: stats.completed as f64 / seconds,
         unit: unit.to_owned(),
-        also: None,
-        ceiling: None,
-        ceiling_rate: None,
-        ratio: None,
-        latency: Percentiles::default(),
-        requests,
-        errors: 0,
-        statuses: BTreeMap::new(),
-        loadgen_cpu_pct: cpu.loadgen_pct(),
-        first_problem: None,
+        latency: stats.percentiles(),
+        requests: stats.completed,
+        errors: stats.errors(),
+        statuses: stats.statuses.clone(),
+        loadgen_cpu_pct: cpu.loadgen_pct,
+        first_problem: stats.first_problem.clone(),
+        ..Throughput::default()
     }
 }
 
-/// What the booking clients recorded: every confirmed booking and every contradiction.
-fn gather(bookers: Vec<Booker>) -> (Vec<BookingSeen>, Vec<String>) {
-    let mut seen = Vec::new();
-    let mut violations = Vec::new();
+/// Every confirmed booking the clients saw, and every contradiction.
+fn gather(bookers: impl IntoIterator<Item = Booker>) -> (Vec<BookingSeen>, Vec<String>) {
+    let (mut seen, mut violations) = (Vec::new(), Vec::new());
     for booker in bookers {
         if booker.ran_out {
+            let user = &booker.user_id;
             violations.push(format!(
-                "{} ran out of seats inside the window (the scenario needs more events)",
-                booker.user_id
+                "{user} ran out of seats inside the window (the scenario needs more events)"
             ));
         }
         seen.extend(booker.seen);
@@ -186,41 +148,18 @@ const MAX_BOOKINGS_PER_S: f64 = 12_000.0;
 /// `seconds` at `MAX_BOOKINGS_PER_S` without running out.
 fn events_per_client(venue: &Venue, seats: usize, seconds: f64) -> usize {
     let rate = MAX_BOOKINGS_PER_S / if seats > 1 { 2.0 } else { 1.0 };
-    let bookings = rate * seconds / CLIENTS as f64;
     let per_event = (venue.seats / seats as i64) as f64;
-    (bookings / per_event).ceil().max(1.0) as usize
-}
-
-/// One venue of a booking scenario: the events of each side.
-struct VenueRun {
-    venue: Venue,
-    reference: Block,
-    book_fn: Block,
-    service: Block,
-    /// Informational ceilings: `book()` at the pool's size, and unnamed (`-M extended`).
-    what_if: Vec<(Block, &'static str)>,
-    open: bool,
-}
-
-impl VenueRun {
-    fn events(&self) -> usize {
-        let blocks = [&self.reference, &self.book_fn, &self.service];
-        let what_if = self.what_if.iter().map(|(b, _)| b);
-        blocks
-            .into_iter()
-            .chain(what_if)
-            .map(|b| b.clients * b.per_client)
-            .sum()
-    }
+    (rate * seconds / CLIENTS as f64 / per_event)
+        .ceil()
+        .max(1.0) as usize
 }
 
 /// The service's connection pool size: DB_POOL_MAX_SIZE, passed through, or local-api's default.
 fn pool_size() -> usize {
-    std::env::var("DB_POOL_MAX_SIZE")
+    let size = std::env::var("DB_POOL_MAX_SIZE")
         .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(16)
+        .and_then(|v| v.parse().ok());
+    size.filter(|n| *n > 0).unwrap_or(16)
 }
 
 /// `size` users each asking for the same seat: their ids and their requests.
@@ -229,17 +168,13 @@ fn herd_requests(
     size: usize,
     event: i64,
     seat: i64,
-) -> Result<(Vec<String>, Vec<hyper::Request<http::Body>>)> {
-    let body = serde_json::to_vec(&serde_json::json!({
-        "event_id": event,
-        "seat_ids": [seat],
-    }))?;
+) -> (Vec<String>, Vec<Request<Body>>) {
     let users: Vec<String> = (0..size).map(|i| format!("{prefix}-{i}")).collect();
     let requests = users
         .iter()
-        .map(|u| http::post_json("/api/v1/bookings", &Identity::user(u), body.clone()))
+        .map(|u| booking("/api/v1/bookings", &Identity::user(u), event, &[seat]))
         .collect();
-    Ok((users, requests))
+    (users, requests)
 }
 
 /// A Lambda execution environment's pool (`LAMBDA_POOL_SIZE` / `DB_POOL_MAX_SIZE` deployed).
@@ -254,10 +189,25 @@ fn mb(kib: u64) -> f64 {
     kib as f64 * 1024.0 / 1e6
 }
 
-#[derive(Deserialize)]
-struct Problem {
-    #[serde(default)]
-    seat_ids: Vec<i64>,
+/// One venue of a booking scenario: the events of each side, and the informational ceilings
+/// (`book()` at the pool's size, and unnamed, `-M extended`) with their protocol.
+struct VenueRun {
+    venue: Venue,
+    reference: Block,
+    book_fn: Block,
+    service: Block,
+    what_if: Vec<(Block, &'static str)>,
+    open: bool,
+}
+
+impl VenueRun {
+    fn events(&self) -> usize {
+        let blocks = [&self.reference, &self.book_fn, &self.service].into_iter();
+        blocks
+            .chain(self.what_if.iter().map(|w| &w.0))
+            .map(|b| b.clients * b.per_client)
+            .sum()
+    }
 }
 
 impl Bench {
@@ -265,69 +215,109 @@ impl Bench {
         Window::after(self.opts.profile.warmup, self.opts.profile.measure)
     }
 
-    fn pgbench_dir(&self) -> PathBuf {
-        self.opts.out_dir.join("pgbench")
-    }
-
     async fn pgbench(&mut self, spec: Pgbench) -> Result<PgbenchRun> {
         db::settle(&self.pg).await;
-        let url = self.database_url.clone();
-        let dir = self.pgbench_dir();
+        let (url, dir) = (self.database_url.clone(), self.opts.out_dir.join("pgbench"));
         std::fs::create_dir_all(&dir)?;
         let run = tokio::task::spawn_blocking(move || spec.run(&url, &dir)).await??;
         self.results.pgbench.push(run.clone());
         Ok(run)
     }
 
-    fn cpu_row(&mut self, scenario: &str, cpu: &CpuWindow, requests: u64) {
-        let pct = |seconds: f64| 100.0 * seconds / cpu.seconds;
-        self.results.cpu.push(CpuUse {
-            scenario: scenario.to_owned(),
-            server_pct: pct(cpu.server_s),
-            postgres_pct: pct(cpu.postgres_s),
-            loadgen_pct: pct(cpu.loadgen_s),
-            machine_busy_pct: cpu.machine_busy_pct,
-            server_ms_per_request: 1000.0 * cpu.server_s / requests.max(1) as f64,
-            postgres_ms_per_request: 1000.0 * cpu.postgres_s / requests.max(1) as f64,
-        });
-    }
-
-    /// redis-benchmark GET of one value of `size` bytes (under `key`), recorded as a ceiling: what
-    /// a cache hit of that size costs Redis itself.
-    async fn redis_get_of_size(&mut self, key: &str, size: usize) -> Result<ceiling::RedisRun> {
-        let redis = self.redis.clone();
-        let requests = self.opts.profile.redis_requests;
-        let key = redis.key(key);
-        let payload = "x".repeat(size);
+    /// redis-benchmark with `args`, recorded as a ceiling.
+    async fn redis_benchmark(
+        &mut self,
+        name: &str,
+        requests: u32,
+        args: Vec<String>,
+    ) -> Result<RedisRun> {
+        let (redis, name) = (self.redis.clone(), name.to_owned());
         let run = tokio::task::spawn_blocking(move || {
-            ceiling::redis_benchmark(
-                "SET",
-                &redis.host,
-                redis.port,
-                1,
-                &["SET".into(), key.clone(), payload],
-            )?;
-            ceiling::redis_benchmark(
-                &format!("GET {size} B value"),
-                &redis.host,
-                redis.port,
-                requests,
-                &["GET".into(), key],
-            )
+            ceiling::redis_benchmark(&name, &redis, requests, &args)
         })
         .await??;
         self.results.redis.push(run.clone());
         Ok(run)
     }
 
+    /// redis-benchmark GET of one value of `size` bytes: what a cache hit of that size costs
+    /// Redis itself.
+    async fn redis_get_of_size(&mut self, key: &str, size: usize) -> Result<RedisRun> {
+        let key = self.redis.key(key);
+        self.redis_benchmark("SET", 1, vec!["SET".into(), key.clone(), "x".repeat(size)])
+            .await?;
+        self.results.redis.pop();
+        let requests = self.opts.profile.redis_requests;
+        self.redis_benchmark(
+            &format!("GET {size} B value"),
+            requests,
+            vec!["GET".into(), key],
+        )
+        .await
+    }
+
     async fn record(&mut self, check: Check) {
         if !check.passed() {
             eprintln!("INTEGRITY VIOLATION in {}:", check.scope);
-            for v in check.violations.iter().take(10) {
-                eprintln!("  {v}");
-            }
+            check
+                .violations
+                .iter()
+                .take(10)
+                .for_each(|v| eprintln!("  {v}"));
         }
         self.results.integrity.push(check);
+    }
+
+    async fn check(
+        &mut self,
+        scope: &str,
+        events: &[i64],
+        seen: &[BookingSeen],
+        found: &[String],
+    ) -> Result<()> {
+        let check = integrity::check(&self.pg, scope, events, seen, found).await?;
+        self.record(check).await;
+        Ok(())
+    }
+
+    /// A closed loop of `clients` (client `i` against `addrs[i % n]`) over the window: the CPU
+    /// row of `pids`, and a throughput row per kind (after an `all` row when there are several).
+    #[allow(clippy::too_many_arguments)]
+    async fn measure<C: Client>(
+        &mut self,
+        name: &str,
+        unit: &str,
+        addrs: &[SocketAddr],
+        pids: Vec<u32>,
+        kinds: &[&str],
+        clients: Vec<C>,
+    ) -> Result<(LoadResult<C>, Vec<Throughput>, CpuUse)> {
+        db::settle(&self.pg).await;
+        let window = self.window();
+        let cpu = watch_cpu(pids, window);
+        let load = loadgen::closed_loop(addrs, kinds, clients, window).await?;
+        let all = KindStats::combined("all", &load.kinds);
+        let cpu = cpu.await?.until_now(name, all.completed);
+        self.results.cpu.push(cpu.clone());
+        let mut rows = Vec::new();
+        if kinds.len() > 1 {
+            rows.push(throughput(
+                &format!("{name} (all)"),
+                unit,
+                &all,
+                window.seconds(),
+                &cpu,
+            ));
+        }
+        for kind in &load.kinds {
+            let row_name = if kinds.len() > 1 {
+                format!("{name} {}", kind.name)
+            } else {
+                name.to_owned()
+            };
+            rows.push(throughput(&row_name, unit, kind, window.seconds(), &cpu));
+        }
+        Ok((load, rows, cpu))
     }
 
     /// `book` (1 seat a booking) and `book-multi` (4 seats) on the arena (40,000 seats) and on
@@ -337,9 +327,11 @@ impl Bench {
     pub async fn book(&mut self, seats: usize) -> Result<()> {
         let scenario = if seats == 1 { "book" } else { "book-multi" };
         let p = &self.opts.profile;
-        let pgbench_s = f64::from(p.pgbench_secs);
-        let window_s = (p.warmup + p.measure).as_secs_f64();
-        let started = std::time::Instant::now();
+        let (pgbench_s, window_s) = (
+            f64::from(p.pgbench_secs),
+            (p.warmup + p.measure).as_secs_f64(),
+        );
+        let started = Instant::now();
         let mut admin = Admin::open(self.main.addr).await?;
         let mut runs = Vec::new();
         for venue in [self.fixtures.big.clone(), self.fixtures.hall.clone()] {
@@ -359,8 +351,8 @@ impl Bench {
                 "service",
                 CLIENTS,
                 events_per_client(&venue, seats, service_s),
-            );
-            let service = service.await?;
+            )
+            .await?;
             let mut what_if = Vec::new();
             if open {
                 if pool_size() != CLIENTS {
@@ -390,55 +382,48 @@ impl Bench {
     }
 
     async fn book_on(&mut self, scenario: &str, seats: usize, run: VenueRun) -> Result<()> {
-        let venue = run.venue.clone();
+        let venue = &run.venue;
         let name = format!("{scenario} {}", venue.label());
         eprintln!("[{name}] pgbench reference and book() ...");
         let reference = self
             .book_ceiling(
                 Statement::Reference,
                 seats,
-                &venue,
+                venue,
                 &run.reference,
                 "prepared",
             )
             .await?;
         let book_fn = self
-            .book_ceiling(Statement::BookFn, seats, &venue, &run.book_fn, "prepared")
+            .book_ceiling(Statement::BookFn, seats, venue, &run.book_fn, "prepared")
             .await?;
         for (block, protocol) in &run.what_if {
-            self.book_ceiling(Statement::BookFn, seats, &venue, block, protocol)
+            self.book_ceiling(Statement::BookFn, seats, venue, block, protocol)
                 .await?;
         }
 
         eprintln!("[{name}] service ...");
-        db::settle(&self.pg).await;
         let clients: Vec<Booker> = (0..CLIENTS)
             .map(|c| {
-                let events = run.service.client_events(c);
-                Booker::new(
-                    format!("bench-{scenario}-{}-{c}", venue.seats),
-                    SeatStream::new(events, venue.first_seat, venue.seats, seats as i64),
-                )
+                let user = format!("bench-{scenario}-{}-{c}", venue.seats);
+                Booker::new(user, run.service.client_events(c), venue, seats as i64)
             })
             .collect();
-        let window = self.window();
-        let cpu = watch_cpu(vec![self.main.pid], window);
-        let load = loadgen::closed_loop(self.main.addr, &["book"], clients, window).await?;
-        let cpu = cpu.await?;
-        let mut row = throughput(&name, "bookings/s", &load.kinds[0], window, &cpu)
+        let (addr, pid) = (self.main.addr, self.main.pid);
+        let (load, mut rows, cpu) = self
+            .measure(&name, "bookings/s", &[addr], vec![pid], &["book"], clients)
+            .await?;
+        let mut row = rows
+            .remove(0)
             .against(&format!("pgbench {}", reference.name), reference.tps);
         if seats > 1 {
             row.also = Some(format!("{:.0} seats/s", row.rate * seats as f64));
         }
-        let bookings = load.kinds[0].completed as f64;
-        if bookings > 0.0 {
-            self.results.figure(
-                &format!("server CPU per 1,000 bookings ({name})"),
-                cpu.server_s / bookings * 1000.0,
-                "CPU s",
-            );
+        if row.requests > 0 {
+            let figure = format!("server CPU per 1,000 bookings ({name})");
+            self.results
+                .figure(&figure, cpu.server_ms_per_request, "CPU s");
         }
-        self.cpu_row(&name, &cpu, load.kinds[0].completed);
         let closed_rate = row.rate;
         self.results.throughput.push(row);
         self.results.venues.push(VenueBooking {
@@ -451,27 +436,25 @@ impl Bench {
         });
 
         // The same clients go on booking their own seats, now at a fixed arrival rate; the
-        // integrity check below covers every booking of both loops.
-        let clients = if run.open {
-            let (addr, pid) = (self.main.addr, self.main.pid);
-            self.open_loops(
-                &name,
-                "bookings/s",
-                addr,
-                pid,
-                "book",
-                load.clients,
-                closed_rate,
-            )
-            .await?
-        } else {
-            load.clients
+        // integrity check covers every booking of both loops.
+        let clients = match run.open {
+            true => {
+                self.open_loops(
+                    &name,
+                    "bookings/s",
+                    addr,
+                    pid,
+                    "book",
+                    load.clients,
+                    closed_rate,
+                )
+                .await?
+            }
+            false => load.clients,
         };
         let (seen, violations) = gather(clients);
-        let events = run.service.events();
-        let check = integrity::check(&self.pg, &name, &events, &seen, &violations).await?;
-        self.record(check).await;
-        Ok(())
+        self.check(&name, &run.service.events(), &seen, &violations)
+            .await
     }
 
     /// pgbench booking `seats` seats a transaction with `statement` in `block`'s events, and the
@@ -491,21 +474,24 @@ impl Bench {
         if protocol != "prepared" {
             name.push_str(&format!(" -M {protocol} (unnamed)"));
         }
+        let defines = vec![
+            ("event_base", block.base.to_string()),
+            ("events_per_client", block.per_client.to_string()),
+            ("first_seat", venue.first_seat.to_string()),
+            ("seats", venue.seats.to_string()),
+            ("i", "0".into()),
+            ("status", "confirmed".into()),
+        ];
+        let script = ceiling::booking_script(statement, seats);
+        let (clients, seconds) = (block.clients, self.opts.profile.pgbench_secs);
         let run = self
             .pgbench(Pgbench {
                 name: name.clone(),
                 protocol,
-                script: ceiling::booking_script(statement, seats),
-                clients: block.clients,
-                defines: vec![
-                    ("event_base", block.base.to_string()),
-                    ("events_per_client", block.per_client.to_string()),
-                    ("first_seat", venue.first_seat.to_string()),
-                    ("seats", venue.seats.to_string()),
-                    ("i", "0".into()),
-                    ("status", "confirmed".into()),
-                ],
-                seconds: self.opts.profile.pgbench_secs,
+                script,
+                clients,
+                defines,
+                seconds,
             })
             .await?;
         let scope = format!("pgbench {name}");
@@ -519,37 +505,34 @@ impl Bench {
     /// Open loop at each of `OPEN_LOOP_LOADS` × the closed-loop maximum just measured, with the
     /// closed loop's clients (handed back for the integrity check).
     #[allow(clippy::too_many_arguments)]
-    async fn open_loops<C: loadgen::Client>(
+    async fn open_loops<C: Client>(
         &mut self,
         scenario: &str,
         unit: &str,
-        addr: std::net::SocketAddr,
+        addr: SocketAddr,
         pid: u32,
         kind: &str,
         mut clients: Vec<C>,
         closed_rate: f64,
     ) -> Result<Vec<C>> {
         for load in OPEN_LOOP_LOADS {
-            let rate = closed_rate * load;
-            let label = format!("{scenario} open {:.0}%", load * 100.0);
+            let (rate, pct) = (closed_rate * load, load * 100.0);
             if rate < 1.0 {
                 eprintln!("[{scenario}] no open loop at {rate:.1}/s: the closed loop was too slow");
                 continue;
             }
             eprintln!(
-                "[{scenario}] open loop at {:.0}% of {closed_rate:.0}/s = {rate:.0}/s ...",
-                load * 100.0
+                "[{scenario}] open loop at {pct:.0}% of {closed_rate:.0}/s = {rate:.0}/s ..."
             );
             db::settle(&self.pg).await;
             let connections = clients.len();
             let window = self.window();
             let cpu = watch_cpu(vec![pid], window);
             let run = loadgen::open_loop(addr, &[kind], clients, rate, window).await?;
-            let cpu = cpu.await?;
-            clients = run.clients;
-            let stats = &run.kinds[0];
-            let send = &run.send;
-            self.cpu_row(&label, &cpu, stats.completed);
+            let (stats, send) = (&run.kinds[0], &run.send);
+            let cpu = cpu
+                .await?
+                .until_now(&format!("{scenario} open {pct:.0}%"), stats.completed);
             let lag = send.loadgen_lag.percentiles();
             self.results.open_loop.push(OpenLoop {
                 scenario: scenario.to_owned(),
@@ -566,25 +549,28 @@ impl Bench {
                 late_loadgen: send.late_loadgen,
                 loadgen_lag_p99_ms: lag.p99_ms,
                 loadgen_lag_max_ms: lag.max_ms,
-                unsent: send.unsent(),
+                unsent: send.scheduled - send.sent,
                 errors: stats.errors(),
-                loadgen_cpu_pct: cpu.loadgen_pct(),
+                loadgen_cpu_pct: cpu.loadgen_pct,
                 first_problem: stats.first_problem.clone(),
             });
+            self.results.cpu.push(cpu);
+            clients = run.clients;
         }
         Ok(clients)
     }
 
     /// `herd`: N simultaneous requests for one seat; exactly one 201, every other answer a 409,
-    /// against the server with Redis (the marks are half the design).
+    /// against the server with Redis, as deployed: a herd's losers after the winner's commit are
+    /// refused from the taken-seat marks there (docs/decisions.md, 18).
     pub async fn herd(&mut self) -> Result<()> {
         let sizes = self.opts.profile.herd_sizes.clone();
         let largest = sizes.iter().copied().max().unwrap_or(0) as u64;
         let limit = procstat::raise_nofile(0)?;
         if limit < largest + 256 {
+            let needed = largest + 256;
             return Err(format!(
-                "a herd of {largest} needs {} open files, the limit is {limit} (ulimit -n)",
-                largest + 256
+                "a herd of {largest} needs {needed} open files, the limit is {limit} (ulimit -n)"
             )
             .into());
         }
@@ -592,31 +578,25 @@ impl Bench {
         for (round, size) in sizes.into_iter().enumerate() {
             db::settle(&self.pg).await;
             eprintln!("[herd] {size} simultaneous requests for one seat ...");
-            let event = self.fixtures.herd_event;
-            let seat = self.fixtures.hall.first_seat + round as i64;
-            let (users, requests) = herd_requests(&format!("herd-{size}"), size, event, seat)?;
-            // Against the server with Redis, as deployed: a herd's losers after the winner's commit
-            // are refused from the taken-seat marks there (docs/decisions.md, 18).
+            let (event, seat) = (
+                self.fixtures.herd_event,
+                self.fixtures.hall.first_seat + round as i64,
+            );
+            let (users, requests) = herd_requests(&format!("herd-{size}"), size, event, seat);
             let (addr, pid) = self.cached_server().await?;
             // CPU from the first connect to the last answer: what deciding N races costs.
-            let before = CpuMark::now(vec![pid]);
-            let run = loadgen::herd(addr, requests).await?;
-            let cpu = before.until_now();
-            self.cpu_row(&format!("herd {size}"), &cpu, size as u64);
-
+            let before = Cpu::now(vec![pid]);
+            let run = loadgen::herd(&[addr], requests).await?;
+            self.results
+                .cpu
+                .push(before.until_now(&format!("herd {size}"), size as u64));
             let (herd, winners, violations) =
                 self.judge_herd("direct", event, seat, &users, &run).await?;
             self.herd_winners.extend(winners);
             self.results.herds.push(herd);
-            let check = integrity::check(
-                &self.pg,
-                &format!("herd {size}"),
-                &[event],
-                &self.herd_winners,
-                &violations,
-            )
-            .await?;
-            self.record(check).await;
+            let winners = self.herd_winners.clone();
+            self.check(&format!("herd {size}"), &[event], &winners, &violations)
+                .await?;
             // Let the closed connections drain before the next, larger herd.
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -635,33 +615,28 @@ impl Bench {
         run: &HerdRun,
     ) -> Result<(Herd, Vec<BookingSeen>, Vec<String>)> {
         let size = users.len();
-        let mut winners = Vec::new();
-        let mut violations = Vec::new();
-        let mut conflicts = 0;
+        let (mut winners, mut violations, mut latencies) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut conflicts, mut unanswered, mut first_error) = (0, 0, None);
         let mut other: BTreeMap<String, usize> = BTreeMap::new();
-        let mut unanswered = 0;
-        let mut latencies = Vec::with_capacity(size);
-        let mut first_error = None;
         for (answer, user) in run.answers.iter().zip(users) {
-            let Some(status) = answer.status else {
-                unanswered += 1;
-                first_error = first_error.or_else(|| answer.error.clone());
-                continue;
+            let response = match &answer.answer {
+                Ok(response) => response,
+                Err(error) => {
+                    unanswered += 1;
+                    first_error = first_error.or_else(|| Some(error.clone()));
+                    continue;
+                }
             };
             latencies.push(micros(answer.latency));
-            match status {
+            let body = response.body();
+            match response.status() {
                 StatusCode::CREATED => {
-                    match BookingSeen::from_created(&answer.body, event, user, &[seat]) {
+                    match BookingSeen::from_answer(body, event, user, &[seat], "confirmed") {
                         Ok(booking) => winners.push(booking),
                         Err(v) => violations.push(v),
                     }
                 }
-                StatusCode::CONFLICT
-                    if serde_json::from_slice::<Problem>(&answer.body)
-                        .is_ok_and(|p| p.seat_ids.contains(&seat)) =>
-                {
-                    conflicts += 1
-                }
+                StatusCode::CONFLICT if names_seat(body, seat) => conflicts += 1,
                 status => *other.entry(status.as_u16().to_string()).or_default() += 1,
             }
         }
@@ -670,7 +645,7 @@ impl Bench {
                 "{route} herd {size}: {unanswered} unanswered, e.g. {error}"
             ));
         }
-        let all_answered = Duration::from_micros(latencies.iter().copied().max().unwrap_or(0));
+        let all_answered_us = latencies.iter().copied().max().unwrap_or(0);
         let herd = Herd {
             route: route.to_owned(),
             size,
@@ -680,7 +655,7 @@ impl Bench {
             other,
             unanswered,
             connect_ms: run.connect_time.as_secs_f64() * 1000.0,
-            all_answered_ms: all_answered.as_secs_f64() * 1000.0,
+            all_answered_ms: all_answered_us as f64 / 1000.0,
             latency: Percentiles::from_micros(&latencies),
         };
         if !herd.as_asserted() {
@@ -697,21 +672,14 @@ impl Bench {
         Ok((herd, winners, violations))
     }
 
-    async fn cached_server(&mut self) -> Result<(std::net::SocketAddr, u32)> {
+    async fn cached_server(&mut self) -> Result<(SocketAddr, u32)> {
         if self.cached.is_none() {
-            let cache = Cache::On {
-                redis_url: self.redis.url.clone(),
-                prefix: self.redis.prefix.clone(),
-            };
-            let server = Server::start(
-                "cached",
-                &self.server_bin,
-                &self.database_url,
-                &cache,
-                &self.opts.out_dir,
-            )
-            .await?;
-            self.cached = Some(server);
+            let env = [
+                ("REDIS_URL", self.redis.url.clone()),
+                ("CACHE_PREFIX", self.redis.prefix.clone()),
+            ];
+            let (bin, out) = (&self.server_bin, &self.opts.out_dir);
+            self.cached = Some(Server::start("cached", bin, &self.database_url, out, &env).await?);
         }
         let server = self.cached.as_ref().expect("just started");
         Ok((server.addr, server.pid))
@@ -721,8 +689,10 @@ impl Bench {
     /// pgbench running the availability query) and on (against nginx serving the same bytes with
     /// the same clients; redis-benchmark GET beside it).
     pub async fn read(&mut self) -> Result<()> {
-        let event = self.fixtures.read_event();
-        let seats = self.fixtures.hall.seats as usize;
+        let (event, seats) = (
+            self.fixtures.read_event(),
+            self.fixtures.hall.seats as usize,
+        );
         db::analyze(&self.pg).await?;
         eprintln!("[read] pgbench availability, redis-benchmark ...");
         let ceiling = self
@@ -735,80 +705,68 @@ impl Bench {
                 seconds: self.opts.profile.pgbench_secs,
             })
             .await?;
-        let redis = self.redis.clone();
         let requests = self.opts.profile.redis_requests;
-        let get = tokio::task::spawn_blocking(move || {
-            ceiling::redis_benchmark(
-                "GET",
-                &redis.host,
-                redis.port,
-                requests,
-                &["-t".into(), "get".into()],
-            )
-        })
-        .await??;
-        self.results.redis.push(get);
-
+        self.redis_benchmark("GET", requests, vec!["-t".into(), "get".into()])
+            .await?;
         // The same GET with a value as large as the availability answer: what a cache hit costs
         // Redis itself for this payload (informational; the ratio uses plain `-t get`).
-        let (_, sample) = Conn::open(self.main.addr)
-            .await?
-            .send(http::get(
-                &format!("/api/v1/events/{event}/availability"),
-                &Identity::user("bench-reader"),
-            ))
-            .await?;
+        let path = format!("/api/v1/events/{event}/availability");
+        let sample = Admin::open(self.main.addr).await?.get(&path).await?;
         self.redis_get_of_size("payload", sample.len()).await?;
 
-        for cached in [false, true] {
-            let (scenario, addr, pid) = if cached {
-                let (addr, pid) = self.cached_server().await?;
-                ("read-cached", addr, pid)
-            } else {
-                ("read-uncached", self.main.addr, self.main.pid)
-            };
-            eprintln!("[read] service, {scenario} ...");
-            db::settle(&self.pg).await;
-            let readers = |prefix: &str, path: &str| -> Vec<Reader> {
-                (0..CLIENTS)
-                    .map(|c| Reader::new(&format!("{prefix}-{c}"), path.to_owned(), seats))
-                    .collect()
-            };
-            let path = format!("/api/v1/events/{event}/availability");
-            let clients = readers("bench-reader", &path);
-            let window = self.window();
-            let cpu = watch_cpu(vec![pid], window);
-            let load = loadgen::closed_loop(addr, &["availability"], clients, window).await?;
-            let cpu = cpu.await?;
-            self.cpu_row(scenario, &cpu, load.kinds[0].completed);
-            let row = throughput(scenario, "req/s", &load.kinds[0], window, &cpu);
-            let row = if cached {
-                eprintln!("[read] nginx, the same bytes ...");
-                let clients = readers("bench-nginx-reader", nginx::PLAIN);
-                let nginx = self.beside_nginx("nginx plain", clients).await?;
-                row.against("nginx plain (same bytes)", nginx)
-            } else {
-                row.against("pgbench availability", ceiling.tps)
-            };
-            let closed_rate = row.rate;
-            self.results.throughput.push(row);
-            if cached {
-                self.open_loops(
-                    scenario,
-                    "req/s",
-                    addr,
-                    pid,
-                    "availability",
-                    load.clients,
-                    closed_rate,
-                )
-                .await?;
-            }
-        }
+        let readers = |prefix: &str, path: &str| -> Vec<Reader> {
+            (0..CLIENTS)
+                .map(|c| Reader::new(&format!("{prefix}-{c}"), path, seats))
+                .collect()
+        };
+        eprintln!("[read] service, read-uncached ...");
+        let (addr, pid) = (self.main.addr, self.main.pid);
+        let clients = readers("bench-reader", &path);
+        let (_, mut rows, _) = self
+            .measure(
+                "read-uncached",
+                "req/s",
+                &[addr],
+                vec![pid],
+                &["availability"],
+                clients,
+            )
+            .await?;
+        let row = rows.remove(0).against("pgbench availability", ceiling.tps);
+        self.results.throughput.push(row);
+
+        eprintln!("[read] service, read-cached ...");
+        let (addr, pid) = self.cached_server().await?;
+        let clients = readers("bench-reader", &path);
+        let (load, mut rows, _) = self
+            .measure(
+                "read-cached",
+                "req/s",
+                &[addr],
+                vec![pid],
+                &["availability"],
+                clients,
+            )
+            .await?;
+        eprintln!("[read] nginx, the same bytes ...");
+        let nginx = self
+            .beside_nginx("nginx plain", readers("bench-nginx-reader", nginx::PLAIN))
+            .await?;
+        let row = rows.remove(0).against("nginx plain (same bytes)", nginx);
+        let closed_rate = row.rate;
+        self.results.throughput.push(row);
+        self.open_loops(
+            "read-cached",
+            "req/s",
+            addr,
+            pid,
+            "availability",
+            load.clients,
+            closed_rate,
+        )
+        .await?;
         let sold = self.fixtures.sold.clone();
-        let check = integrity::check(&self.pg, "read", &[event], &sold, &[]).await?;
-        self.record(check).await;
-        Ok(())
+        self.check("read", &[event], &sold, &[]).await
     }
 
     /// `mixed`: 80 clients browsing and booking 7:2, cache on (the service as deployed), with
@@ -816,59 +774,50 @@ impl Bench {
     pub async fn mixed(&mut self) -> Result<()> {
         eprintln!("[mixed] service ...");
         let (addr, pid) = self.cached_server().await?;
-        self.cached_peak_before_mixed_kib = procstat::peak_rss_kib(pid).unwrap_or(0);
+        self.cached_peak_before_mixed_kib = procstat::rss_kib(pid).0;
         let reset = procstat::reset_peak_rss(pid).is_ok();
         db::analyze(&self.pg).await?;
-        db::settle(&self.pg).await;
         let big = self.fixtures.big.clone();
         let browse = Arc::new(self.fixtures.browse_events.clone());
-        let clients: Vec<Mixed> = self
-            .fixtures
-            .mixed_events
+        let events = self.fixtures.mixed_events.clone();
+        let clients: Vec<Mixed> = events
             .iter()
             .take(MIXED_CLIENTS)
             .enumerate()
             .map(|(c, event)| {
-                let booker = Booker::new(
-                    format!("bench-mixed-{c}"),
-                    SeatStream::new(vec![*event], big.first_seat, big.seats, 1),
-                );
+                let booker = Booker::new(format!("bench-mixed-{c}"), vec![*event], &big, 1);
                 Mixed::new(c, booker, browse.clone())
             })
             .collect();
-        let window = self.window();
-        let cpu = watch_cpu(vec![pid], window);
-        let rss = watch_rss(pid, window);
-        let load: LoadResult<Mixed> =
-            loadgen::closed_loop(addr, &MIXED_KINDS, clients, window).await?;
-        let cpu = cpu.await?;
-        let sampled_peak = rss.await?;
-        let all = KindStats::combined("all", &load.kinds);
-        self.cpu_row("mixed", &cpu, all.completed);
-        self.results
-            .throughput
-            .push(throughput("mixed (all)", "req/s", &all, window, &cpu));
-        for kind in &load.kinds {
-            let name = format!("mixed {}", kind.name);
-            self.results
-                .throughput
-                .push(throughput(&name, "req/s", kind, window, &cpu));
-        }
-        // VmHWM since the reset covers every instant; the 50 ms samples are the fallback on
+        // VmHWM since the reset covers every instant; VmRSS every 50 ms is the fallback on
         // kernels that refuse the reset.
+        let sampled = Arc::new(AtomicU64::new(0));
+        let sampler = tokio::spawn({
+            let sampled = sampled.clone();
+            async move {
+                loop {
+                    sampled.fetch_max(procstat::rss_kib(pid).1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        });
+        let (load, rows, _) = self
+            .measure("mixed", "req/s", &[addr], vec![pid], &MIXED_KINDS, clients)
+            .await?;
+        sampler.abort();
+        self.results.throughput.extend(rows);
+        let sampled = sampled.load(Ordering::Relaxed);
         let peak = if reset {
-            procstat::peak_rss_kib(pid).unwrap_or(sampled_peak)
+            Some(procstat::rss_kib(pid).0)
+                .filter(|k| *k > 0)
+                .unwrap_or(sampled)
         } else {
-            sampled_peak
+            sampled
         };
         self.results
             .figure("server peak RSS under mixed", mb(peak), "MB");
-
-        let (seen, violations) = gather(load.clients.into_iter().map(Mixed::into_booker).collect());
-        let events = self.fixtures.mixed_events.clone();
-        let check = integrity::check(&self.pg, "mixed", &events, &seen, &violations).await?;
-        self.record(check).await;
-        Ok(())
+        let (seen, violations) = gather(load.clients.into_iter().map(|m| m.booker));
+        self.check("mixed", &events, &seen, &violations).await
     }
 
     /// `lifecycle`: clients holding random seats of one 500-seat event, confirming the hold,
@@ -877,31 +826,23 @@ impl Bench {
     pub async fn lifecycle(&mut self) -> Result<()> {
         eprintln!("[lifecycle] service ...");
         db::analyze(&self.pg).await?;
-        db::settle(&self.pg).await;
-        let event = self.fixtures.lifecycle_event;
-        let hall = self.fixtures.hall.clone();
+        let (event, hall) = (self.fixtures.lifecycle_event, self.fixtures.hall.clone());
         let clients: Vec<Lifecycle> = (0..self.opts.profile.lifecycle_clients)
             .map(|c| Lifecycle::new(c, event, hall.first_seat, hall.seats))
             .collect();
-        let window = self.window();
-        let cpu = watch_cpu(vec![self.main.pid], window);
-        let load = loadgen::closed_loop(self.main.addr, &LIFECYCLE_KINDS, clients, window).await?;
-        let cpu = cpu.await?;
-        let all = KindStats::combined("all", &load.kinds);
-        self.cpu_row("lifecycle", &cpu, all.completed);
-        self.results
-            .throughput
-            .push(throughput("lifecycle (all)", "req/s", &all, window, &cpu));
-        for kind in &load.kinds {
-            let name = format!("lifecycle {}", kind.name);
-            self.results
-                .throughput
-                .push(throughput(&name, "req/s", kind, window, &cpu));
-        }
-
-        let mut claims = Vec::new();
-        let mut violations = Vec::new();
-        let mut lost = 0;
+        let (addr, pid) = (self.main.addr, self.main.pid);
+        let (load, rows, _) = self
+            .measure(
+                "lifecycle",
+                "req/s",
+                &[addr],
+                vec![pid],
+                &LIFECYCLE_KINDS,
+                clients,
+            )
+            .await?;
+        self.results.throughput.extend(rows);
+        let (mut claims, mut violations, mut lost) = (Vec::new(), Vec::new(), 0);
         for client in load.clients {
             claims.extend(client.claims);
             violations.extend(client.violations);
@@ -917,11 +858,10 @@ impl Bench {
     /// `lambda`: the service shaped as deployed. Each Lambda execution environment serves one
     /// request at a time with a pool of 2 connections, through RDS Proxy. Here: a fleet of
     /// `local-api` processes (`DB_POOL_MAX_SIZE=2`, cache off like the direct `book` run), all
-    /// connecting to PgBouncer in transaction mode (`LAMBDA_PROXY_CONNECTIONS` server
-    /// connections, as many as the direct run's pool). Measured: `book` with each of the 32
-    /// closed-loop clients owning one process, and the largest herd queued for
-    /// `lambda_herd_processes` processes. The fleet and PgBouncer are stopped at the end, also on
-    /// failure or Ctrl-C (on drop).
+    /// connecting to PgBouncer in transaction mode (as many server connections as the direct
+    /// run's pool). Measured: `book` with each of the 32 closed-loop clients owning one process,
+    /// and the largest herd queued for `lambda_herd_processes` processes. The fleet, then
+    /// PgBouncer, are stopped at the end, also on failure or Ctrl-C (on drop).
     pub async fn lambda(&mut self) -> Result<()> {
         let herd_processes = self.opts.profile.lambda_herd_processes;
         let processes = CLIENTS.max(herd_processes);
@@ -929,27 +869,41 @@ impl Bench {
             "[lambda] PgBouncer (transaction mode, {LAMBDA_PROXY_CONNECTIONS} server connections) \
              and {processes} local-api processes (DB_POOL_MAX_SIZE={LAMBDA_POOL_SIZE}) ..."
         );
-        let mut bouncer = PgBouncer::start(&self.pg_base, LAMBDA_PROXY_CONNECTIONS).await?;
+        let server_url = format!("postgres://{}@{}/postgres", self.pg_user, self.pg_server);
+        let bouncer =
+            test_support::PgBouncer::try_start_on(&server_url, LAMBDA_PROXY_CONNECTIONS).await?;
         let log = self.opts.out_dir.join("server-lambda.log");
+        let env = [("DB_POOL_MAX_SIZE", LAMBDA_POOL_SIZE.to_string())];
+        let url = format!(
+            "postgres://{}@{}/{}",
+            self.pg_user,
+            bouncer.address(),
+            self.database_name
+        );
         // Declared after PgBouncer, so dropped (stopped) before it.
-        let mut fleet = Fleet::start(
-            processes,
-            &self.server_bin,
-            &bouncer.url_for(&self.database_name),
-            LAMBDA_POOL_SIZE,
-            &log,
-        )
-        .await?;
-        let outcome = self.lambda_runs(&fleet, &bouncer, herd_processes).await;
-        fleet.stop();
-        bouncer.stop();
+        let mut fleet = Server::fleet(processes, &self.server_bin, &url, &log, &env).await?;
+        let proxy = format!(
+            "{} pool_mode=transaction, default_pool_size=max_db_connections={LAMBDA_PROXY_CONNECTIONS}",
+            bouncer.version()
+        );
+        self.results.settings.insert(
+            "lambda".into(),
+            format!(
+                "{processes} local-api processes, DB_POOL_MAX_SIZE={LAMBDA_POOL_SIZE} each, one \
+                 request at a time each, through {proxy}; herd queued for {herd_processes}"
+            ),
+        );
+        let outcome = self
+            .lambda_runs(&fleet, bouncer.pid(), herd_processes)
+            .await;
+        server::stop_all(&mut fleet);
         outcome
     }
 
     async fn lambda_runs(
         &mut self,
-        fleet: &Fleet,
-        bouncer: &PgBouncer,
+        fleet: &[Server],
+        bouncer: u32,
         herd_processes: usize,
     ) -> Result<()> {
         db::analyze(&self.pg).await?;
@@ -960,8 +914,10 @@ impl Bench {
             None => {
                 eprintln!("[lambda] pgbench {ceiling_name} (book did not run) ...");
                 let k = events_per_client(&big, 1, f64::from(self.opts.profile.pgbench_secs));
-                let mut admin = Admin::open(self.main.addr).await?;
-                let block = admin.block("lambda reference", &big, CLIENTS, k).await?;
+                let block = Admin::open(self.main.addr)
+                    .await?
+                    .block("lambda reference", &big, CLIENTS, k)
+                    .await?;
                 db::analyze(&self.pg).await?;
                 self.book_ceiling(Statement::Reference, 1, &big, &block, "prepared")
                     .await?
@@ -970,37 +926,44 @@ impl Bench {
         };
 
         eprintln!("[lambda] book: {CLIENTS} clients, each with a process of its own ...");
-        db::settle(&self.pg).await;
         let events = self.fixtures.lambda_events.clone();
         let clients: Vec<Booker> = events
             .iter()
             .enumerate()
-            .map(|(c, event)| {
-                Booker::new(
-                    format!("bench-lambda-{c}"),
-                    SeatStream::new(vec![*event], big.first_seat, big.seats, 1),
-                )
-            })
+            .map(|(c, event)| Booker::new(format!("bench-lambda-{c}"), vec![*event], &big, 1))
             .collect();
-        let addrs = fleet.addrs();
-        let mut pids = fleet.pids();
-        pids.push(bouncer.pid);
-        let window = self.window();
-        let cpu = watch_cpu(pids.clone(), window);
-        let load = loadgen::closed_loop_to(&addrs[..CLIENTS], &["book"], clients, window).await?;
-        let cpu = cpu.await?;
-        let row = throughput("lambda book", "bookings/s", &load.kinds[0], window, &cpu)
+        let addrs: Vec<SocketAddr> = fleet.iter().map(|s| s.addr).collect();
+        let pids: Vec<u32> = fleet.iter().map(|s| s.pid).chain([bouncer]).collect();
+        let name = "lambda book (server = processes + PgBouncer)";
+        let (load, mut rows, _) = self
+            .measure(
+                name,
+                "bookings/s",
+                &addrs[..CLIENTS],
+                pids.clone(),
+                &["book"],
+                clients,
+            )
+            .await?;
+        let mut row = rows
+            .remove(0)
             .against(&format!("pgbench {ceiling_name}"), ceiling_rate);
-        let book_rate = row.rate;
-        self.cpu_row(
-            "lambda book (server = processes + PgBouncer)",
-            &cpu,
-            load.kinds[0].completed,
-        );
+        row.scenario = "lambda book".into();
+        let direct = format!("book {}", big.label());
+        let direct = self
+            .results
+            .throughput
+            .iter()
+            .find(|t| t.scenario == direct)
+            .map(|t| t.rate);
+        if let Some(direct) = direct.filter(|d| *d > 0.0) {
+            let figure = format!("lambda book / direct book {} ({direct:.0}/s)", big.label());
+            self.results.figure(&figure, row.rate / direct, "x");
+        }
         self.results.throughput.push(row);
         let (seen, violations) = gather(load.clients);
-        let check = integrity::check(&self.pg, "lambda book", &events, &seen, &violations).await?;
-        self.record(check).await;
+        self.check("lambda book", &events, &seen, &violations)
+            .await?;
 
         let size = self
             .opts
@@ -1014,87 +977,61 @@ impl Bench {
             "[lambda] herd: {size} bookings of one seat queued for {herd_processes} processes ..."
         );
         db::settle(&self.pg).await;
-        let event = self.fixtures.lambda_herd_event;
-        let seat = self.fixtures.hall.first_seat;
-        let (users, requests) = herd_requests(&format!("lambda-herd-{size}"), size, event, seat)?;
-        let before = CpuMark::now(pids);
-        let run = loadgen::queued_herd(&addrs[..herd_processes], requests).await?;
-        let cpu = before.until_now();
-        self.cpu_row(&format!("lambda herd {size}"), &cpu, size as u64);
+        let (event, seat) = (
+            self.fixtures.lambda_herd_event,
+            self.fixtures.hall.first_seat,
+        );
+        let (users, requests) = herd_requests(&format!("lambda-herd-{size}"), size, event, seat);
+        let before = Cpu::now(pids);
+        let run = loadgen::herd(&addrs[..herd_processes], requests).await?;
+        self.results
+            .cpu
+            .push(before.until_now(&format!("lambda herd {size}"), size as u64));
         let (herd, winners, violations) =
             self.judge_herd("lambda", event, seat, &users, &run).await?;
         self.results.herds.push(herd);
-        let check = integrity::check(
-            &self.pg,
+        self.check(
             &format!("lambda herd {size}"),
             &[event],
             &winners,
             &violations,
         )
         .await?;
-        self.record(check).await;
 
-        let peaks: Vec<u64> = fleet
-            .pids()
-            .iter()
-            .map(|&pid| procstat::peak_rss_kib(pid).unwrap_or(0))
-            .collect();
-        let now: u64 = fleet
-            .pids()
-            .iter()
-            .map(|&pid| procstat::rss_kib(pid).unwrap_or(0))
-            .sum();
-        self.results.lambda = Some(Lambda {
-            processes: fleet.servers.len(),
-            book_clients: CLIENTS,
-            herd_processes,
-            pool_per_process: LAMBDA_POOL_SIZE,
-            proxy: format!(
-                "{} pool_mode=transaction, default_pool_size=max_db_connections={}",
-                bouncer.version, bouncer.server_connections
-            ),
-            proxy_server_connections: bouncer.server_connections,
-            book_rate,
-            direct_book_rate: self
-                .results
-                .throughput
-                .iter()
-                .find(|t| t.scenario == format!("book {}", big.label()))
-                .map(|t| t.rate),
-            ceiling_rate: Some(ceiling_rate),
-            rss_per_process_max_mb: mb(peaks.iter().copied().max().unwrap_or(0)),
-            rss_total_mb: mb(now),
-        });
+        let rss: Vec<(u64, u64)> = fleet.iter().map(|s| procstat::rss_kib(s.pid)).collect();
+        let peak = rss.iter().map(|r| r.0).max().unwrap_or(0);
+        self.results
+            .figure("lambda: RSS per process, at most", mb(peak), "MB");
+        self.results.figure(
+            "lambda: RSS of the whole fleet",
+            mb(rss.iter().map(|r| r.1).sum()),
+            "MB",
+        );
         Ok(())
     }
 
     /// Whole-run process figures, taken before the servers stop; nginx is stopped.
     pub fn finish(&mut self) {
-        if let Some(mut nginx) = self.nginx.take() {
-            nginx.stop();
-        }
-        if let Ok(kib) = procstat::peak_rss_kib(self.main.pid) {
-            self.results
-                .figure("server peak RSS, whole run (cache off)", mb(kib), "MB");
-        }
+        self.nginx = None;
+        let main = procstat::rss_kib(self.main.pid).0;
+        self.results
+            .figure("server peak RSS, whole run (cache off)", mb(main), "MB");
         if let Some(cached) = &self.cached {
-            if let Ok(kib) = procstat::peak_rss_kib(cached.pid) {
-                let kib = kib.max(self.cached_peak_before_mixed_kib);
-                self.results
-                    .figure("server peak RSS, whole run (cache on)", mb(kib), "MB");
-            }
+            let kib = procstat::rss_kib(cached.pid)
+                .0
+                .max(self.cached_peak_before_mixed_kib);
+            self.results
+                .figure("server peak RSS, whole run (cache on)", mb(kib), "MB");
         }
     }
 }
 
-/// The largest VmRSS seen every 50 ms through the window (warm-up included).
-fn watch_rss(pid: u32, window: Window) -> JoinHandle<u64> {
-    tokio::spawn(async move {
-        let mut peak = 0;
-        while std::time::Instant::now() < window.end {
-            peak = peak.max(procstat::rss_kib(pid).unwrap_or(0));
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        peak
-    })
+/// Whether a 409's problem body names `seat`.
+fn names_seat(body: &[u8], seat: i64) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Problem {
+        #[serde(default)]
+        seat_ids: Vec<i64>,
+    }
+    serde_json::from_slice::<Problem>(body).is_ok_and(|p| p.seat_ids.contains(&seat))
 }

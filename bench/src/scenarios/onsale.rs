@@ -1,60 +1,35 @@
 //! Reads as they come during an on-sale, against the cached server:
 //!
-//! - `poll`: the 500-seat hall's map read the way pollers read it: gzip-accepting (against
-//!   redis-benchmark GET of a value as large as the gzip body), and conditional (`If-None-Match`
-//!   with the tag the last answer carried: 304, no body). Bytes per poll before and after.
+//! - `poll`: the 500-seat hall's map read as pollers read it: gzip-accepting (against nginx
+//!   serving the same gzip bytes), and conditional (`If-None-Match` with the tag the last answer
+//!   carried: 304, no body; against redis-benchmark GET of a value as large as the gzip body).
 //! - `hot`: one 10,000-seat event selling as fast as its bookers can book, while hundreds of
 //!   readers poll its map every 200 ms (gzip, `If-None-Match`). Reported: the readers' latency
-//!   (open loop: timed from when each poll was due), the map loads PostgreSQL served for reads
-//!   (per second, and bookings per load), staleness (from a booking's 201 to the first map an
-//!   observer got that shows the seat taken), and whether the booker's own reads, naming the
-//!   version its 201 gave, always show its seats.
+//!   (timed from when each poll was due), the map loads PostgreSQL served for reads, staleness
+//!   (from a booking's 201 to the first map an observer got that shows the seat taken), and
+//!   whether the booker's own reads, naming the version its 201 gave, always show its seats.
 
-use super::{throughput, watch_cpu, Bench};
-use crate::ceiling;
+use super::{watch_cpu, Bench};
+use crate::ceiling::CLIENTS;
+use crate::clients::{booking, Reader};
+use crate::fixtures::{Admin, Map};
 use crate::http::{self, Body, Conn, Identity};
-use crate::loadgen::{self, Client, Window};
+use crate::loadgen::{Client, Window};
 use crate::nginx::{self, Nginx};
 use crate::report::Goal;
 use crate::stats::{micros, Percentiles};
 use crate::Result;
 use bytes::Bytes;
-use hyper::header::{HeaderValue, ACCEPT_ENCODING, ETAG, IF_NONE_MATCH};
-use hyper::{Request, StatusCode};
-use serde::Deserialize;
-use serde_json::json;
+use hyper::header::{HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, ETAG, IF_NONE_MATCH};
+use hyper::{Request, Response, StatusCode};
 use std::collections::HashMap;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The map of an event, as far as these scenarios look at it.
-#[derive(Deserialize)]
-struct Map {
-    seats: Vec<SeatState>,
-}
-
-#[derive(Deserialize)]
-struct SeatState {
-    id: i64,
-    status: String,
-}
-
-#[derive(Deserialize)]
-struct Created {
-    id: i64,
-}
-
-/// A map answer's seats, unzipped when it came gzipped: a read the cache does not hold (one
-/// naming a newer version) is served as it is.
-fn map_of(headers: &hyper::HeaderMap, body: &[u8]) -> Result<Map> {
-    let zipped = headers
-        .get(hyper::header::CONTENT_ENCODING)
-        .is_some_and(|e| e == "gzip");
-    let plain = if zipped { gunzip(body)? } else { body.to_vec() };
-    Ok(serde_json::from_slice(&plain)?)
-}
+/// How often each `hot` reader polls the map.
+const READ_EVERY: Duration = Duration::from_millis(200);
 
 fn gunzip(body: &[u8]) -> Result<Vec<u8>> {
     let mut plain = Vec::with_capacity(body.len() * 12);
@@ -62,98 +37,73 @@ fn gunzip(body: &[u8]) -> Result<Vec<u8>> {
     Ok(plain)
 }
 
-fn with_header(
-    mut request: Request<Body>,
-    name: hyper::header::HeaderName,
-    value: HeaderValue,
-) -> Request<Body> {
-    request.headers_mut().insert(name, value);
-    request
+/// A map answer's seats, unzipped when it came gzipped: a read the cache does not hold (one
+/// naming a newer version) is served as it is.
+fn map_of(answer: &Response<Bytes>) -> Result<Map> {
+    let zipped = answer
+        .headers()
+        .get(CONTENT_ENCODING)
+        .is_some_and(|e| e == "gzip");
+    let body = answer.body();
+    Ok(serde_json::from_slice(&if zipped {
+        gunzip(body)?
+    } else {
+        body.to_vec()
+    })?)
+}
+
+fn gzip() -> HeaderValue {
+    HeaderValue::from_static("gzip")
 }
 
 fn gzip_get(path: &str, who: &Identity) -> Request<Body> {
-    with_header(
-        http::get(path, who),
-        ACCEPT_ENCODING,
-        HeaderValue::from_static("gzip"),
-    )
-}
-
-/// A poller for `poll`: gzip every time, or a conditional read that names the tag it was given.
-struct Poller {
-    path: String,
-    who: Identity,
-    if_none_match: Option<HeaderValue>,
-    /// The length of every answer: nothing changes the read event while it is polled.
-    expected_len: usize,
-}
-
-impl Client for Poller {
-    fn next_request(&mut self) -> Option<(usize, Request<Body>)> {
-        let request = gzip_get(&self.path, &self.who);
-        Some((
-            0,
-            match &self.if_none_match {
-                Some(tag) => with_header(request, IF_NONE_MATCH, tag.clone()),
-                None => request,
-            },
-        ))
-    }
-
-    fn check_answer(&mut self, _kind: usize, status: StatusCode, body: &Bytes) -> bool {
-        match self.if_none_match {
-            Some(_) => status == StatusCode::NOT_MODIFIED && body.is_empty(),
-            None => status == StatusCode::OK && body.len() == self.expected_len,
-        }
-    }
+    http::with(http::get(path, who), ACCEPT_ENCODING, gzip())
 }
 
 impl Bench {
-    /// nginx (one worker) serving the read event's map exactly as the cached server serves it,
-    /// plain and gzip; started once, on first use.
-    async fn nginx(&mut self) -> Result<&Nginx> {
-        if self.nginx.is_none() {
-            let (addr, _) = self.cached_server().await?;
-            let path = format!("/api/v1/events/{}/availability", self.fixtures.read_event());
-            let who = Identity::user("bench-nginx");
-            let mut conn = Conn::open(addr).await?;
-            let (_, _, plain) = conn.send_with_headers(http::get(&path, &who)).await?;
-            let (status, _, zipped) = conn.send_with_headers(gzip_get(&path, &who)).await?;
-            if status != StatusCode::OK || gunzip(&zipped)? != plain {
-                return Err("nginx: the gzip answer does not unzip to the plain one".into());
-            }
-            let nginx = Nginx::start(&plain, &zipped).await?;
-            eprintln!(
-                "{} on {}, serving {} B plain and {} B gzip",
-                nginx.version,
-                nginx.addr,
-                plain.len(),
-                zipped.len()
-            );
-            self.nginx = Some(nginx);
+    /// The read event's map from the cached server, plain and gzip (checked to be the same), and
+    /// the gzip answer's tag.
+    async fn read_event_map(&mut self) -> Result<(Vec<u8>, Vec<u8>, HeaderValue)> {
+        let (addr, _) = self.cached_server().await?;
+        let path = format!("/api/v1/events/{}/availability", self.fixtures.read_event());
+        let who = Identity::user("bench-poller");
+        let mut conn = Conn::open(addr).await?;
+        let plain = conn.send(http::get(&path, &who)).await?.into_body();
+        let zipped = conn.send(gzip_get(&path, &who)).await?;
+        if zipped.status() != StatusCode::OK || gunzip(zipped.body())? != plain {
+            return Err("the gzip answer does not unzip to the plain one".into());
         }
-        Ok(self.nginx.as_ref().expect("just started"))
+        let tag = zipped
+            .headers()
+            .get(ETAG)
+            .cloned()
+            .ok_or("a map without ETag")?;
+        Ok((plain.to_vec(), zipped.into_body().to_vec(), tag))
     }
 
-    /// nginx measured with `clients` (the service's clients, pointed at nginx's copy): the same
-    /// load generator, connections and window as the service. Its rate, also as a row.
+    /// nginx (one worker) measured with `clients` (the service's clients, pointed at nginx's copy
+    /// of the read event's map): the same load generator, connections and window. Its rate, also
+    /// as a row.
     pub(super) async fn beside_nginx<C: Client>(
         &mut self,
         name: &str,
         clients: Vec<C>,
     ) -> Result<f64> {
-        let nginx = self.nginx().await?;
+        if self.nginx.is_none() {
+            let (plain, zipped, _) = self.read_event_map().await?;
+            let nginx = Nginx::start(&plain, &zipped).await?;
+            let (version, addr, p, z) = (&nginx.version, nginx.addr, plain.len(), zipped.len());
+            eprintln!("{version} on {addr}, serving {p} B plain and {z} B gzip");
+            self.nginx = Some(nginx);
+        }
+        let nginx = self.nginx.as_ref().expect("just started");
         let (addr, pids) = (nginx.addr, nginx.pids());
-        let window = self.window();
-        let cpu = watch_cpu(pids, window);
-        let load = loadgen::closed_loop(addr, &["GET"], clients, window).await?;
-        let cpu = cpu.await?;
-        self.cpu_row(
-            &format!("{name} (server = nginx)"),
-            &cpu,
-            load.kinds[0].completed,
-        );
-        let row = throughput(name, "req/s", &load.kinds[0], window, &cpu);
+        let name_cpu = format!("{name} (server = nginx)");
+        let (_, mut rows, _) = self
+            .measure(&name_cpu, "req/s", &[addr], pids, &["GET"], clients)
+            .await?;
+        let mut row = rows.remove(0);
+        row.scenario = name.to_owned();
         let rate = row.rate;
         self.results.throughput.push(row);
         Ok(rate)
@@ -161,106 +111,99 @@ impl Bench {
 
     /// `poll`: cached reads as pollers make them (gzip; `If-None-Match` → 304).
     pub async fn poll(&mut self) -> Result<()> {
-        let event = self.fixtures.read_event();
+        let path = format!("/api/v1/events/{}/availability", self.fixtures.read_event());
         let (addr, pid) = self.cached_server().await?;
-        let path = format!("/api/v1/events/{event}/availability");
-        let who = Identity::user("bench-poller");
-        let mut conn = Conn::open(addr).await?;
-        let (_, _, plain) = conn.send_with_headers(http::get(&path, &who)).await?;
-        let (status, headers, zipped) = conn.send_with_headers(gzip_get(&path, &who)).await?;
-        if status != StatusCode::OK || gunzip(&zipped)? != plain {
-            return Err("poll: the gzip answer does not unzip to the plain one".into());
-        }
-        let tag = headers.get(ETAG).cloned().ok_or("poll: no ETag")?;
+        let (plain, zipped, tag) = self.read_event_map().await?;
         self.results
             .figure("poll: bytes per poll, plain", plain.len() as f64, "B");
         self.results
             .figure("poll: bytes per poll, gzip", zipped.len() as f64, "B");
         self.results
             .figure("poll: bytes per poll, 304", 0.0, "B (headers only)");
-
         // What Redis serves for a value of the size a gzip hit fetches.
         let get = self.redis_get_of_size("gzip-payload", zipped.len()).await?;
-        let pollers = |prefix: &str, path: &str, tag: Option<&HeaderValue>| -> Vec<Poller> {
-            (0..ceiling::CLIENTS)
-                .map(|c| Poller {
-                    path: path.to_owned(),
-                    who: Identity::user(&format!("{prefix}-{c}")),
-                    if_none_match: tag.cloned(),
-                    expected_len: zipped.len(),
-                })
-                .collect()
+        let pollers = |prefix: &str, path: &str, tag: Option<&HeaderValue>| -> Vec<Reader> {
+            let poller = |c| {
+                let reader =
+                    Reader::new(&format!("{prefix}-{c}"), path, 0).header(ACCEPT_ENCODING, gzip());
+                match tag {
+                    Some(tag) => reader
+                        .header(IF_NONE_MATCH, tag.clone())
+                        .expect(StatusCode::NOT_MODIFIED, 0),
+                    None => reader.expect(StatusCode::OK, zipped.len()),
+                }
+            };
+            (0..CLIENTS).map(poller).collect()
         };
 
-        for conditional in [false, true] {
-            let scenario = if conditional { "poll-304" } else { "poll-gzip" };
-            eprintln!("[poll] service, {scenario} ...");
-            let clients = pollers("bench-poller", &path, conditional.then_some(&tag));
-            let window = self.window();
-            let cpu = watch_cpu(vec![pid], window);
-            let load = loadgen::closed_loop(addr, &["availability"], clients, window).await?;
-            let cpu = cpu.await?;
-            self.cpu_row(scenario, &cpu, load.kinds[0].completed);
-            let row = throughput(scenario, "req/s", &load.kinds[0], window, &cpu);
-            let row = if conditional {
-                row.against(&format!("redis-benchmark {}", get.name), get.rps)
-            } else {
-                eprintln!("[poll] nginx, the same gzip bytes ...");
-                let clients = pollers("bench-nginx-poller", nginx::GZIP, None);
-                let nginx = self.beside_nginx("nginx gzip", clients).await?;
-                row.against("nginx gzip (same bytes)", nginx)
-            };
-            self.results.throughput.push(row);
-        }
+        eprintln!("[poll] service, poll-gzip ...");
+        let clients = pollers("bench-poller", &path, None);
+        let (_, mut rows, _) = self
+            .measure(
+                "poll-gzip",
+                "req/s",
+                &[addr],
+                vec![pid],
+                &["availability"],
+                clients,
+            )
+            .await?;
+        eprintln!("[poll] nginx, the same gzip bytes ...");
+        let nginx = self
+            .beside_nginx(
+                "nginx gzip",
+                pollers("bench-nginx-poller", nginx::GZIP, None),
+            )
+            .await?;
+        self.results
+            .throughput
+            .push(rows.remove(0).against("nginx gzip (same bytes)", nginx));
+
+        eprintln!("[poll] service, poll-304 ...");
+        let clients = pollers("bench-poller", &path, Some(&tag));
+        let (_, mut rows, _) = self
+            .measure(
+                "poll-304",
+                "req/s",
+                &[addr],
+                vec![pid],
+                &["availability"],
+                clients,
+            )
+            .await?;
+        let row = rows
+            .remove(0)
+            .against(&format!("redis-benchmark {}", get.name), get.rps);
+        self.results.throughput.push(row);
         Ok(())
     }
 
     /// `hot`: one big event on sale, bookers and pollers at once.
     pub async fn hot(&mut self) -> Result<()> {
-        let quick = self.opts.quick;
-        // The event must not sell out before the window ends: 10,000 seats last about 7 s at the
+        // The event must not sell out inside the window: 10,000 seats last about 7 s at the
         // booking rates measured here, so this window is shorter than the others.
-        let (rows, cols) = if quick { (40, 50) } else { (100, 100) };
-        let (warmup, measure) = if quick {
-            (Duration::from_millis(300), Duration::from_millis(1500))
+        let quick = self.opts.quick;
+        let ((rows, cols), readers, bookers) = if quick {
+            ((40, 50), 20, 4)
         } else {
-            (Duration::from_millis(500), Duration::from_secs(5))
+            ((100, 100), 200, 16)
         };
-        let readers = if quick { 20 } else { 200 };
-        let bookers = if quick { 4 } else { 16 };
+        let (warmup, measure) = match quick {
+            true => (Duration::from_millis(300), Duration::from_millis(1500)),
+            false => (Duration::from_millis(500), Duration::from_secs(5)),
+        };
         let (addr, pid) = self.cached_server().await?;
-        let admin = Identity::organizer("bench-hot");
-        let mut conn = Conn::open(addr).await?;
-        let venue: Created = created(
-            &mut conn,
-            http::post_json(
-                "/api/v1/venues",
-                &admin,
-                serde_json::to_vec(&json!({"name": format!("bench hot {}", std::process::id()), "rows": rows, "cols": cols}))?,
-            ),
-        )
-        .await?;
-        let event: Created = created(
-            &mut conn,
-            http::post_json(
-                "/api/v1/events",
-                &admin,
-                serde_json::to_vec(&json!({"name": "bench on-sale", "starts_at": "2035-01-01T20:00:00Z", "venue_id": venue.id, "price_cents": 4500}))?,
-            ),
-        )
-        .await?;
-        let path = format!("/api/v1/events/{}/availability", event.id);
-        let (_, _, plain) = conn.send_with_headers(http::get(&path, &admin)).await?;
-        let map: Map = serde_json::from_slice(&plain)?;
-        let seats: Vec<i64> = map.seats.iter().map(|s| s.id).collect();
-        eprintln!(
-            "[hot] {} seats ({} B plain), {bookers} bookers, {readers} readers every {} ms ...",
-            seats.len(),
-            plain.len(),
-            READ_EVERY.as_millis()
-        );
-
+        let mut admin = Admin::open(addr).await?;
+        let venue = admin.venue("hot", rows, cols).await?;
+        let event = admin.event("on-sale", venue.id).await?;
+        let path = format!("/api/v1/events/{event}/availability");
+        let plain = admin.get(&path).await?;
+        let seats: Vec<i64> = (venue.first_seat..venue.first_seat + venue.seats).collect();
+        let every = READ_EVERY.as_millis();
+        let (n, b) = (seats.len(), plain.len());
+        eprintln!("[hot] {n} seats ({b} B plain), {bookers} bookers, {readers} readers every {every} ms ...");
         let window = Window::after(warmup, measure);
+
         let cpu = watch_cpu(vec![pid], window);
         let loads = tokio::spawn(loads_over(addr, window));
         let booked: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
@@ -268,13 +211,17 @@ impl Bench {
             .map(|b| {
                 let mine: Vec<i64> = seats.iter().skip(b).step_by(bookers).copied().collect();
                 let (path, booked) = (path.clone(), booked.clone());
-                tokio::spawn(book_until(addr, b, event.id, mine, path, window, booked))
+                tokio::spawn(book_until(addr, b, event, mine, path, window, booked))
             })
             .collect();
         let reader_tasks: Vec<_> = (0..readers)
             .map(|r| {
-                let offset = READ_EVERY.mul_f64(r as f64 / readers as f64);
-                tokio::spawn(poll_until(addr, path.clone(), window, offset))
+                tokio::spawn(poll_until(
+                    addr,
+                    path.clone(),
+                    window,
+                    READ_EVERY.mul_f64(r as f64 / readers as f64),
+                ))
             })
             .collect();
         // Watches until every booking could have shown (the bound, and a little more).
@@ -284,137 +231,117 @@ impl Bench {
             window.end + Duration::from_millis(1300),
         ));
 
-        let mut booking_latency = Vec::new();
-        let mut bookings_in_window = 0u64;
-        let mut own = OwnReads::default();
-        let mut booking_errors = 0u64;
+        let (mut booking_latency, mut own_latency) = (Vec::new(), Vec::new());
+        let [mut in_window, mut booking_errors, mut own_reads, mut own_missing] = [0u64; 4];
         for task in booker_tasks {
             let done = task.await??;
             booking_latency.extend(done.latency_us);
-            bookings_in_window += done.in_window;
+            own_latency.extend(done.own_latency_us);
+            in_window += done.in_window;
             booking_errors += done.errors;
-            own.merge(done.own);
+            own_reads += done.own_reads;
+            own_missing += done.own_missing;
         }
         let mut polls = Polls::default();
         for task in reader_tasks {
-            polls.merge(task.await??);
+            let p = task.await??;
+            polls.latency_us.extend(p.latency_us);
+            polls
+                .counts
+                .iter_mut()
+                .zip(p.counts)
+                .for_each(|(a, b)| *a += b);
+            polls.first_problem = polls.first_problem.or(p.first_problem);
         }
-        let cpu = cpu.await?;
+        let cpu = cpu.await?.until_now("hot", polls.counts[0] + in_window);
+        self.results.cpu.push(cpu);
         let loaded = loads.await??;
         let first_seen = observer.await??;
 
-        let seconds = window.seconds();
         let booked = booked.lock().expect("booked").clone();
-        let mut staleness: Vec<u64> = Vec::with_capacity(booked.len());
-        let mut never_seen = 0u64;
-        for (seat, at) in &booked {
-            match first_seen.get(seat) {
-                Some(seen) => staleness.push(micros(seen.saturating_duration_since(*at))),
-                None => never_seen += 1,
-            }
-        }
-        let staleness = Percentiles::from_micros(&staleness);
-        let readers_p = Percentiles::from_micros(&polls.latency_us);
-        let bookings_p = Percentiles::from_micros(&booking_latency);
-        let own_p = Percentiles::from_micros(&own.latency_us);
-        self.cpu_row("hot", &cpu, polls.in_window + bookings_in_window);
-        let bytes_per_poll = polls.bytes as f64 / polls.answers.max(1) as f64;
+        let staleness: Vec<u64> = booked
+            .iter()
+            .filter_map(|(seat, at)| {
+                Some(micros(first_seen.get(seat)?.saturating_duration_since(*at)))
+            })
+            .collect();
+        let never_seen = booked.len() - staleness.len();
+        let (staleness, readers_p) = (
+            Percentiles::from_micros(&staleness),
+            Percentiles::from_micros(&polls.latency_us),
+        );
+        let (bookings_p, own_p) = (
+            Percentiles::from_micros(&booking_latency),
+            Percentiles::from_micros(&own_latency),
+        );
+        let [polled, answers, not_modified, bytes, poll_errors] = polls.counts.map(|c| c as f64);
+        let (seconds, bookings) = (window.seconds(), in_window as f64);
         let loads_per_s = loaded as f64 / seconds;
-        let figures = [
-            ("hot: bookings/s", bookings_in_window as f64 / seconds, "/s"),
-            ("hot: booking p99", bookings_p.p99_ms, "ms"),
-            ("hot: map polls/s", polls.in_window as f64 / seconds, "/s"),
-            ("hot: map poll p50", readers_p.p50_ms, "ms"),
-            ("hot: map poll p99", readers_p.p99_ms, "ms"),
-            ("hot: map poll max", readers_p.max_ms, "ms"),
+        for (name, value, unit) in [
+            ("bookings/s", bookings / seconds, "/s"),
+            ("booking p99", bookings_p.p99_ms, "ms"),
+            ("map polls/s", polled / seconds, "/s"),
+            ("map poll p50", readers_p.p50_ms, "ms"),
+            ("map poll p99", readers_p.p99_ms, "ms"),
+            ("map poll max", readers_p.max_ms, "ms"),
             (
-                "hot: polls answered 304",
-                100.0 * polls.not_modified as f64 / polls.answers.max(1) as f64,
+                "polls answered 304",
+                100.0 * not_modified / answers.max(1.0),
                 "%",
             ),
-            ("hot: bytes per poll, plain", plain.len() as f64, "B"),
-            ("hot: bytes per poll, gzip + 304", bytes_per_poll, "B"),
+            ("bytes per poll, plain", plain.len() as f64, "B"),
+            ("bytes per poll, gzip + 304", bytes / answers.max(1.0), "B"),
+            ("map loads from PostgreSQL for reads", loads_per_s, "/s"),
+            ("bookings per map load", bookings / loaded.max(1) as f64, ""),
+            ("staleness p50", staleness.p50_ms, "ms"),
+            ("staleness p99", staleness.p99_ms, "ms"),
+            ("staleness max", staleness.max_ms, "ms"),
+            ("booked seats never seen taken", never_seen as f64, ""),
+            ("booker's own reads", own_reads as f64, ""),
+            ("booker's own read p99", own_p.p99_ms, "ms"),
             (
-                "hot: map loads from PostgreSQL for reads",
-                loads_per_s,
-                "/s",
-            ),
-            (
-                "hot: bookings per map load",
-                bookings_in_window as f64 / (loaded.max(1)) as f64,
+                "own reads missing the booker's seat",
+                own_missing as f64,
                 "",
             ),
-            ("hot: staleness p50", staleness.p50_ms, "ms"),
-            ("hot: staleness p99", staleness.p99_ms, "ms"),
-            ("hot: staleness max", staleness.max_ms, "ms"),
-            ("hot: booked seats never seen taken", never_seen as f64, ""),
-            ("hot: booker's own reads", own.reads as f64, ""),
-            ("hot: booker's own read p99", own_p.p99_ms, "ms"),
-            (
-                "hot: own reads missing the booker's seat",
-                own.missing as f64,
-                "",
-            ),
-        ];
-        for (name, value, unit) in figures {
-            self.results.figure(name, value, unit);
+        ] {
+            self.results.figure(&format!("hot: {name}"), value, unit);
         }
-        let mut goal = |goal: &str, actual: String, pass: bool| {
-            self.results.goals.push(Goal {
-                goal: goal.to_owned(),
-                actual,
-                verdict: if pass { "PASS" } else { "MISS" },
-            })
-        };
-        goal(
-            "hot: map poll p99 < 50 ms",
-            format!(
-                "p99 {:.1} ms over {} polls",
-                readers_p.p99_ms, polls.in_window
+        self.results.goals.extend([
+            Goal::judged(
+                "hot: map poll p99 < 50 ms",
+                format!("p99 {:.1} ms over {polled} polls", readers_p.p99_ms),
+                readers_p.p99_ms < 50.0,
             ),
-            readers_p.p99_ms < 50.0,
-        );
-        goal(
-            "hot: reads cost a few loads/s, not one per booking",
-            format!(
-                "{loads_per_s:.1} loads/s for {:.0} bookings/s",
-                bookings_in_window as f64 / seconds
+            Goal::judged(
+                "hot: reads cost a few loads/s, not one per booking",
+                format!(
+                    "{loads_per_s:.1} loads/s for {:.0} bookings/s",
+                    bookings / seconds
+                ),
+                loads_per_s <= 6.0,
             ),
-            loads_per_s <= 6.0,
-        );
-        goal(
-            "hot: staleness p99 <= 1 s",
-            format!(
-                "p99 {:.0} ms, max {:.0} ms, {never_seen} never seen",
-                staleness.p99_ms, staleness.max_ms
+            Goal::judged(
+                "hot: staleness p99 <= 1 s",
+                format!(
+                    "p99 {:.0} ms, max {:.0} ms, {never_seen} never seen",
+                    staleness.p99_ms, staleness.max_ms
+                ),
+                staleness.p99_ms <= 1000.0 && never_seen == 0,
             ),
-            staleness.p99_ms <= 1000.0 && never_seen == 0,
-        );
-        goal(
-            "hot: the booker's own reads show its seats",
-            format!("{} of {} missed", own.missing, own.reads),
-            own.missing == 0 && own.reads > 0,
-        );
-        if booking_errors > 0 || polls.errors > 0 {
-            return Err(format!(
-                "hot: {booking_errors} booking errors, {} poll errors (first: {:?})",
-                polls.errors, polls.first_problem
-            )
-            .into());
+            Goal::judged(
+                "hot: the booker's own reads show its seats",
+                format!("{own_missing} of {own_reads} missed"),
+                own_missing == 0 && own_reads > 0,
+            ),
+        ]);
+        if booking_errors > 0 || poll_errors > 0.0 {
+            let first = &polls.first_problem;
+            let message = format!("hot: {booking_errors} booking errors, {poll_errors} poll errors (first: {first:?})");
+            return Err(message.into());
         }
         Ok(())
     }
-}
-
-/// How often each reader polls the map.
-const READ_EVERY: Duration = Duration::from_millis(200);
-
-async fn created(conn: &mut Conn, request: Request<Body>) -> Result<Created> {
-    let (status, _, body) = conn.send_with_headers(request).await?;
-    if status != StatusCode::CREATED {
-        return Err(format!("hot set-up: {status}: {}", String::from_utf8_lossy(&body)).into());
-    }
-    Ok(serde_json::from_slice(&body)?)
 }
 
 /// The cache's `loads` over the window, from /api/v1/metrics.
@@ -422,8 +349,8 @@ async fn loads_over(addr: SocketAddr, window: Window) -> Result<u64> {
     let mut conn = Conn::open(addr).await?;
     let who = Identity::organizer("bench-hot-metrics");
     let read = async |conn: &mut Conn| -> Result<u64> {
-        let (_, body) = conn.send(http::get("/api/v1/metrics", &who)).await?;
-        let metrics: serde_json::Value = serde_json::from_slice(&body)?;
+        let answer = conn.send(http::get("/api/v1/metrics", &who)).await?;
+        let metrics: serde_json::Value = serde_json::from_slice(answer.body())?;
         metrics["cache"]["loads"]
             .as_u64()
             .ok_or_else(|| "metrics without cache.loads".into())
@@ -435,25 +362,13 @@ async fn loads_over(addr: SocketAddr, window: Window) -> Result<u64> {
 }
 
 #[derive(Default)]
-struct OwnReads {
-    reads: u64,
-    missing: u64,
-    latency_us: Vec<u64>,
-}
-
-impl OwnReads {
-    fn merge(&mut self, other: OwnReads) {
-        self.reads += other.reads;
-        self.missing += other.missing;
-        self.latency_us.extend(other.latency_us);
-    }
-}
-
 struct Booked {
     latency_us: Vec<u64>,
     in_window: u64,
     errors: u64,
-    own: OwnReads,
+    own_latency_us: Vec<u64>,
+    own_reads: u64,
+    own_missing: u64,
 }
 
 /// One booker: its own stripe of seats, one at a time, until the window ends. Booker 0 also reads
@@ -468,28 +383,23 @@ async fn book_until(
     booked: Arc<Mutex<HashMap<i64, Instant>>>,
 ) -> Result<Booked> {
     let mut conn = Conn::open(addr).await?;
-    let mut done = Booked {
-        latency_us: Vec::new(),
-        in_window: 0,
-        errors: 0,
-        own: OwnReads::default(),
-    };
-    for seat in seats {
-        if Instant::now() >= window.end {
-            break;
-        }
+    let mut done = Booked::default();
+    for seat in seats
+        .into_iter()
+        .take_while(|_| Instant::now() < window.end)
+    {
         let who = Identity::user(&format!("bench-hot-fan-{booker}-{seat}"));
-        let body = serde_json::to_vec(&json!({"event_id": event, "seat_ids": [seat]}))?;
         let sent = Instant::now();
-        let (status, headers, answer) = conn
-            .send_with_headers(http::post_json("/api/v1/bookings", &who, body))
+        let answer = conn
+            .send(booking("/api/v1/bookings", &who, event, &[seat]))
             .await?;
         let at = Instant::now();
-        if status != StatusCode::CREATED {
+        if answer.status() != StatusCode::CREATED {
             done.errors += 1;
             eprintln!(
-                "[hot] booking: {status}: {}",
-                String::from_utf8_lossy(&answer)
+                "[hot] booking: {}: {}",
+                answer.status(),
+                String::from_utf8_lossy(answer.body())
             );
             continue;
         }
@@ -499,27 +409,23 @@ async fn book_until(
             done.latency_us.push(micros(at - sent));
         }
         if booker == 0 {
-            let version = headers
-                .get("seatbook-event-version")
-                .cloned()
-                .ok_or("a 201 without Seatbook-Event-Version")?;
+            let version = answer.headers().get("seatbook-event-version").cloned();
+            let version = version.ok_or("a 201 without Seatbook-Event-Version")?;
             let asked = Instant::now();
-            let request = with_header(
+            let request = http::with(
                 gzip_get(&path, &who),
                 "seatbook-event-version".parse()?,
                 version,
             );
-            let (status, headers, zipped) = conn.send_with_headers(request).await?;
-            done.own.latency_us.push(micros(asked.elapsed()));
-            done.own.reads += 1;
-            let shows = status == StatusCode::OK
-                && map_of(&headers, &zipped)?
+            let answer = conn.send(request).await?;
+            done.own_latency_us.push(micros(asked.elapsed()));
+            done.own_reads += 1;
+            let shows = answer.status() == StatusCode::OK
+                && map_of(&answer)?
                     .seats
                     .iter()
                     .any(|s| s.id == seat && s.status != "available");
-            if !shows {
-                done.own.missing += 1;
-            }
+            done.own_missing += u64::from(!shows);
         }
     }
     Ok(done)
@@ -528,26 +434,9 @@ async fn book_until(
 #[derive(Default)]
 struct Polls {
     latency_us: Vec<u64>,
-    in_window: u64,
-    answers: u64,
-    not_modified: u64,
-    bytes: u64,
-    errors: u64,
+    /// In the window, answers, 304s, bytes, errors.
+    counts: [u64; 5],
     first_problem: Option<String>,
-}
-
-impl Polls {
-    fn merge(&mut self, other: Polls) {
-        self.latency_us.extend(other.latency_us);
-        self.in_window += other.in_window;
-        self.answers += other.answers;
-        self.not_modified += other.not_modified;
-        self.bytes += other.bytes;
-        self.errors += other.errors;
-        if self.first_problem.is_none() {
-            self.first_problem = other.first_problem;
-        }
-    }
 }
 
 /// One reader: a poll every READ_EVERY, as a browser tab would (gzip, `If-None-Match` with the tag
@@ -560,31 +449,34 @@ async fn poll_until(
 ) -> Result<Polls> {
     let mut conn = Conn::open(addr).await?;
     let who = Identity::user("bench-hot-reader");
-    let mut polls = Polls::default();
-    let mut tag: Option<HeaderValue> = None;
-    let mut due = Instant::now() + offset;
+    let (mut polls, mut tag, mut due) = (
+        Polls::default(),
+        None::<HeaderValue>,
+        Instant::now() + offset,
+    );
     while due < window.end {
         tokio::time::sleep_until(due.into()).await;
         let mut request = gzip_get(&path, &who);
         if let Some(tag) = &tag {
-            request = with_header(request, IF_NONE_MATCH, tag.clone());
+            request = http::with(request, IF_NONE_MATCH, tag.clone());
         }
-        let (status, headers, body) = conn.send_with_headers(request).await?;
+        let answer = conn.send(request).await?;
         let done = Instant::now();
-        polls.answers += 1;
-        polls.bytes += body.len() as u64;
-        match status {
-            StatusCode::OK => tag = headers.get(ETAG).cloned(),
-            StatusCode::NOT_MODIFIED => polls.not_modified += 1,
+        polls.counts[1] += 1;
+        polls.counts[3] += answer.body().len() as u64;
+        match answer.status() {
+            StatusCode::OK => tag = answer.headers().get(ETAG).cloned(),
+            StatusCode::NOT_MODIFIED => polls.counts[2] += 1,
             other => {
-                polls.errors += 1;
+                polls.counts[4] += 1;
+                let body = String::from_utf8_lossy(answer.body());
                 polls
                     .first_problem
-                    .get_or_insert_with(|| format!("{other}: {}", String::from_utf8_lossy(&body)));
+                    .get_or_insert_with(|| format!("{other}: {body}"));
             }
         }
         if due >= window.start && done < window.end {
-            polls.in_window += 1;
+            polls.counts[0] += 1;
             polls.latency_us.push(micros(done - due));
         }
         due += READ_EVERY;
@@ -599,11 +491,14 @@ async fn observe(addr: SocketAddr, path: String, until: Instant) -> Result<HashM
     let who = Identity::user("bench-hot-observer");
     let mut first_seen = HashMap::new();
     while Instant::now() < until {
-        let (status, headers, zipped) = conn.send_with_headers(gzip_get(&path, &who)).await?;
+        let answer = conn.send(gzip_get(&path, &who)).await?;
         let at = Instant::now();
-        if status == StatusCode::OK {
-            let map = map_of(&headers, &zipped)?;
-            for seat in map.seats.iter().filter(|s| s.status != "available") {
+        if answer.status() == StatusCode::OK {
+            for seat in map_of(&answer)?
+                .seats
+                .iter()
+                .filter(|s| s.status != "available")
+            {
                 first_seen.entry(seat.id).or_insert(at);
             }
         }

@@ -1,11 +1,13 @@
 //! `webhooks`: how fast the notifier delivers a backlog of booking events. N confirmed bookings
-//! (the `book()` the service calls, on a fresh arena event) leave N outbox rows; then a server
-//! with the notifier on (`WEBHOOK_URL`, 32 in flight) delivers them to a local receiver that takes
-//! 20 ms a request. Ceiling: 32 in flight / 20 ms = 1,600 deliveries/s.
+//! (`book()`, on a fresh arena event) leave N outbox rows; a server with the notifier on
+//! (`WEBHOOK_URL`, 32 in flight) delivers them to a local receiver that takes 20 ms a request.
+//! Ceiling: 32 in flight / 20 ms = 1,600 deliveries/s. Every booking's webhook must arrive.
 
-use super::{throughput_row, Bench, CpuMark};
+use super::{Bench, Cpu};
+use crate::fixtures::Admin;
 use crate::integrity::Check;
-use crate::server::{Cache, Server};
+use crate::report::Throughput;
+use crate::server::Server;
 use crate::Result;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -68,18 +70,15 @@ impl Bench {
     pub async fn webhooks(&mut self) -> Result<()> {
         let n = self.opts.profile.webhooks;
         let big = self.fixtures.big.clone();
-        let mut admin = crate::fixtures::Admin::open(self.main.addr).await?;
-        let event = admin.block("webhooks", &big, 1, 1).await?.base;
-        // Only this backlog is due: what earlier scenarios left pending is set aside, and vacuumed
-        // away from the notifier's partial indexes.
-        let set_aside = self
-            .pg
-            .execute(
-                "UPDATE outbox SET status = 'dead', last_error = 'set aside by seatbook-bench'
-                 WHERE status = 'pending'",
-                &[],
-            )
+        let event = Admin::open(self.main.addr)
+            .await?
+            .event("webhooks", big.id)
             .await?;
+        // Only this backlog is due: what earlier scenarios left pending is set aside, and vacuumed
+        // out of the notifier's partial indexes.
+        let sql = "UPDATE outbox SET status = 'dead', last_error = 'set aside by seatbook-bench'
+                   WHERE status = 'pending'";
+        let set_aside = self.pg.execute(sql, &[]).await?;
         self.pg.batch_execute("VACUUM ANALYZE outbox").await?;
         let tally: Arc<Mutex<Tally>> = Arc::default();
         let env = [
@@ -88,11 +87,10 @@ impl Bench {
             ("WEBHOOK_CONCURRENCY", IN_FLIGHT.to_string()),
         ];
         // Started first: its loop drains every 5 s, the first time before the backlog exists.
-        let server = Server::start_with(
+        let server = Server::start(
             "webhooks",
             &self.server_bin,
             &self.database_url,
-            &Cache::Off,
             &self.opts.out_dir,
             &env,
         )
@@ -110,72 +108,69 @@ impl Bench {
             )
             .await?
             .get(0);
+        let sql = "SELECT o.id FROM outbox o JOIN bookings b ON b.id = o.booking_id WHERE b.event_id = $1";
         let ours: HashSet<i64> = self
             .pg
-            .query(
-                "SELECT o.id FROM outbox o JOIN bookings b ON b.id = o.booking_id
-                 WHERE b.event_id = $1",
-                &[&event],
-            )
+            .query(sql, &[&event])
             .await?
             .iter()
             .map(|r| r.get(0))
             .collect();
-        eprintln!(
-            "[webhooks] {booked} booked; notifier: {IN_FLIGHT} in flight, receiver {RECEIVER_DELAY:?} ..."
-        );
+        eprintln!("[webhooks] {booked} booked; notifier: {IN_FLIGHT} in flight, receiver {RECEIVER_DELAY:?} ...");
         let deadline = Instant::now() + Duration::from_secs(30) + RECEIVER_DELAY * n as u32;
         let delivered = || tally.lock().expect("tally").ids.len();
         while delivered() == 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let cpu = CpuMark::now(vec![server.pid]);
+        let cpu = Cpu::now(vec![server.pid]);
         while delivered() < n && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // Anything sent twice would have arrived by now too.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let cpu = cpu.until_now();
         drop(server);
         let t = std::mem::take(&mut *tally.lock().expect("tally"));
         let delivered = t.ids.len() as u64;
+        let cpu = cpu.until_now("webhooks (server = notifier)", delivered);
         let seconds = t
             .last
             .zip(t.first)
             .map_or(0.0, |(b, a)| (b - a).as_secs_f64());
+        let row = Throughput {
+            scenario: "webhooks".into(),
+            rate: delivered as f64 / seconds.max(1e-9),
+            unit: "deliveries/s".into(),
+            requests: delivered,
+            loadgen_cpu_pct: cpu.loadgen_pct,
+            ..Throughput::default()
+        };
         let ceiling = IN_FLIGHT as f64 / RECEIVER_DELAY.as_secs_f64();
-        self.cpu_row("webhooks (server = notifier)", &cpu, delivered);
-        let rate = delivered as f64 / seconds.max(1e-9);
-        let row = throughput_row("webhooks", "deliveries/s", rate, delivered, &cpu);
-        let row = row.against(&format!("{IN_FLIGHT} in flight x 20 ms"), ceiling);
-        self.results.throughput.push(row);
+        self.results
+            .throughput
+            .push(row.against(&format!("{IN_FLIGHT} in flight x 20 ms"), ceiling));
+        self.results.cpu.push(cpu);
         let twice = (t.requests - delivered) as f64;
         self.results
             .figure("webhooks: deliveries sent more than once", twice, "");
 
         let mut violations = Vec::new();
         if ours.len() != n || t.ids != ours {
-            violations.push(format!(
-                "{} of the {n} bookings' webhooks delivered ({} other ids, {} outbox rows)",
+            let (hit, other) = (
                 t.ids.intersection(&ours).count(),
                 t.ids.difference(&ours).count(),
-                ours.len()
-            ));
+            );
+            let rows = ours.len();
+            violations.push(format!("{hit} of the {n} bookings' webhooks delivered ({other} other ids, {rows} outbox rows)"));
         }
-        let not_delivered: i64 = self
-            .pg
-            .query_one(
-                "SELECT count(*) FROM outbox o JOIN bookings b ON b.id = o.booking_id
-                 WHERE b.event_id = $1 AND o.status <> 'delivered'",
-                &[&event],
-            )
-            .await?
-            .get(0);
+        let sql = "SELECT count(*) FROM outbox o JOIN bookings b ON b.id = o.booking_id
+                   WHERE b.event_id = $1 AND o.status <> 'delivered'";
+        let not_delivered: i64 = self.pg.query_one(sql, &[&event]).await?.get(0);
         if not_delivered > 0 {
             violations.push(format!("{not_delivered} outbox rows not marked delivered"));
         }
+        let scope = "webhooks".into();
         self.record(Check {
-            scope: "webhooks".into(),
+            scope,
             bookings_checked: n,
             tickets_checked: n,
             violations,

@@ -3,41 +3,22 @@
 //! connections, is cut off from one environment, and restarts from a snapshot older than a booking.
 
 use crate::helpers::{
-    redis_url, seat_status, spawn_app, spawn_app_with, As, Spawn, TestApp, ORGANIZER,
+    ids_in, read_stampede, redis_url, seat_status, spawn_app, spawn_app_with_env, As, Sibling,
+    TestApp,
 };
 use crate::redis_server::{RedisRoute, RedisServer};
+use seatbook_cache::{Body, Cache, CacheKey};
 use seatbook_core::cached::EventKeys;
 use serde_json::{json, Value};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Barrier;
-
-async fn metrics(app: &TestApp) -> Value {
-    let response = app.get("/api/v1/metrics", ORGANIZER).await;
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
-}
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 /// Another environment over the app's database and cache prefix (the same keys), reaching Redis at
 /// `redis_url` rather than the way the app does.
-struct Environment {
-    address: String,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Environment {
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.address, path)
-    }
-}
-
-impl Drop for Environment {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-async fn environment(app: &TestApp, redis_url: &str) -> Environment {
+fn environment(app: &TestApp, redis_url: &str) -> Sibling {
     let settings = seatbook_core::config::Settings::from_lookup(|name| match name {
         "REDIS_URL" => Some(redis_url.to_owned()),
         "CACHE_PREFIX" => Some(app.db_name.clone()),
@@ -47,14 +28,57 @@ async fn environment(app: &TestApp, redis_url: &str) -> Environment {
     let cache = seatbook_core::state::cache(settings.cache.as_ref().unwrap()).unwrap();
     let mut state = app.lambda_state();
     state.cache = Some(Arc::new(cache));
-    let listener = seatbook::listen("127.0.0.1:0".parse().unwrap()).unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move {
-        axum::serve(listener, seatbook::app(state, seatbook::DevIdentity::On))
+    Sibling::serve(state)
+}
+
+/// The seat map as another environment serves it to a reader naming `version` (if any).
+async fn map_in(app: &TestApp, other: &Sibling, event_id: i64, version: Option<&str>) -> Value {
+    let mut request = app
+        .client
+        .get(other.url(&format!("/api/v1/events/{event_id}/availability")));
+    if let Some(version) = version {
+        request = request.header("seatbook-event-version", version);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// Reads `key` through `cache` in a task of its own: a load waits for `hold`, then stores
+/// `{"v": v}`.
+fn spawn_read(
+    cache: &Arc<Cache>,
+    key: &CacheKey,
+    v: &'static str,
+    hold: impl Future<Output = ()> + Send + 'static,
+) -> JoinHandle<Body> {
+    let (cache, key) = (cache.clone(), key.clone());
+    tokio::spawn(async move {
+        cache
+            .read_through(&key, Default::default(), || async move {
+                hold.await;
+                seatbook_core::http::json_body(Some(json!({ "v": v })))
+            })
             .await
-            .unwrap();
+            .unwrap()
+    })
+}
+
+/// A read of `key` whose load of `{"v": v}`, once started, waits to be let go: the read's task and
+/// the sender that lets it go, once the load has started (an error if the read ended without one).
+async fn held_read(
+    cache: &Arc<Cache>,
+    key: &CacheKey,
+    v: &'static str,
+) -> Result<(JoinHandle<Body>, oneshot::Sender<()>), oneshot::error::RecvError> {
+    let (started, has_started) = oneshot::channel::<()>();
+    let (release, released) = oneshot::channel::<()>();
+    let read = spawn_read(cache, key, v, async move {
+        let _ = started.send(());
+        let _ = released.await;
     });
-    Environment { address, server }
+    has_started.await?;
+    Ok((read, release))
 }
 
 /// A venue and event created without reading anything, so no cache entry exists yet.
@@ -78,7 +102,7 @@ async fn the_first_read_is_a_miss_the_second_a_hit_and_metrics_count_both() {
         "the cache serves exactly what PostgreSQL did"
     );
 
-    let m = metrics(&app).await;
+    let m = app.metrics().await;
     let cache = &m["cache"];
     assert_eq!(cache["available"], true);
     assert_eq!(
@@ -112,13 +136,13 @@ async fn booking_counters_and_database_figures_are_reported() {
     let (event_id, seats) = app.seed_event(1, 3).await;
     assert_eq!(app.book("alice", event_id, &seats[..2]).await.status(), 201);
     assert_eq!(app.book("bob", event_id, &seats[1..]).await.status(), 409);
-    let m = metrics(&app).await;
+    let m = app.metrics().await;
     assert_eq!(m["bookings"], json!({"confirmed": 1, "conflicts": 1}));
     // PostgreSQL's statistics, not a count: they catch up once the booking's session has
     // flushed them (about a second after it goes idle).
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let database = metrics(&app).await["database"].clone();
+        let database = app.metrics().await["database"].clone();
         if database == json!({"bookings_estimate": 1, "tickets_estimate": 2}) {
             break;
         }
@@ -191,27 +215,12 @@ async fn a_booker_always_reads_its_own_seats_as_booked_even_while_others_fill_th
 async fn a_new_event_appears_in_the_cached_listing_at_once() {
     let app = spawn_app().await;
     let event_id = cold_event(&app, 1, 1).await;
-    let before: Value = app
-        .get("/api/v1/events", As::Anonymous)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let before = app.get_json("/api/v1/events", As::Anonymous).await;
     assert_eq!(before["items"].as_array().unwrap().len(), 1);
     let venue_id = before["items"][0]["venue_id"].as_i64().unwrap();
     let second = app.create_event(venue_id, 500).await;
-    let after: Value = app
-        .get("/api/v1/events", As::Anonymous)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<i64> = after["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["id"].as_i64().unwrap())
-        .collect();
+    let after = app.get_json("/api/v1/events", As::Anonymous).await;
+    let ids = ids_in(&after["items"], "id");
     assert!(
         ids.contains(&event_id) && ids.contains(&second["id"].as_i64().unwrap()),
         "{after}"
@@ -222,33 +231,14 @@ async fn a_new_event_appears_in_the_cached_listing_at_once() {
 async fn five_hundred_readers_of_a_cold_key_cause_one_database_load() {
     // A generous Redis timeout: this test is about the stampede, not about a slow Redis, and a
     // loaded CI machine must not turn it into one.
-    let app = spawn_app_with(Spawn {
-        env: vec![("REDIS_TIMEOUT_MS", "5000".to_owned())],
-        ..Spawn::default()
-    })
-    .await;
+    let app = spawn_app_with_env(&[("REDIS_TIMEOUT_MS", "5000")]).await;
     let event_id = cold_event(&app, 10, 20).await;
     let url = app.url(&format!("/api/v1/events/{event_id}/availability"));
-    let barrier = Arc::new(Barrier::new(500));
-    let tasks: Vec<_> = (0..500)
-        .map(|_| {
-            let (client, url, barrier) = (app.client.clone(), url.clone(), barrier.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                let response = client.get(&url).send().await.unwrap();
-                (
-                    response.status().as_u16(),
-                    response.json::<Value>().await.unwrap(),
-                )
-            })
-        })
-        .collect();
-    for task in tasks {
-        let (status, body) = task.await.unwrap();
+    for (status, body) in read_stampede(&app, vec![url; 500]).await {
         assert_eq!(status, 200);
         assert_eq!(body["total_seats"], 200);
     }
-    let m = metrics(&app).await;
+    let m = app.metrics().await;
     let cache = &m["cache"];
     assert_eq!(
         cache["hits"].as_u64().unwrap() + cache["misses"].as_u64().unwrap(),
@@ -263,31 +253,18 @@ async fn five_hundred_readers_of_a_cold_key_cause_one_database_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn readers_spread_over_several_processes_share_one_load() {
     // Three servers over one database and one cache prefix stand in for three Lambda environments.
-    let app = spawn_app_with(Spawn {
-        env: vec![("REDIS_TIMEOUT_MS", "5000".to_owned())],
-        ..Spawn::default()
-    })
-    .await;
+    let app = spawn_app_with_env(&[("REDIS_TIMEOUT_MS", "5000")]).await;
     let event_id = cold_event(&app, 10, 20).await;
     let others = [app.sibling().await, app.sibling().await];
     let path = format!("/api/v1/events/{event_id}/availability");
     let urls: Vec<String> = std::iter::once(app.url(&path))
         .chain(others.iter().map(|o| o.url(&path)))
         .collect();
-    let barrier = Arc::new(Barrier::new(300));
-    let tasks: Vec<_> = (0..300)
-        .map(|i| {
-            let (client, url, barrier) = (app.client.clone(), urls[i % 3].clone(), barrier.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                client.get(&url).send().await.unwrap().status().as_u16()
-            })
-        })
-        .collect();
-    for task in tasks {
-        assert_eq!(task.await.unwrap(), 200);
+    let readers = (0..300).map(|i| urls[i % 3].clone()).collect();
+    for (status, _) in read_stampede(&app, readers).await {
+        assert_eq!(status, 200);
     }
-    let loads = metrics(&app).await["cache"]["loads"].as_u64().unwrap();
+    let loads = app.metrics().await["cache"]["loads"].as_u64().unwrap();
     assert!(
         (1..=2).contains(&loads),
         "300 readers in 3 processes caused {loads} loads"
@@ -296,15 +273,11 @@ async fn readers_spread_over_several_processes_share_one_load() {
 
 #[tokio::test]
 async fn cached_reads_expire_after_their_ttl() {
-    let app = spawn_app_with(Spawn {
-        env: vec![("CACHE_TTL_SECONDS", "1".to_owned())],
-        ..Spawn::default()
-    })
-    .await;
+    let app = spawn_app_with_env(&[("CACHE_TTL_SECONDS", "1")]).await;
     let event_id = cold_event(&app, 1, 1).await;
     let path = format!("/api/v1/events/{event_id}");
     let read_name = || async {
-        let body: Value = app.get(&path, As::Anonymous).await.json().await.unwrap();
+        let body = app.get_json(&path, As::Anonymous).await;
         body["name"].as_str().unwrap().to_owned()
     };
     assert_eq!(read_name().await, "Concert");
@@ -330,11 +303,7 @@ async fn with_redis_on_a_closed_port_reads_and_bookings_go_on_and_metrics_say_so
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let app = spawn_app_with(Spawn {
-        env: vec![("REDIS_URL", format!("redis://127.0.0.1:{port}"))],
-        ..Spawn::default()
-    })
-    .await;
+    let app = spawn_app_with_env(&[("REDIS_URL", &format!("redis://127.0.0.1:{port}"))]).await;
     let (event_id, seats) = app.seed_event(2, 2).await;
     let started = Instant::now();
     for _ in 0..5 {
@@ -351,7 +320,7 @@ async fn with_redis_on_a_closed_port_reads_and_bookings_go_on_and_metrics_say_so
         "booked"
     );
 
-    let m = metrics(&app).await;
+    let m = app.metrics().await;
     assert_eq!(m["cache"]["available"], false);
     assert_eq!(m["cache"]["hits"], Value::Null, "unknown, not zero");
     assert!(m["database"]["tickets_estimate"].is_i64(), "{m}");
@@ -360,17 +329,10 @@ async fn with_redis_on_a_closed_port_reads_and_bookings_go_on_and_metrics_say_so
 #[tokio::test]
 async fn redis_dying_and_stalling_mid_run_degrades_to_postgres_and_recovers_by_itself() {
     let mut redis = RedisServer::start();
-    let app = spawn_app_with(Spawn {
-        env: vec![
-            ("REDIS_URL", redis.url()),
-            ("REDIS_TIMEOUT_MS", "200".to_owned()),
-        ],
-        ..Spawn::default()
-    })
-    .await;
+    let app = spawn_app_with_env(&[("REDIS_URL", &redis.url()), ("REDIS_TIMEOUT_MS", "200")]).await;
     let (event_id, seats) = app.seed_event(2, 3).await; // reads availability once: a miss
     app.availability(event_id).await;
-    assert_eq!(metrics(&app).await["cache"]["hits"], 1, "cache in use");
+    assert_eq!(app.metrics().await["cache"]["hits"], 1, "cache in use");
 
     // Killed: every read and booking still answers, from PostgreSQL.
     redis.kill();
@@ -382,7 +344,7 @@ async fn redis_dying_and_stalling_mid_run_degrades_to_postgres_and_recovers_by_i
             "booked"
         );
     }
-    assert_eq!(metrics(&app).await["cache"]["available"], false);
+    assert_eq!(app.metrics().await["cache"]["available"], false);
 
     // Back on the same port (empty, as after a failover): the service uses it again by itself.
     redis.restart();
@@ -390,7 +352,7 @@ async fn redis_dying_and_stalling_mid_run_degrades_to_postgres_and_recovers_by_i
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(200)).await;
         app.availability(event_id).await;
-        let m = metrics(&app).await;
+        let m = app.metrics().await;
         if m["cache"]["available"] == true && m["cache"]["hits"].as_u64() > Some(0) {
             recovered = true;
             break;
@@ -418,18 +380,15 @@ async fn redis_dying_and_stalling_mid_run_degrades_to_postgres_and_recovers_by_i
 async fn the_cache_works_over_tls_as_elasticache_serverless_requires() {
     let redis = RedisServer::start_tls();
     assert!(redis.url().starts_with("rediss://"));
-    let app = spawn_app_with(Spawn {
-        env: vec![
-            ("REDIS_URL", redis.url()),
-            ("REDIS_CA_FILE", redis.ca_file()),
-        ],
-        ..Spawn::default()
-    })
+    let app = spawn_app_with_env(&[
+        ("REDIS_URL", &redis.url()),
+        ("REDIS_CA_FILE", &redis.ca_file()),
+    ])
     .await;
     let event_id = cold_event(&app, 2, 2).await;
     let first = app.availability(event_id).await;
     assert_eq!(app.availability(event_id).await, first);
-    let m = metrics(&app).await;
+    let m = app.metrics().await;
     assert_eq!(m["cache"]["available"], true, "{m}");
     assert_eq!(
         (m["cache"]["hits"].as_u64(), m["cache"]["misses"].as_u64()),
@@ -443,22 +402,10 @@ async fn the_cache_works_over_tls_as_elasticache_serverless_requires() {
 #[tokio::test]
 async fn an_invalidation_is_sent_even_while_the_link_backs_off_after_a_failure() {
     let redis = RedisServer::start();
-    let app = spawn_app_with(Spawn {
-        env: vec![
-            ("REDIS_URL", redis.url()),
-            ("REDIS_TIMEOUT_MS", "200".to_owned()),
-        ],
-        ..Spawn::default()
-    })
-    .await;
+    let app = spawn_app_with_env(&[("REDIS_URL", &redis.url()), ("REDIS_TIMEOUT_MS", "200")]).await;
     let (event_id, seats) = app.seed_event(2, 2).await;
     let other = app.sibling().await;
-    let path = format!("/api/v1/events/{event_id}/availability");
-    let read_other = || async {
-        let response = app.client.get(other.url(&path)).send().await.unwrap();
-        assert_eq!(response.status(), 200);
-        response.json::<Value>().await.unwrap()
-    };
+    let read_other = || map_in(&app, &other, event_id, None);
     assert_eq!(seat_status(&read_other().await, seats[0]), "available");
 
     // A read times out on a stalled Redis: this process leaves Redis alone for a second.
@@ -479,27 +426,14 @@ async fn an_invalidation_is_sent_even_while_the_link_backs_off_after_a_failure()
 #[tokio::test]
 async fn an_invalidation_that_meets_a_dropped_connection_is_retried_and_lands() {
     let redis = RedisServer::start();
-    let app = spawn_app_with(Spawn {
-        env: vec![("REDIS_URL", redis.url())],
-        ..Spawn::default()
-    })
-    .await;
+    let app = spawn_app_with_env(&[("REDIS_URL", &redis.url())]).await;
     let (event_id, seats) = app.seed_event(2, 2).await;
     redis
         .command(&["CLIENT", "KILL", "TYPE", "normal"])
         .expect("CLIENT KILL");
     // Another environment, connected after the drop, caches the map from before the booking.
     let other = app.sibling().await;
-    let path = format!("/api/v1/events/{event_id}/availability");
-    let read_other = |version: Option<String>| async {
-        let mut request = app.client.get(other.url(&path));
-        if let Some(version) = version {
-            request = request.header("seatbook-event-version", version);
-        }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status(), 200);
-        response.json::<Value>().await.unwrap()
-    };
+    let read_other = |version| map_in(&app, &other, event_id, version);
     assert_eq!(seat_status(&read_other(None).await, seats[0]), "available");
 
     let booked = app.book("alice", event_id, &[seats[0]]).await;
@@ -513,7 +447,7 @@ async fn an_invalidation_that_meets_a_dropped_connection_is_retried_and_lands() 
         "the invalidation landed on its second try"
     );
     assert_eq!(
-        seat_status(&read_other(version).await, seats[0]),
+        seat_status(&read_other(version.as_deref()).await, seats[0]),
         "booked",
         "and the other environment serves nothing older"
     );
@@ -526,22 +460,10 @@ async fn an_invalidation_that_meets_a_dropped_connection_is_retried_and_lands() 
 #[tokio::test]
 async fn an_invalidation_that_cannot_land_is_owed_until_redis_answers_and_is_counted() {
     let route = RedisRoute::to(&redis_url()).await;
-    let app = spawn_app_with(Spawn {
-        env: vec![
-            ("REDIS_URL", route.url()),
-            ("REDIS_TIMEOUT_MS", "200".to_owned()),
-        ],
-        ..Spawn::default()
-    })
-    .await;
+    let app = spawn_app_with_env(&[("REDIS_URL", &route.url()), ("REDIS_TIMEOUT_MS", "200")]).await;
     let (event_id, seats) = app.seed_event(2, 2).await;
-    let other = environment(&app, &redis_url()).await;
-    let path = format!("/api/v1/events/{event_id}/availability");
-    let read_other = || async {
-        let response = app.client.get(other.url(&path)).send().await.unwrap();
-        assert_eq!(response.status(), 200);
-        response.json::<Value>().await.unwrap()
-    };
+    let other = environment(&app, &redis_url());
+    let read_other = || map_in(&app, &other, event_id, None);
     assert_eq!(seat_status(&read_other().await, seats[0]), "available");
 
     route.stall();
@@ -576,7 +498,7 @@ async fn an_invalidation_that_cannot_land_is_owed_until_redis_answers_and_is_cou
         other_fresh,
         "the owed invalidation reached the other environment once the path was back"
     );
-    let m = metrics(&app).await;
+    let m = app.metrics().await;
     assert_eq!(m["cache"]["available"], true, "{m}");
     assert_eq!(m["cache"]["invalidations_failed"], 1, "{m}");
 }
@@ -590,55 +512,23 @@ async fn a_reader_that_saw_the_new_generation_is_not_handed_a_load_that_started_
     let event_id = cold_event(&app, 1, 1).await;
     let cache = app.lambda_state().cache.expect("a cache");
     let key = cache.keys().availability(event_id);
-    let body = |v: &str| seatbook_core::http::json_body(Some(json!({ "v": v })));
 
-    let (started, has_started) = tokio::sync::oneshot::channel::<()>();
-    let (release, released) = tokio::sync::oneshot::channel::<()>();
-    let before = tokio::spawn({
-        let (cache, key) = (cache.clone(), key.clone());
-        async move {
-            cache
-                .read_through(&key, Default::default(), || async move {
-                    let _ = started.send(());
-                    let _ = released.await;
-                    body("before")
-                })
-                .await
-                .unwrap()
-        }
-    });
-    has_started.await.unwrap();
+    let (before, release) = held_read(&cache, &key, "before").await.unwrap();
     // The commit's invalidation, then a reader who sees it.
     cache
         .bump(&cache.keys().event_generation(event_id), |_| {})
         .await;
-    let after = tokio::spawn({
-        let (cache, key) = (cache.clone(), key.clone());
-        async move {
-            cache
-                .read_through(&key, Default::default(), || async move { body("after") })
-                .await
-                .unwrap()
-        }
-    });
+    let after = spawn_read(&cache, &key, "after", async {});
     tokio::time::sleep(Duration::from_millis(100)).await;
     let _ = release.send(());
 
-    let read = |body: seatbook_cache::Body| -> Value {
-        serde_json::from_slice(&body.expect("a body").body).unwrap()
-    };
+    let read =
+        |body: Body| -> Value { serde_json::from_slice(&body.expect("a body").body).unwrap() };
     assert_eq!(read(before.await.unwrap())["v"], "before");
     assert_eq!(read(after.await.unwrap())["v"], "after");
-    let again = cache
-        .read_through(
-            &key,
-            Default::default(),
-            || async move { body("loaded again") },
-        )
-        .await
-        .unwrap();
+    let again = spawn_read(&cache, &key, "loaded again", async {}).await;
     assert_ne!(
-        read(again)["v"],
+        read(again.unwrap())["v"],
         "before",
         "the late write from before the commit is not current"
     );
@@ -648,22 +538,15 @@ async fn a_reader_that_saw_the_new_generation_is_not_handed_a_load_that_started_
 /// per request; the "not found" is forgotten the moment an event is created.
 #[tokio::test]
 async fn an_unknown_event_id_costs_one_database_query_per_ttl_and_appears_once_created() {
-    let app = spawn_app_with(Spawn {
-        env: vec![("CACHE_TTL_SECONDS", "2".to_owned())],
-        ..Spawn::default()
-    })
-    .await;
+    let app = spawn_app_with_env(&[("CACHE_TTL_SECONDS", "2")]).await;
     let venue = app.create_venue("Hall", 1, 2).await;
     // The id the next event will get.
     let next: i64 = app
-        .db
-        .query_one(
+        .scalar(
             "SELECT setval(s, nextval(s), false) FROM pg_get_serial_sequence('events', 'id') s",
             &[],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     for _ in 0..20 {
         for path in [
             format!("/api/v1/events/{next}"),
@@ -673,7 +556,7 @@ async fn an_unknown_event_id_costs_one_database_query_per_ttl_and_appears_once_c
         }
     }
     assert_eq!(
-        metrics(&app).await["cache"]["loads"],
+        app.metrics().await["cache"]["loads"],
         2,
         "one query per key for 40 reads"
     );
@@ -692,12 +575,12 @@ async fn an_unknown_event_id_costs_one_database_query_per_ttl_and_appears_once_c
     // Only briefly: after the TTL the next read asks PostgreSQL again.
     let unknown = format!("/api/v1/events/{}", next + 1000);
     assert_eq!(app.get(&unknown, As::Anonymous).await.status(), 404);
-    let loads = metrics(&app).await["cache"]["loads"].as_u64().unwrap();
+    let loads = app.metrics().await["cache"]["loads"].as_u64().unwrap();
     assert_eq!(app.get(&unknown, As::Anonymous).await.status(), 404);
-    assert_eq!(metrics(&app).await["cache"]["loads"], loads);
+    assert_eq!(app.metrics().await["cache"]["loads"], loads);
     tokio::time::sleep(Duration::from_millis(2200)).await;
     assert_eq!(app.get(&unknown, As::Anonymous).await.status(), 404);
-    assert_eq!(metrics(&app).await["cache"]["loads"], loads + 1);
+    assert_eq!(app.metrics().await["cache"]["loads"], loads + 1);
 }
 
 /// Redis crashes after a booking and comes back from a snapshot taken before it: the snapshot's
@@ -708,17 +591,13 @@ async fn an_unknown_event_id_costs_one_database_query_per_ttl_and_appears_once_c
 async fn a_booker_never_reads_a_map_without_their_seat_after_redis_restarts_from_an_older_snapshot()
 {
     let mut redis = RedisServer::start_persistent();
-    let app = spawn_app_with(Spawn {
-        env: vec![("REDIS_URL", redis.url())],
-        ..Spawn::default()
-    })
-    .await;
+    let app = spawn_app_with_env(&[("REDIS_URL", &redis.url())]).await;
     let (event_id, seats) = app.seed_event(2, 2).await;
     assert_eq!(
         seat_status(&app.availability(event_id).await, seats[0]),
         "available"
     );
-    assert_eq!(metrics(&app).await["cache"]["hits"], 1, "cached");
+    assert_eq!(app.metrics().await["cache"]["hits"], 1, "cached");
     redis.save();
 
     assert_eq!(app.book("alice", event_id, &[seats[0]]).await.status(), 201);
@@ -734,7 +613,6 @@ async fn a_booker_never_reads_a_map_without_their_seat_after_redis_restarts_from
     );
 
     let other = app.sibling().await;
-    let path = format!("/api/v1/events/{event_id}/availability");
     let deadline = Instant::now() + Duration::from_millis(2500);
     while Instant::now() < deadline {
         assert_eq!(
@@ -742,15 +620,14 @@ async fn a_booker_never_reads_a_map_without_their_seat_after_redis_restarts_from
             "booked",
             "the booker's environment"
         );
-        let response = app.client.get(other.url(&path)).send().await.unwrap();
-        let map: Value = response.json().await.unwrap();
+        let map = map_in(&app, &other, event_id, None).await;
         assert_eq!(seat_status(&map, seats[0]), "booked", "a new environment");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // And the cache is in use again, not bypassed.
-    let hits = metrics(&app).await["cache"]["hits"].as_u64().unwrap();
+    let hits = app.metrics().await["cache"]["hits"].as_u64().unwrap();
     app.availability(event_id).await;
-    assert_eq!(metrics(&app).await["cache"]["hits"], hits + 1);
+    assert_eq!(app.metrics().await["cache"]["hits"], hits + 1);
 }
 
 /// While Redis cannot be reached, a crowd reading one event's map costs PostgreSQL one load at a
@@ -758,12 +635,8 @@ async fn a_booker_never_reads_a_map_without_their_seat_after_redis_restarts_from
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_redis_down_a_crowd_shares_one_load_and_then_the_last_good_copy_within_the_bound() {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let app = spawn_app_with(Spawn {
-        // Nothing listens on port 1.
-        env: vec![("REDIS_URL", "redis://127.0.0.1:1".to_owned())],
-        ..Spawn::default()
-    })
-    .await;
+    // Nothing listens on port 1.
+    let app = spawn_app_with_env(&[("REDIS_URL", "redis://127.0.0.1:1")]).await;
     let cache = app.lambda_state().cache.expect("a cache, unreachable");
     let key = cache.keys().availability(7);
     let (running, most, loads) = (
@@ -821,33 +694,16 @@ async fn a_refresher_whose_lock_expired_does_not_release_the_next_holders_lock()
     let app = spawn_app().await;
     let cache = app.lambda_state().cache.expect("a cache");
     let key = cache.keys().availability(4242);
-    let body = |v: &str| seatbook_core::http::json_body(Some(json!({ "v": v })));
-    cache
-        .read_through(&key, Default::default(), || async move { body("first") })
-        .await
-        .unwrap();
+    spawn_read(&cache, &key, "first", async {}).await.unwrap();
     // A write makes the value behind; once it is old enough, the next reader refreshes it.
     cache
         .bump(&cache.keys().event_generation(4242), |_| {})
         .await;
     tokio::time::sleep(seatbook_cache::REFRESH_AFTER + Duration::from_millis(20)).await;
 
-    let (started, has_started) = tokio::sync::oneshot::channel::<()>();
-    let (release, released) = tokio::sync::oneshot::channel::<()>();
-    let refresher = tokio::spawn({
-        let (cache, key) = (cache.clone(), key.clone());
-        async move {
-            cache
-                .read_through(&key, Default::default(), || async move {
-                    let _ = started.send(());
-                    let _ = released.await;
-                    body("refreshed")
-                })
-                .await
-                .unwrap()
-        }
-    });
-    has_started.await.expect("the reader refreshes");
+    let (refresher, release) = held_read(&cache, &key, "refreshed")
+        .await
+        .expect("the reader refreshes");
     // Its lock expires and another reader takes it (done by hand here, at once).
     let lock = format!("{}:refresh", key.value);
     let mut redis = redis::Client::open(redis_url())
@@ -855,11 +711,8 @@ async fn a_refresher_whose_lock_expired_does_not_release_the_next_holders_lock()
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let held: Option<String> = redis::cmd("GET")
-        .arg(&lock)
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let get = redis::cmd("GET").arg(&lock).to_owned();
+    let held: Option<String> = get.query_async(&mut redis).await.unwrap();
     assert!(held.is_some(), "the refresher holds {lock}");
     let _: () = redis::cmd("SET")
         .arg(&lock)
@@ -871,11 +724,7 @@ async fn a_refresher_whose_lock_expired_does_not_release_the_next_holders_lock()
         .unwrap();
     let _ = release.send(());
     refresher.await.unwrap();
-    let after: Option<String> = redis::cmd("GET")
-        .arg(&lock)
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let after: Option<String> = get.query_async(&mut redis).await.unwrap();
     assert_eq!(
         after.as_deref(),
         Some("another-refresher"),

@@ -150,6 +150,13 @@ pub struct Sibling {
 }
 
 impl Sibling {
+    /// Another environment over `state` (with dev identity), e.g. one whose cache reaches Redis
+    /// another way than the app's.
+    pub fn serve(state: AppState) -> Sibling {
+        let (address, server) = serve(state, DevIdentity::On);
+        Sibling { address, server }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
@@ -175,9 +182,7 @@ impl TestApp {
     /// Another server over the same database and cache prefix: a second Lambda environment.
     pub async fn sibling(&self) -> Sibling {
         let settings = Settings::from_lookup(|k| self.settings_env.get(k).cloned()).unwrap();
-        let state = AppState::from_settings(&settings, 10).unwrap();
-        let (address, server) = serve(state, DevIdentity::On);
-        Sibling { address, server }
+        Sibling::serve(AppState::from_settings(&settings, 10).unwrap())
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -327,21 +332,13 @@ impl TestApp {
     }
 
     pub async fn book(&self, user: &str, event_id: i64, seat_ids: &[i64]) -> reqwest::Response {
-        self.post(
-            "/api/v1/bookings",
-            As::User(user),
-            &json!({"event_id": event_id, "seat_ids": seat_ids}),
-        )
-        .await
+        self.claim("/api/v1/bookings", As::User(user), event_id, seat_ids)
+            .await
     }
 
     pub async fn hold(&self, user: &str, event_id: i64, seat_ids: &[i64]) -> reqwest::Response {
-        self.post(
-            "/api/v1/holds",
-            As::User(user),
-            &json!({"event_id": event_id, "seat_ids": seat_ids}),
-        )
-        .await
+        self.claim("/api/v1/holds", As::User(user), event_id, seat_ids)
+            .await
     }
 
     /// How many ticket rows claim `seat_id` of `event_id`, straight from the table.
@@ -376,15 +373,28 @@ pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
 /// Fires every booking request at once (all wait on one barrier) and returns (status, body) per
 /// request, in order. Each request is (user, body).
 pub async fn stampede(app: &TestApp, requests: Vec<(String, Value)>) -> Vec<(u16, Value)> {
+    let requests = requests.into_iter().map(|(user, body)| {
+        app.client
+            .post(app.url("/api/v1/bookings"))
+            .header("x-dev-user", user)
+            .json(&body)
+    });
+    all_at_once(requests.collect()).await
+}
+
+/// [`stampede`] for readers: GETs every one of `urls` at once (a URL of the app or of a
+/// [`Sibling`]) and returns (status, JSON body or `null`) per URL, in order.
+pub async fn read_stampede(app: &TestApp, urls: Vec<String>) -> Vec<(u16, Value)> {
+    all_at_once(urls.into_iter().map(|url| app.client.get(url)).collect()).await
+}
+
+/// Sends every request at once (all wait on one barrier); (status, JSON body or `null`) per
+/// request, in order.
+async fn all_at_once(requests: Vec<reqwest::RequestBuilder>) -> Vec<(u16, Value)> {
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(requests.len()));
     let tasks: Vec<_> = requests
         .into_iter()
-        .map(|(user, body)| {
-            let request = app
-                .client
-                .post(app.url("/api/v1/bookings"))
-                .header("x-dev-user", user)
-                .json(&body);
+        .map(|request| {
             let barrier = barrier.clone();
             tokio::spawn(async move {
                 barrier.wait().await;
@@ -527,6 +537,27 @@ impl TestApp {
     /// The JSON body `path` answers `who` with, whatever its status.
     pub async fn get_json(&self, path: &str, who: As<'_>) -> Value {
         self.get(path, who).await.json().await.unwrap()
+    }
+
+    /// GET `path` as `who` with more request headers, e.g. `&[("if-none-match", &etag)]`.
+    pub async fn get_with(
+        &self,
+        path: &str,
+        who: As<'_>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.request(reqwest::Method::GET, path, who);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("GET")
+    }
+
+    /// The service's live figures (`GET /api/v1/metrics` as an organizer), asserted served.
+    pub async fn metrics(&self) -> Value {
+        let response = self.get("/api/v1/metrics", ORGANIZER).await;
+        assert_eq!(response.status(), 200, "metrics");
+        response.json().await.unwrap()
     }
 
     pub async fn delete(&self, path: &str, who: As<'_>) -> reqwest::Response {

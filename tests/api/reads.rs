@@ -1,7 +1,7 @@
 //! Reads as pollers make them: `ETag` and 304, gzip stored once, and the bounded staleness that
 //! keeps a hot event's seat map cheap while it sells, with the writer's own reads always exact.
 
-use crate::helpers::{seat_status, spawn_app, As, TestApp, ORGANIZER};
+use crate::helpers::{seat_status, spawn_app, As, TestApp};
 use seatbook_cache::{MAX_STALE, REFRESH_AFTER};
 use serde_json::Value;
 use std::io::Read;
@@ -10,14 +10,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 async fn loads(app: &TestApp) -> u64 {
-    let response = app.get("/api/v1/metrics", ORGANIZER).await;
-    assert_eq!(response.status(), 200);
-    let metrics: Value = response.json().await.unwrap();
-    metrics["cache"]["loads"].as_u64().unwrap()
+    app.metrics().await["cache"]["loads"].as_u64().unwrap()
 }
 
 fn map_path(event_id: i64) -> String {
     format!("/api/v1/events/{event_id}/availability")
+}
+
+/// An anonymous read of the map with these request headers.
+async fn read_map(app: &TestApp, event_id: i64, headers: &[(&str, &str)]) -> reqwest::Response {
+    app.get_with(&map_path(event_id), As::Anonymous, headers)
+        .await
 }
 
 /// A read of the map as another visitor makes it: no version, plain.
@@ -52,29 +55,31 @@ async fn a_poll_naming_the_etag_it_was_given_gets_304_and_no_body_until_the_map_
     );
 
     let poll = |etag: String| {
-        app.request(reqwest::Method::GET, &map_path(event_id), As::Anonymous)
-            .header("if-none-match", etag)
-            .send()
+        let app = &app;
+        async move { read_map(app, event_id, &[("if-none-match", &etag)]).await }
     };
-    let again = poll(etag.clone()).await.unwrap();
+    let again = poll(etag.clone()).await;
     assert_eq!(again.status(), 304);
     assert_eq!(again.headers()["etag"].to_str().unwrap(), etag);
     assert!(again.bytes().await.unwrap().is_empty(), "no body");
     // Any tag of a list, or `*`, matches; another tag does not.
     for header in [format!("\"x\", {etag}"), "*".to_owned()] {
-        assert_eq!(poll(header).await.unwrap().status(), 304);
+        assert_eq!(poll(header).await.status(), 304);
     }
-    assert_eq!(poll("W/\"other\"".to_owned()).await.unwrap().status(), 200);
+    assert_eq!(poll("W/\"other\"".to_owned()).await.status(), 200);
 
     let booked = app.book("alice", event_id, &[seats[0]]).await;
     assert_eq!(booked.status(), 201);
-    let changed = app
-        .request(reqwest::Method::GET, &map_path(event_id), As::Anonymous)
-        .header("if-none-match", &etag)
-        .header("seatbook-event-version", version_of(&booked))
-        .send()
-        .await
-        .unwrap();
+    let version = version_of(&booked);
+    let changed = read_map(
+        &app,
+        event_id,
+        &[
+            ("if-none-match", &etag),
+            ("seatbook-event-version", &version),
+        ],
+    )
+    .await;
     assert_eq!(changed.status(), 200, "the map changed: a new body");
     assert_ne!(changed.headers()["etag"].to_str().unwrap(), etag);
     let map: Value = changed.json().await.unwrap();
@@ -88,11 +93,8 @@ async fn a_poll_naming_the_etag_it_was_given_gets_304_and_no_body_until_the_map_
         let read = app.get(&path, As::Anonymous).await;
         let etag = read.headers()["etag"].to_str().unwrap().to_owned();
         let polled = app
-            .request(reqwest::Method::GET, &path, As::Anonymous)
-            .header("if-none-match", etag)
-            .send()
-            .await
-            .unwrap();
+            .get_with(&path, As::Anonymous, &[("if-none-match", &etag)])
+            .await;
         assert_eq!(polled.status(), 304, "{path}");
     }
 }
@@ -107,12 +109,12 @@ async fn a_client_that_accepts_gzip_gets_the_map_compressed_and_it_unzips_to_the
     let plain = plain.bytes().await.unwrap();
     let before = loads(&app).await;
 
-    let zipped = app
-        .request(reqwest::Method::GET, &map_path(event_id), As::Anonymous)
-        .header("accept-encoding", "br;q=1.0, gzip;q=0.8")
-        .send()
-        .await
-        .unwrap();
+    let zipped = read_map(
+        &app,
+        event_id,
+        &[("accept-encoding", "br;q=1.0, gzip;q=0.8")],
+    )
+    .await;
     assert_eq!(zipped.status(), 200);
     assert_eq!(zipped.headers()["content-encoding"], "gzip");
     assert_eq!(
@@ -138,12 +140,7 @@ async fn a_client_that_accepts_gzip_gets_the_map_compressed_and_it_unzips_to_the
         "the gzip copy was stored with the plain one: nothing was loaded or compressed again"
     );
     // gzip refused with q=0: plain.
-    let refused = app
-        .request(reqwest::Method::GET, &map_path(event_id), As::Anonymous)
-        .header("accept-encoding", "gzip;q=0, identity")
-        .send()
-        .await
-        .unwrap();
+    let refused = read_map(&app, event_id, &[("accept-encoding", "gzip;q=0, identity")]).await;
     assert!(refused.headers().get("content-encoding").is_none());
 }
 
@@ -151,12 +148,7 @@ async fn a_client_that_accepts_gzip_gets_the_map_compressed_and_it_unzips_to_the
 async fn a_bad_event_version_is_a_400_problem() {
     let app = spawn_app().await;
     let (event_id, _) = app.seed_event(1, 1).await;
-    let response = app
-        .request(reqwest::Method::GET, &map_path(event_id), As::Anonymous)
-        .header("seatbook-event-version", "yesterday")
-        .send()
-        .await
-        .unwrap();
+    let response = read_map(&app, event_id, &[("seatbook-event-version", "yesterday")]).await;
     crate::helpers::assert_problem(response, 400).await;
 }
 
@@ -201,12 +193,7 @@ async fn the_booker_reading_with_its_version_sees_its_seats_at_once_while_the_ma
         };
         assert_eq!(response.status(), 201);
         let version = version_of(&response);
-        let mine = app
-            .request(reqwest::Method::GET, &map_path(event_id), As::Anonymous)
-            .header("seatbook-event-version", &version)
-            .send()
-            .await
-            .unwrap();
+        let mine = read_map(&app, event_id, &[("seatbook-event-version", &version)]).await;
         assert_eq!(mine.status(), 200);
         assert_eq!(
             mine.headers()["cache-control"],

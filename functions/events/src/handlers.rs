@@ -3,14 +3,16 @@ use crate::views::{Availability, EventPage};
 use axum::extract::State;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use seatbook_cache::Body;
+use seatbook_cache::{CacheKey, Keys, Loaded};
 use seatbook_core::cached::EventKeys;
 use seatbook_core::catalog::Event;
 use seatbook_core::conditional::{Conditional, ConditionalHeaders};
+use seatbook_core::db::Pool;
 use seatbook_core::extract::{Path, Query};
 use seatbook_core::http::json_body;
 use seatbook_core::{ApiError, AppState};
 use serde::Deserialize;
+use std::future::Future;
 use utoipa::IntoParams;
 
 const DEFAULT_PAGE: i64 = 20;
@@ -85,8 +87,7 @@ pub async fn list(
                 // the listing without any write): cached no longer than until then.
                 let first_close = page.items.iter().map(|event| event.sales_end_at).min();
                 let mut loaded = json_body(Some(page))?;
-                loaded.max_age =
-                    first_close.map(|at| (at - Utc::now()).to_std().unwrap_or_default());
+                loaded.max_age = until(first_close);
                 Ok(loaded)
             },
         )
@@ -118,15 +119,14 @@ pub async fn show(
     conditional: Conditional,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    let db = state.db.clone();
-    let body = state
-        .read_through(
-            |keys| keys.event(id),
-            conditional.accept,
-            || async move { json_body(store::event(&db, id).await?) },
-        )
-        .await?;
-    found(&conditional, body, id)
+    read_event(
+        &state,
+        &conditional,
+        id,
+        |keys| keys.event(id),
+        |db| async move { json_body(store::event(&db, id).await?) },
+    )
+    .await
 }
 
 /// An event's seat map
@@ -168,29 +168,49 @@ pub async fn availability(
     conditional: Conditional,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    let db = state.db.clone();
-    let body = state
-        .read_through(
-            |keys| keys.availability(id),
-            conditional.accept,
-            || async move {
-                let Some((availability, next_lapse)) = store::availability(&db, id).await? else {
-                    return json_body(None::<()>);
-                };
-                let mut loaded = json_body(Some(availability))?;
-                // Cached no longer than until the first hold lapses and its seats free up.
-                loaded.max_age =
-                    next_lapse.map(|at| (at - Utc::now()).to_std().unwrap_or_default());
-                Ok(loaded)
-            },
-        )
-        .await?;
-    found(&conditional, body, id)
+    read_event(
+        &state,
+        &conditional,
+        id,
+        |keys| keys.availability(id),
+        |db| async move {
+            let Some((availability, next_lapse)) = store::availability(&db, id).await? else {
+                return json_body(None::<()>);
+            };
+            let mut loaded = json_body(Some(availability))?;
+            // Cached no longer than until the first hold lapses and its seats free up.
+            loaded.max_age = until(next_lapse);
+            Ok(loaded)
+        },
+    )
+    .await
 }
 
-fn found(conditional: &Conditional, body: Body, event_id: i64) -> Result<Response, ApiError> {
+/// Something of event `id` (cached under `key`) as `conditional` asks for it: `load` reads it from
+/// PostgreSQL when the cache cannot serve it, and finds nothing (a 404) for an unknown event.
+async fn read_event<F, Fut>(
+    state: &AppState,
+    conditional: &Conditional,
+    id: i64,
+    key: impl FnOnce(&Keys) -> CacheKey,
+    load: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(Pool) -> Fut,
+    Fut: Future<Output = Result<Loaded, ApiError>>,
+{
+    let db = state.db.clone();
+    let body = state
+        .read_through(key, conditional.accept, || load(db))
+        .await?;
     body.map(|served| conditional.respond(served))
-        .ok_or_else(|| ApiError::not_found(format!("event {event_id}")))
+        .ok_or_else(|| ApiError::not_found(format!("event {id}")))
+}
+
+/// A loaded value's `max_age` when it changes by itself at `at`: no bound of its own for `None`,
+/// zero once `at` has passed.
+fn until(at: Option<DateTime<Utc>>) -> Option<std::time::Duration> {
+    at.map(|at| (at - Utc::now()).to_std().unwrap_or_default())
 }
 
 /// Cursors are opaque to clients: `<starts_at in µs since the epoch>.<event id>`.

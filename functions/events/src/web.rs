@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::Router;
 use std::sync::{Arc, Once};
 
@@ -183,27 +183,23 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
 /// The page, signing in as `sign_in` says.
 pub fn routes_for<S: Clone + Send + Sync + 'static>(sign_in: Result<SignIn, String>) -> Router<S> {
     let page = Arc::new(Page::new(sign_in));
-    let (for_js, for_css) = (page.clone(), page.clone());
     Router::new()
-        .route("/", get(move || async move { page.index() }))
         .route(
             "/app.js",
-            get(move || async move {
-                for_js.asset(
-                    "text/javascript; charset=utf-8",
-                    Bytes::from_static(APP_JS.as_bytes()),
-                )
-            }),
+            asset(&page, "text/javascript; charset=utf-8", APP_JS),
         )
-        .route(
-            "/app.css",
-            get(move || async move {
-                for_css.asset(
-                    "text/css; charset=utf-8",
-                    Bytes::from_static(APP_CSS.as_bytes()),
-                )
-            }),
-        )
+        .route("/app.css", asset(&page, "text/css; charset=utf-8", APP_CSS))
+        .route("/", get(move || async move { page.index() }))
+}
+
+/// GET of a file compiled into the binary, served as `content_type` with the page's headers.
+fn asset<S: Clone + Send + Sync + 'static>(
+    page: &Arc<Page>,
+    content_type: &'static str,
+    file: &'static str,
+) -> MethodRouter<S> {
+    let page = page.clone();
+    get(move || async move { page.asset(content_type, Bytes::from_static(file.as_bytes())) })
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 pub use test_support::redis_url;
 use test_support::TestDb;
-use tokio_postgres::NoTls;
 
 pub struct TestApp {
     pub address: String,
@@ -15,8 +14,9 @@ pub struct TestApp {
     pub db_name: String,
     /// A direct connection for assertions about what is really stored.
     pub db: tokio_postgres::Client,
-    /// Held for its Drop, after the server's: the database goes with the app.
-    _database: TestDb,
+    /// New sessions on the database come from it ([`TestApp::connect`]); dropped after the
+    /// server, it drops the database with the app.
+    database: TestDb,
     settings_env: HashMap<String, String>,
     server: tokio::task::JoinHandle<()>,
     /// The newest `Seatbook-Event-Version` a write through [`TestApp::post`] was answered with:
@@ -91,7 +91,7 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
         client: reqwest::Client::new(),
         db_name,
         db,
-        _database: database,
+        database,
         settings_env,
         server,
     }
@@ -113,7 +113,7 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
         // Drop cannot await; a short-lived runtime on its own thread can. The database itself goes
-        // with `_database`, after this.
+        // with `database`, after this.
         let prefix = self.db_name.clone();
         let _ = std::thread::spawn(move || {
             tokio::runtime::Builder::new_current_thread()
@@ -191,14 +191,7 @@ impl TestApp {
 
     /// A new session on the test database (the server's own, as a superuser): fresh plan caches.
     pub async fn connect(&self) -> tokio_postgres::Client {
-        let (db, connection) = self.settings_env["DATABASE_URL"]
-            .parse::<tokio_postgres::Config>()
-            .unwrap()
-            .connect(NoTls)
-            .await
-            .expect("connect to test database");
-        tokio::spawn(connection);
-        db
+        self.database.client().await
     }
 
     /// State for the same database as the server, as a deployed function builds it (a pool of

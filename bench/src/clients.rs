@@ -115,6 +115,9 @@ impl Booker {
 }
 
 impl Client for Booker {
+    const KINDS: &'static [&'static str] = &["book"];
+    const UNIT: &'static str = "bookings/s";
+
     fn next_request(&mut self) -> Option<(usize, Request<Body>)> {
         self.request().map(|r| (0, r))
     }
@@ -170,6 +173,8 @@ impl Reader {
 }
 
 impl Client for Reader {
+    const KINDS: &'static [&'static str] = &["availability"];
+
     fn next_request(&mut self) -> Option<(usize, Request<Body>)> {
         let request = self
             .headers
@@ -196,8 +201,7 @@ impl Client for Reader {
     }
 }
 
-/// The kinds of request in the mixed scenario, in report order.
-pub const MIXED_KINDS: [&str; 4] = ["list", "event", "availability", "book"];
+/// Mixed's booking kind.
 const BOOK: usize = 3;
 
 /// Browses and books 7:2: of every nine requests, seven are GETs (events list, one event, one
@@ -224,6 +228,8 @@ impl Mixed {
 }
 
 impl Client for Mixed {
+    const KINDS: &'static [&'static str] = &["list", "event", "availability", "book"];
+
     fn next_request(&mut self) -> Option<(usize, Request<Body>)> {
         let slot = self.step % 9;
         self.step += 1;
@@ -248,8 +254,6 @@ impl Client for Mixed {
     }
 }
 
-/// The kinds of request in the lifecycle scenario, in report order.
-pub const LIFECYCLE_KINDS: [&str; 4] = ["hold", "confirm", "cancel", "book"];
 const HOLD: usize = 0;
 const CONFIRM: usize = 1;
 const CANCEL: usize = 2;
@@ -355,6 +359,8 @@ struct StatusBody {
 }
 
 impl Client for Lifecycle {
+    const KINDS: &'static [&'static str] = &["hold", "confirm", "cancel", "book"];
+
     fn next_request(&mut self) -> Option<(usize, Request<Body>)> {
         // Until its answer arrives, what a confirmation or cancellation did is unsure.
         if let Some(index) = self.confirm_next.take() {

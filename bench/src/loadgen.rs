@@ -19,6 +19,10 @@ use tokio::sync::watch;
 
 /// One simulated client's behaviour.
 pub trait Client: Send + 'static {
+    /// The kinds of request it sends, in report order.
+    const KINDS: &'static [&'static str];
+    /// What its rate counts.
+    const UNIT: &'static str = "req/s";
     /// The next request and the index of the kind it counts under; `None` retires the client.
     fn next_request(&mut self) -> Option<(usize, Request<Body>)>;
     /// Sees every answer; false when it is not what the scenario expects.
@@ -173,11 +177,10 @@ impl Schedule {
 /// each client owns a server process of its own).
 pub async fn closed_loop<C: Client>(
     addrs: &[SocketAddr],
-    kinds: &[&str],
     clients: Vec<C>,
     window: Window,
 ) -> Result<LoadResult<C>> {
-    run(addrs, kinds, clients, window, None).await
+    run(addrs, clients, window, None).await
 }
 
 /// Open loop at a fixed arrival rate (like wrk2 / `oha --rate`): each client owns one connection
@@ -187,8 +190,7 @@ pub async fn closed_loop<C: Client>(
 /// (coordinated omission). Only requests intended inside the window are timed; their answers are
 /// waited for after it ends.
 pub async fn open_loop<C: Client>(
-    addr: SocketAddr,
-    kinds: &[&str],
+    addrs: &[SocketAddr],
     clients: Vec<C>,
     rate: f64,
     window: Window,
@@ -196,12 +198,11 @@ pub async fn open_loop<C: Client>(
     if rate <= 0.0 || clients.is_empty() {
         return Err("an open loop needs a positive rate and at least one client".into());
     }
-    run(&[addr], kinds, clients, window, Some(rate)).await
+    run(addrs, clients, window, Some(rate)).await
 }
 
 async fn run<C: Client>(
     addrs: &[SocketAddr],
-    kinds: &[&str],
     clients: Vec<C>,
     window: Window,
     rate: Option<f64>,
@@ -227,7 +228,7 @@ async fn run<C: Client>(
         .zip(conns)
         .enumerate()
         .map(|(i, (client, conn))| {
-            let kinds = KindStats::named(kinds);
+            let kinds = KindStats::named(C::KINDS);
             let schedule = schedule.map(|s| (i, s));
             tokio::spawn(run_client(
                 targets[i], kinds, client, conn, window, schedule,
@@ -235,7 +236,7 @@ async fn run<C: Client>(
         })
         .collect();
     let mut result = LoadResult {
-        kinds: KindStats::named(kinds),
+        kinds: KindStats::named(C::KINDS),
         clients: Vec::new(),
         send: SendStats::default(),
     };

@@ -3,11 +3,11 @@
 
 use crate::ceiling::{self, Pgbench, PgbenchRun, RedisRun, Statement, CLIENTS};
 use crate::cli::Options;
-use crate::clients::{booking, Booker, Lifecycle, Mixed, Reader, LIFECYCLE_KINDS, MIXED_KINDS};
+use crate::clients::{booking, Booker, Lifecycle, Mixed, Reader};
 use crate::fixtures::{Admin, Block, Fixtures, Venue, MIXED_CLIENTS};
 use crate::http::{Body, Identity};
 use crate::integrity::{self, BookingSeen, Check};
-use crate::loadgen::{self, Client, HerdRun, KindStats, LoadResult, Window};
+use crate::loadgen::{self, Client, HerdRun, KindStats, Window};
 use crate::nginx::{self, Nginx};
 use crate::redis::Redis;
 use crate::report::{CpuUse, Herd, OpenLoop, Results, Throughput, VenueBooking};
@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_postgres::Client as Pg;
+use Statement::{BookFn, Reference};
 
 mod onsale;
 mod webhooks;
@@ -30,7 +31,7 @@ mod webhooks;
 pub struct Bench {
     pub opts: Options,
     pub fixtures: Fixtures,
-    /// The bench database: its URL, name, and the server and user it is reached through.
+    /// The bench database: its URL and name, and the server (host:port) and user it is on.
     pub database_url: String,
     pub database_name: String,
     pub pg_server: String,
@@ -49,8 +50,23 @@ pub struct Bench {
     pub cached_peak_before_mixed_kib: u64,
 }
 
+/// Where a load goes (client `i` to `addrs[i % n]`), and the processes whose CPU is the server's.
+struct To {
+    addrs: Vec<SocketAddr>,
+    pids: Vec<u32>,
+}
+
+impl Server {
+    fn to(&self) -> To {
+        To {
+            addrs: vec![self.addr],
+            pids: vec![self.pid],
+        }
+    }
+}
+
 /// CPU counters at one instant: the server (`pids` together), PostgreSQL, this process (the load
-/// generator) and the whole machine (which also shows anyone else's load).
+/// generator), and the whole machine (which also shows anyone else's load).
 struct Cpu {
     pids: Vec<u32>,
     at: Instant,
@@ -61,8 +77,11 @@ struct Cpu {
 impl Cpu {
     fn now(pids: Vec<u32>) -> Cpu {
         let server = pids.iter().map(|&pid| procstat::cpu_seconds(pid)).sum();
-        let loadgen = procstat::cpu_seconds(std::process::id());
-        let seconds = [server, procstat::postgres_cpu_seconds(), loadgen];
+        let seconds = [
+            server,
+            procstat::postgres_cpu_seconds(),
+            procstat::cpu_seconds(std::process::id()),
+        ];
         Cpu {
             at: Instant::now(),
             seconds,
@@ -71,9 +90,8 @@ impl Cpu {
         }
     }
 
-    /// From this mark until now, as `scenario`'s row, `requests` answered.
-    fn until_now(self, scenario: &str, requests: u64) -> CpuUse {
-        let end = Cpu::now(self.pids.clone());
+    /// From this mark to `end`, as `scenario`'s row with `requests` answered.
+    fn until(&self, end: &Cpu, scenario: &str, requests: u64) -> CpuUse {
         let elapsed = (end.at - self.at).as_secs_f64();
         let [server, postgres, loadgen] = [0, 1, 2].map(|i| end.seconds[i] - self.seconds[i]);
         let (busy, total) = (
@@ -91,26 +109,25 @@ impl Cpu {
             postgres_ms_per_request: per_request(postgres),
         }
     }
+
+    fn until_now(&self, scenario: &str, requests: u64) -> CpuUse {
+        self.until(&Cpu::now(self.pids.clone()), scenario, requests)
+    }
 }
 
-/// The CPU of `pids` over `window`.
-fn watch_cpu(pids: Vec<u32>, window: Window) -> JoinHandle<Cpu> {
+/// Marks of the CPU of `pids` at the window's start and end.
+fn watch_cpu(pids: &[u32], window: Window) -> JoinHandle<(Cpu, Cpu)> {
+    let pids = pids.to_vec();
     tokio::spawn(async move {
         tokio::time::sleep_until(window.start.into()).await;
-        let start = Cpu::now(pids);
+        let start = Cpu::now(pids.clone());
         tokio::time::sleep_until(window.end.into()).await;
-        start
+        (start, Cpu::now(pids))
     })
 }
 
-/// A row for `stats` over `seconds`.
-fn throughput(
-    scenario: &str,
-    unit: &str,
-    stats: &KindStats,
-    seconds: f64,
-    cpu: &CpuUse,
-) -> Throughput {
+/// A throughput row for `stats` over `seconds`.
+fn throughput(scenario: &str, unit: &str, stats: &KindStats, seconds: f64, cpu: f64) -> Throughput {
     Throughput {
         scenario: scenario.to_owned(),
         rate: stats.completed as f64 / seconds,
@@ -119,7 +136,7 @@ fn throughput(
         requests: stats.completed,
         errors: stats.errors(),
         statuses: stats.statuses.clone(),
-        loadgen_cpu_pct: cpu.loadgen_pct,
+        loadgen_cpu_pct: cpu,
         first_problem: stats.first_problem.clone(),
         ..Throughput::default()
     }
@@ -128,26 +145,24 @@ fn throughput(
 /// Every confirmed booking the clients saw, and every contradiction.
 fn gather(bookers: impl IntoIterator<Item = Booker>) -> (Vec<BookingSeen>, Vec<String>) {
     let (mut seen, mut violations) = (Vec::new(), Vec::new());
-    for booker in bookers {
-        if booker.ran_out {
-            let user = &booker.user_id;
+    for b in bookers {
+        if b.ran_out {
+            let user = &b.user_id;
             violations.push(format!(
-                "{user} ran out of seats inside the window (the scenario needs more events)"
+                "{user} ran out of seats inside the window (too few events)"
             ));
         }
-        seen.extend(booker.seen);
-        violations.extend(booker.violations);
+        seen.extend(b.seen);
+        violations.extend(b.violations);
     }
     (seen, violations)
 }
 
-/// More bookings per second than any run here reaches (1 seat a booking; half that for 4).
-const MAX_BOOKINGS_PER_S: f64 = 12_000.0;
-
 /// Events each of `CLIENTS` clients needs on `venue` to book `seats` seats a booking for
-/// `seconds` at `MAX_BOOKINGS_PER_S` without running out.
+/// `seconds` without running out, at 12,000 bookings/s (half that for several seats): more than
+/// any run here reaches.
 fn events_per_client(venue: &Venue, seats: usize, seconds: f64) -> usize {
-    let rate = MAX_BOOKINGS_PER_S / if seats > 1 { 2.0 } else { 1.0 };
+    let rate = if seats > 1 { 6_000.0 } else { 12_000.0 };
     let per_event = (venue.seats / seats as i64) as f64;
     (rate * seconds / CLIENTS as f64 / per_event)
         .ceil()
@@ -163,23 +178,18 @@ fn pool_size() -> usize {
 }
 
 /// `size` users each asking for the same seat: their ids and their requests.
-fn herd_requests(
-    prefix: &str,
-    size: usize,
-    event: i64,
-    seat: i64,
-) -> (Vec<String>, Vec<Request<Body>>) {
-    let users: Vec<String> = (0..size).map(|i| format!("{prefix}-{i}")).collect();
-    let requests = users
-        .iter()
-        .map(|u| booking("/api/v1/bookings", &Identity::user(u), event, &[seat]))
+fn herd_requests(size: usize, event: i64, seat: i64) -> (Vec<String>, Vec<Request<Body>>) {
+    let users: Vec<String> = (0..size)
+        .map(|i| format!("herd-{event}-{seat}-{i}"))
         .collect();
+    let request = |u: &String| booking("/api/v1/bookings", &Identity::user(u), event, &[seat]);
+    let requests = users.iter().map(request).collect();
     (users, requests)
 }
 
-/// A Lambda execution environment's pool (`LAMBDA_POOL_SIZE` / `DB_POOL_MAX_SIZE` deployed).
+/// A Lambda execution environment's pool (`LAMBDA_POOL_SIZE` deployed), and PgBouncer's server
+/// connections (the direct run's pool, local-api's 16).
 const LAMBDA_POOL_SIZE: usize = 2;
-/// PgBouncer's server connections for `lambda`: the direct run's pool (local-api's 16).
 const LAMBDA_PROXY_CONNECTIONS: usize = 16;
 
 /// Open-loop rates, as shares of the closed-loop maximum measured just before.
@@ -193,21 +203,12 @@ fn mb(kib: u64) -> f64 {
 /// (`book()` at the pool's size, and unnamed, `-M extended`) with their protocol.
 struct VenueRun {
     venue: Venue,
+    seats: usize,
     reference: Block,
     book_fn: Block,
     service: Block,
     what_if: Vec<(Block, &'static str)>,
     open: bool,
-}
-
-impl VenueRun {
-    fn events(&self) -> usize {
-        let blocks = [&self.reference, &self.book_fn, &self.service].into_iter();
-        blocks
-            .chain(self.what_if.iter().map(|w| &w.0))
-            .map(|b| b.clients * b.per_client)
-            .sum()
-    }
 }
 
 impl Bench {
@@ -224,18 +225,15 @@ impl Bench {
         Ok(run)
     }
 
-    /// redis-benchmark with `args`, recorded as a ceiling.
-    async fn redis_benchmark(
-        &mut self,
-        name: &str,
-        requests: u32,
-        args: Vec<String>,
-    ) -> Result<RedisRun> {
-        let (redis, name) = (self.redis.clone(), name.to_owned());
-        let run = tokio::task::spawn_blocking(move || {
-            ceiling::redis_benchmark(&name, &redis, requests, &args)
-        })
-        .await??;
+    /// redis-benchmark of `args` (`-t get`, or a command), recorded as a ceiling.
+    async fn redis_benchmark(&mut self, name: &str, args: &[&str]) -> Result<RedisRun> {
+        let (redis, requests) = (self.redis.clone(), self.opts.profile.redis_requests);
+        let (name, args) = (
+            name.to_owned(),
+            args.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        );
+        let run = move || ceiling::redis_benchmark(&name, &redis, requests, &args);
+        let run = tokio::task::spawn_blocking(run).await??;
         self.results.redis.push(run.clone());
         Ok(run)
     }
@@ -244,16 +242,14 @@ impl Bench {
     /// Redis itself.
     async fn redis_get_of_size(&mut self, key: &str, size: usize) -> Result<RedisRun> {
         let key = self.redis.key(key);
-        self.redis_benchmark("SET", 1, vec!["SET".into(), key.clone(), "x".repeat(size)])
-            .await?;
-        self.results.redis.pop();
-        let requests = self.opts.profile.redis_requests;
-        self.redis_benchmark(
-            &format!("GET {size} B value"),
-            requests,
-            vec!["GET".into(), key],
-        )
-        .await
+        let value = "x".repeat(size);
+        let set = ["SET", key.as_str(), value.as_str()];
+        let output = self.redis.command("redis-cli").args(set).output()?;
+        if !output.status.success() {
+            return Err(format!("redis-cli SET {key}: {}", output.status).into());
+        }
+        self.redis_benchmark(&format!("GET {size} B value"), &["GET", &key])
+            .await
     }
 
     async fn record(&mut self, check: Check) {
@@ -280,44 +276,41 @@ impl Bench {
         Ok(())
     }
 
-    /// A closed loop of `clients` (client `i` against `addrs[i % n]`) over the window: the CPU
-    /// row of `pids`, and a throughput row per kind (after an `all` row when there are several).
-    #[allow(clippy::too_many_arguments)]
+    /// A closed loop of `clients` over the window: its CPU row, and a throughput row per kind
+    /// (after an `all` row when there are several); the clients are handed back.
     async fn measure<C: Client>(
         &mut self,
         name: &str,
-        unit: &str,
-        addrs: &[SocketAddr],
-        pids: Vec<u32>,
-        kinds: &[&str],
+        to: &To,
         clients: Vec<C>,
-    ) -> Result<(LoadResult<C>, Vec<Throughput>, CpuUse)> {
+    ) -> Result<(Vec<C>, Vec<Throughput>, CpuUse)> {
         db::settle(&self.pg).await;
         let window = self.window();
-        let cpu = watch_cpu(pids, window);
-        let load = loadgen::closed_loop(addrs, kinds, clients, window).await?;
+        let cpu = watch_cpu(&to.pids, window);
+        let load = loadgen::closed_loop(&to.addrs, clients, window).await?;
         let all = KindStats::combined("all", &load.kinds);
-        let cpu = cpu.await?.until_now(name, all.completed);
+        let (start, end) = cpu.await?;
+        let cpu = start.until(&end, name, all.completed);
         self.results.cpu.push(cpu.clone());
-        let mut rows = Vec::new();
-        if kinds.len() > 1 {
-            rows.push(throughput(
-                &format!("{name} (all)"),
-                unit,
-                &all,
-                window.seconds(),
-                &cpu,
+        let (seconds, several) = (window.seconds(), load.kinds.len() > 1);
+        let row = |name: String, kind: &KindStats| {
+            throughput(&name, C::UNIT, kind, seconds, cpu.loadgen_pct)
+        };
+        let mut rows: Vec<Throughput> = several
+            .then(|| row(format!("{name} (all)"), &all))
+            .into_iter()
+            .collect();
+        for kind in &load.kinds {
+            rows.push(row(
+                if several {
+                    format!("{name} {}", kind.name)
+                } else {
+                    name.to_owned()
+                },
+                kind,
             ));
         }
-        for kind in &load.kinds {
-            let row_name = if kinds.len() > 1 {
-                format!("{name} {}", kind.name)
-            } else {
-                name.to_owned()
-            };
-            rows.push(throughput(&row_name, unit, kind, window.seconds(), &cpu));
-        }
-        Ok((load, rows, cpu))
+        Ok((load.clients, rows, cpu))
     }
 
     /// `book` (1 seat a booking) and `book-multi` (4 seats) on the arena (40,000 seats) and on
@@ -331,9 +324,8 @@ impl Bench {
             f64::from(p.pgbench_secs),
             (p.warmup + p.measure).as_secs_f64(),
         );
-        let started = Instant::now();
+        let (started, mut runs) = (Instant::now(), Vec::new());
         let mut admin = Admin::open(self.main.addr).await?;
-        let mut runs = Vec::new();
         for venue in [self.fixtures.big.clone(), self.fixtures.hall.clone()] {
             // Open loops (and the informational ceilings) on the arena only.
             let open = seats == 1 && venue.id == self.fixtures.big.id;
@@ -362,6 +354,7 @@ impl Bench {
             }
             runs.push(VenueRun {
                 venue,
+                seats,
                 reference,
                 book_fn,
                 service,
@@ -369,50 +362,44 @@ impl Bench {
                 open,
             });
         }
-        let events: usize = runs.iter().map(VenueRun::events).sum();
+        let blocks = runs.iter().flat_map(|r| {
+            [r.reference, r.book_fn, r.service]
+                .into_iter()
+                .chain(r.what_if.iter().map(|w| w.0))
+        });
+        let events: usize = blocks.map(|b| b.clients * b.per_client).sum();
         eprintln!(
             "[{scenario}] {events} events in {:.1} s",
             started.elapsed().as_secs_f64()
         );
         db::analyze(&self.pg).await?;
         for run in runs {
-            self.book_on(scenario, seats, run).await?;
+            self.book_on(scenario, run).await?;
         }
         Ok(())
     }
 
-    async fn book_on(&mut self, scenario: &str, seats: usize, run: VenueRun) -> Result<()> {
-        let venue = &run.venue;
+    async fn book_on(&mut self, scenario: &str, run: VenueRun) -> Result<()> {
+        let (venue, seats) = (&run.venue, run.seats);
         let name = format!("{scenario} {}", venue.label());
         eprintln!("[{name}] pgbench reference and book() ...");
         let reference = self
-            .book_ceiling(
-                Statement::Reference,
-                seats,
-                venue,
-                &run.reference,
-                "prepared",
-            )
+            .book_ceiling(&run, Reference, &run.reference, "prepared")
             .await?;
         let book_fn = self
-            .book_ceiling(Statement::BookFn, seats, venue, &run.book_fn, "prepared")
+            .book_ceiling(&run, BookFn, &run.book_fn, "prepared")
             .await?;
         for (block, protocol) in &run.what_if {
-            self.book_ceiling(Statement::BookFn, seats, venue, block, protocol)
-                .await?;
+            self.book_ceiling(&run, BookFn, block, protocol).await?;
         }
 
         eprintln!("[{name}] service ...");
-        let clients: Vec<Booker> = (0..CLIENTS)
-            .map(|c| {
-                let user = format!("bench-{scenario}-{}-{c}", venue.seats);
-                Booker::new(user, run.service.client_events(c), venue, seats as i64)
-            })
-            .collect();
-        let (addr, pid) = (self.main.addr, self.main.pid);
-        let (load, mut rows, cpu) = self
-            .measure(&name, "bookings/s", &[addr], vec![pid], &["book"], clients)
-            .await?;
+        let booker = |c| {
+            let user = format!("bench-{scenario}-{}-{c}", venue.seats);
+            Booker::new(user, run.service.client_events(c), venue, seats as i64)
+        };
+        let clients = (0..CLIENTS).map(booker).collect();
+        let (clients, mut rows, cpu) = self.measure(&name, &self.main.to(), clients).await?;
         let mut row = rows
             .remove(0)
             .against(&format!("pgbench {}", reference.name), reference.tps);
@@ -424,49 +411,43 @@ impl Bench {
             self.results
                 .figure(&figure, cpu.server_ms_per_request, "CPU s");
         }
-        let closed_rate = row.rate;
-        self.results.throughput.push(row);
+        let (scenario, venue_seats) = (scenario.to_owned(), venue.seats);
+        let (service, reference, book_fn) = (row.rate, reference.tps, book_fn.tps);
+        let seats_per_booking = seats;
         self.results.venues.push(VenueBooking {
-            scenario: scenario.to_owned(),
-            seats_per_booking: seats,
-            venue_seats: venue.seats,
-            service: closed_rate,
-            reference: reference.tps,
-            book_fn: book_fn.tps,
+            scenario,
+            seats_per_booking,
+            venue_seats,
+            service,
+            reference,
+            book_fn,
         });
+        self.results.throughput.push(row);
 
         // The same clients go on booking their own seats, now at a fixed arrival rate; the
         // integrity check covers every booking of both loops.
         let clients = match run.open {
             true => {
-                self.open_loops(
-                    &name,
-                    "bookings/s",
-                    addr,
-                    pid,
-                    "book",
-                    load.clients,
-                    closed_rate,
-                )
-                .await?
+                self.open_loops(&name, &self.main.to(), clients, service)
+                    .await?
             }
-            false => load.clients,
+            false => clients,
         };
         let (seen, violations) = gather(clients);
         self.check(&name, &run.service.events(), &seen, &violations)
             .await
     }
 
-    /// pgbench booking `seats` seats a transaction with `statement` in `block`'s events, and the
-    /// integrity check of what it stored.
+    /// pgbench booking `run.seats` seats a transaction with `statement` in `block`'s events, and
+    /// the integrity check of what it stored.
     async fn book_ceiling(
         &mut self,
+        run: &VenueRun,
         statement: Statement,
-        seats: usize,
-        venue: &Venue,
         block: &Block,
         protocol: &'static str,
     ) -> Result<PgbenchRun> {
+        let (venue, seats) = (&run.venue, run.seats);
         let mut name = format!("{}-{seats} {}", statement.label(), venue.label());
         if block.clients != CLIENTS {
             name.push_str(&format!(" -c {} (pool size)", block.clients));
@@ -482,36 +463,31 @@ impl Bench {
             ("i", "0".into()),
             ("status", "confirmed".into()),
         ];
-        let script = ceiling::booking_script(statement, seats);
-        let (clients, seconds) = (block.clients, self.opts.profile.pgbench_secs);
-        let run = self
-            .pgbench(Pgbench {
-                name: name.clone(),
-                protocol,
-                script,
-                clients,
-                defines,
-                seconds,
-            })
-            .await?;
+        let (script, clients) = (ceiling::booking_script(statement, seats), block.clients);
+        let seconds = self.opts.profile.pgbench_secs;
+        let spec = Pgbench {
+            name: name.clone(),
+            protocol,
+            script,
+            clients,
+            defines,
+            seconds,
+        };
+        let result = self.pgbench(spec).await?;
         let scope = format!("pgbench {name}");
         let check =
-            integrity::check_ceiling(&self.pg, &scope, block, run.transactions, seats as i64)
+            integrity::check_ceiling(&self.pg, &scope, block, result.transactions, seats as i64)
                 .await?;
         self.record(check).await;
-        Ok(run)
+        Ok(result)
     }
 
     /// Open loop at each of `OPEN_LOOP_LOADS` × the closed-loop maximum just measured, with the
     /// closed loop's clients (handed back for the integrity check).
-    #[allow(clippy::too_many_arguments)]
     async fn open_loops<C: Client>(
         &mut self,
         scenario: &str,
-        unit: &str,
-        addr: SocketAddr,
-        pid: u32,
-        kind: &str,
+        to: &To,
         mut clients: Vec<C>,
         closed_rate: f64,
     ) -> Result<Vec<C>> {
@@ -525,14 +501,12 @@ impl Bench {
                 "[{scenario}] open loop at {pct:.0}% of {closed_rate:.0}/s = {rate:.0}/s ..."
             );
             db::settle(&self.pg).await;
-            let connections = clients.len();
-            let window = self.window();
-            let cpu = watch_cpu(vec![pid], window);
-            let run = loadgen::open_loop(addr, &[kind], clients, rate, window).await?;
+            let (connections, window) = (clients.len(), self.window());
+            let cpu = watch_cpu(&to.pids, window);
+            let run = loadgen::open_loop(&to.addrs, clients, rate, window).await?;
             let (stats, send) = (&run.kinds[0], &run.send);
-            let cpu = cpu
-                .await?
-                .until_now(&format!("{scenario} open {pct:.0}%"), stats.completed);
+            let (start, end) = cpu.await?;
+            let cpu = start.until(&end, &format!("{scenario} open {pct:.0}%"), stats.completed);
             let lag = send.loadgen_lag.percentiles();
             self.results.open_loop.push(OpenLoop {
                 scenario: scenario.to_owned(),
@@ -540,7 +514,7 @@ impl Bench {
                 closed_loop_rate: closed_rate,
                 target_rate: rate,
                 achieved_rate: send.answered_in_window as f64 / window.seconds(),
-                unit: unit.to_owned(),
+                unit: C::UNIT.to_owned(),
                 connections,
                 latency: stats.percentiles(),
                 scheduled: send.scheduled,
@@ -560,17 +534,16 @@ impl Bench {
         Ok(clients)
     }
 
-    /// `herd`: N simultaneous requests for one seat; exactly one 201, every other answer a 409,
-    /// against the server with Redis, as deployed: a herd's losers after the winner's commit are
+    /// `herd`: N simultaneous requests for one seat; exactly one 201, every other answer a 409.
+    /// Against the server with Redis, as deployed: a herd's losers after the winner's commit are
     /// refused from the taken-seat marks there (docs/decisions.md, 18).
     pub async fn herd(&mut self) -> Result<()> {
         let sizes = self.opts.profile.herd_sizes.clone();
-        let largest = sizes.iter().copied().max().unwrap_or(0) as u64;
+        let needed = sizes.iter().max().map_or(0, |n| *n as u64 + 256);
         let limit = procstat::raise_nofile(0)?;
-        if limit < largest + 256 {
-            let needed = largest + 256;
+        if limit < needed {
             return Err(format!(
-                "a herd of {largest} needs {needed} open files, the limit is {limit} (ulimit -n)"
+                "the herds need {needed} open files, the limit is {limit} (ulimit -n)"
             )
             .into());
         }
@@ -582,11 +555,11 @@ impl Bench {
                 self.fixtures.herd_event,
                 self.fixtures.hall.first_seat + round as i64,
             );
-            let (users, requests) = herd_requests(&format!("herd-{size}"), size, event, seat);
-            let (addr, pid) = self.cached_server().await?;
+            let (users, requests) = herd_requests(size, event, seat);
+            let to = self.cached_server().await?;
             // CPU from the first connect to the last answer: what deciding N races costs.
-            let before = Cpu::now(vec![pid]);
-            let run = loadgen::herd(&[addr], requests).await?;
+            let before = Cpu::now(to.pids);
+            let run = loadgen::herd(&to.addrs, requests).await?;
             self.results
                 .cpu
                 .push(before.until_now(&format!("herd {size}"), size as u64));
@@ -659,20 +632,18 @@ impl Bench {
             latency: Percentiles::from_micros(&latencies),
         };
         if !herd.as_asserted() {
+            let (created, conflicts, other) = (herd.created, herd.conflicts, &herd.other);
             violations.push(format!(
-                "{route} herd {size}: expected exactly one 201 and {} x 409, got {} x 201, {} x 409, \
-                 other {:?}, {unanswered} unanswered",
-                size - 1,
-                herd.created,
-                herd.conflicts,
-                herd.other
+                "{route} herd {size}: expected exactly one 201 and {} x 409, got {created} x 201, \
+                 {conflicts} x 409, other {other:?}, {unanswered} unanswered",
+                size - 1
             ));
         }
         violations.extend(integrity::check_single_winner(&self.pg, event, seat, &winners).await?);
         Ok((herd, winners, violations))
     }
 
-    async fn cached_server(&mut self) -> Result<(SocketAddr, u32)> {
+    async fn cached_server(&mut self) -> Result<To> {
         if self.cached.is_none() {
             let env = [
                 ("REDIS_URL", self.redis.url.clone()),
@@ -681,8 +652,7 @@ impl Bench {
             let (bin, out) = (&self.server_bin, &self.opts.out_dir);
             self.cached = Some(Server::start("cached", bin, &self.database_url, out, &env).await?);
         }
-        let server = self.cached.as_ref().expect("just started");
-        Ok((server.addr, server.pid))
+        Ok(self.cached.as_ref().expect("just started").to())
     }
 
     /// `read`: one 500-seat event's availability, 32 clients, with the cache off (against
@@ -695,19 +665,21 @@ impl Bench {
         );
         db::analyze(&self.pg).await?;
         eprintln!("[read] pgbench availability, redis-benchmark ...");
-        let ceiling = self
-            .pgbench(Pgbench {
-                name: "availability".into(),
-                protocol: "extended",
-                script: ceiling::availability_script(),
-                clients: CLIENTS,
-                defines: vec![("event_id", event.to_string())],
-                seconds: self.opts.profile.pgbench_secs,
-            })
-            .await?;
-        let requests = self.opts.profile.redis_requests;
-        self.redis_benchmark("GET", requests, vec!["-t".into(), "get".into()])
-            .await?;
+        let (script, defines) = (
+            ceiling::availability_script(),
+            vec![("event_id", event.to_string())],
+        );
+        let (name, seconds) = ("availability".into(), self.opts.profile.pgbench_secs);
+        let spec = Pgbench {
+            name,
+            protocol: "extended",
+            script,
+            clients: CLIENTS,
+            defines,
+            seconds,
+        };
+        let ceiling = self.pgbench(spec).await?;
+        self.redis_benchmark("GET", &["-t", "get"]).await?;
         // The same GET with a value as large as the availability answer: what a cache hit costs
         // Redis itself for this payload (informational; the ratio uses plain `-t get`).
         let path = format!("/api/v1/events/{event}/availability");
@@ -720,33 +692,18 @@ impl Bench {
                 .collect()
         };
         eprintln!("[read] service, read-uncached ...");
-        let (addr, pid) = (self.main.addr, self.main.pid);
         let clients = readers("bench-reader", &path);
         let (_, mut rows, _) = self
-            .measure(
-                "read-uncached",
-                "req/s",
-                &[addr],
-                vec![pid],
-                &["availability"],
-                clients,
-            )
+            .measure("read-uncached", &self.main.to(), clients)
             .await?;
-        let row = rows.remove(0).against("pgbench availability", ceiling.tps);
-        self.results.throughput.push(row);
+        self.results
+            .throughput
+            .push(rows.remove(0).against("pgbench availability", ceiling.tps));
 
         eprintln!("[read] service, read-cached ...");
-        let (addr, pid) = self.cached_server().await?;
-        let clients = readers("bench-reader", &path);
-        let (load, mut rows, _) = self
-            .measure(
-                "read-cached",
-                "req/s",
-                &[addr],
-                vec![pid],
-                &["availability"],
-                clients,
-            )
+        let to = self.cached_server().await?;
+        let (clients, mut rows, _) = self
+            .measure("read-cached", &to, readers("bench-reader", &path))
             .await?;
         eprintln!("[read] nginx, the same bytes ...");
         let nginx = self
@@ -755,16 +712,8 @@ impl Bench {
         let row = rows.remove(0).against("nginx plain (same bytes)", nginx);
         let closed_rate = row.rate;
         self.results.throughput.push(row);
-        self.open_loops(
-            "read-cached",
-            "req/s",
-            addr,
-            pid,
-            "availability",
-            load.clients,
-            closed_rate,
-        )
-        .await?;
+        self.open_loops("read-cached", &to, clients, closed_rate)
+            .await?;
         let sold = self.fixtures.sold.clone();
         self.check("read", &[event], &sold, &[]).await
     }
@@ -773,21 +722,25 @@ impl Bench {
     /// the server's peak RSS taken over this scenario alone.
     pub async fn mixed(&mut self) -> Result<()> {
         eprintln!("[mixed] service ...");
-        let (addr, pid) = self.cached_server().await?;
+        let to = self.cached_server().await?;
+        let pid = to.pids[0];
         self.cached_peak_before_mixed_kib = procstat::rss_kib(pid).0;
         let reset = procstat::reset_peak_rss(pid).is_ok();
         db::analyze(&self.pg).await?;
-        let big = self.fixtures.big.clone();
+        let (big, events) = (
+            self.fixtures.big.clone(),
+            self.fixtures.mixed_events.clone(),
+        );
         let browse = Arc::new(self.fixtures.browse_events.clone());
-        let events = self.fixtures.mixed_events.clone();
-        let clients: Vec<Mixed> = events
+        let mixed = |(c, event): (usize, &i64)| {
+            let booker = Booker::new(format!("bench-mixed-{c}"), vec![*event], &big, 1);
+            Mixed::new(c, booker, browse.clone())
+        };
+        let clients = events
             .iter()
             .take(MIXED_CLIENTS)
             .enumerate()
-            .map(|(c, event)| {
-                let booker = Booker::new(format!("bench-mixed-{c}"), vec![*event], &big, 1);
-                Mixed::new(c, booker, browse.clone())
-            })
+            .map(mixed)
             .collect();
         // VmHWM since the reset covers every instant; VmRSS every 50 ms is the fallback on
         // kernels that refuse the reset.
@@ -801,22 +754,14 @@ impl Bench {
                 }
             }
         });
-        let (load, rows, _) = self
-            .measure("mixed", "req/s", &[addr], vec![pid], &MIXED_KINDS, clients)
-            .await?;
+        let (clients, rows, _) = self.measure("mixed", &to, clients).await?;
         sampler.abort();
         self.results.throughput.extend(rows);
-        let sampled = sampled.load(Ordering::Relaxed);
-        let peak = if reset {
-            Some(procstat::rss_kib(pid).0)
-                .filter(|k| *k > 0)
-                .unwrap_or(sampled)
-        } else {
-            sampled
-        };
+        let peak = Some(procstat::rss_kib(pid).0).filter(|k| reset && *k > 0);
+        let peak = peak.unwrap_or(sampled.load(Ordering::Relaxed));
         self.results
             .figure("server peak RSS under mixed", mb(peak), "MB");
-        let (seen, violations) = gather(load.clients.into_iter().map(|m| m.booker));
+        let (seen, violations) = gather(clients.into_iter().map(|m: Mixed| m.booker));
         self.check("mixed", &events, &seen, &violations).await
     }
 
@@ -827,30 +772,21 @@ impl Bench {
         eprintln!("[lifecycle] service ...");
         db::analyze(&self.pg).await?;
         let (event, hall) = (self.fixtures.lifecycle_event, self.fixtures.hall.clone());
-        let clients: Vec<Lifecycle> = (0..self.opts.profile.lifecycle_clients)
-            .map(|c| Lifecycle::new(c, event, hall.first_seat, hall.seats))
+        let client = |c| Lifecycle::new(c, event, hall.first_seat, hall.seats);
+        let clients = (0..self.opts.profile.lifecycle_clients)
+            .map(client)
             .collect();
-        let (addr, pid) = (self.main.addr, self.main.pid);
-        let (load, rows, _) = self
-            .measure(
-                "lifecycle",
-                "req/s",
-                &[addr],
-                vec![pid],
-                &LIFECYCLE_KINDS,
-                clients,
-            )
-            .await?;
+        let (clients, rows, _) = self.measure("lifecycle", &self.main.to(), clients).await?;
         self.results.throughput.extend(rows);
         let (mut claims, mut violations, mut lost) = (Vec::new(), Vec::new(), 0);
-        for client in load.clients {
+        for client in clients {
             claims.extend(client.claims);
             violations.extend(client.violations);
             lost += client.lost;
         }
         let check =
-            integrity::check_lifecycle(&self.pg, "lifecycle", event, &claims, lost, &violations)
-                .await?;
+            integrity::check_lifecycle(&self.pg, "lifecycle", event, &claims, lost, &violations);
+        let check = check.await?;
         self.record(check).await;
         Ok(())
     }
@@ -858,10 +794,10 @@ impl Bench {
     /// `lambda`: the service shaped as deployed. Each Lambda execution environment serves one
     /// request at a time with a pool of 2 connections, through RDS Proxy. Here: a fleet of
     /// `local-api` processes (`DB_POOL_MAX_SIZE=2`, cache off like the direct `book` run), all
-    /// connecting to PgBouncer in transaction mode (as many server connections as the direct
-    /// run's pool). Measured: `book` with each of the 32 closed-loop clients owning one process,
-    /// and the largest herd queued for `lambda_herd_processes` processes. The fleet, then
-    /// PgBouncer, are stopped at the end, also on failure or Ctrl-C (on drop).
+    /// connecting to PgBouncer in transaction mode. Measured: `book` with each of the 32
+    /// closed-loop clients owning one process, and the largest herd queued for
+    /// `lambda_herd_processes` processes. The fleet, then PgBouncer, are stopped at the end, also
+    /// on failure or Ctrl-C (on drop).
     pub async fn lambda(&mut self) -> Result<()> {
         let herd_processes = self.opts.profile.lambda_herd_processes;
         let processes = CLIENTS.max(herd_processes);
@@ -872,8 +808,10 @@ impl Bench {
         let server_url = format!("postgres://{}@{}/postgres", self.pg_user, self.pg_server);
         let bouncer =
             test_support::PgBouncer::try_start_on(&server_url, LAMBDA_PROXY_CONNECTIONS).await?;
-        let log = self.opts.out_dir.join("server-lambda.log");
-        let env = [("DB_POOL_MAX_SIZE", LAMBDA_POOL_SIZE.to_string())];
+        let (log, env) = (
+            self.opts.out_dir.join("server-lambda.log"),
+            [("DB_POOL_MAX_SIZE", LAMBDA_POOL_SIZE.to_string())],
+        );
         let url = format!(
             "postgres://{}@{}/{}",
             self.pg_user,
@@ -882,33 +820,35 @@ impl Bench {
         );
         // Declared after PgBouncer, so dropped (stopped) before it.
         let mut fleet = Server::fleet(processes, &self.server_bin, &url, &log, &env).await?;
-        let proxy = format!(
-            "{} pool_mode=transaction, default_pool_size=max_db_connections={LAMBDA_PROXY_CONNECTIONS}",
+        let setting = format!(
+            "{processes} local-api processes, DB_POOL_MAX_SIZE={LAMBDA_POOL_SIZE} each, one request \
+             at a time each, through {} pool_mode=transaction, \
+             default_pool_size=max_db_connections={LAMBDA_PROXY_CONNECTIONS}; herd queued for {herd_processes}",
             bouncer.version()
         );
-        self.results.settings.insert(
-            "lambda".into(),
-            format!(
-                "{processes} local-api processes, DB_POOL_MAX_SIZE={LAMBDA_POOL_SIZE} each, one \
-                 request at a time each, through {proxy}; herd queued for {herd_processes}"
-            ),
+        self.results.settings.insert("lambda".into(), setting);
+        let to = To {
+            addrs: fleet.iter().map(|s| s.addr).collect(),
+            pids: fleet.iter().map(|s| s.pid).chain([bouncer.pid()]).collect(),
+        };
+        let outcome = self.lambda_runs(&to, herd_processes).await;
+        let rss: Vec<(u64, u64)> = fleet.iter().map(|s| procstat::rss_kib(s.pid)).collect();
+        let peak = rss.iter().map(|r| r.0).max().unwrap_or(0);
+        self.results
+            .figure("lambda: RSS per process, at most", mb(peak), "MB");
+        self.results.figure(
+            "lambda: RSS of the whole fleet",
+            mb(rss.iter().map(|r| r.1).sum()),
+            "MB",
         );
-        let outcome = self
-            .lambda_runs(&fleet, bouncer.pid(), herd_processes)
-            .await;
         server::stop_all(&mut fleet);
         outcome
     }
 
-    async fn lambda_runs(
-        &mut self,
-        fleet: &[Server],
-        bouncer: u32,
-        herd_processes: usize,
-    ) -> Result<()> {
+    async fn lambda_runs(&mut self, fleet: &To, herd_processes: usize) -> Result<()> {
         db::analyze(&self.pg).await?;
         let big = self.fixtures.big.clone();
-        let ceiling_name = format!("{}-1 {}", Statement::Reference.label(), big.label());
+        let ceiling_name = format!("{}-1 {}", Reference.label(), big.label());
         let ceiling_rate = match self.results.pgbench.iter().find(|p| p.name == ceiling_name) {
             Some(run) => run.tps,
             None => {
@@ -919,7 +859,17 @@ impl Bench {
                     .block("lambda reference", &big, CLIENTS, k)
                     .await?;
                 db::analyze(&self.pg).await?;
-                self.book_ceiling(Statement::Reference, 1, &big, &block, "prepared")
+                let (service, what_if) = (block, Vec::new());
+                let run = VenueRun {
+                    venue: big.clone(),
+                    seats: 1,
+                    reference: block,
+                    book_fn: block,
+                    service,
+                    what_if,
+                    open: false,
+                };
+                self.book_ceiling(&run, Reference, &block, "prepared")
                     .await?
                     .tps
             }
@@ -927,23 +877,16 @@ impl Bench {
 
         eprintln!("[lambda] book: {CLIENTS} clients, each with a process of its own ...");
         let events = self.fixtures.lambda_events.clone();
-        let clients: Vec<Booker> = events
-            .iter()
-            .enumerate()
-            .map(|(c, event)| Booker::new(format!("bench-lambda-{c}"), vec![*event], &big, 1))
-            .collect();
-        let addrs: Vec<SocketAddr> = fleet.iter().map(|s| s.addr).collect();
-        let pids: Vec<u32> = fleet.iter().map(|s| s.pid).chain([bouncer]).collect();
-        let name = "lambda book (server = processes + PgBouncer)";
-        let (load, mut rows, _) = self
-            .measure(
-                name,
-                "bookings/s",
-                &addrs[..CLIENTS],
-                pids.clone(),
-                &["book"],
-                clients,
-            )
+        let booker = |(c, event): (usize, &i64)| {
+            Booker::new(format!("bench-lambda-{c}"), vec![*event], &big, 1)
+        };
+        let clients = events.iter().enumerate().map(booker).collect();
+        let to = To {
+            addrs: fleet.addrs[..CLIENTS].to_vec(),
+            pids: fleet.pids.clone(),
+        };
+        let (clients, mut rows, _) = self
+            .measure("lambda book (server = processes + PgBouncer)", &to, clients)
             .await?;
         let mut row = rows
             .remove(0)
@@ -961,7 +904,7 @@ impl Bench {
             self.results.figure(&figure, row.rate / direct, "x");
         }
         self.results.throughput.push(row);
-        let (seen, violations) = gather(load.clients);
+        let (seen, violations) = gather(clients);
         self.check("lambda book", &events, &seen, &violations)
             .await?;
 
@@ -981,9 +924,9 @@ impl Bench {
             self.fixtures.lambda_herd_event,
             self.fixtures.hall.first_seat,
         );
-        let (users, requests) = herd_requests(&format!("lambda-herd-{size}"), size, event, seat);
-        let before = Cpu::now(pids);
-        let run = loadgen::herd(&addrs[..herd_processes], requests).await?;
+        let (users, requests) = herd_requests(size, event, seat);
+        let before = Cpu::now(fleet.pids.clone());
+        let run = loadgen::herd(&fleet.addrs[..herd_processes], requests).await?;
         self.results
             .cpu
             .push(before.until_now(&format!("lambda herd {size}"), size as u64));
@@ -996,18 +939,7 @@ impl Bench {
             &winners,
             &violations,
         )
-        .await?;
-
-        let rss: Vec<(u64, u64)> = fleet.iter().map(|s| procstat::rss_kib(s.pid)).collect();
-        let peak = rss.iter().map(|r| r.0).max().unwrap_or(0);
-        self.results
-            .figure("lambda: RSS per process, at most", mb(peak), "MB");
-        self.results.figure(
-            "lambda: RSS of the whole fleet",
-            mb(rss.iter().map(|r| r.1).sum()),
-            "MB",
-        );
-        Ok(())
+        .await
     }
 
     /// Whole-run process figures, taken before the servers stop; nginx is stopped.

@@ -9,14 +9,14 @@
 //!   (from a booking's 201 to the first map an observer got that shows the seat taken), and
 //!   whether the booker's own reads, naming the version its 201 gave, always show its seats.
 
-use super::{watch_cpu, Bench};
+use super::{watch_cpu, Bench, To};
 use crate::ceiling::CLIENTS;
 use crate::clients::{booking, Reader};
 use crate::fixtures::{Admin, Map};
 use crate::http::{self, Body, Conn, Identity};
 use crate::loadgen::{Client, Window};
 use crate::nginx::{self, Nginx};
-use crate::report::Goal;
+use crate::report::{Goal, Throughput};
 use crate::stats::{micros, Percentiles};
 use crate::Result;
 use bytes::Bytes;
@@ -64,7 +64,7 @@ impl Bench {
     /// The read event's map from the cached server, plain and gzip (checked to be the same), and
     /// the gzip answer's tag.
     async fn read_event_map(&mut self) -> Result<(Vec<u8>, Vec<u8>, HeaderValue)> {
-        let (addr, _) = self.cached_server().await?;
+        let addr = self.cached_server().await?.addrs[0];
         let path = format!("/api/v1/events/{}/availability", self.fixtures.read_event());
         let who = Identity::user("bench-poller");
         let mut conn = Conn::open(addr).await?;
@@ -97,13 +97,17 @@ impl Bench {
             self.nginx = Some(nginx);
         }
         let nginx = self.nginx.as_ref().expect("just started");
-        let (addr, pids) = (nginx.addr, nginx.pids());
-        let name_cpu = format!("{name} (server = nginx)");
+        let to = To {
+            addrs: vec![nginx.addr],
+            pids: nginx.pids(),
+        };
         let (_, mut rows, _) = self
-            .measure(&name_cpu, "req/s", &[addr], pids, &["GET"], clients)
+            .measure(&format!("{name} (server = nginx)"), &to, clients)
             .await?;
-        let mut row = rows.remove(0);
-        row.scenario = name.to_owned();
+        let row = Throughput {
+            scenario: name.to_owned(),
+            ..rows.remove(0)
+        };
         let rate = row.rate;
         self.results.throughput.push(row);
         Ok(rate)
@@ -112,14 +116,16 @@ impl Bench {
     /// `poll`: cached reads as pollers make them (gzip; `If-None-Match` → 304).
     pub async fn poll(&mut self) -> Result<()> {
         let path = format!("/api/v1/events/{}/availability", self.fixtures.read_event());
-        let (addr, pid) = self.cached_server().await?;
+        let to = self.cached_server().await?;
         let (plain, zipped, tag) = self.read_event_map().await?;
-        self.results
-            .figure("poll: bytes per poll, plain", plain.len() as f64, "B");
-        self.results
-            .figure("poll: bytes per poll, gzip", zipped.len() as f64, "B");
-        self.results
-            .figure("poll: bytes per poll, 304", 0.0, "B (headers only)");
+        for (what, bytes, unit) in [
+            ("plain", plain.len(), "B"),
+            ("gzip", zipped.len(), "B"),
+            ("304", 0, "B (headers only)"),
+        ] {
+            self.results
+                .figure(&format!("poll: bytes per poll, {what}"), bytes as f64, unit);
+        }
         // What Redis serves for a value of the size a gzip hit fetches.
         let get = self.redis_get_of_size("gzip-payload", zipped.len()).await?;
         let pollers = |prefix: &str, path: &str, tag: Option<&HeaderValue>| -> Vec<Reader> {
@@ -137,16 +143,8 @@ impl Bench {
         };
 
         eprintln!("[poll] service, poll-gzip ...");
-        let clients = pollers("bench-poller", &path, None);
         let (_, mut rows, _) = self
-            .measure(
-                "poll-gzip",
-                "req/s",
-                &[addr],
-                vec![pid],
-                &["availability"],
-                clients,
-            )
+            .measure("poll-gzip", &to, pollers("bench-poller", &path, None))
             .await?;
         eprintln!("[poll] nginx, the same gzip bytes ...");
         let nginx = self
@@ -160,16 +158,8 @@ impl Bench {
             .push(rows.remove(0).against("nginx gzip (same bytes)", nginx));
 
         eprintln!("[poll] service, poll-304 ...");
-        let clients = pollers("bench-poller", &path, Some(&tag));
         let (_, mut rows, _) = self
-            .measure(
-                "poll-304",
-                "req/s",
-                &[addr],
-                vec![pid],
-                &["availability"],
-                clients,
-            )
+            .measure("poll-304", &to, pollers("bench-poller", &path, Some(&tag)))
             .await?;
         let row = rows
             .remove(0)
@@ -192,7 +182,8 @@ impl Bench {
             true => (Duration::from_millis(300), Duration::from_millis(1500)),
             false => (Duration::from_millis(500), Duration::from_secs(5)),
         };
-        let (addr, pid) = self.cached_server().await?;
+        let to = self.cached_server().await?;
+        let addr = to.addrs[0];
         let mut admin = Admin::open(addr).await?;
         let venue = admin.venue("hot", rows, cols).await?;
         let event = admin.event("on-sale", venue.id).await?;
@@ -204,7 +195,7 @@ impl Bench {
         eprintln!("[hot] {n} seats ({b} B plain), {bookers} bookers, {readers} readers every {every} ms ...");
         let window = Window::after(warmup, measure);
 
-        let cpu = watch_cpu(vec![pid], window);
+        let cpu = watch_cpu(&to.pids, window);
         let loads = tokio::spawn(loads_over(addr, window));
         let booked: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
         let booker_tasks: Vec<_> = (0..bookers)
@@ -253,7 +244,8 @@ impl Bench {
                 .for_each(|(a, b)| *a += b);
             polls.first_problem = polls.first_problem.or(p.first_problem);
         }
-        let cpu = cpu.await?.until_now("hot", polls.counts[0] + in_window);
+        let (start, end) = cpu.await?;
+        let cpu = start.until(&end, "hot", polls.counts[0] + in_window);
         self.results.cpu.push(cpu);
         let loaded = loads.await??;
         let first_seen = observer.await??;

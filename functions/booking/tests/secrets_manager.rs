@@ -142,16 +142,10 @@ async fn book(lambda: &Emulator, user: &str, event_id: i64, seat: i64) -> (u16, 
     let mut event = sample_event("booking-create.json");
     event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(user);
     event["body"] = json!(json!({"event_id": event_id, "seat_ids": [seat]}).to_string());
-    let response = lambda
-        .invoke(&event, INVOKE_TIMEOUT)
+    lambda
+        .invoke_http(&event, INVOKE_TIMEOUT)
         .await
-        .unwrap_or_else(|e| panic!("booking invocation: {e}"));
-    let status = response["statusCode"].as_u64().expect("statusCode") as u16;
-    let body = response["body"]
-        .as_str()
-        .and_then(|b| serde_json::from_str(b).ok())
-        .unwrap_or(Value::Null);
-    (status, body)
+        .unwrap_or_else(|e| panic!("booking invocation: {e}"))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -34,12 +34,11 @@ async fn a_read_with_redis_down_is_served_and_counted_as_a_cloudwatch_metric() {
     .unwrap();
     let sample = sample_event("events-get.json");
 
-    let response = lambda
-        .invoke(&sample, Duration::from_secs(30))
+    let (status, body) = lambda
+        .invoke_http(&sample, Duration::from_secs(30))
         .await
         .unwrap();
-    assert_eq!(response["statusCode"], 200, "{response}");
-    let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    assert_eq!(status, 200, "{body}");
     assert_eq!(body["name"], "Fallback Night");
 
     let logs = lambda.logs();

@@ -1,8 +1,9 @@
 //! A local AWS Lambda Runtime API, enough for `lambda_runtime` 1.x: run a function binary as the
 //! Lambda service would (one process = one execution environment), invoke it, and time its cold
-//! start.
+//! start. (The example is not compiled as a doctest: `functions/*/tests` and `coldstart` make
+//! these very calls.)
 //!
-//! ```no_run
+//! ```ignore
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use lambda_emulator::{Emulator, Function};
 //! let lambda = Emulator::launch(Function::new("target/release/events", "events")).await?;
@@ -88,6 +89,8 @@ pub enum InvokeError {
     },
     #[error("the response is not JSON ({0}): {1}")]
     NotJson(serde_json::Error, String),
+    #[error("the response is not an API Gateway proxy response (no statusCode): {0}")]
+    NotProxyResponse(Value),
 }
 
 /// When the execution environment reached each stage, counted from the spawn of its process.
@@ -280,6 +283,28 @@ impl Emulator {
         let raw = self.invoke_raw(event.to_string().into(), timeout).await?;
         serde_json::from_slice(&raw)
             .map_err(|e| InvokeError::NotJson(e, String::from_utf8_lossy(&raw).into_owned()))
+    }
+
+    /// Invokes the function with an API Gateway proxy `event` (HTTP API or REST) and decodes its
+    /// proxy response: the `statusCode`, and the `body` parsed as JSON (`null` when there is none,
+    /// or it is not JSON text).
+    pub async fn invoke_http(
+        &self,
+        event: &Value,
+        timeout: Duration,
+    ) -> Result<(u16, Value), InvokeError> {
+        let response = self.invoke(event, timeout).await?;
+        let Some(status) = response["statusCode"]
+            .as_u64()
+            .and_then(|s| u16::try_from(s).ok())
+        else {
+            return Err(InvokeError::NotProxyResponse(response));
+        };
+        let body = response["body"]
+            .as_str()
+            .and_then(|body| serde_json::from_str(body).ok())
+            .unwrap_or(Value::Null);
+        Ok((status, body))
     }
 
     pub async fn invoke_raw(&self, event: Bytes, timeout: Duration) -> Result<Bytes, InvokeError> {

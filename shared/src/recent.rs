@@ -12,7 +12,15 @@ const SWEEP_AT: usize = 10_000;
 
 pub struct Recent {
     remember: Duration,
-    seen: Mutex<HashMap<(i64, i64), Instant>>,
+    memory: Mutex<Memory>,
+}
+
+#[derive(Default)]
+struct Memory {
+    /// When each pair was seen.
+    seen: HashMap<(i64, i64), Instant>,
+    /// When each pair was last forgotten: a read that began before then is not remembered.
+    forgotten: HashMap<(i64, i64), Instant>,
 }
 
 impl Recent {
@@ -20,50 +28,69 @@ impl Recent {
     pub fn new(remember: Duration) -> Self {
         Recent {
             remember,
-            seen: Mutex::default(),
+            memory: Mutex::default(),
         }
+    }
+
+    fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.memory.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// True when any of `ids` under `scope` was seen within the memory's span.
     pub fn any(&self, scope: i64, ids: &[i64]) -> bool {
-        let now = Instant::now();
-        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        ids.iter().any(|id| {
-            seen.get(&(scope, *id))
-                .is_some_and(|at| now.duration_since(*at) < self.remember)
-        })
+        !self.which(scope, ids).is_empty()
     }
 
     /// Those of `ids` under `scope` seen within the memory's span, in the order given.
     pub fn which(&self, scope: i64, ids: &[i64]) -> Vec<i64> {
         let now = Instant::now();
-        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let memory = self.memory();
         ids.iter()
             .copied()
             .filter(|id| {
-                seen.get(&(scope, *id))
+                memory
+                    .seen
+                    .get(&(scope, *id))
                     .is_some_and(|at| now.duration_since(*at) < self.remember)
             })
             .collect()
     }
 
-    /// Forgets `ids` under `scope`.
+    /// Forgets `ids` under `scope`, and refuses what a read begun before now says of them.
     pub fn forget(&self, scope: i64, ids: &[i64]) {
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let mut memory = self.memory();
         for id in ids {
-            seen.remove(&(scope, *id));
+            memory.seen.remove(&(scope, *id));
+            memory.forgotten.insert((scope, *id), now);
         }
     }
 
     /// Remembers `ids` under `scope`, from now.
     pub fn note(&self, scope: i64, ids: &[i64]) {
+        self.note_read(scope, ids, Instant::now());
+    }
+
+    /// Remembers `ids` under `scope` as a read begun at `read_at` found them, except those
+    /// forgotten since (a reader must not put back what a write took away meanwhile).
+    pub fn note_read(&self, scope: i64, ids: &[i64], read_at: Instant) {
         let now = Instant::now();
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.len() >= SWEEP_AT {
-            seen.retain(|_, at| now.duration_since(*at) < self.remember);
+        let mut memory = self.memory();
+        if memory.seen.len() + memory.forgotten.len() >= SWEEP_AT {
+            let remember = self.remember;
+            memory
+                .seen
+                .retain(|_, at| now.duration_since(*at) < remember);
+            memory
+                .forgotten
+                .retain(|_, at| now.duration_since(*at) < remember);
         }
         for id in ids {
-            seen.insert((scope, *id), now);
+            let key = (scope, *id);
+            if memory.forgotten.get(&key).is_some_and(|at| *at >= read_at) {
+                continue;
+            }
+            memory.seen.insert(key, read_at);
         }
     }
 }
@@ -80,8 +107,16 @@ mod tests {
         assert!(!recent.any(7, &[3]));
         assert!(!recent.any(8, &[1]));
         assert_eq!(recent.which(7, &[3, 2, 1]), [2, 1]);
+        let read_at = Instant::now();
         recent.forget(7, &[2]);
         assert_eq!(recent.which(7, &[1, 2]), [1]);
+        recent.note_read(7, &[2], read_at);
+        assert!(
+            !recent.any(7, &[2]),
+            "a read from before the forget is not kept"
+        );
+        recent.note_read(7, &[2], Instant::now());
+        assert!(recent.any(7, &[2]));
         std::thread::sleep(Duration::from_millis(60));
         assert!(!recent.any(7, &[1]));
         assert!(recent.which(7, &[1]).is_empty());

@@ -162,8 +162,10 @@ async fn marked(state: &AppState, claim: &Claim<'_>) -> Option<Vec<i64>> {
     if !seen.is_empty() {
         return Some(seen);
     }
+    let asked = std::time::Instant::now();
     let taken = marks::marked(cache, event, ids).await?;
-    state.seen_taken.note(event, &taken);
+    // Not over a cancellation this process made while the read was out.
+    state.seen_taken.note_read(event, &taken, asked);
     Some(taken)
 }
 

@@ -36,23 +36,27 @@ impl Recent {
         self.memory.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// True when any of `ids` under `scope` was seen within the memory's span.
+    /// Whether `memory` has seen `(scope, id)` within the span, as of `now`.
+    fn seen(&self, memory: &Memory, now: Instant, scope: i64, id: i64) -> bool {
+        memory
+            .seen
+            .get(&(scope, id))
+            .is_some_and(|at| now.duration_since(*at) < self.remember)
+    }
+
+    /// True when any of `ids` under `scope` was seen within the memory's span. Allocates
+    /// nothing: it is asked on every booking.
     pub fn any(&self, scope: i64, ids: &[i64]) -> bool {
-        !self.which(scope, ids).is_empty()
+        let (now, memory) = (Instant::now(), self.memory());
+        ids.iter().any(|id| self.seen(&memory, now, scope, *id))
     }
 
     /// Those of `ids` under `scope` seen within the memory's span, in the order given.
     pub fn which(&self, scope: i64, ids: &[i64]) -> Vec<i64> {
-        let now = Instant::now();
-        let memory = self.memory();
+        let (now, memory) = (Instant::now(), self.memory());
         ids.iter()
             .copied()
-            .filter(|id| {
-                memory
-                    .seen
-                    .get(&(scope, *id))
-                    .is_some_and(|at| now.duration_since(*at) < self.remember)
-            })
+            .filter(|id| self.seen(&memory, now, scope, *id))
             .collect()
     }
 
@@ -60,6 +64,7 @@ impl Recent {
     pub fn forget(&self, scope: i64, ids: &[i64]) {
         let now = Instant::now();
         let mut memory = self.memory();
+        self.sweep(&mut memory, now);
         for id in ids {
             memory.seen.remove(&(scope, *id));
             memory.forgotten.insert((scope, *id), now);
@@ -74,17 +79,8 @@ impl Recent {
     /// Remembers `ids` under `scope` as a read begun at `read_at` found them, except those
     /// forgotten since (a reader must not put back what a write took away meanwhile).
     pub fn note_read(&self, scope: i64, ids: &[i64], read_at: Instant) {
-        let now = Instant::now();
         let mut memory = self.memory();
-        if memory.seen.len() + memory.forgotten.len() >= SWEEP_AT {
-            let remember = self.remember;
-            memory
-                .seen
-                .retain(|_, at| now.duration_since(*at) < remember);
-            memory
-                .forgotten
-                .retain(|_, at| now.duration_since(*at) < remember);
-        }
+        self.sweep(&mut memory, Instant::now());
         for id in ids {
             let key = (scope, *id);
             if memory.forgotten.get(&key).is_some_and(|at| *at >= read_at) {
@@ -92,6 +88,17 @@ impl Recent {
             }
             memory.seen.insert(key, read_at);
         }
+    }
+
+    /// Past [`SWEEP_AT`] entries, drops those older than the span (both kinds: a forget older
+    /// than the span fences no read still worth keeping).
+    fn sweep(&self, memory: &mut Memory, now: Instant) {
+        if memory.seen.len() + memory.forgotten.len() < SWEEP_AT {
+            return;
+        }
+        let fresh = |at: &mut Instant| now.duration_since(*at) < self.remember;
+        memory.seen.retain(|_, at| fresh(at));
+        memory.forgotten.retain(|_, at| fresh(at));
     }
 }
 

@@ -4,7 +4,8 @@
 //!
 //! Counted with `pg_stat_get_xact_blocks_fetched` (every buffer the transaction touched, in every
 //! table and index, nested statements of `book()` included) around one statement inside a
-//! transaction that is then rolled back. Each statement runs several times per session first:
+//! transaction that is then rolled back, on events without and then with a per-user cap (`book()`
+//! has a path for each). Each statement runs several times per session first:
 //! PL/pgSQL turns the plans of `book()` generic after five calls, and that generic plan is the
 //! one bookings use for the rest of the session.
 
@@ -59,6 +60,11 @@ async fn every_seat_statement_costs_the_same_in_a_40000_seat_arena_as_in_a_50_se
             "force_generic_plan",
         ),
         ("ANALYZE", "after ANALYZE, default plan_cache_mode"),
+        // Last, as it stays: book() takes its second path (the allowance lock) under a cap.
+        (
+            "UPDATE events SET max_seats_per_user = 1000000; ANALYZE",
+            "events with a per-user cap",
+        ),
     ] {
         let db = app.connect().await;
         db.batch_execute(setup).await.unwrap();

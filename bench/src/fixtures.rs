@@ -1,9 +1,10 @@
 //! The data every scenario runs on, created through the API itself (organizer routes): one
 //! 200 x 200 arena (40,000 seats) and one realistic 20 x 25 hall (500 seats); the booking
 //! scenarios run on both, each booking client (pgbench's or the service's) in events of its own
-//! (`Block`), so no booking ever collides. Hall events serve reads, browsing and herds; 30 % of
-//! the read event's seats are sold beforehand so availability has bookings to join.
+//! (`Block`), so no booking ever collides. Hall events serve reads and herds; 30 % of the read
+//! event's seats are sold beforehand so availability has bookings to join.
 
+use crate::ceiling::CLIENTS;
 use crate::clients::booking;
 use crate::http::{self, Body, Conn, Identity};
 use crate::integrity::BookingSeen;
@@ -15,9 +16,6 @@ use serde::Deserialize;
 use serde_json::json;
 use std::net::SocketAddr;
 
-/// Clients in `mixed`, each of which may book.
-pub const MIXED_CLIENTS: usize = 80;
-const BROWSE_EVENTS: usize = 4;
 const FIXTURE_USER: &str = "bench-fixture";
 
 #[derive(Debug, Clone)]
@@ -34,12 +32,11 @@ impl Venue {
     }
 }
 
-/// Consecutive events on one venue: client `c` owns `per_client` of them from
+/// Consecutive events on one venue: client `c` (of `CLIENTS`) owns `per_client` of them from
 /// `base + c * per_client`, which a pgbench script computes from its `client_id`.
 #[derive(Debug, Clone, Copy)]
 pub struct Block {
     pub base: i64,
-    pub clients: usize,
     pub per_client: usize,
 }
 
@@ -50,7 +47,7 @@ impl Block {
     }
 
     pub fn events(&self) -> Vec<i64> {
-        (self.base..self.base + (self.clients * self.per_client) as i64).collect()
+        (self.base..self.base + (CLIENTS * self.per_client) as i64).collect()
     }
 }
 
@@ -58,23 +55,11 @@ impl Block {
 pub struct Fixtures {
     pub big: Venue,
     pub hall: Venue,
-    pub mixed_events: Vec<i64>,
-    /// Hall events: the first is the read event (30 % sold); all are browsed in `mixed`.
-    pub browse_events: Vec<i64>,
+    /// The hall event the reads read (30 % sold).
+    pub read_event: i64,
     pub herd_event: i64,
-    /// A hall event where `lifecycle` clients hold, confirm, cancel and book.
-    pub lifecycle_event: i64,
-    /// One arena event per booking client of `lambda`, and the hall event of its herd.
-    pub lambda_events: Vec<i64>,
-    pub lambda_herd_event: i64,
     /// The bookings that sold the read event's seats.
     pub sold: Vec<BookingSeen>,
-}
-
-impl Fixtures {
-    pub fn read_event(&self) -> i64 {
-        self.browse_events[0]
-    }
 }
 
 #[derive(Deserialize)]
@@ -183,44 +168,28 @@ impl Admin {
         self.create("/api/v1/events", body).await
     }
 
-    async fn events(&mut self, label: &str, venue: i64, n: usize) -> Result<Vec<i64>> {
-        let mut ids = Vec::with_capacity(n);
-        for k in 0..n {
-            ids.push(self.event(&format!("{label} {k}"), venue).await?);
+    /// `CLIENTS * per_client` events with consecutive ids on `venue`.
+    pub async fn block(&mut self, label: &str, venue: &Venue, per_client: usize) -> Result<Block> {
+        let mut ids = Vec::with_capacity(CLIENTS * per_client);
+        for k in 0..CLIENTS * per_client {
+            ids.push(self.event(&format!("{label} {k}"), venue.id).await?);
         }
-        Ok(ids)
-    }
-
-    /// `clients * per_client` events with consecutive ids on `venue`.
-    pub async fn block(
-        &mut self,
-        label: &str,
-        venue: &Venue,
-        clients: usize,
-        per_client: usize,
-    ) -> Result<Block> {
-        let ids = self.events(label, venue.id, clients * per_client).await?;
         if ids.windows(2).any(|w| w[1] != w[0] + 1) {
             return Err(format!("{label}: event ids are not consecutive").into());
         }
         Ok(Block {
             base: ids[0],
-            clients,
             per_client,
         })
     }
 }
 
-pub async fn create(addr: SocketAddr, clients: usize) -> Result<Fixtures> {
+pub async fn create(addr: SocketAddr) -> Result<Fixtures> {
     let mut admin = Admin::open(addr).await?;
     let big = admin.venue("arena", 200, 200).await?;
     let hall = admin.venue("hall", 20, 25).await?;
-    let mixed_events = admin.events("mixed", big.id, MIXED_CLIENTS).await?;
-    let browse_events = admin.events("show", hall.id, BROWSE_EVENTS).await?;
+    let read_event = admin.event("show", hall.id).await?;
     let herd_event = admin.event("herd", hall.id).await?;
-    let lifecycle_event = admin.event("lifecycle", hall.id).await?;
-    let lambda_events = admin.events("lambda", big.id, clients).await?;
-    let lambda_herd_event = admin.event("lambda herd", hall.id).await?;
 
     // Sell 30 % of the read event: 3 seats in every 10, in bookings of 10 seats.
     let who = Identity::user(FIXTURE_USER);
@@ -230,25 +199,17 @@ pub async fn create(addr: SocketAddr, clients: usize) -> Result<Fixtures> {
         .collect();
     let mut sold = Vec::new();
     for seats in sold_seats.chunks(10) {
-        let request = booking("/api/v1/bookings", &who, browse_events[0], seats);
+        let request = booking("/api/v1/bookings", &who, read_event, seats);
         let created = admin.call(request, StatusCode::CREATED).await?;
-        sold.push(BookingSeen::from_answer(
-            &created,
-            browse_events[0],
-            FIXTURE_USER,
-            seats,
-            "confirmed",
-        )?);
+        let booking =
+            BookingSeen::from_answer(&created, read_event, FIXTURE_USER, seats, "confirmed");
+        sold.push(booking?);
     }
     Ok(Fixtures {
         big,
         hall,
-        mixed_events,
-        browse_events,
+        read_event,
         herd_event,
-        lifecycle_event,
-        lambda_events,
-        lambda_herd_event,
         sold,
     })
 }

@@ -66,10 +66,6 @@ pub fn get(path: &str, who: &Identity) -> Request<Body> {
     build(Method::GET, path, who, None)
 }
 
-pub fn delete(path: &str, who: &Identity) -> Request<Body> {
-    build(Method::DELETE, path, who, None)
-}
-
 pub fn post(path: &str, who: &Identity, body: &serde_json::Value) -> Request<Body> {
     build(Method::POST, path, who, Some(Bytes::from(body.to_string())))
 }

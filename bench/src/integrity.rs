@@ -1,12 +1,12 @@
 //! The integrity checks run after every scenario: what the load generator was told must be
 //! exactly what PostgreSQL holds, and no seat may be sold twice.
 
+use crate::ceiling::CLIENTS;
 use crate::fixtures::Block;
 use crate::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Row};
+use tokio_postgres::Client;
 use uuid::Uuid;
 
 /// A booking (or hold) the service answered 201 for, as the load generator saw it.
@@ -87,30 +87,6 @@ impl Check {
     }
 }
 
-/// A violation for every row `sql` returns.
-async fn each_row(
-    pg: &Client,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-    violations: &mut Vec<String>,
-    violation: impl Fn(&Row) -> String,
-) -> Result<()> {
-    violations.extend(pg.query(sql, params).await?.iter().map(violation));
-    Ok(())
-}
-
-/// Any (event, seat) with more than one ticket, anywhere: impossible under the unique
-/// constraint, checked anyway.
-async fn double_tickets(pg: &Client, violations: &mut Vec<String>) -> Result<()> {
-    let sql = "SELECT event_id, seat_id, count(*) FROM tickets
-               GROUP BY event_id, seat_id HAVING count(*) > 1 LIMIT 20";
-    each_row(pg, sql, &[], violations, |r| {
-        let (event, seat, n): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
-        format!("seat {seat} of event {event} has {n} tickets")
-    })
-    .await
-}
-
 /// Checks in PostgreSQL: no seat has two tickets anywhere; every booking in `seen` exists with
 /// exactly the tickets and seats the service returned and one 'booking.confirmed' outbox row; the
 /// scenario's `events` hold no booking or ticket the load generator was not told about. `reported`
@@ -124,7 +100,13 @@ pub async fn check(
     reported: &[String],
 ) -> Result<Check> {
     let mut violations: Vec<String> = reported.to_vec();
-    double_tickets(pg, &mut violations).await?;
+    // Impossible under the unique constraint, checked anyway.
+    let sql = "SELECT event_id, seat_id, count(*) FROM tickets
+               GROUP BY event_id, seat_id HAVING count(*) > 1 LIMIT 20";
+    violations.extend(pg.query(sql, &[]).await?.iter().map(|r| {
+        let (event, seat, n): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
+        format!("seat {seat} of event {event} has {n} tickets")
+    }));
 
     let mut stored = HashMap::with_capacity(seen.len());
     for chunk in seen.chunks(10_000) {
@@ -165,11 +147,10 @@ pub async fn check(
     let sql = "SELECT b.id, count(o.id) FROM bookings b
                LEFT JOIN outbox o ON o.booking_id = b.id AND o.kind = 'booking.confirmed'
                WHERE b.id = ANY ($1) GROUP BY b.id HAVING count(o.id) <> 1";
-    each_row(pg, sql, &[&ids], &mut violations, |r| {
+    violations.extend(pg.query(sql, &[&ids]).await?.iter().map(|r| {
         let (id, n): (Uuid, i64) = (r.get(0), r.get(1));
         format!("confirmed booking {id} has {n} 'booking.confirmed' outbox rows (expected 1)")
-    })
-    .await?;
+    }));
 
     let ours: Vec<&BookingSeen> = seen
         .iter()
@@ -202,207 +183,15 @@ pub async fn check(
     })
 }
 
-/// What the load generator learnt about an outcome it asked for (a confirmation, a
-/// cancellation): answered yes, not asked (or refused), or the answer never came.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Told {
-    No,
-    Yes,
-    Unsure,
-}
-
-/// A hold or a booking the `lifecycle` scenario created (201), and what happened to it after.
-#[derive(Debug, Clone)]
-pub struct ClaimSeen {
-    pub booking: BookingSeen,
-    /// A plain booking (confirmed from the start) rather than a hold.
-    pub booked: bool,
-    /// Its hold was confirmed (always `Yes` for a plain booking).
-    pub confirmed: Told,
-    pub cancelled: Told,
-}
-
-/// One lifecycle booking as the database holds it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredClaim {
-    pub event_id: i64,
-    pub user_id: String,
-    pub status: String,
-    /// (ticket id, seat id) in `tickets` and in `released_tickets`, sorted.
-    pub live: Vec<(i64, i64)>,
-    pub released: Vec<(i64, i64)>,
-    pub reasons: Vec<String>,
-    /// 'booking.confirmed' rows in `outbox`.
-    pub confirmations: i64,
-}
-
-impl ClaimSeen {
-    /// Everything wrong with the stored booking, given what the client was told (pure).
-    pub fn judge(&self, stored: Option<&StoredClaim>) -> Vec<String> {
-        let b = &self.booking;
-        let Some(s) = stored else {
-            let what = if self.booked { "booking" } else { "hold" };
-            return vec![format!(
-                "{what} {} was answered 201 but is not in the database",
-                b.id
-            )];
-        };
-        let mut wrong = Vec::new();
-        if s.event_id != b.event_id || s.user_id != b.user_id {
-            wrong.push(format!(
-                "booking {} is for event {} / {}, was asked for event {} / {}",
-                b.id, s.event_id, s.user_id, b.event_id, b.user_id
-            ));
-        }
-        let allowed: &[&str] = match (self.confirmed, self.cancelled) {
-            (Told::Yes, Told::Yes) => &["cancelled"],
-            (Told::Yes, Told::No) => &["confirmed"],
-            (Told::Yes, Told::Unsure) => &["confirmed", "cancelled"],
-            (Told::No, _) => &["held", "expired"],
-            (Told::Unsure, _) => &["held", "expired", "confirmed"],
-        };
-        if !allowed.contains(&s.status.as_str()) {
-            wrong.push(format!(
-                "booking {} is '{}'; the client was told confirmed={:?} cancelled={:?}, so \
-                 expected one of {allowed:?}",
-                b.id, s.status, self.confirmed, self.cancelled
-            ));
-        }
-        let live = matches!(s.status.as_str(), "held" | "confirmed");
-        let (want_live, want_released) = match live {
-            true => (&b.tickets[..], &[][..]),
-            false => (&[][..], &b.tickets[..]),
-        };
-        if s.live != want_live || s.released != want_released {
-            wrong.push(format!(
-                "booking {} ({}) should have tickets {want_live:?} and released {want_released:?}, \
-                 has tickets {:?} and released {:?}",
-                b.id, s.status, s.live, s.released
-            ));
-        }
-        if !live && s.reasons != [s.status.as_str()] {
-            let (id, status, reasons) = (b.id, &s.status, &s.reasons);
-            wrong.push(format!(
-                "booking {id} ({status}) has released tickets with reasons {reasons:?}"
-            ));
-        }
-        let confirmations = i64::from(matches!(s.status.as_str(), "confirmed" | "cancelled"));
-        if s.confirmations != confirmations {
-            wrong.push(format!(
-                "booking {} ({}) has {} 'booking.confirmed' outbox rows, expected {confirmations}",
-                b.id, s.status, s.confirmations
-            ));
-        }
-        wrong
-    }
-}
-
-/// After `lifecycle`: no seat has two live claims, and every hold and booking the load generator
-/// created is in exactly the state (status, tickets, released tickets, outbox) its answers imply.
-/// `lost` is how many holds or bookings got no answer (transport error): the event may hold up to
-/// that many bookings the load generator never heard of.
-pub async fn check_lifecycle(
-    pg: &Client,
-    scope: &str,
-    event_id: i64,
-    claims: &[ClaimSeen],
-    lost: usize,
-    reported: &[String],
-) -> Result<Check> {
-    let mut violations: Vec<String> = reported.to_vec();
-    double_tickets(pg, &mut violations).await?;
-    let sql = "SELECT t.event_id, t.seat_id, count(*) FROM tickets t
-               JOIN bookings b ON b.id = t.booking_id WHERE b.status IN ('held', 'confirmed')
-               GROUP BY t.event_id, t.seat_id HAVING count(*) > 1 LIMIT 20";
-    each_row(pg, sql, &[], &mut violations, |r| {
-        let (event, seat, n): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
-        format!("seat {seat} of event {event} has {n} live claims")
-    })
-    .await?;
-    let sql = "SELECT b.id, b.status::text, count(*) FROM tickets t
-               JOIN bookings b ON b.id = t.booking_id WHERE b.status NOT IN ('held', 'confirmed')
-               GROUP BY b.id, b.status LIMIT 20";
-    each_row(pg, sql, &[], &mut violations, |r| {
-        let (id, status, n): (Uuid, String, i64) = (r.get(0), r.get(1), r.get(2));
-        format!("booking {id} is '{status}' but still claims {n} seats in tickets")
-    })
-    .await?;
-
-    let ids: Vec<Uuid> = claims.iter().map(|c| c.booking.id).collect();
-    let rows = pg
-        .query(
-            "WITH confirmations AS MATERIALIZED (
-                 SELECT booking_id, count(*) AS n FROM outbox
-                 WHERE booking_id = ANY ($1) AND kind = 'booking.confirmed' GROUP BY booking_id)
-             SELECT b.id, b.event_id, b.user_id, b.status::text,
-                    coalesce((SELECT array_agg(t.id ORDER BY t.id) FROM tickets t
-                              WHERE t.booking_id = b.id), '{}'),
-                    coalesce((SELECT array_agg(t.seat_id ORDER BY t.id) FROM tickets t
-                              WHERE t.booking_id = b.id), '{}'),
-                    coalesce((SELECT array_agg(r.id ORDER BY r.id) FROM released_tickets r
-                              WHERE r.booking_id = b.id), '{}'),
-                    coalesce((SELECT array_agg(r.seat_id ORDER BY r.id) FROM released_tickets r
-                              WHERE r.booking_id = b.id), '{}'),
-                    coalesce((SELECT array_agg(DISTINCT r.reason) FROM released_tickets r
-                              WHERE r.booking_id = b.id), '{}'),
-                    coalesce((SELECT c.n FROM confirmations c WHERE c.booking_id = b.id), 0)
-             FROM bookings b WHERE b.id = ANY ($1)",
-            &[&ids],
-        )
-        .await?;
-    let pairs = |row: &Row, i: usize| {
-        row.get::<_, Vec<i64>>(i)
-            .into_iter()
-            .zip(row.get::<_, Vec<i64>>(i + 1))
-            .collect()
-    };
-    let stored: HashMap<Uuid, StoredClaim> = rows
-        .iter()
-        .map(|row| {
-            let claim = StoredClaim {
-                event_id: row.get(1),
-                user_id: row.get(2),
-                status: row.get(3),
-                live: pairs(row, 4),
-                released: pairs(row, 6),
-                reasons: row.get(8),
-                confirmations: row.get(9),
-            };
-            (row.get(0), claim)
-        })
-        .collect();
-    for claim in claims {
-        violations.extend(claim.judge(stored.get(&claim.booking.id)));
-    }
-
-    let sql = "SELECT count(*) FROM bookings WHERE event_id = $1";
-    let bookings: i64 = pg.query_one(sql, &[&event_id]).await?.get(0);
-    let known = claims.len() as i64;
-    if bookings < known || bookings > known + lost as i64 {
-        violations.push(format!(
-            "event {event_id} holds {bookings} bookings; the load generator was answered 201 for \
-             {known} (and lost {lost} answers)"
-        ));
-    }
-    let tickets_checked = claims.iter().map(|c| c.booking.tickets.len()).sum();
-    Ok(Check {
-        scope: scope.to_owned(),
-        bookings_checked: claims.len(),
-        tickets_checked,
-        violations,
-    })
-}
-
-/// The pgbench ceiling really booked: `transactions` bookings of `seats` seats each in the block's
-/// events (plus at most one per client cut off by the end of the run), none partial, every seat in
-/// its event's venue, and each with exactly one 'booking.confirmed' outbox row of book()'s payload
-/// shape. Fewer bookings than transactions: the clients ran past their last event.
+/// The pgbench ceiling really booked: `transactions` one-seat bookings in the block's events
+/// (plus at most one per client cut off by the end of the run), every seat in its event's venue,
+/// and each with exactly one 'booking.confirmed' outbox row of book()'s payload shape. Fewer
+/// bookings than transactions: the clients ran past their last event.
 pub async fn check_ceiling(
     pg: &Client,
     scope: &str,
     block: &Block,
     transactions: u64,
-    seats: i64,
 ) -> Result<Check> {
     let events = block.events();
     let row = pg
@@ -420,18 +209,18 @@ pub async fn check_ceiling(
                     (SELECT count(*) FROM tickets WHERE event_id = ANY ($1)),
                     (SELECT count(*) FROM (
                         SELECT b.id FROM b LEFT JOIN tickets t ON t.booking_id = b.id
-                        GROUP BY b.id HAVING count(t.id) <> $2) partial),
+                        GROUP BY b.id HAVING count(t.id) <> 1) partial),
                     (SELECT count(*) FROM tickets t JOIN events e ON e.id = t.event_id
                      JOIN seats s ON s.id = t.seat_id
                      WHERE t.event_id = ANY ($1) AND s.venue_id <> e.venue_id),
                     (SELECT count(*) FROM b LEFT JOIN o ON o.booking_id = b.id
                      WHERE o.n IS DISTINCT FROM 1 OR NOT o.shaped)",
-            &[&events, &seats],
+            &[&events],
         )
         .await?;
     let [bookings, tickets, partial, foreign, outbox] =
         [0usize, 1, 2, 3, 4].map(|i| row.get::<_, i64>(i));
-    let (done, clients) = (transactions as i64, block.clients as i64);
+    let (done, clients) = (transactions as i64, CLIENTS as i64);
     let mut violations = Vec::new();
     if bookings < done || bookings > done + clients {
         violations.push(format!(
@@ -439,9 +228,9 @@ pub async fn check_ceiling(
              (fewer: the clients ran out of events)"
         ));
     }
-    if tickets != bookings * seats || partial > 0 {
+    if tickets != bookings || partial > 0 {
         violations.push(format!(
-            "{bookings} pgbench bookings hold {tickets} tickets ({partial} without exactly {seats})"
+            "{bookings} pgbench bookings hold {tickets} tickets ({partial} without exactly one)"
         ));
     }
     if foreign > 0 {
@@ -506,49 +295,5 @@ mod tests {
         assert!(seen(7, "u2", &[41, 42]).is_err());
         assert!(seen(8, "u1", &[41, 42]).is_err());
         assert!(BookingSeen::from_answer(b"{}", 7, "u1", &[41, 42], "confirmed").is_err());
-    }
-
-    fn stored(status: &str, live: bool, confirmations: i64) -> StoredClaim {
-        let tickets = vec![(11, 41), (12, 42)];
-        StoredClaim {
-            event_id: 7,
-            user_id: "u1".into(),
-            status: status.into(),
-            live: if live { tickets.clone() } else { vec![] },
-            released: if live { vec![] } else { tickets },
-            reasons: if live {
-                vec![]
-            } else {
-                vec![status.to_owned()]
-            },
-            confirmations,
-        }
-    }
-
-    #[test]
-    fn a_lifecycle_claim_is_judged_by_what_its_client_was_told() {
-        let claim = |confirmed, cancelled| {
-            let booking = seen(7, "u1", &[41, 42]).unwrap();
-            ClaimSeen {
-                booking,
-                booked: false,
-                confirmed,
-                cancelled,
-            }
-        };
-        let ok = |c: &ClaimSeen, s| c.judge(Some(&s)).is_empty();
-        let cancelled = claim(Told::Yes, Told::Yes);
-        assert!(ok(&cancelled, stored("cancelled", false, 1)));
-        assert!(!ok(&cancelled, stored("confirmed", true, 1)));
-        assert!(!ok(&cancelled, stored("cancelled", true, 1)));
-        assert!(!ok(&cancelled, stored("cancelled", false, 0)));
-        assert!(!cancelled.judge(None).is_empty());
-        let hold = claim(Told::No, Told::No);
-        assert!(ok(&hold, stored("held", true, 0)) && ok(&hold, stored("expired", false, 0)));
-        assert!(!ok(&hold, stored("held", true, 1)) && !ok(&hold, stored("confirmed", true, 1)));
-        let kept = claim(Told::Yes, Told::No);
-        assert!(
-            ok(&kept, stored("confirmed", true, 1)) && !ok(&kept, stored("confirmed", true, 2))
-        );
     }
 }

@@ -6,37 +6,124 @@
 //! at the end) and never touches other data. See bench/README.md.
 
 mod ceiling;
-mod cli;
 mod clients;
-mod db;
 mod fixtures;
 mod http;
 mod integrity;
 mod loadgen;
-mod nginx;
-mod procstat;
-mod redis;
+mod procs;
 mod report;
 mod scenarios;
-mod server;
 mod stats;
 
-use cli::{Options, Profile, Scenario};
-use report::{Machine, Results};
+use ceiling::Redis;
+use clap::{Parser, ValueEnum};
+use procs::Server;
+use report::Results;
 use scenarios::Bench;
-use server::Server;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
 use test_support::TestDb;
+use tokio_postgres::NoTls;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+const ENVIRONMENT: &str = "\
+environment:
+  BENCH_PG_URL     PostgreSQL server, without a database name (default postgres://postgres@127.0.0.1:5432)
+  BENCH_REDIS_URL  Redis for the cached reads and redis-benchmark (default redis://127.0.0.1:6379)
+  DB_POOL_MAX_SIZE passed through to the service (its default is 16)
+  RUST_LOG         passed through to the service (its default is info)";
+
+/// In run order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum Scenario {
+    Book,
+    Herd,
+    Read,
+    Poll,
+    Hot,
+    Webhooks,
+}
+
+/// Measures the seat-booking service over HTTP beside its ceilings (pgbench, redis-benchmark,
+/// nginx). See bench/README.md.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "seatbook-bench", after_help = ENVIRONMENT)]
+pub struct Options {
+    /// Short durations and small herds: a smoke test of the harness, not a measurement.
+    #[arg(long)]
+    pub quick: bool,
+    /// Comma-separated subset of the scenarios (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub scenarios: Vec<Scenario>,
+    /// Where results.json and the logs go.
+    #[arg(long = "out", default_value = "bench-results")]
+    pub out_dir: PathBuf,
+    /// The local-api binary (default: local-api next to this binary).
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+    #[arg(skip = Profile::FULL)]
+    pub profile: Profile,
+}
+
+/// How long things run: the full profile measures; the quick one only proves the harness works.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub warmup: Duration,
+    pub measure: Duration,
+    pub pgbench_secs: u32,
+    pub redis_requests: u32,
+    pub herd_sizes: &'static [usize],
+    /// Bookings whose webhooks `webhooks` delivers.
+    pub webhooks: usize,
+}
+
+impl Profile {
+    pub const FULL: Profile = Profile {
+        warmup: Duration::from_secs(2),
+        measure: Duration::from_secs(10),
+        pgbench_secs: 10,
+        redis_requests: 200_000,
+        herd_sizes: &[50, 500, 5_000],
+        webhooks: 3_000,
+    };
+    const QUICK: Profile = Profile {
+        warmup: Duration::from_millis(500),
+        measure: Duration::from_secs(2),
+        pgbench_secs: 2,
+        redis_requests: 20_000,
+        herd_sizes: &[50, 200],
+        webhooks: 200,
+    };
+}
+
+impl Options {
+    /// Every scenario when none is named, in run order, each once; the quick profile if asked.
+    fn settled(mut self) -> Options {
+        if self.scenarios.is_empty() {
+            self.scenarios = Scenario::value_variants().to_vec();
+        }
+        self.scenarios.sort();
+        self.scenarios.dedup();
+        if self.quick {
+            self.profile = Profile::QUICK;
+        }
+        self
+    }
+
+    fn runs(&self, scenario: Scenario) -> bool {
+        self.scenarios.contains(&scenario)
+    }
+}
 
 /// Enough descriptors for the largest herd on both ends of every connection.
 const WANTED_OPEN_FILES: u64 = 20_000;
 
 fn main() -> ExitCode {
-    let opts = Options::parse();
+    let opts = Options::parse().settled();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -54,19 +141,22 @@ fn main() -> ExitCode {
     }
 }
 
+fn var(name: &str, default: &str) -> String {
+    let value = std::env::var(name).ok().filter(|v| !v.is_empty());
+    value.unwrap_or_else(|| default.to_owned())
+}
+
 /// Sets up, runs, and always cleans up (servers, database, Redis keys), even on Ctrl-C.
 async fn run(opts: Options) -> Result<bool> {
     require_tools(&opts)?;
-    procstat::raise_nofile(WANTED_OPEN_FILES)?;
+    procs::raise_nofile(WANTED_OPEN_FILES)?;
     std::fs::create_dir_all(&opts.out_dir)?;
     let server_bin = match &opts.server_bin {
         Some(bin) => bin.clone(),
-        None => server::default_binary()?,
+        None => Server::default_binary()?,
     };
-    let var =
-        |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
     let pg_base = var("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432");
-    let redis = redis::Redis::from_url(&var("BENCH_REDIS_URL", "redis://127.0.0.1:6379"))?;
+    let redis = Redis::new(var("BENCH_REDIS_URL", "redis://127.0.0.1:6379"));
     let server_url = format!("{}/postgres", pg_base.trim_end_matches('/'));
     let database = TestDb::try_create_on(&server_url, "bench")
         .await
@@ -85,20 +175,33 @@ async fn run(opts: Options) -> Result<bool> {
 async fn bench(
     opts: Options,
     database: &TestDb,
-    redis: redis::Redis,
+    redis: Redis,
     server_bin: PathBuf,
 ) -> Result<bool> {
-    let mut results = Results {
-        machine: Machine::describe(),
-        started_at: chrono::Utc::now().to_rfc3339(),
-        quick: opts.quick,
-        ..Results::default()
-    };
-    settings(&opts, &database.name, &mut results);
+    let mut results = Results::new(opts.quick);
+    let p = &opts.profile;
+    for (k, v) in [
+        ("warmup_s", p.warmup.as_secs_f64().to_string()),
+        ("measure_s", p.measure.as_secs_f64().to_string()),
+        ("pgbench_s", p.pgbench_secs.to_string()),
+        ("clients", ceiling::CLIENTS.to_string()),
+        (
+            "pgbench",
+            "-c 32 -j 2; -M prepared for bookings, -M extended for availability".into(),
+        ),
+        (
+            "DB_POOL_MAX_SIZE",
+            var("DB_POOL_MAX_SIZE", "16 (service default)"),
+        ),
+        ("RUST_LOG", var("RUST_LOG", "info (service default)")),
+        ("database", database.name.clone()),
+    ] {
+        results.settings.insert(k.to_owned(), v);
+    }
     eprintln!("starting local-api against database {} ...", database.name);
     let database_url = database.url();
     let main = Server::start("main", &server_bin, &database_url, &opts.out_dir, &[]).await?;
-    let pg = db::connect(&database_url).await?;
+    let pg = connect(&database_url).await?;
     // This session runs the integrity checks. Statistics are refreshed only at each scenario's
     // start, so after a ceiling stored tens of thousands of rows the planner still sees
     // near-empty tables, and a nested loop over them would take minutes. JIT off: the penalty of
@@ -108,16 +211,21 @@ async fn bench(
         .await?;
     results.machine.postgres = pg.query_one("SELECT version()", &[]).await?.get(0);
     eprintln!("creating venues and events ...");
-    let fixtures = fixtures::create(main.addr, ceiling::CLIENTS).await?;
+    let fixtures = fixtures::create(main.addr).await?;
     pg.batch_execute("VACUUM ANALYZE").await?;
-    db::quiet_autovacuum(&pg).await?;
+    // Autovacuum off on the bench's tables: it would land in one side of a comparison and not
+    // the other; each scenario analyzes at fixed points instead (the tables are insert-only).
+    let sql = "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables
+               WHERE schemaname NOT IN ('pg_catalog', 'information_schema')";
+    for row in pg.query(sql, &[]).await? {
+        let table: String = row.get(0);
+        let sql = format!("ALTER TABLE {table} SET (autovacuum_enabled = false)");
+        pg.batch_execute(&sql).await?;
+    }
 
     let mut bench = Bench {
         opts: opts.clone(),
         fixtures,
-        pg_user: database.user().to_owned(),
-        pg_server: database.server(),
-        database_name: database.name.clone(),
         database_url,
         pg,
         main,
@@ -127,68 +235,38 @@ async fn bench(
         results,
         herd_winners: Vec::new(),
         nginx: None,
-        cached_peak_before_mixed_kib: 0,
     };
     for scenario in &opts.scenarios {
         match scenario {
-            Scenario::Book => bench.book(1).await?,
-            Scenario::BookMulti => bench.book(4).await?,
+            Scenario::Book => bench.book().await?,
             Scenario::Herd => bench.herd().await?,
             Scenario::Read => bench.read().await?,
-            Scenario::Mixed => bench.mixed().await?,
-            Scenario::Lifecycle => bench.lifecycle().await?,
-            Scenario::Lambda => bench.lambda().await?,
             Scenario::Poll => bench.poll().await?,
             Scenario::Hot => bench.hot().await?,
             Scenario::Webhooks => bench.webhooks().await?,
         }
     }
-    bench.finish();
-
     let mut results = bench.results;
-    results.judge_goals(Profile::full().herd_sizes.into_iter().max().unwrap_or(0));
+    results.judge_goals(Profile::FULL.herd_sizes.iter().copied().max().unwrap_or(0));
     println!("{}", results.render());
     let json = opts.out_dir.join("results.json");
-    results.write_json(&json)?;
+    std::fs::write(&json, serde_json::to_vec_pretty(&results)?)?;
     eprintln!("wrote {}", json.display());
     Ok(results.integrity_passed())
 }
 
-fn settings(opts: &Options, database: &str, results: &mut Results) {
-    let p = &opts.profile;
-    let env_or = |name: &str, default: &str| {
-        std::env::var(name)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| default.to_owned())
-    };
-    for (k, v) in [
-        ("warmup_s", p.warmup.as_secs_f64().to_string()),
-        ("measure_s", p.measure.as_secs_f64().to_string()),
-        ("pgbench_s", p.pgbench_secs.to_string()),
-        ("clients", ceiling::CLIENTS.to_string()),
-        (
-            "pgbench",
-            "-c 32 -j 2; -M prepared for bookings, -M extended for availability".to_owned(),
-        ),
-        (
-            "DB_POOL_MAX_SIZE",
-            env_or("DB_POOL_MAX_SIZE", "16 (service default)"),
-        ),
-        ("RUST_LOG", env_or("RUST_LOG", "info (service default)")),
-        ("database", database.to_owned()),
-    ] {
-        results.settings.insert(k.to_owned(), v);
-    }
+pub async fn connect(url: &str) -> Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+    tokio::spawn(connection);
+    Ok(client)
 }
 
 /// The ceilings need pgbench, redis-benchmark and nginx on PATH; scripts/bench installs them.
 fn require_tools(opts: &Options) -> Result<()> {
-    use Scenario::*;
-    let pgbench = [Book, BookMulti, Read, Lambda]
-        .into_iter()
-        .any(|s| opts.runs(s));
-    let cached = opts.runs(Read) || opts.runs(Poll);
+    let pgbench = opts.runs(Scenario::Book) || opts.runs(Scenario::Read);
+    let cached = opts.runs(Scenario::Read) || opts.runs(Scenario::Poll);
     let tools = [
         (
             pgbench,
@@ -200,15 +278,43 @@ fn require_tools(opts: &Options) -> Result<()> {
         (cached, "nginx", "-v", "nginx-light"),
     ];
     for (_, tool, flag, package) in tools.into_iter().filter(|t| t.0) {
-        let found = Command::new(tool)
+        let mut command = Command::new(tool);
+        let found = command
             .arg(flag)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok();
-        if !found {
+            .stderr(Stdio::null());
+        if found.status().is_err() {
             return Err(format!("{tool} is not installed (Debian package {package})").into());
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, clap::Error> {
+        let args = std::iter::once("seatbook-bench").chain(args.iter().copied());
+        Options::try_parse_from(args).map(Options::settled)
+    }
+
+    #[test]
+    fn everything_runs_by_default_and_scenarios_are_picked_by_name_in_a_fixed_order() {
+        let opts = parse(&[]).unwrap();
+        assert_eq!(opts.scenarios, Scenario::value_variants().to_vec());
+        assert_eq!(opts.out_dir, PathBuf::from("bench-results"));
+        assert_eq!(opts.profile.herd_sizes, [50, 500, 5_000]);
+        let opts = parse(&["--quick", "--scenarios", "webhooks,read,book,read"]).unwrap();
+        let picked = [Scenario::Book, Scenario::Read, Scenario::Webhooks];
+        assert_eq!(opts.scenarios, picked);
+        assert_eq!(opts.profile.herd_sizes, [50, 200]);
+        for wrong in [
+            &["--scenarios", "book,nope"][..],
+            &["--fast"],
+            &["--scenarios"],
+        ] {
+            assert!(parse(wrong).is_err(), "{wrong:?}");
+        }
+    }
 }

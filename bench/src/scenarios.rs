@@ -2,24 +2,18 @@
 //! integrity before the next one starts.
 
 use crate::ceiling::{self, Pgbench, PgbenchRun, RedisRun, Statement, CLIENTS};
-use crate::cli::Options;
-use crate::clients::{booking, Booker, Lifecycle, Mixed, Reader};
-use crate::fixtures::{Admin, Block, Fixtures, Venue, MIXED_CLIENTS};
-use crate::http::{Body, Identity};
+use crate::clients::{booking, Booker, Reader};
+use crate::fixtures::{Admin, Block, Fixtures, Venue};
 use crate::integrity::{self, BookingSeen, Check};
-use crate::loadgen::{self, Client, HerdRun, KindStats, Window};
-use crate::nginx::{self, Nginx};
-use crate::redis::Redis;
-use crate::report::{CpuUse, Herd, OpenLoop, Results, Throughput, VenueBooking};
-use crate::server::{self, Server};
+use crate::loadgen::{self, Client, HerdRun, Window};
+use crate::procs::{self, Nginx, Server};
+use crate::report::{CpuUse, Herd, Results, Throughput, VenueBooking};
 use crate::stats::{micros, Percentiles};
-use crate::{db, procstat, Result};
-use hyper::{Request, StatusCode};
+use crate::{http, Options, Redis, Result};
+use hyper::StatusCode;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_postgres::Client as Pg;
@@ -31,11 +25,8 @@ mod webhooks;
 pub struct Bench {
     pub opts: Options,
     pub fixtures: Fixtures,
-    /// The bench database: its URL and name, and the server (host:port) and user it is on.
     pub database_url: String,
-    pub database_name: String,
-    pub pg_server: String,
-    pub pg_user: String,
+    /// The session the integrity checks run on.
     pub pg: Pg,
     pub main: Server,
     /// The server with the Redis cache on, started the first time a scenario wants it.
@@ -46,47 +37,39 @@ pub struct Bench {
     pub herd_winners: Vec<BookingSeen>,
     /// Started the first time a cached read is measured beside it.
     pub nginx: Option<Nginx>,
-    /// Peak RSS of the cached server before its peak was reset for `mixed`.
-    pub cached_peak_before_mixed_kib: u64,
 }
 
-/// Where a load goes (client `i` to `addrs[i % n]`), and the processes whose CPU is the server's.
+/// Where a load goes, and the processes whose CPU is the server's.
 struct To {
-    addrs: Vec<SocketAddr>,
+    addr: SocketAddr,
     pids: Vec<u32>,
 }
 
 impl Server {
     fn to(&self) -> To {
         To {
-            addrs: vec![self.addr],
+            addr: self.addr,
             pids: vec![self.pid],
         }
     }
 }
 
-/// CPU counters at one instant: the server (`pids` together), PostgreSQL, this process (the load
-/// generator), and the whole machine (which also shows anyone else's load).
+/// CPU seconds at one instant: the server (`pids` together), every `postgres` process, and this
+/// process (the load generator).
 struct Cpu {
     pids: Vec<u32>,
     at: Instant,
     seconds: [f64; 3],
-    machine: (u64, u64),
 }
 
 impl Cpu {
-    fn now(pids: Vec<u32>) -> Cpu {
-        let server = pids.iter().map(|&pid| procstat::cpu_seconds(pid)).sum();
-        let seconds = [
-            server,
-            procstat::postgres_cpu_seconds(),
-            procstat::cpu_seconds(std::process::id()),
-        ];
+    fn now(pids: &[u32]) -> Cpu {
+        let server = pids.iter().map(|&pid| procs::cpu_seconds(pid)).sum();
+        let me = procs::cpu_seconds(std::process::id());
         Cpu {
+            pids: pids.to_vec(),
             at: Instant::now(),
-            seconds,
-            machine: procstat::machine_ticks(),
-            pids,
+            seconds: [server, procs::postgres_cpu_seconds(), me],
         }
     }
 
@@ -94,24 +77,19 @@ impl Cpu {
     fn until(&self, end: &Cpu, scenario: &str, requests: u64) -> CpuUse {
         let elapsed = (end.at - self.at).as_secs_f64();
         let [server, postgres, loadgen] = [0, 1, 2].map(|i| end.seconds[i] - self.seconds[i]);
-        let (busy, total) = (
-            end.machine.0 - self.machine.0,
-            end.machine.1 - self.machine.1,
-        );
         let per_request = |s: f64| 1000.0 * s / requests.max(1) as f64;
         CpuUse {
             scenario: scenario.to_owned(),
             server_pct: 100.0 * server / elapsed,
             postgres_pct: 100.0 * postgres / elapsed,
             loadgen_pct: 100.0 * loadgen / elapsed,
-            machine_busy_pct: 100.0 * busy as f64 / total.max(1) as f64,
             server_ms_per_request: per_request(server),
             postgres_ms_per_request: per_request(postgres),
         }
     }
 
     fn until_now(&self, scenario: &str, requests: u64) -> CpuUse {
-        self.until(&Cpu::now(self.pids.clone()), scenario, requests)
+        self.until(&Cpu::now(&self.pids), scenario, requests)
     }
 }
 
@@ -120,104 +98,43 @@ fn watch_cpu(pids: &[u32], window: Window) -> JoinHandle<(Cpu, Cpu)> {
     let pids = pids.to_vec();
     tokio::spawn(async move {
         tokio::time::sleep_until(window.start.into()).await;
-        let start = Cpu::now(pids.clone());
+        let start = Cpu::now(&pids);
         tokio::time::sleep_until(window.end.into()).await;
-        (start, Cpu::now(pids))
+        (start, Cpu::now(&pids))
     })
 }
 
-/// A throughput row for `stats` over `seconds`.
-fn throughput(scenario: &str, unit: &str, stats: &KindStats, seconds: f64, cpu: f64) -> Throughput {
-    Throughput {
-        scenario: scenario.to_owned(),
-        rate: stats.completed as f64 / seconds,
-        unit: unit.to_owned(),
-        latency: stats.percentiles(),
-        requests: stats.completed,
-        errors: stats.errors(),
-        statuses: stats.statuses.clone(),
-        loadgen_cpu_pct: cpu,
-        first_problem: stats.first_problem.clone(),
-        ..Throughput::default()
-    }
-}
-
-/// Every confirmed booking the clients saw, and every contradiction.
-fn gather(bookers: impl IntoIterator<Item = Booker>) -> (Vec<BookingSeen>, Vec<String>) {
-    let (mut seen, mut violations) = (Vec::new(), Vec::new());
-    for b in bookers {
-        if b.ran_out {
-            let user = &b.user_id;
-            violations.push(format!(
-                "{user} ran out of seats inside the window (too few events)"
-            ));
-        }
-        seen.extend(b.seen);
-        violations.extend(b.violations);
-    }
-    (seen, violations)
-}
-
-/// Events each of `CLIENTS` clients needs on `venue` to book `seats` seats a booking for
-/// `seconds` without running out, at 12,000 bookings/s (half that for several seats): more than
-/// any run here reaches.
-fn events_per_client(venue: &Venue, seats: usize, seconds: f64) -> usize {
-    let rate = if seats > 1 { 6_000.0 } else { 12_000.0 };
-    let per_event = (venue.seats / seats as i64) as f64;
-    (rate * seconds / CLIENTS as f64 / per_event)
+/// Events each of the `CLIENTS` clients needs on `venue` to book for `seconds` without running
+/// out, at 12,000 bookings/s: more than any run here reaches.
+fn events_per_client(venue: &Venue, seconds: f64) -> usize {
+    (12_000.0 * seconds / CLIENTS as f64 / venue.seats as f64)
         .ceil()
         .max(1.0) as usize
 }
 
-/// The service's connection pool size: DB_POOL_MAX_SIZE, passed through, or local-api's default.
-fn pool_size() -> usize {
-    let size = std::env::var("DB_POOL_MAX_SIZE")
-        .ok()
-        .and_then(|v| v.parse().ok());
-    size.filter(|n| *n > 0).unwrap_or(16)
-}
-
-/// `size` users each asking for the same seat: their ids and their requests.
-fn herd_requests(size: usize, event: i64, seat: i64) -> (Vec<String>, Vec<Request<Body>>) {
-    let users: Vec<String> = (0..size)
-        .map(|i| format!("herd-{event}-{seat}-{i}"))
-        .collect();
-    let request = |u: &String| booking("/api/v1/bookings", &Identity::user(u), event, &[seat]);
-    let requests = users.iter().map(request).collect();
-    (users, requests)
-}
-
-/// A Lambda execution environment's pool (`LAMBDA_POOL_SIZE` deployed), and PgBouncer's server
-/// connections (the direct run's pool, local-api's 16).
-const LAMBDA_POOL_SIZE: usize = 2;
-const LAMBDA_PROXY_CONNECTIONS: usize = 16;
-
-/// Open-loop rates, as shares of the closed-loop maximum measured just before.
-const OPEN_LOOP_LOADS: [f64; 2] = [0.5, 0.8];
-
-fn mb(kib: u64) -> f64 {
-    kib as f64 * 1024.0 / 1e6
-}
-
-/// One venue of a booking scenario: the events of each side, and the informational ceilings
-/// (`book()` at the pool's size, and unnamed, `-M extended`) with their protocol.
-struct VenueRun {
-    venue: Venue,
-    seats: usize,
-    reference: Block,
-    book_fn: Block,
-    service: Block,
-    what_if: Vec<(Block, &'static str)>,
-    open: bool,
-}
-
 impl Bench {
+    /// Statistics for the planner, at the start of each scenario, before its ceiling, and not
+    /// again before the service side: both sides of a comparison must plan with the very same
+    /// statistics. (The scenarios insert rows far faster than autoanalyze would follow, and two
+    /// ANALYZEs of the same data can tip a plan either way: seen with the availability query.)
+    async fn analyze(&self) -> Result<()> {
+        Ok(self.pg.batch_execute("ANALYZE").await?)
+    }
+
+    /// Before every measured phase: flush dirty pages now, so a checkpoint does not land inside
+    /// one side of a comparison only. Needs a superuser; a refusal is not fatal.
+    async fn settle(&self) {
+        if let Err(err) = self.pg.batch_execute("CHECKPOINT").await {
+            eprintln!("note: CHECKPOINT refused ({err}); measurements may include one");
+        }
+    }
+
     fn window(&self) -> Window {
         Window::after(self.opts.profile.warmup, self.opts.profile.measure)
     }
 
     async fn pgbench(&mut self, spec: Pgbench) -> Result<PgbenchRun> {
-        db::settle(&self.pg).await;
+        self.settle().await;
         let (url, dir) = (self.database_url.clone(), self.opts.out_dir.join("pgbench"));
         std::fs::create_dir_all(&dir)?;
         let run = tokio::task::spawn_blocking(move || spec.run(&url, &dir)).await??;
@@ -228,10 +145,8 @@ impl Bench {
     /// redis-benchmark of `args` (`-t get`, or a command), recorded as a ceiling.
     async fn redis_benchmark(&mut self, name: &str, args: &[&str]) -> Result<RedisRun> {
         let (redis, requests) = (self.redis.clone(), self.opts.profile.redis_requests);
-        let (name, args) = (
-            name.to_owned(),
-            args.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-        );
+        let name = name.to_owned();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let run = move || ceiling::redis_benchmark(&name, &redis, requests, &args);
         let run = tokio::task::spawn_blocking(run).await??;
         self.results.redis.push(run.clone());
@@ -242,8 +157,7 @@ impl Bench {
     /// Redis itself.
     async fn redis_get_of_size(&mut self, key: &str, size: usize) -> Result<RedisRun> {
         let key = self.redis.key(key);
-        let value = "x".repeat(size);
-        let set = ["SET", key.as_str(), value.as_str()];
+        let set = ["SET", key.as_str(), &"x".repeat(size)];
         let output = self.redis.command("redis-cli").args(set).output()?;
         if !output.status.success() {
             return Err(format!("redis-cli SET {key}: {}", output.status).into());
@@ -252,7 +166,7 @@ impl Bench {
             .await
     }
 
-    async fn record(&mut self, check: Check) {
+    fn record(&mut self, check: Check) {
         if !check.passed() {
             eprintln!("INTEGRITY VIOLATION in {}:", check.scope);
             check
@@ -272,189 +186,113 @@ impl Bench {
         found: &[String],
     ) -> Result<()> {
         let check = integrity::check(&self.pg, scope, events, seen, found).await?;
-        self.record(check).await;
+        self.record(check);
         Ok(())
     }
 
-    /// A closed loop of `clients` over the window: its CPU row, and a throughput row per kind
-    /// (after an `all` row when there are several); the clients are handed back.
+    /// A closed loop of `clients` over the window, with its CPU row; the clients are handed back.
     async fn measure<C: Client>(
         &mut self,
         name: &str,
         to: &To,
         clients: Vec<C>,
-    ) -> Result<(Vec<C>, Vec<Throughput>, CpuUse)> {
-        db::settle(&self.pg).await;
+    ) -> Result<(Vec<C>, Throughput)> {
+        self.settle().await;
         let window = self.window();
         let cpu = watch_cpu(&to.pids, window);
-        let load = loadgen::closed_loop(&to.addrs, clients, window).await?;
-        let all = KindStats::combined("all", &load.kinds);
+        let (stats, clients) = loadgen::closed_loop(to.addr, clients, window).await?;
         let (start, end) = cpu.await?;
-        let cpu = start.until(&end, name, all.completed);
-        self.results.cpu.push(cpu.clone());
-        let (seconds, several) = (window.seconds(), load.kinds.len() > 1);
-        let row = |name: String, kind: &KindStats| {
-            throughput(&name, C::UNIT, kind, seconds, cpu.loadgen_pct)
+        let cpu = start.until(&end, name, stats.completed);
+        let row = Throughput {
+            scenario: name.to_owned(),
+            rate: stats.completed as f64 / window.seconds(),
+            unit: C::UNIT.to_owned(),
+            latency: stats.percentiles(),
+            requests: stats.completed,
+            errors: stats.errors,
+            statuses: stats.statuses,
+            loadgen_cpu_pct: cpu.loadgen_pct,
+            first_problem: stats.first_problem,
+            ..Throughput::default()
         };
-        let mut rows: Vec<Throughput> = several
-            .then(|| row(format!("{name} (all)"), &all))
-            .into_iter()
-            .collect();
-        for kind in &load.kinds {
-            rows.push(row(
-                if several {
-                    format!("{name} {}", kind.name)
-                } else {
-                    name.to_owned()
-                },
-                kind,
-            ));
-        }
-        Ok((load.clients, rows, cpu))
+        self.results.cpu.push(cpu);
+        Ok((clients, row))
     }
 
-    /// `book` (1 seat a booking) and `book-multi` (4 seats) on the arena (40,000 seats) and on
-    /// the hall (500): 32 clients each booking their own free seats, beside pgbench running the
-    /// reference statement and `book()` with the same 32 clients on the same kind of seats
-    /// (`-M prepared`: PostgreSQL's best for each).
-    pub async fn book(&mut self, seats: usize) -> Result<()> {
-        let scenario = if seats == 1 { "book" } else { "book-multi" };
+    /// `book` on the arena (40,000 seats) and on the hall (500): 32 clients each booking their
+    /// own free seats one after another, beside pgbench running the reference statement and
+    /// `book()` with the same 32 clients on the same kind of seats (`-M prepared`: PostgreSQL's
+    /// best for each).
+    pub async fn book(&mut self) -> Result<()> {
         let p = &self.opts.profile;
-        let (pgbench_s, window_s) = (
-            f64::from(p.pgbench_secs),
-            (p.warmup + p.measure).as_secs_f64(),
-        );
-        let (started, mut runs) = (Instant::now(), Vec::new());
+        let pgbench_s = f64::from(p.pgbench_secs);
+        let window_s = (p.warmup + p.measure).as_secs_f64();
         let mut admin = Admin::open(self.main.addr).await?;
+        let mut runs = Vec::new();
         for venue in [self.fixtures.big.clone(), self.fixtures.hall.clone()] {
-            // Open loops (and the informational ceilings) on the arena only.
-            let open = seats == 1 && venue.id == self.fixtures.big.id;
-            let k = events_per_client(&venue, seats, pgbench_s);
-            let label = format!("{scenario} {}", venue.label());
-            let mut block = async |what: &str, clients, per_client| {
-                admin
-                    .block(&format!("{label} {what}"), &venue, clients, per_client)
-                    .await
-            };
-            let reference = block("reference", CLIENTS, k).await?;
-            let book_fn = block("book()", CLIENTS, k).await?;
-            let service_s = if open { 3.0 * window_s } else { window_s };
-            let service = block(
-                "service",
-                CLIENTS,
-                events_per_client(&venue, seats, service_s),
-            )
-            .await?;
-            let mut what_if = Vec::new();
-            if open {
-                if pool_size() != CLIENTS {
-                    what_if.push((block("pool", pool_size(), k).await?, "prepared"));
-                }
-                what_if.push((block("extended", CLIENTS, k).await?, "extended"));
-            }
-            runs.push(VenueRun {
-                venue,
-                seats,
-                reference,
-                book_fn,
-                service,
-                what_if,
-                open,
-            });
-        }
-        let blocks = runs.iter().flat_map(|r| {
-            [r.reference, r.book_fn, r.service]
+            let mut blocks = Vec::new();
+            for (side, seconds) in [("reference", pgbench_s), ("book()", pgbench_s)]
                 .into_iter()
-                .chain(r.what_if.iter().map(|w| w.0))
-        });
-        let events: usize = blocks.map(|b| b.clients * b.per_client).sum();
-        eprintln!(
-            "[{scenario}] {events} events in {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
-        db::analyze(&self.pg).await?;
-        for run in runs {
-            self.book_on(scenario, run).await?;
+                .chain([("service", window_s)])
+            {
+                let label = format!("book {} {side}", venue.label());
+                let k = events_per_client(&venue, seconds);
+                blocks.push(admin.block(&label, &venue, k).await?);
+            }
+            runs.push((venue, blocks));
+        }
+        self.analyze().await?;
+        for (venue, blocks) in runs {
+            self.book_on(&venue, &blocks).await?;
         }
         Ok(())
     }
 
-    async fn book_on(&mut self, scenario: &str, run: VenueRun) -> Result<()> {
-        let (venue, seats) = (&run.venue, run.seats);
-        let name = format!("{scenario} {}", venue.label());
+    async fn book_on(&mut self, venue: &Venue, blocks: &[Block]) -> Result<()> {
+        let name = format!("book {}", venue.label());
         eprintln!("[{name}] pgbench reference and book() ...");
-        let reference = self
-            .book_ceiling(&run, Reference, &run.reference, "prepared")
-            .await?;
-        let book_fn = self
-            .book_ceiling(&run, BookFn, &run.book_fn, "prepared")
-            .await?;
-        for (block, protocol) in &run.what_if {
-            self.book_ceiling(&run, BookFn, block, protocol).await?;
-        }
-
+        let reference = self.book_ceiling(venue, Reference, &blocks[0]).await?;
+        let book_fn = self.book_ceiling(venue, BookFn, &blocks[1]).await?;
         eprintln!("[{name}] service ...");
+        let service = &blocks[2];
         let booker = |c| {
-            let user = format!("bench-{scenario}-{}-{c}", venue.seats);
-            Booker::new(user, run.service.client_events(c), venue, seats as i64)
+            let user = format!("bench-book-{}-{c}", venue.seats);
+            Booker::new(user, service.client_events(c), venue)
         };
         let clients = (0..CLIENTS).map(booker).collect();
-        let (clients, mut rows, cpu) = self.measure(&name, &self.main.to(), clients).await?;
-        let mut row = rows
-            .remove(0)
-            .against(&format!("pgbench {}", reference.name), reference.tps);
-        if seats > 1 {
-            row.also = Some(format!("{:.0} seats/s", row.rate * seats as f64));
-        }
-        if row.requests > 0 {
-            let figure = format!("server CPU per 1,000 bookings ({name})");
-            self.results
-                .figure(&figure, cpu.server_ms_per_request, "CPU s");
-        }
-        let (scenario, venue_seats) = (scenario.to_owned(), venue.seats);
-        let (service, reference, book_fn) = (row.rate, reference.tps, book_fn.tps);
-        let seats_per_booking = seats;
+        let (clients, row) = self.measure(&name, &self.main.to(), clients).await?;
         self.results.venues.push(VenueBooking {
-            scenario,
-            seats_per_booking,
-            venue_seats,
-            service,
-            reference,
-            book_fn,
+            venue_seats: venue.seats,
+            service: row.rate,
+            reference: reference.tps,
+            book_fn: book_fn.tps,
         });
-        self.results.throughput.push(row);
-
-        // The same clients go on booking their own seats, now at a fixed arrival rate; the
-        // integrity check covers every booking of both loops.
-        let clients = match run.open {
-            true => {
-                self.open_loops(&name, &self.main.to(), clients, service)
-                    .await?
+        let ceiling = format!("pgbench {}", reference.name);
+        self.results
+            .throughput
+            .push(row.against(&ceiling, reference.tps));
+        let (mut seen, mut violations) = (Vec::new(), Vec::new());
+        for b in clients {
+            if b.ran_out {
+                let user = &b.user_id;
+                violations.push(format!("{user} ran out of seats inside the window"));
             }
-            false => clients,
-        };
-        let (seen, violations) = gather(clients);
-        self.check(&name, &run.service.events(), &seen, &violations)
+            seen.extend(b.seen);
+            violations.extend(b.violations);
+        }
+        self.check(&name, &service.events(), &seen, &violations)
             .await
     }
 
-    /// pgbench booking `run.seats` seats a transaction with `statement` in `block`'s events, and
-    /// the integrity check of what it stored.
+    /// pgbench booking one seat a transaction with `statement` in `block`'s events, and the
+    /// integrity check of what it stored.
     async fn book_ceiling(
         &mut self,
-        run: &VenueRun,
+        venue: &Venue,
         statement: Statement,
         block: &Block,
-        protocol: &'static str,
     ) -> Result<PgbenchRun> {
-        let (venue, seats) = (&run.venue, run.seats);
-        let mut name = format!("{}-{seats} {}", statement.label(), venue.label());
-        if block.clients != CLIENTS {
-            name.push_str(&format!(" -c {} (pool size)", block.clients));
-        }
-        if protocol != "prepared" {
-            name.push_str(&format!(" -M {protocol} (unnamed)"));
-        }
+        let name = format!("{} {}", statement.label(), venue.label());
         let defines = vec![
             ("event_base", block.base.to_string()),
             ("events_per_client", block.per_client.to_string()),
@@ -463,108 +301,49 @@ impl Bench {
             ("i", "0".into()),
             ("status", "confirmed".into()),
         ];
-        let (script, clients) = (ceiling::booking_script(statement, seats), block.clients);
-        let seconds = self.opts.profile.pgbench_secs;
         let spec = Pgbench {
             name: name.clone(),
-            protocol,
-            script,
-            clients,
+            protocol: "prepared",
+            script: ceiling::booking_script(statement),
             defines,
-            seconds,
+            seconds: self.opts.profile.pgbench_secs,
         };
         let result = self.pgbench(spec).await?;
         let scope = format!("pgbench {name}");
-        let check =
-            integrity::check_ceiling(&self.pg, &scope, block, result.transactions, seats as i64)
-                .await?;
-        self.record(check).await;
+        let check = integrity::check_ceiling(&self.pg, &scope, block, result.transactions).await?;
+        self.record(check);
         Ok(result)
-    }
-
-    /// Open loop at each of `OPEN_LOOP_LOADS` × the closed-loop maximum just measured, with the
-    /// closed loop's clients (handed back for the integrity check).
-    async fn open_loops<C: Client>(
-        &mut self,
-        scenario: &str,
-        to: &To,
-        mut clients: Vec<C>,
-        closed_rate: f64,
-    ) -> Result<Vec<C>> {
-        for load in OPEN_LOOP_LOADS {
-            let (rate, pct) = (closed_rate * load, load * 100.0);
-            if rate < 1.0 {
-                eprintln!("[{scenario}] no open loop at {rate:.1}/s: the closed loop was too slow");
-                continue;
-            }
-            eprintln!(
-                "[{scenario}] open loop at {pct:.0}% of {closed_rate:.0}/s = {rate:.0}/s ..."
-            );
-            db::settle(&self.pg).await;
-            let (connections, window) = (clients.len(), self.window());
-            let cpu = watch_cpu(&to.pids, window);
-            let run = loadgen::open_loop(&to.addrs, clients, rate, window).await?;
-            let (stats, send) = (&run.kinds[0], &run.send);
-            let (start, end) = cpu.await?;
-            let cpu = start.until(&end, &format!("{scenario} open {pct:.0}%"), stats.completed);
-            let lag = send.loadgen_lag.percentiles();
-            self.results.open_loop.push(OpenLoop {
-                scenario: scenario.to_owned(),
-                load,
-                closed_loop_rate: closed_rate,
-                target_rate: rate,
-                achieved_rate: send.answered_in_window as f64 / window.seconds(),
-                unit: C::UNIT.to_owned(),
-                connections,
-                latency: stats.percentiles(),
-                scheduled: send.scheduled,
-                answered: stats.completed,
-                late_sends: send.late,
-                late_loadgen: send.late_loadgen,
-                loadgen_lag_p99_ms: lag.p99_ms,
-                loadgen_lag_max_ms: lag.max_ms,
-                unsent: send.scheduled - send.sent,
-                errors: stats.errors(),
-                loadgen_cpu_pct: cpu.loadgen_pct,
-                first_problem: stats.first_problem.clone(),
-            });
-            self.results.cpu.push(cpu);
-            clients = run.clients;
-        }
-        Ok(clients)
     }
 
     /// `herd`: N simultaneous requests for one seat; exactly one 201, every other answer a 409.
     /// Against the server with Redis, as deployed: a herd's losers after the winner's commit are
     /// refused from the taken-seat marks there (docs/decisions.md, 18).
     pub async fn herd(&mut self) -> Result<()> {
-        let sizes = self.opts.profile.herd_sizes.clone();
+        let sizes = self.opts.profile.herd_sizes;
         let needed = sizes.iter().max().map_or(0, |n| *n as u64 + 256);
-        let limit = procstat::raise_nofile(0)?;
+        let limit = procs::raise_nofile(0)?;
         if limit < needed {
-            return Err(format!(
-                "the herds need {needed} open files, the limit is {limit} (ulimit -n)"
-            )
-            .into());
+            let error = format!("the herds need {needed} open files, the limit is {limit}");
+            return Err(error.into());
         }
-        db::analyze(&self.pg).await?;
-        for (round, size) in sizes.into_iter().enumerate() {
-            db::settle(&self.pg).await;
+        self.analyze().await?;
+        for (round, &size) in sizes.iter().enumerate() {
+            self.settle().await;
             eprintln!("[herd] {size} simultaneous requests for one seat ...");
-            let (event, seat) = (
-                self.fixtures.herd_event,
-                self.fixtures.hall.first_seat + round as i64,
-            );
-            let (users, requests) = herd_requests(size, event, seat);
+            let event = self.fixtures.herd_event;
+            let seat = self.fixtures.hall.first_seat + round as i64;
+            let users: Vec<String> = (0..size).map(|i| format!("herd-{seat}-{i}")).collect();
+            let request = |u: &String| {
+                let who = http::Identity::user(u);
+                booking("/api/v1/bookings", &who, event, &[seat])
+            };
             let to = self.cached_server().await?;
             // CPU from the first connect to the last answer: what deciding N races costs.
-            let before = Cpu::now(to.pids);
-            let run = loadgen::herd(&to.addrs, requests).await?;
-            self.results
-                .cpu
-                .push(before.until_now(&format!("herd {size}"), size as u64));
-            let (herd, winners, violations) =
-                self.judge_herd("direct", event, seat, &users, &run).await?;
+            let before = Cpu::now(&to.pids);
+            let run = loadgen::herd(to.addr, users.iter().map(request).collect()).await?;
+            let cpu = before.until_now(&format!("herd {size}"), size as u64);
+            self.results.cpu.push(cpu);
+            let (herd, winners, violations) = self.judge_herd(event, seat, &users, &run).await?;
             self.herd_winners.extend(winners);
             self.results.herds.push(herd);
             let winners = self.herd_winners.clone();
@@ -581,7 +360,6 @@ impl Bench {
     /// the seat has exactly one ticket, the winner's.
     async fn judge_herd(
         &self,
-        route: &str,
         event: i64,
         seat: i64,
         users: &[String],
@@ -591,8 +369,8 @@ impl Bench {
         let (mut winners, mut violations, mut latencies) = (Vec::new(), Vec::new(), Vec::new());
         let (mut conflicts, mut unanswered, mut first_error) = (0, 0, None);
         let mut other: BTreeMap<String, usize> = BTreeMap::new();
-        for (answer, user) in run.answers.iter().zip(users) {
-            let response = match &answer.answer {
+        for ((answer, latency), user) in run.answers.iter().zip(users) {
+            let response = match answer {
                 Ok(response) => response,
                 Err(error) => {
                     unanswered += 1;
@@ -600,7 +378,7 @@ impl Bench {
                     continue;
                 }
             };
-            latencies.push(micros(answer.latency));
+            latencies.push(micros(*latency));
             let body = response.body();
             match response.status() {
                 StatusCode::CREATED => {
@@ -615,12 +393,10 @@ impl Bench {
         }
         if let Some(error) = first_error {
             violations.push(format!(
-                "{route} herd {size}: {unanswered} unanswered, e.g. {error}"
+                "herd {size}: {unanswered} unanswered, e.g. {error}"
             ));
         }
-        let all_answered_us = latencies.iter().copied().max().unwrap_or(0);
         let herd = Herd {
-            route: route.to_owned(),
             size,
             seat_id: seat,
             created: winners.len(),
@@ -628,13 +404,13 @@ impl Bench {
             other,
             unanswered,
             connect_ms: run.connect_time.as_secs_f64() * 1000.0,
-            all_answered_ms: all_answered_us as f64 / 1000.0,
+            all_answered_ms: latencies.iter().copied().max().unwrap_or(0) as f64 / 1000.0,
             latency: Percentiles::from_micros(&latencies),
         };
         if !herd.as_asserted() {
-            let (created, conflicts, other) = (herd.created, herd.conflicts, &herd.other);
+            let (created, other) = (herd.created, &herd.other);
             violations.push(format!(
-                "{route} herd {size}: expected exactly one 201 and {} x 409, got {created} x 201, \
+                "herd {size}: expected exactly one 201 and {} x 409, got {created} x 201, \
                  {conflicts} x 409, other {other:?}, {unanswered} unanswered",
                 size - 1
             ));
@@ -659,29 +435,20 @@ impl Bench {
     /// pgbench running the availability query) and on (against nginx serving the same bytes with
     /// the same clients; redis-benchmark GET beside it).
     pub async fn read(&mut self) -> Result<()> {
-        let (event, seats) = (
-            self.fixtures.read_event(),
-            self.fixtures.hall.seats as usize,
-        );
-        db::analyze(&self.pg).await?;
+        let (event, seats) = (self.fixtures.read_event, self.fixtures.hall.seats as usize);
+        self.analyze().await?;
         eprintln!("[read] pgbench availability, redis-benchmark ...");
-        let (script, defines) = (
-            ceiling::availability_script(),
-            vec![("event_id", event.to_string())],
-        );
-        let (name, seconds) = ("availability".into(), self.opts.profile.pgbench_secs);
         let spec = Pgbench {
-            name,
+            name: "availability".into(),
             protocol: "extended",
-            script,
-            clients: CLIENTS,
-            defines,
-            seconds,
+            script: ceiling::availability_script(),
+            defines: vec![("event_id", event.to_string())],
+            seconds: self.opts.profile.pgbench_secs,
         };
         let ceiling = self.pgbench(spec).await?;
         self.redis_benchmark("GET", &["-t", "get"]).await?;
         // The same GET with a value as large as the availability answer: what a cache hit costs
-        // Redis itself for this payload (informational; the ratio uses plain `-t get`).
+        // Redis itself for this payload (informational; the ratio is against nginx).
         let path = format!("/api/v1/events/{event}/availability");
         let sample = Admin::open(self.main.addr).await?.get(&path).await?;
         self.redis_get_of_size("payload", sample.len()).await?;
@@ -693,268 +460,23 @@ impl Bench {
         };
         eprintln!("[read] service, read-uncached ...");
         let clients = readers("bench-reader", &path);
-        let (_, mut rows, _) = self
+        let (_, row) = self
             .measure("read-uncached", &self.main.to(), clients)
             .await?;
-        self.results
-            .throughput
-            .push(rows.remove(0).against("pgbench availability", ceiling.tps));
+        let row = row.against("pgbench availability", ceiling.tps);
+        self.results.throughput.push(row);
 
         eprintln!("[read] service, read-cached ...");
         let to = self.cached_server().await?;
-        let (clients, mut rows, _) = self
-            .measure("read-cached", &to, readers("bench-reader", &path))
-            .await?;
+        let clients = readers("bench-reader", &path);
+        let (_, row) = self.measure("read-cached", &to, clients).await?;
         eprintln!("[read] nginx, the same bytes ...");
-        let nginx = self
-            .beside_nginx("nginx plain", readers("bench-nginx-reader", nginx::PLAIN))
-            .await?;
-        let row = rows.remove(0).against("nginx plain (same bytes)", nginx);
-        let closed_rate = row.rate;
+        let clients = readers("bench-nginx-reader", procs::NGINX_PLAIN);
+        let nginx = self.beside_nginx("nginx plain", clients).await?;
+        let row = row.against("nginx plain (same bytes)", nginx);
         self.results.throughput.push(row);
-        self.open_loops("read-cached", &to, clients, closed_rate)
-            .await?;
         let sold = self.fixtures.sold.clone();
         self.check("read", &[event], &sold, &[]).await
-    }
-
-    /// `mixed`: 80 clients browsing and booking 7:2, cache on (the service as deployed), with
-    /// the server's peak RSS taken over this scenario alone.
-    pub async fn mixed(&mut self) -> Result<()> {
-        eprintln!("[mixed] service ...");
-        let to = self.cached_server().await?;
-        let pid = to.pids[0];
-        self.cached_peak_before_mixed_kib = procstat::rss_kib(pid).0;
-        let reset = procstat::reset_peak_rss(pid).is_ok();
-        db::analyze(&self.pg).await?;
-        let (big, events) = (
-            self.fixtures.big.clone(),
-            self.fixtures.mixed_events.clone(),
-        );
-        let browse = Arc::new(self.fixtures.browse_events.clone());
-        let mixed = |(c, event): (usize, &i64)| {
-            let booker = Booker::new(format!("bench-mixed-{c}"), vec![*event], &big, 1);
-            Mixed::new(c, booker, browse.clone())
-        };
-        let clients = events
-            .iter()
-            .take(MIXED_CLIENTS)
-            .enumerate()
-            .map(mixed)
-            .collect();
-        // VmHWM since the reset covers every instant; VmRSS every 50 ms is the fallback on
-        // kernels that refuse the reset.
-        let sampled = Arc::new(AtomicU64::new(0));
-        let sampler = tokio::spawn({
-            let sampled = sampled.clone();
-            async move {
-                loop {
-                    sampled.fetch_max(procstat::rss_kib(pid).1, Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        });
-        let (clients, rows, _) = self.measure("mixed", &to, clients).await?;
-        sampler.abort();
-        self.results.throughput.extend(rows);
-        let peak = Some(procstat::rss_kib(pid).0).filter(|k| reset && *k > 0);
-        let peak = peak.unwrap_or(sampled.load(Ordering::Relaxed));
-        self.results
-            .figure("server peak RSS under mixed", mb(peak), "MB");
-        let (seen, violations) = gather(clients.into_iter().map(|m: Mixed| m.booker));
-        self.check("mixed", &events, &seen, &violations).await
-    }
-
-    /// `lifecycle`: clients holding random seats of one 500-seat event, confirming the hold,
-    /// cancelling one confirmed booking in two, and racing plain bookings against it all (cache
-    /// off). No ceiling; the integrity check follows every hold and booking to its final state.
-    pub async fn lifecycle(&mut self) -> Result<()> {
-        eprintln!("[lifecycle] service ...");
-        db::analyze(&self.pg).await?;
-        let (event, hall) = (self.fixtures.lifecycle_event, self.fixtures.hall.clone());
-        let client = |c| Lifecycle::new(c, event, hall.first_seat, hall.seats);
-        let clients = (0..self.opts.profile.lifecycle_clients)
-            .map(client)
-            .collect();
-        let (clients, rows, _) = self.measure("lifecycle", &self.main.to(), clients).await?;
-        self.results.throughput.extend(rows);
-        let (mut claims, mut violations, mut lost) = (Vec::new(), Vec::new(), 0);
-        for client in clients {
-            claims.extend(client.claims);
-            violations.extend(client.violations);
-            lost += client.lost;
-        }
-        let check =
-            integrity::check_lifecycle(&self.pg, "lifecycle", event, &claims, lost, &violations);
-        let check = check.await?;
-        self.record(check).await;
-        Ok(())
-    }
-
-    /// `lambda`: the service shaped as deployed. Each Lambda execution environment serves one
-    /// request at a time with a pool of 2 connections, through RDS Proxy. Here: a fleet of
-    /// `local-api` processes (`DB_POOL_MAX_SIZE=2`, cache off like the direct `book` run), all
-    /// connecting to PgBouncer in transaction mode. Measured: `book` with each of the 32
-    /// closed-loop clients owning one process, and the largest herd queued for
-    /// `lambda_herd_processes` processes. The fleet, then PgBouncer, are stopped at the end, also
-    /// on failure or Ctrl-C (on drop).
-    pub async fn lambda(&mut self) -> Result<()> {
-        let herd_processes = self.opts.profile.lambda_herd_processes;
-        let processes = CLIENTS.max(herd_processes);
-        eprintln!(
-            "[lambda] PgBouncer (transaction mode, {LAMBDA_PROXY_CONNECTIONS} server connections) \
-             and {processes} local-api processes (DB_POOL_MAX_SIZE={LAMBDA_POOL_SIZE}) ..."
-        );
-        let server_url = format!("postgres://{}@{}/postgres", self.pg_user, self.pg_server);
-        let bouncer =
-            test_support::PgBouncer::try_start_on(&server_url, LAMBDA_PROXY_CONNECTIONS).await?;
-        let (log, env) = (
-            self.opts.out_dir.join("server-lambda.log"),
-            [("DB_POOL_MAX_SIZE", LAMBDA_POOL_SIZE.to_string())],
-        );
-        let url = format!(
-            "postgres://{}@{}/{}",
-            self.pg_user,
-            bouncer.address(),
-            self.database_name
-        );
-        // Declared after PgBouncer, so dropped (stopped) before it.
-        let mut fleet = Server::fleet(processes, &self.server_bin, &url, &log, &env).await?;
-        let setting = format!(
-            "{processes} local-api processes, DB_POOL_MAX_SIZE={LAMBDA_POOL_SIZE} each, one request \
-             at a time each, through {} pool_mode=transaction, \
-             default_pool_size=max_db_connections={LAMBDA_PROXY_CONNECTIONS}; herd queued for {herd_processes}",
-            bouncer.version()
-        );
-        self.results.settings.insert("lambda".into(), setting);
-        let to = To {
-            addrs: fleet.iter().map(|s| s.addr).collect(),
-            pids: fleet.iter().map(|s| s.pid).chain([bouncer.pid()]).collect(),
-        };
-        let outcome = self.lambda_runs(&to, herd_processes).await;
-        let rss: Vec<(u64, u64)> = fleet.iter().map(|s| procstat::rss_kib(s.pid)).collect();
-        let peak = rss.iter().map(|r| r.0).max().unwrap_or(0);
-        self.results
-            .figure("lambda: RSS per process, at most", mb(peak), "MB");
-        self.results.figure(
-            "lambda: RSS of the whole fleet",
-            mb(rss.iter().map(|r| r.1).sum()),
-            "MB",
-        );
-        server::stop_all(&mut fleet);
-        outcome
-    }
-
-    async fn lambda_runs(&mut self, fleet: &To, herd_processes: usize) -> Result<()> {
-        db::analyze(&self.pg).await?;
-        let big = self.fixtures.big.clone();
-        let ceiling_name = format!("{}-1 {}", Reference.label(), big.label());
-        let ceiling_rate = match self.results.pgbench.iter().find(|p| p.name == ceiling_name) {
-            Some(run) => run.tps,
-            None => {
-                eprintln!("[lambda] pgbench {ceiling_name} (book did not run) ...");
-                let k = events_per_client(&big, 1, f64::from(self.opts.profile.pgbench_secs));
-                let block = Admin::open(self.main.addr)
-                    .await?
-                    .block("lambda reference", &big, CLIENTS, k)
-                    .await?;
-                db::analyze(&self.pg).await?;
-                let (service, what_if) = (block, Vec::new());
-                let run = VenueRun {
-                    venue: big.clone(),
-                    seats: 1,
-                    reference: block,
-                    book_fn: block,
-                    service,
-                    what_if,
-                    open: false,
-                };
-                self.book_ceiling(&run, Reference, &block, "prepared")
-                    .await?
-                    .tps
-            }
-        };
-
-        eprintln!("[lambda] book: {CLIENTS} clients, each with a process of its own ...");
-        let events = self.fixtures.lambda_events.clone();
-        let booker = |(c, event): (usize, &i64)| {
-            Booker::new(format!("bench-lambda-{c}"), vec![*event], &big, 1)
-        };
-        let clients = events.iter().enumerate().map(booker).collect();
-        let to = To {
-            addrs: fleet.addrs[..CLIENTS].to_vec(),
-            pids: fleet.pids.clone(),
-        };
-        let (clients, mut rows, _) = self
-            .measure("lambda book (server = processes + PgBouncer)", &to, clients)
-            .await?;
-        let mut row = rows
-            .remove(0)
-            .against(&format!("pgbench {ceiling_name}"), ceiling_rate);
-        row.scenario = "lambda book".into();
-        let direct = format!("book {}", big.label());
-        let direct = self
-            .results
-            .throughput
-            .iter()
-            .find(|t| t.scenario == direct)
-            .map(|t| t.rate);
-        if let Some(direct) = direct.filter(|d| *d > 0.0) {
-            let figure = format!("lambda book / direct book {} ({direct:.0}/s)", big.label());
-            self.results.figure(&figure, row.rate / direct, "x");
-        }
-        self.results.throughput.push(row);
-        let (seen, violations) = gather(clients);
-        self.check("lambda book", &events, &seen, &violations)
-            .await?;
-
-        let size = self
-            .opts
-            .profile
-            .herd_sizes
-            .iter()
-            .copied()
-            .max()
-            .unwrap_or(0);
-        eprintln!(
-            "[lambda] herd: {size} bookings of one seat queued for {herd_processes} processes ..."
-        );
-        db::settle(&self.pg).await;
-        let (event, seat) = (
-            self.fixtures.lambda_herd_event,
-            self.fixtures.hall.first_seat,
-        );
-        let (users, requests) = herd_requests(size, event, seat);
-        let before = Cpu::now(fleet.pids.clone());
-        let run = loadgen::herd(&fleet.addrs[..herd_processes], requests).await?;
-        self.results
-            .cpu
-            .push(before.until_now(&format!("lambda herd {size}"), size as u64));
-        let (herd, winners, violations) =
-            self.judge_herd("lambda", event, seat, &users, &run).await?;
-        self.results.herds.push(herd);
-        self.check(
-            &format!("lambda herd {size}"),
-            &[event],
-            &winners,
-            &violations,
-        )
-        .await
-    }
-
-    /// Whole-run process figures, taken before the servers stop; nginx is stopped.
-    pub fn finish(&mut self) {
-        self.nginx = None;
-        let main = procstat::rss_kib(self.main.pid).0;
-        self.results
-            .figure("server peak RSS, whole run (cache off)", mb(main), "MB");
-        if let Some(cached) = &self.cached {
-            let kib = procstat::rss_kib(cached.pid)
-                .0
-                .max(self.cached_peak_before_mixed_kib);
-            self.results
-                .figure("server peak RSS, whole run (cache on)", mb(kib), "MB");
-        }
     }
 }
 

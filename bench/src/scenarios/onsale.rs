@@ -15,7 +15,7 @@ use crate::clients::{booking, Reader};
 use crate::fixtures::{Admin, Map};
 use crate::http::{self, Body, Conn, Identity};
 use crate::loadgen::{Client, Window};
-use crate::nginx::{self, Nginx};
+use crate::procs::{Nginx, NGINX_GZIP};
 use crate::report::{Goal, Throughput};
 use crate::stats::{micros, Percentiles};
 use crate::Result;
@@ -64,8 +64,8 @@ impl Bench {
     /// The read event's map from the cached server, plain and gzip (checked to be the same), and
     /// the gzip answer's tag.
     async fn read_event_map(&mut self) -> Result<(Vec<u8>, Vec<u8>, HeaderValue)> {
-        let addr = self.cached_server().await?.addrs[0];
-        let path = format!("/api/v1/events/{}/availability", self.fixtures.read_event());
+        let addr = self.cached_server().await?.addr;
+        let path = format!("/api/v1/events/{}/availability", self.fixtures.read_event);
         let who = Identity::user("bench-poller");
         let mut conn = Conn::open(addr).await?;
         let plain = conn.send(http::get(&path, &who)).await?.into_body();
@@ -98,24 +98,21 @@ impl Bench {
         }
         let nginx = self.nginx.as_ref().expect("just started");
         let to = To {
-            addrs: vec![nginx.addr],
+            addr: nginx.addr,
             pids: nginx.pids(),
         };
-        let (_, mut rows, _) = self
+        let (_, row) = self
             .measure(&format!("{name} (server = nginx)"), &to, clients)
             .await?;
-        let row = Throughput {
-            scenario: name.to_owned(),
-            ..rows.remove(0)
-        };
         let rate = row.rate;
-        self.results.throughput.push(row);
+        let scenario = name.to_owned();
+        self.results.throughput.push(Throughput { scenario, ..row });
         Ok(rate)
     }
 
     /// `poll`: cached reads as pollers make them (gzip; `If-None-Match` → 304).
     pub async fn poll(&mut self) -> Result<()> {
-        let path = format!("/api/v1/events/{}/availability", self.fixtures.read_event());
+        let path = format!("/api/v1/events/{}/availability", self.fixtures.read_event);
         let to = self.cached_server().await?;
         let (plain, zipped, tag) = self.read_event_map().await?;
         for (what, bytes, unit) in [
@@ -143,27 +140,18 @@ impl Bench {
         };
 
         eprintln!("[poll] service, poll-gzip ...");
-        let (_, mut rows, _) = self
-            .measure("poll-gzip", &to, pollers("bench-poller", &path, None))
-            .await?;
+        let clients = pollers("bench-poller", &path, None);
+        let (_, row) = self.measure("poll-gzip", &to, clients).await?;
         eprintln!("[poll] nginx, the same gzip bytes ...");
-        let nginx = self
-            .beside_nginx(
-                "nginx gzip",
-                pollers("bench-nginx-poller", nginx::GZIP, None),
-            )
-            .await?;
-        self.results
-            .throughput
-            .push(rows.remove(0).against("nginx gzip (same bytes)", nginx));
+        let clients = pollers("bench-nginx-poller", NGINX_GZIP, None);
+        let nginx = self.beside_nginx("nginx gzip", clients).await?;
+        let row = row.against("nginx gzip (same bytes)", nginx);
+        self.results.throughput.push(row);
 
         eprintln!("[poll] service, poll-304 ...");
-        let (_, mut rows, _) = self
-            .measure("poll-304", &to, pollers("bench-poller", &path, Some(&tag)))
-            .await?;
-        let row = rows
-            .remove(0)
-            .against(&format!("redis-benchmark {}", get.name), get.rps);
+        let clients = pollers("bench-poller", &path, Some(&tag));
+        let (_, row) = self.measure("poll-304", &to, clients).await?;
+        let row = row.against(&format!("redis-benchmark {}", get.name), get.rps);
         self.results.throughput.push(row);
         Ok(())
     }
@@ -183,7 +171,7 @@ impl Bench {
             false => (Duration::from_millis(500), Duration::from_secs(5)),
         };
         let to = self.cached_server().await?;
-        let addr = to.addrs[0];
+        let addr = to.addr;
         let mut admin = Admin::open(addr).await?;
         let venue = admin.venue("hot", rows, cols).await?;
         let event = admin.event("on-sale", venue.id).await?;

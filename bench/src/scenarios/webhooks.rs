@@ -6,8 +6,8 @@
 use super::{Bench, Cpu};
 use crate::fixtures::Admin;
 use crate::integrity::Check;
+use crate::procs::Server;
 use crate::report::Throughput;
-use crate::server::Server;
 use crate::Result;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -98,7 +98,7 @@ impl Bench {
         eprintln!("[webhooks] {set_aside} earlier outbox rows set aside; {n} bookings ...");
         // One statement on a session of its own, as the service books: on the integrity session
         // (enable_nestloop = off) each call would be JIT-compiled (see main.rs).
-        let booked: i64 = crate::db::connect(&self.database_url)
+        let booked: i64 = crate::connect(&self.database_url)
             .await?
             .query_one(
                 "SELECT count(b.booking_id) FROM generate_series(0::bigint, $3::bigint - 1) g,
@@ -122,7 +122,7 @@ impl Bench {
         while delivered() == 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let cpu = Cpu::now(vec![server.pid]);
+        let cpu = Cpu::now(&[server.pid]);
         while delivered() < n && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -174,8 +174,7 @@ impl Bench {
             bookings_checked: n,
             tickets_checked: n,
             violations,
-        })
-        .await;
+        });
         Ok(())
     }
 }

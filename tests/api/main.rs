@@ -24,3 +24,4 @@ mod reads;
 mod redis_server;
 mod roles;
 mod validation;
+mod venues;

@@ -2,7 +2,9 @@
 //! it, and it documents every route there is (and no route that is not).
 
 use crate::helpers::{spawn_app, ORGANIZER};
-use seatbook_core::domain::{MaxSeatsPerUser, PriceCents, VenueLayout, VenueName};
+use seatbook_core::domain::{
+    CategoryName, MaxSeatsPerUser, PriceCents, Section, VenueLayout, VenueName,
+};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -193,7 +195,8 @@ fn the_documented_bounds_are_the_domain_rules() {
             .as_i64()
             .unwrap_or_else(|| panic!("{field} has a {key}: {schema}"))
     };
-    let venue = schema("NewVenue");
+    // The venue's members; the rest of its schema says which of them go together.
+    let venue = schema("NewVenue")["allOf"][0].clone();
     for (field, pick) in [("rows", 0), ("cols", 1)] {
         let max = bound(&venue, field, "maximum");
         let size = |n: i64| if pick == 0 { (n, 1) } else { (1, n) };
@@ -210,10 +213,34 @@ fn the_documented_bounds_are_the_domain_rules() {
     let longest = bound(&venue, "name", "maxLength") as usize;
     assert!(VenueName::parse(&"x".repeat(longest)).is_ok());
     assert!(VenueName::parse(&"x".repeat(longest + 1)).is_err());
+    let most = venue["properties"]["sections"]["maxItems"]
+        .as_u64()
+        .unwrap() as usize;
+    assert_eq!(most, seatbook_core::domain::MAX_SECTIONS);
+    let section = schema("NewSection");
+    let longest = bound(&section, "name", "maxLength") as usize;
+    let named = |n: usize| Section::parse(&"x".repeat(n), 1, 1, &[]);
+    assert!(named(longest).is_ok() && named(longest + 1).is_err());
+    for field in ["rows", "cols"] {
+        assert_eq!(
+            bound(&section, field, "maximum"),
+            bound(&venue, field, "maximum")
+        );
+    }
+    let category = schema("NewCategory");
+    let price = bound(&category, "price_cents", "maximum");
+    assert!(PriceCents::parse(price).is_ok() && PriceCents::parse(price + 1).is_err());
+    let longest = bound(&category, "name", "maxLength") as usize;
+    assert!(CategoryName::parse(&"x".repeat(longest)).is_ok());
+    assert!(CategoryName::parse(&"x".repeat(longest + 1)).is_err());
 
     let event = schema("NewEvent");
     let price = bound(&event, "price_cents", "maximum");
     assert!(PriceCents::parse(price).is_ok() && PriceCents::parse(price + 1).is_err());
+    let most = event["properties"]["categories"]["maxItems"]
+        .as_u64()
+        .unwrap() as usize;
+    assert_eq!(most, seatbook_core::domain::MAX_CATEGORIES);
     let cap = bound(&event, "max_seats_per_user", "maximum");
     assert!(MaxSeatsPerUser::parse(cap).is_ok() && MaxSeatsPerUser::parse(cap + 1).is_err());
 

@@ -1,17 +1,20 @@
-use crate::views::{Availability, EventPage, SeatStatus};
+use crate::views::{Availability, CategoryAvailability, EventPage, SeatStatus};
 use chrono::{DateTime, Utc};
 use seatbook_core::catalog::{Event, EVENT_COLUMNS};
 use seatbook_core::db::Pool;
+use seatbook_core::domain::{DEFAULT_SECTION, STANDARD};
 use seatbook_core::ApiError;
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{ToSql, Type};
 
 /// An event's seat map: every seat of its venue in row order, its status, and for a seat under a
 /// live hold, when the hold lapses. The venue is a scalar subquery, so its seats come from the
 /// `seats_venue_position_key` index already in order; the claims come from the event's tickets
 /// (index on `tickets_event_seat_key`) joined to their bookings by primary key. The cost follows
 /// the venue's size, not the size of `seats` or `bookings`. Public so the benchmark's ceiling runs the same SQL.
+/// Each seat's section and price come from its row ([`MAP_LAYOUT_SQL`]).
 pub const AVAILABILITY_SQL: &str = "\
-SELECT s.id, s.row_label, s.seat_number, coalesce(c.status, 'available') AS status, c.held_until
+SELECT s.id, s.row_label, s.seat_number, coalesce(c.status, 'available') AS status, c.held_until,
+       s.row_index, s.accessible
 FROM seats s
 LEFT JOIN (
     SELECT t.seat_id,
@@ -23,6 +26,28 @@ LEFT JOIN (
 ) c ON c.seat_id = s.id
 WHERE s.venue_id = (SELECT venue_id FROM events WHERE id = $1)
 ORDER BY s.row_index, s.seat_number";
+
+/// What the map needs besides the seats, one row for the event: its sections (name, first row as
+/// the venue counts rows, rows), its price categories in order (name, price), the category of
+/// each row some category covers (from V13's `category_rows`; the others are "Standard" at the
+/// event's price). A handful of rows, read beside the seats rather than joined to each of them:
+/// joined, the planner estimated the rows of every section at a thousand and sorted the whole
+/// venue twice.
+const MAP_LAYOUT_SQL: &str = "\
+SELECT e.price_cents,
+       ARRAY(SELECT name FROM sections WHERE venue_id = e.venue_id ORDER BY position)
+           AS section_names,
+       ARRAY(SELECT first_row FROM sections WHERE venue_id = e.venue_id ORDER BY position)
+           AS section_first_rows,
+       ARRAY(SELECT name FROM price_categories WHERE event_id = e.id ORDER BY position)
+           AS category_names,
+       ARRAY(SELECT price_cents FROM price_categories WHERE event_id = e.id ORDER BY position)
+           AS category_prices,
+       ARRAY(SELECT row_index FROM category_rows WHERE event_id = e.id ORDER BY row_index)
+           AS covered_rows,
+       ARRAY(SELECT category_position FROM category_rows WHERE event_id = e.id ORDER BY row_index)
+           AS row_categories
+FROM events e WHERE e.id = $1";
 
 /// Where a page of the listing starts: strictly after this (starts_at, id).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -90,20 +115,31 @@ pub async fn availability(
     event_id: i64,
 ) -> Result<Option<(Availability, Option<DateTime<Utc>>)>, ApiError> {
     let conn = db.get().await?;
-    let rows = conn
-        .query_typed(AVAILABILITY_SQL, &[(&event_id, Type::INT8)])
-        .await?;
+    // Both statements in one round trip (tokio-postgres pipelines them on the connection).
+    let event: [(&(dyn ToSql + Sync), Type); 1] = [(&event_id, Type::INT8)];
+    let (rows, layout) = tokio::try_join!(
+        conn.query_typed(AVAILABILITY_SQL, &event),
+        conn.query_typed_opt(MAP_LAYOUT_SQL, &event),
+    )?;
     // Every venue has at least one seat, so an event with no rows does not exist.
-    if rows.is_empty() {
+    let Some(layout) = layout.filter(|_| !rows.is_empty()) else {
         return Ok(None);
-    }
+    };
+    let layout = Layout::from_row(&layout);
     let seats: Vec<SeatStatus> = rows
         .iter()
-        .map(|row| SeatStatus {
-            id: row.get(0),
-            row: row.get(1),
-            number: row.get(2),
-            status: row.get(3),
+        .map(|row| {
+            let (category, price_cents) = layout.price(row.get("row_index"));
+            SeatStatus {
+                id: row.get(0),
+                section: layout.section(row.get("row_index")).to_owned(),
+                row: row.get(1),
+                number: row.get(2),
+                category: category.to_owned(),
+                price_cents,
+                accessible: row.get("accessible"),
+                status: row.get(3),
+            }
         })
         .collect();
     let next_lapse = rows
@@ -118,7 +154,85 @@ pub async fn availability(
         available_seats: seats.len() - booked - held,
         booked_seats: booked,
         held_seats: held,
+        categories: layout.categories(&seats),
         seats,
     };
     Ok(Some((availability, next_lapse)))
+}
+
+/// [`MAP_LAYOUT_SQL`]'s row: which section and which price category each row of the venue is in.
+struct Layout {
+    standard_price: i64,
+    /// (first row, name), in venue order.
+    sections: Vec<(i32, String)>,
+    /// (name, price), in the event's order.
+    categories: Vec<(String, i64)>,
+    /// (row, category position from 1), by row.
+    covered: Vec<(i32, i32)>,
+}
+
+impl Layout {
+    fn from_row(row: &tokio_postgres::Row) -> Self {
+        let names: Vec<String> = row.get("section_names");
+        let first_rows: Vec<i32> = row.get("section_first_rows");
+        let category_names: Vec<String> = row.get("category_names");
+        let prices: Vec<i64> = row.get("category_prices");
+        let covered: Vec<i32> = row.get("covered_rows");
+        let positions: Vec<i32> = row.get("row_categories");
+        Layout {
+            standard_price: row.get("price_cents"),
+            sections: first_rows.into_iter().zip(names).collect(),
+            categories: category_names.into_iter().zip(prices).collect(),
+            covered: covered.into_iter().zip(positions).collect(),
+        }
+    }
+
+    /// The section of venue row `row`: the last that starts at or before it.
+    fn section(&self, row: i32) -> &str {
+        let after = self.sections.partition_point(|(first, _)| *first <= row);
+        after
+            .checked_sub(1)
+            .map_or(DEFAULT_SECTION, |i| self.sections[i].1.as_str())
+    }
+
+    /// The price category of venue row `row`, and its price.
+    fn price(&self, row: i32) -> (&str, i64) {
+        self.covered
+            .binary_search_by_key(&row, |(r, _)| *r)
+            .ok()
+            .and_then(|i| self.categories.get(self.covered[i].1 as usize - 1))
+            .map_or((STANDARD, self.standard_price), |(name, price)| {
+                (name.as_str(), *price)
+            })
+    }
+
+    /// Every category in the event's order, then "Standard" if any seat is in it, each with its
+    /// available seats.
+    fn categories(&self, seats: &[SeatStatus]) -> Vec<CategoryAvailability> {
+        let mut categories: Vec<CategoryAvailability> = self
+            .categories
+            .iter()
+            .map(|(name, price)| CategoryAvailability {
+                name: name.clone(),
+                price_cents: *price,
+                available: 0,
+            })
+            .collect();
+        let mut standard = None;
+        for seat in seats {
+            let entry = match categories.iter_mut().find(|c| c.name == seat.category) {
+                Some(entry) => entry,
+                None => standard.get_or_insert_with(|| CategoryAvailability {
+                    name: STANDARD.to_owned(),
+                    price_cents: self.standard_price,
+                    available: 0,
+                }),
+            };
+            if seat.status == "available" {
+                entry.available += 1;
+            }
+        }
+        categories.extend(standard);
+        categories
+    }
 }

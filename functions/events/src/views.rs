@@ -20,17 +20,39 @@ pub struct Availability {
     pub booked_seats: usize,
     /// Reserved by a live hold; they become available again when it lapses.
     pub held_seats: usize,
+    /// The event's price categories in its order, then "Standard" (the seats no category covers,
+    /// at the event's `price_cents`) when there are such seats.
+    pub categories: Vec<CategoryAvailability>,
+    /// Front to back: by section, then row, then number.
     pub seats: Vec<SeatStatus>,
+}
+
+/// A price category of the map.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct CategoryAvailability {
+    pub name: String,
+    /// The price of each of its seats, in cents.
+    pub price_cents: i64,
+    /// Its seats that are `available`.
+    pub available: usize,
 }
 
 /// One seat of the map.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct SeatStatus {
     pub id: i64,
-    /// The row's label: A, B, …, Z, AA, ….
+    /// The name of its section ("Main" in a venue of one rectangle).
+    pub section: String,
+    /// The row's label within its section: A, B, …, Z, AA, ….
     pub row: String,
     /// The seat's number in its row, from 1.
     pub number: i32,
+    /// Its price category: one of the event's, or "Standard".
+    pub category: String,
+    /// What the seat costs, in cents.
+    pub price_cents: i64,
+    /// A wheelchair place.
+    pub accessible: bool,
     #[schema(schema_with = seat_state)]
     pub status: String,
 }

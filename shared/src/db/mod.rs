@@ -101,3 +101,15 @@ pub async fn migrate(pool: &Pool) -> Result<usize, DbSetupError> {
     }
     Ok(report.applied_migrations().len())
 }
+
+/// Applies the migrations up to and including `version` only: for a test that puts data in an
+/// older schema and then checks what the later migrations make of it.
+pub async fn migrate_to(pool: &Pool, version: i32) -> Result<usize, DbSetupError> {
+    let mut conn = pool.get().await?;
+    let client: &mut tokio_postgres::Client = &mut conn;
+    let report = embedded::migrations::runner()
+        .set_target(refinery::Target::Version(version))
+        .run_async(client)
+        .await?;
+    Ok(report.applied_migrations().len())
+}

@@ -3,14 +3,22 @@
 //! the caller.
 
 mod event;
+mod pricing;
 mod seats;
 mod user;
 mod venue;
 
 pub use event::{Description, EventName, MaxSeatsPerUser, PriceCents, SalesWindow, StartsAt};
+pub use pricing::{
+    CategoryName, CategoryRequest, PriceCategories, PriceCategory, VenueSection, MAX_CATEGORIES,
+    STANDARD,
+};
 pub use seats::{row_label, SeatSelection, MAX_SEATS_PER_BOOKING};
 pub use user::UserId;
-pub use venue::{VenueLayout, VenueName};
+pub use venue::{
+    row_number, SeatMap, Section, SectionName, VenueLayout, VenueName, DEFAULT_SECTION, MAX_SEATS,
+    MAX_SECTIONS,
+};
 
 /// Why a value was rejected, in words for the API's `detail`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,7 +7,7 @@
 //! `events_fn::AVAILABILITY_SQL`), so a ceiling cannot drift from the statement the service sends;
 //! each run writes them to `<out>/pgbench/` as run.
 
-use crate::stats::Percentiles;
+use crate::loadgen::Percentiles;
 use crate::Result;
 use serde::Serialize;
 use std::path::Path;
@@ -162,7 +162,7 @@ impl Pgbench {
         let output = Command::new("pgbench")
             .args(&args)
             .output()
-            .map_err(|e| format!("could not run pgbench: {e}"))?;
+            .map_err(|e| format!("pgbench (Debian package postgresql-client): {e}"))?;
         let (stdout, stderr) = (
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr),
@@ -246,7 +246,7 @@ pub fn redis_benchmark(
     );
     let output = command
         .output()
-        .map_err(|e| format!("could not run redis-benchmark: {e}"))?;
+        .map_err(|e| format!("redis-benchmark (Debian package redis-tools): {e}"))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let Some(rps) = parse_redis_rps(&stdout) else {
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -341,40 +341,20 @@ mod tests {
         assert!(!reference.contains('$'));
         assert!(availability_script().contains("WHERE t.event_id = :event_id::bigint"));
         for script in [book_fn, reference] {
-            let mut defined = [
-                "client_id",
-                "event_base",
-                "events_per_client",
-                "first_seat",
-                "seats",
-                "i",
-                "status",
-            ]
-            .map(String::from)
-            .to_vec();
+            let mut defined = "client_id event_base events_per_client first_seat seats i status"
+                .split(' ')
+                .map(str::to_owned)
+                .collect::<Vec<_>>();
             for line in script.lines().filter(|l| !l.starts_with("--")) {
-                let (set, expr) = match line.strip_prefix("\\set ").and_then(|r| r.split_once(' '))
-                {
-                    Some((var, expr)) => (Some(var), expr),
-                    None => (None, line),
-                };
-                // pgbench variables: `:name`, not `::type`.
-                let mut rest = expr;
-                while let Some(at) = rest.find(':') {
-                    rest = &rest[at + 1..];
-                    let cast = rest.starts_with(':');
-                    rest = rest.trim_start_matches(':');
-                    let name: String = rest
-                        .chars()
-                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                        .collect();
-                    rest = &rest[name.len()..];
-                    assert!(
-                        cast || name.is_empty() || defined.contains(&name),
-                        "{name} used before it is defined"
-                    );
+                let set = line.strip_prefix("\\set ").and_then(|r| r.split_once(' '));
+                let expr = set.map_or(line, |(_, expr)| expr).replace("::", " ");
+                // pgbench variables: `:name` (a `::type` cast is not one).
+                for used in expr.split(':').skip(1) {
+                    let mut name = used.split(|c: char| !c.is_ascii_alphanumeric() && c != '_');
+                    let name = name.next().unwrap_or_default().to_owned();
+                    assert!(defined.contains(&name), "{name} used before it is defined");
                 }
-                defined.extend(set.map(str::to_owned));
+                defined.extend(set.map(|(var, _)| var.to_owned()));
             }
         }
     }

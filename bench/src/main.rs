@@ -14,7 +14,6 @@ mod loadgen;
 mod procs;
 mod report;
 mod scenarios;
-mod stats;
 
 use ceiling::Redis;
 use clap::{Parser, ValueEnum};
@@ -22,7 +21,7 @@ use procs::Server;
 use report::Results;
 use scenarios::Bench;
 use std::path::PathBuf;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::Duration;
 use test_support::TestDb;
 use tokio_postgres::NoTls;
@@ -113,10 +112,6 @@ impl Options {
         }
         self
     }
-
-    fn runs(&self, scenario: Scenario) -> bool {
-        self.scenarios.contains(&scenario)
-    }
 }
 
 /// Enough descriptors for the largest herd on both ends of every connection.
@@ -148,12 +143,12 @@ fn var(name: &str, default: &str) -> String {
 
 /// Sets up, runs, and always cleans up (servers, database, Redis keys), even on Ctrl-C.
 async fn run(opts: Options) -> Result<bool> {
-    require_tools(&opts)?;
     procs::raise_nofile(WANTED_OPEN_FILES)?;
     std::fs::create_dir_all(&opts.out_dir)?;
+    // By default `local-api` next to our own binary: `cargo build` puts both in one directory.
     let server_bin = match &opts.server_bin {
         Some(bin) => bin.clone(),
-        None => Server::default_binary()?,
+        None => std::env::current_exe()?.with_file_name("local-api"),
     };
     let pg_base = var("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432");
     let redis = Redis::new(var("BENCH_REDIS_URL", "redis://127.0.0.1:6379"));
@@ -209,7 +204,7 @@ async fn bench(
     // jit_above_cost, and each such statement then spends ~0.8 s compiling.
     pg.batch_execute("SET enable_nestloop = off; SET jit = off")
         .await?;
-    results.machine.postgres = pg.query_one("SELECT version()", &[]).await?.get(0);
+    results.postgres = pg.query_one("SELECT version()", &[]).await?.get(0);
     eprintln!("creating venues and events ...");
     let fixtures = fixtures::create(main.addr).await?;
     pg.batch_execute("VACUUM ANALYZE").await?;
@@ -261,33 +256,6 @@ pub async fn connect(url: &str) -> Result<tokio_postgres::Client> {
         .map_err(|e| format!("cannot connect to {url}: {e}"))?;
     tokio::spawn(connection);
     Ok(client)
-}
-
-/// The ceilings need pgbench, redis-benchmark and nginx on PATH; scripts/bench installs them.
-fn require_tools(opts: &Options) -> Result<()> {
-    let pgbench = opts.runs(Scenario::Book) || opts.runs(Scenario::Read);
-    let cached = opts.runs(Scenario::Read) || opts.runs(Scenario::Poll);
-    let tools = [
-        (
-            pgbench,
-            "pgbench",
-            "--version",
-            "postgresql-contrib or postgresql-client",
-        ),
-        (cached, "redis-benchmark", "--version", "redis-tools"),
-        (cached, "nginx", "-v", "nginx-light"),
-    ];
-    for (_, tool, flag, package) in tools.into_iter().filter(|t| t.0) {
-        let mut command = Command::new(tool);
-        let found = command
-            .arg(flag)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if found.status().is_err() {
-            return Err(format!("{tool} is not installed (Debian package {package})").into());
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -93,7 +93,12 @@ impl Server {
             .stderr(out)
             .stdin(Stdio::null())
             .spawn()
-            .map_err(|e| format!("could not start {}: {e}", bin.display()))?;
+            .map_err(|e| {
+                format!(
+                    "could not start {} (build -p local-api): {e}",
+                    bin.display()
+                )
+            })?;
         let (addr, pid) = (SocketAddr::from(([127, 0, 0, 1], port)), child.id());
         // It shuts down on SIGINT.
         let mut child = Stopped {
@@ -112,18 +117,6 @@ impl Server {
             pid,
             _child: child,
         })
-    }
-
-    /// `local-api` next to our own binary: `cargo build` puts both in the same directory.
-    pub fn default_binary() -> Result<PathBuf> {
-        let me = std::env::current_exe()?;
-        let bin = me.with_file_name("local-api");
-        if !bin.exists() {
-            let shown = bin.display();
-            let error = format!("{shown} does not exist: build -p local-api or pass --server-bin");
-            return Err(error.into());
-        }
-        Ok(bin)
     }
 }
 
@@ -178,7 +171,8 @@ impl Nginx {
              location = {NGINX_GZIP} {{ add_header Content-Encoding gzip; }}\n}}\n}}\n"
         );
         std::fs::write(dir.0.join("nginx.conf"), conf)?;
-        let version = Command::new("nginx").arg("-v").output()?;
+        let version = Command::new("nginx").arg("-v").output();
+        let version = version.map_err(|e| format!("nginx (Debian package nginx-light): {e}"))?;
         let version = String::from_utf8_lossy(&version.stderr).trim().to_owned();
         let mut command = Command::new("nginx");
         // SAFETY: prctl(2) in the child before exec; no allocation, no locks. If the bench dies

@@ -2,7 +2,7 @@
 
 use crate::ceiling::{PgbenchRun, RedisRun};
 use crate::integrity::Check;
-use crate::stats::Percentiles;
+use crate::loadgen::Percentiles;
 use comfy_table::Table;
 use procfs::Current;
 use serde::Serialize;
@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 
 #[derive(Debug, Default, Serialize)]
 pub struct Results {
-    pub machine: Machine,
+    /// CPUs, kernel and load average at the start; PostgreSQL's version.
+    pub machine: String,
+    pub postgres: String,
     pub started_at: String,
     pub quick: bool,
     pub settings: BTreeMap<String, String>,
@@ -24,15 +26,6 @@ pub struct Results {
     pub figures: Vec<Figure>,
     pub integrity: Vec<Check>,
     pub goals: Vec<Goal>,
-}
-
-#[derive(Debug, Default, Serialize)]
-pub struct Machine {
-    pub nproc: usize,
-    pub cpu_model: String,
-    pub kernel: String,
-    pub loadavg_at_start: String,
-    pub postgres: String,
 }
 
 /// One throughput figure beside its ceiling.
@@ -150,18 +143,16 @@ impl Goal {
 impl Results {
     pub fn new(quick: bool) -> Results {
         let cpu = procfs::CpuInfo::current().ok();
-        let machine = Machine {
-            nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
-            cpu_model: cpu
-                .and_then(|c| Some(c.model_name(0)?.to_owned()))
-                .unwrap_or_default(),
-            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-                .map_or(String::new(), |k| k.trim().to_owned()),
-            loadavg_at_start: procfs::LoadAverage::current().map_or(String::new(), |l| {
-                format!("{} {} {}", l.one, l.five, l.fifteen)
-            }),
-            postgres: String::new(),
-        };
+        let cpu = cpu.and_then(|c| Some(c.model_name(0)?.to_owned()));
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let load = procfs::LoadAverage::current().map(|l| (l.one, l.five, l.fifteen));
+        let machine = format!(
+            "{} x {}, kernel {}, load at start {:?}",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpu.unwrap_or_default(),
+            kernel.trim(),
+            load.unwrap_or_default(),
+        );
         Results {
             machine,
             started_at: chrono::Utc::now().to_rfc3339(),
@@ -235,7 +226,6 @@ impl Results {
 
     /// Everything a reader needs on stdout, as plain-text tables.
     pub fn render(&self) -> String {
-        let m = &self.machine;
         let quick = if self.quick {
             " (QUICK: not a measurement)"
         } else {
@@ -246,15 +236,9 @@ impl Results {
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        let mut out = format!(
-            "\nseatbook benchmark{quick}: {} x {}, kernel {}, load at start {}\n{}\nsettings: {}\n",
-            m.nproc,
-            m.cpu_model,
-            m.kernel,
-            m.loadavg_at_start,
-            m.postgres,
-            settings.join(", ")
-        );
+        let (machine, postgres, settings) = (&self.machine, &self.postgres, settings.join(", "));
+        let mut out =
+            format!("\nseatbook benchmark{quick}: {machine}\n{postgres}\nsettings: {settings}\n");
         section(
             &mut out,
             "THROUGHPUT (service over HTTP) beside its CEILING (same SQL / same bytes, same machine)",

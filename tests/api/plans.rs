@@ -87,6 +87,52 @@ async fn every_seat_statement_costs_the_same_in_a_40000_seat_arena_as_in_a_50_se
     }
 }
 
+/// The same for the statements that price seats (V14), with a price category on every row of
+/// both venues: each seat's price is found by key, whatever the venue's size.
+#[tokio::test]
+async fn booking_seats_priced_by_category_costs_the_same_in_an_arena_as_in_a_hall() {
+    let app = spawn_app().await;
+    let [hall, arena] = venues(&app.db).await;
+    app.db
+        .batch_execute(
+            "INSERT INTO price_categories (event_id, position, name, price_cents, section)
+             SELECT e.id, p, 'Category ' || p, 1000 * p, 'Main'
+             FROM events e, generate_series(1, 2) p;
+             INSERT INTO category_rows (event_id, row_index, category_position)
+             SELECT e.id, r, 1 + r % 2
+             FROM events e JOIN venues v ON v.id = e.venue_id, generate_series(1, v.rows) r;",
+        )
+        .await
+        .unwrap();
+    for (setup, label) in [
+        ("", "priced, fresh venue"),
+        ("ANALYZE", "priced, after ANALYZE"),
+        (
+            "UPDATE events SET max_seats_per_user = 1000000; ANALYZE",
+            "priced, events with a per-user cap",
+        ),
+    ] {
+        let db = app.connect().await;
+        db.batch_execute(setup).await.unwrap();
+        for statement in [Statement::Book, Statement::Hold, Statement::Confirm] {
+            let mut in_hall = Vec::new();
+            let mut in_arena = Vec::new();
+            for call in 0..CALLS {
+                in_hall.push(buffers(&db, statement, hall, call).await);
+                in_arena.push(buffers(&db, statement, arena, call).await);
+            }
+            let hall_worst = *in_hall[CALLS - JUDGED..].iter().max().unwrap();
+            let arena_worst = *in_arena[CALLS - JUDGED..].iter().max().unwrap();
+            eprintln!("{label}: {statement:?} hall {in_hall:?} arena {in_arena:?}");
+            assert!(
+                arena_worst <= hall_worst + SLACK,
+                "{label}: {statement:?} touches {arena_worst} buffers in a 40,000-seat arena and \
+                 {hall_worst} in a 50-seat hall (calls: arena {in_arena:?}, hall {in_hall:?})"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_seat_map_costs_no_more_per_seat_in_an_arena_than_in_a_hall() {
     let app = spawn_app().await;

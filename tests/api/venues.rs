@@ -496,3 +496,125 @@ async fn venues_made_before_sections_are_one_section_named_main_after_the_migrat
         .get(0);
     assert_eq!(total, 3000);
 }
+
+/// The `booking.confirmed` payload the outbox holds for `booking_id`, as the webhook delivers it.
+async fn confirmation(app: &TestApp, booking_id: &Value) -> Value {
+    let id: uuid::Uuid = booking_id.as_str().unwrap().parse().unwrap();
+    let payload: Value = app
+        .db
+        .query_one(
+            "SELECT payload::text FROM outbox WHERE booking_id = $1 AND kind = 'booking.confirmed'",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get::<_, String>(0)
+        .parse()
+        .unwrap();
+    payload
+}
+
+/// (seat id, price_cents) of each of a booking's tickets, or of a payload's.
+fn prices(tickets: &Value) -> Vec<(i64, i64)> {
+    let mut prices: Vec<(i64, i64)> = tickets
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["seat_id"].as_i64().unwrap(),
+                t["price_cents"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    prices.sort_unstable();
+    prices
+}
+
+/// A theatre event with its usual prices (`cap`: a per-person seat cap, which books through
+/// `book()`'s other path), and one seat of each price: Front 9000, Stalls 6000, Standard 4500,
+/// Back 3000, with their (seat id, price) sorted by seat id.
+async fn priced_theatre(app: &TestApp, cap: Option<i64>) -> (i64, Vec<i64>, Vec<(i64, i64)>) {
+    let made = venue(app, theatre(&format!("Theatre {}", uuid::Uuid::new_v4()))).await;
+    let mut body = event_body(&made["id"], 4500, theatre_prices());
+    if let Some(cap) = cap {
+        body["max_seats_per_user"] = json!(cap);
+    }
+    let response = app.post("/api/v1/events", ORGANIZER, &body).await;
+    assert_eq!(response.status(), 201);
+    let event_id = response.json::<Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let map = app.availability(event_id).await;
+    let picked = [
+        ("Stalls", "A", 9000),
+        ("Stalls", "B", 6000),
+        ("Circle", "A", 4500),
+        ("Circle", "B", 3000),
+    ]
+    .map(|(section, row, price)| (seat_id(&map, section, row, 2), price));
+    let mut expected = picked.to_vec();
+    expected.sort_unstable();
+    (event_id, picked.map(|(id, _)| id).into(), expected)
+}
+
+#[tokio::test]
+async fn a_booking_across_categories_costs_the_sum_of_its_seats_prices_each_on_its_ticket() {
+    let app = spawn_app().await;
+    // Without a cap and with one: book() prices seats the same way on both of its paths.
+    for (user, cap) in [("alice", None), ("bob", Some(6))] {
+        let (event_id, seats, expected) = priced_theatre(&app, cap).await;
+        let response = app.book(user, event_id, &seats).await;
+        assert_eq!(response.status(), 201, "cap {cap:?}");
+        let booking: Value = response.json().await.unwrap();
+        assert_eq!(booking["total_cents"], 22_500, "cap {cap:?}: {booking}");
+        assert_eq!(prices(&booking["tickets"]), expected, "cap {cap:?}");
+        // As stored, and as the booking reads back.
+        let read = app
+            .get_json(
+                &format!("/api/v1/bookings/{}", booking["id"].as_str().unwrap()),
+                As::User(user),
+            )
+            .await;
+        assert_eq!(read["total_cents"], 22_500);
+        assert_eq!(prices(&read["tickets"]), expected);
+        // The webhook says the same.
+        let payload = confirmation(&app, &booking["id"]).await;
+        assert_eq!(payload["total_cents"], 22_500, "{payload}");
+        assert_eq!(prices(&payload["tickets"]), expected, "{payload}");
+    }
+}
+
+#[tokio::test]
+async fn a_hold_across_categories_is_confirmed_at_the_sum_of_its_seats_prices() {
+    let app = spawn_app().await;
+    let (event_id, seats, expected) = priced_theatre(&app, None).await;
+    let hold: Value = app
+        .hold("carol", event_id, &seats[1..])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(hold["total_cents"], 13_500, "{hold}");
+    assert_eq!(
+        prices(&hold["tickets"]),
+        expected
+            .iter()
+            .copied()
+            .filter(|(_, p)| *p != 9000)
+            .collect::<Vec<_>>()
+    );
+    let confirmed = app
+        .confirm(hold["id"].as_str().unwrap(), As::User("carol"))
+        .await;
+    assert_eq!(confirmed.status(), 201);
+    let confirmed: Value = confirmed.json().await.unwrap();
+    assert_eq!(confirmed["total_cents"], 13_500, "{confirmed}");
+    let payload = confirmation(&app, &hold["id"]).await;
+    assert_eq!(payload["total_cents"], 13_500, "{payload}");
+    assert_eq!(
+        prices(&payload["tickets"]),
+        prices(&hold["tickets"]),
+        "{payload}"
+    );
+}

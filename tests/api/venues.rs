@@ -618,3 +618,50 @@ async fn a_hold_across_categories_is_confirmed_at_the_sum_of_its_seats_prices() 
         "{payload}"
     );
 }
+
+#[tokio::test]
+async fn each_function_prices_and_maps_seats_under_its_own_database_role() {
+    use crate::lambda::{call, organizer_claims};
+    let app = spawn_app().await;
+    let writer = app.lambda_state_as("seatbook_writer");
+    let organizer_fn = seatbook_core::http::finish(organizer_fn::routes(), writer.clone());
+    let organizer = || Some(organizer_claims());
+    let (status, made) = call(
+        &organizer_fn,
+        "POST",
+        "/api/v1/venues",
+        organizer(),
+        Some(&theatre("Roles")),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let body = event_body(&made["id"], 4500, theatre_prices());
+    let (status, event) = call(
+        &organizer_fn,
+        "POST",
+        "/api/v1/events",
+        organizer(),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, 201, "{event}");
+    let event_id = event["id"].as_i64().unwrap();
+
+    let reader = app.lambda_state_as("seatbook_reader");
+    let events_fn = seatbook_core::http::finish(events_fn::routes(), reader);
+    let path = format!("/api/v1/events/{event_id}/availability");
+    let (status, map) = call(&events_fn, "GET", &path, None, None).await;
+    assert_eq!(status, 200, "{map}");
+    let seats = [
+        seat_id(&map, "Stalls", "A", 1),
+        seat_id(&map, "Circle", "A", 1),
+    ];
+
+    let booking_fn = seatbook_core::http::finish(booking_fn::routes(&writer), writer);
+    let claim = json!({"event_id": event_id, "seat_ids": seats});
+    let alice = Some(json!({"sub": "alice"}));
+    let (status, booking) =
+        call(&booking_fn, "POST", "/api/v1/bookings", alice, Some(&claim)).await;
+    assert_eq!(status, 201, "{booking}");
+    assert_eq!(booking["total_cents"], 9000 + 4500);
+}

@@ -7,7 +7,6 @@
 //! `events_fn::AVAILABILITY_SQL`), so a ceiling cannot drift from the statement the service sends;
 //! each run writes them to `<out>/pgbench/` as run.
 
-use crate::loadgen::Percentiles;
 use crate::Result;
 use serde::Serialize;
 use std::path::Path;
@@ -114,13 +113,14 @@ pub struct PgbenchRun {
     pub command: String,
     pub tps: f64,
     pub transactions: u64,
-    pub latency: Percentiles,
+    /// pgbench's own average latency.
+    pub latency_ms: f64,
 }
 
 pub struct Pgbench {
     pub name: String,
     /// `prepared` for the booking ceilings; `extended` (unnamed, planned every time) for the
-    /// availability ceiling and the informational booking row.
+    /// availability ceiling.
     pub protocol: &'static str,
     pub script: String,
     pub defines: Vec<(&'static str, String)>,
@@ -128,20 +128,17 @@ pub struct Pgbench {
 }
 
 impl Pgbench {
+    /// Runs pgbench, leaving `<stem>.sql` (the script) and `<stem>.out` (the transcript) in
+    /// `work_dir`.
     pub fn run(&self, database_url: &str, work_dir: &Path) -> Result<PgbenchRun> {
         // "book() @40k" -> "book_40k"
-        let stem = self.name.replace("()", "");
-        let stem: Vec<&str> = stem
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-            .filter(|p| !p.is_empty())
-            .collect();
-        let stem = stem.join("_");
+        let stem = self
+            .name
+            .replace("()", "")
+            .replace(' ', "_")
+            .replace('@', "");
         let script = work_dir.join(format!("{stem}.sql"));
         std::fs::write(&script, &self.script)?;
-        let log_dir = work_dir.join(format!("{stem}-log"));
-        let _ = std::fs::remove_dir_all(&log_dir);
-        std::fs::create_dir_all(&log_dir)?;
-
         let mut args: Vec<String> = vec![
             "--no-vacuum".into(),
             format!("--protocol={}", self.protocol),
@@ -149,15 +146,12 @@ impl Pgbench {
             format!("--jobs={THREADS}"),
             format!("--time={}", self.seconds),
             format!("--file={}", script.display()),
-            "--log".into(),
-            format!("--log-prefix={}", log_dir.join("tx").display()),
         ];
-        args.extend(
-            self.defines
-                .iter()
-                .map(|(k, v)| format!("--define={k}={v}")),
-        );
-        args.push(database_url.to_owned());
+        let defines = self
+            .defines
+            .iter()
+            .map(|(k, v)| format!("--define={k}={v}"));
+        args.extend(defines.chain([database_url.to_owned()]));
         let command = format!("pgbench {}", args.join(" "));
         let output = Command::new("pgbench")
             .args(&args)
@@ -170,53 +164,39 @@ impl Pgbench {
         let transcript = format!("$ {command}\n{stdout}{stderr}");
         std::fs::write(work_dir.join(format!("{stem}.out")), &transcript)?;
         match parse_summary(&stdout) {
-            Some((tps, transactions, 0))
+            Some((tps, transactions, latency_ms, 0))
                 if output.status.success() && !stderr.contains("aborted") =>
             {
-                // Per-transaction latencies (µs) from the --log files, one per thread:
-                // `client_id transaction_no latency_us script_no epoch epoch_us`.
-                let mut latencies = Vec::new();
-                for entry in std::fs::read_dir(&log_dir)? {
-                    let text = std::fs::read_to_string(entry?.path())?;
-                    let us = text
-                        .lines()
-                        .filter_map(|line| line.split_whitespace().nth(2)?.parse::<u64>().ok());
-                    latencies.extend(us);
-                }
-                let _ = std::fs::remove_dir_all(&log_dir);
-                let latency = Percentiles::from_micros(&latencies);
+                let name = self.name.clone();
                 Ok(PgbenchRun {
-                    name: self.name.clone(),
+                    name,
                     command,
                     tps,
                     transactions,
-                    latency,
+                    latency_ms,
                 })
             }
-            _ => Err(format!(
-                "pgbench {} failed ({}):\n{transcript}",
-                self.name, output.status
-            )
-            .into()),
+            _ => {
+                let (name, status) = (&self.name, output.status);
+                Err(format!("pgbench {name} failed ({status}):\n{transcript}").into())
+            }
         }
     }
 }
 
-/// (tps, transactions, failed transactions) from pgbench's summary.
-fn parse_summary(stdout: &str) -> Option<(f64, u64, u64)> {
+/// (tps, transactions, average latency in ms, failed transactions) from pgbench's summary.
+fn parse_summary(stdout: &str) -> Option<(f64, u64, f64, u64)> {
     let value = |prefix: &str| {
-        stdout
-            .lines()
-            .find_map(|line| Some(line.strip_prefix(prefix)?.trim()))
+        let line = stdout.lines().find_map(|l| l.strip_prefix(prefix));
+        line?.split([' ', '/']).find(|v| !v.is_empty())
     };
-    let tps = value("tps = ")?.split_whitespace().next()?.parse().ok()?;
-    let transactions = value("number of transactions actually processed:")?;
-    let transactions = transactions.split('/').next()?.trim().parse().ok()?;
-    let failed = value("number of failed transactions:").and_then(|v| v.split_whitespace().next());
     Some((
-        tps,
-        transactions,
-        failed.map_or(Some(0), |n| n.parse().ok())?,
+        value("tps = ")?.parse().ok()?,
+        value("number of transactions actually processed:")?
+            .parse()
+            .ok()?,
+        value("latency average = ")?.parse().ok()?,
+        value("number of failed transactions:").map_or(Some(0), |n| n.parse().ok())?,
     ))
 }
 
@@ -266,18 +246,8 @@ pub fn redis_benchmark(
 /// The last "<NAME>: <rps> requests per second" in -q output (progress lines come first,
 /// separated by carriage returns).
 fn parse_redis_rps(stdout: &str) -> Option<f64> {
-    stdout
-        .split(['\r', '\n'])
-        .filter(|line| line.contains("requests per second"))
-        .filter_map(|line| {
-            line.split_once(": ")?
-                .1
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .next_back()
+    let rate = |line: &str| line.split_once(": ")?.1.split(' ').next()?.parse().ok();
+    stdout.split(['\r', '\n']).filter_map(rate).next_back()
 }
 
 /// The Redis of the cached server and redis-benchmark.
@@ -365,8 +335,9 @@ mod tests {
         assert_eq!(substitute("cost $ 5", &["x"]), "cost $ 5");
         let out = "number of transactions actually processed: 31234\n\
                    number of failed transactions: 0 (0.000%)\n\
+                   latency average = 10.245 ms\n\
                    tps = 3123.456789 (without initial connection time)\n";
-        assert_eq!(parse_summary(out), Some((3123.456789, 31234, 0)));
+        assert_eq!(parse_summary(out), Some((3123.456789, 31234, 10.245, 0)));
         let redis = "GET: rps=81234.0 (overall: 80000.0) avg_msec=0.3\rGET: 98039.22 requests per second, p50=0.167 msec\n";
         assert_eq!(parse_redis_rps(redis), Some(98039.22));
     }

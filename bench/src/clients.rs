@@ -10,9 +10,10 @@ use hyper::{Request, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-/// A POST of `seats` of `event` to `path` (a booking or a hold).
-pub fn booking(path: &str, who: &Identity, event: i64, seats: &[i64]) -> Request<Body> {
-    http::post(path, who, &json!({ "event_id": event, "seat_ids": seats }))
+/// A booking of `seats` of `event`.
+pub fn booking(who: &Identity, event: i64, seats: &[i64]) -> Request<Body> {
+    let body = json!({ "event_id": event, "seat_ids": seats });
+    http::post("/api/v1/bookings", who, &body)
 }
 
 /// Books its own seats one booking after another: the seats of its own events on one venue,
@@ -20,15 +21,13 @@ pub fn booking(path: &str, who: &Identity, event: i64, seats: &[i64]) -> Request
 /// script), so no booking can collide. Every 201 is recorded for the integrity check.
 pub struct Booker {
     who: Identity,
-    pub user_id: String,
+    user_id: String,
     events: Vec<i64>,
     first_seat: i64,
     capacity: i64,
     next: i64,
     event: i64,
     asked: Vec<i64>,
-    /// The seats ran out inside the window (the scenario needs more events).
-    pub ran_out: bool,
     pub seen: Vec<BookingSeen>,
     /// Answers that contradict the scenario (a 409 for a seat nobody else wanted, a 201 for the
     /// wrong seats): integrity violations, not mere errors.
@@ -46,7 +45,6 @@ impl Booker {
             next: 0,
             event: 0,
             asked: Vec::new(),
-            ran_out: false,
             seen: Vec::new(),
             violations: Vec::new(),
         }
@@ -66,11 +64,14 @@ impl Client for Booker {
 
     fn next_request(&mut self) -> Option<Request<Body>> {
         let Some((event, seat)) = self.take() else {
-            self.ran_out = true;
+            // The scenario gave it too few events: its bookings stop before the window ends.
+            let user = &self.user_id;
+            self.violations
+                .push(format!("{user} ran out of seats inside the window"));
             return None;
         };
         (self.event, self.asked) = (event, vec![seat]);
-        Some(booking("/api/v1/bookings", &self.who, event, &self.asked))
+        Some(booking(&self.who, event, &self.asked))
     }
 
     fn check_answer(&mut self, status: StatusCode, body: &Bytes) -> bool {

@@ -28,7 +28,10 @@ pub struct Venue {
 impl Venue {
     /// `@40k`, `@500`: how the report names a venue by its size.
     pub fn label(&self) -> String {
-        crate::report::size_label(self.seats)
+        match self.seats % 1000 {
+            0 => format!("@{}k", self.seats / 1000),
+            _ => format!("@{}", self.seats),
+        }
     }
 }
 
@@ -60,11 +63,6 @@ pub struct Fixtures {
     pub herd_event: i64,
     /// The bookings that sold the read event's seats.
     pub sold: Vec<BookingSeen>,
-}
-
-#[derive(Deserialize)]
-struct Created {
-    id: i64,
 }
 
 #[derive(Deserialize)]
@@ -101,22 +99,18 @@ impl Admin {
     /// Sends `request`; its body if the answer is `expected`.
     pub async fn call(&mut self, request: Request<Body>, expected: StatusCode) -> Result<Bytes> {
         let answer = self.conn.send(request).await?;
-        if answer.status() != expected {
-            let body = String::from_utf8_lossy(answer.body());
-            return Err(format!(
-                "set-up: expected {expected}, got {}: {body}",
-                answer.status()
-            )
-            .into());
+        let (status, body) = (answer.status(), String::from_utf8_lossy(answer.body()));
+        if status != expected {
+            return Err(format!("set-up: expected {expected}, got {status}: {body}").into());
         }
         Ok(answer.into_body())
     }
 
     async fn create(&mut self, path: &str, body: serde_json::Value) -> Result<i64> {
-        let created = self
-            .call(http::post(path, &self.who, &body), StatusCode::CREATED)
-            .await?;
-        Ok(serde_json::from_slice::<Created>(&created)?.id)
+        let request = http::post(path, &self.who, &body);
+        let created = self.call(request, StatusCode::CREATED).await?;
+        let id = serde_json::from_slice::<serde_json::Value>(&created)?["id"].as_i64();
+        Ok(id.ok_or("a created thing without an id")?)
     }
 
     /// A `rows` x `cols` venue, its seats learned through a throwaway event's availability.
@@ -129,7 +123,10 @@ impl Admin {
             )
             .await?;
         let probe = self.event(&format!("{label} seat map"), id).await?;
-        let map = self.map(probe).await?;
+        let map = self
+            .get(&format!("/api/v1/events/{probe}/availability"))
+            .await?;
+        let map: Map = serde_json::from_slice(&map)?;
         let first_seat = map.seats.first().ok_or("a venue without seats")?.id;
         // The seat streams rely on a venue's seat ids being consecutive in row-major order.
         let consecutive = map
@@ -150,15 +147,6 @@ impl Admin {
     /// The body of a GET of `path` answered 200.
     pub async fn get(&mut self, path: &str) -> Result<Bytes> {
         self.call(http::get(path, &self.who), StatusCode::OK).await
-    }
-
-    /// An event's availability.
-    pub async fn map(&mut self, event: i64) -> Result<Map> {
-        Ok(serde_json::from_slice(
-            &self
-                .get(&format!("/api/v1/events/{event}/availability"))
-                .await?,
-        )?)
     }
 
     pub async fn event(&mut self, label: &str, venue: i64) -> Result<i64> {
@@ -199,7 +187,7 @@ pub async fn create(addr: SocketAddr) -> Result<Fixtures> {
         .collect();
     let mut sold = Vec::new();
     for seats in sold_seats.chunks(10) {
-        let request = booking("/api/v1/bookings", &who, read_event, seats);
+        let request = booking(&who, read_event, seats);
         let created = admin.call(request, StatusCode::CREATED).await?;
         let booking =
             BookingSeen::from_answer(&created, read_event, FIXTURE_USER, seats, "confirmed");

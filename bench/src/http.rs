@@ -38,27 +38,18 @@ impl Conn {
     }
 }
 
-/// Who a request claims to be (the local server's dev identity headers).
+/// Who a request claims to be (the local server's dev identity headers): a user, maybe an
+/// organizer.
 #[derive(Debug, Clone)]
-pub struct Identity {
-    user: HeaderValue,
-    organizer: bool,
-}
+pub struct Identity(HeaderValue, bool);
 
 impl Identity {
     pub fn user(id: &str) -> Identity {
-        let user = HeaderValue::from_str(id).expect("user ids are plain ASCII");
-        Identity {
-            user,
-            organizer: false,
-        }
+        Identity(HeaderValue::from_str(id).expect("plain ASCII"), false)
     }
 
     pub fn organizer(id: &str) -> Identity {
-        Identity {
-            organizer: true,
-            ..Identity::user(id)
-        }
+        Identity(HeaderValue::from_str(id).expect("plain ASCII"), true)
     }
 }
 
@@ -82,8 +73,8 @@ fn build(method: Method, path: &str, who: &Identity, body: Option<Bytes>) -> Req
         .method(method)
         .uri(path)
         .header(HOST, HeaderValue::from_static("127.0.0.1"))
-        .header("x-dev-user", who.user.clone());
-    if who.organizer {
+        .header("x-dev-user", who.0.clone());
+    if who.1 {
         builder = builder.header("x-dev-groups", HeaderValue::from_static("organizers"));
     }
     if body.is_some() {

@@ -117,13 +117,9 @@ impl Options {
 /// Enough descriptors for the largest herd on both ends of every connection.
 const WANTED_OPEN_FILES: u64 = 20_000;
 
-fn main() -> ExitCode {
-    let opts = Options::parse().settled();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    match runtime.block_on(run(opts)) {
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Options::parse().settled()).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => {
             eprintln!("seatbook-bench: FAILED: an integrity check or herd assertion failed (see INTEGRITY above)");

@@ -40,16 +40,11 @@ fn gunzip(body: &[u8]) -> Result<Vec<u8>> {
 /// A map answer's seats, unzipped when it came gzipped: a read the cache does not hold (one
 /// naming a newer version) is served as it is.
 fn map_of(answer: &Response<Bytes>) -> Result<Map> {
-    let zipped = answer
-        .headers()
-        .get(CONTENT_ENCODING)
-        .is_some_and(|e| e == "gzip");
     let body = answer.body();
-    Ok(serde_json::from_slice(&if zipped {
-        gunzip(body)?
-    } else {
-        body.to_vec()
-    })?)
+    Ok(match answer.headers().get(CONTENT_ENCODING) {
+        Some(e) if e == "gzip" => serde_json::from_slice(&gunzip(body)?)?,
+        _ => serde_json::from_slice(body)?,
+    })
 }
 
 fn gzip() -> HeaderValue {
@@ -76,8 +71,8 @@ impl Bench {
         let tag = zipped
             .headers()
             .get(ETAG)
-            .cloned()
-            .ok_or("a map without ETag")?;
+            .ok_or("a map without ETag")?
+            .clone();
         Ok((plain.to_vec(), zipped.into_body().to_vec(), tag))
     }
 
@@ -97,13 +92,9 @@ impl Bench {
             self.nginx = Some(nginx);
         }
         let nginx = self.nginx.as_ref().expect("just started");
-        let to = To {
-            addr: nginx.addr,
-            pids: nginx.pids(),
-        };
-        let (_, row) = self
-            .measure(&format!("{name} (server = nginx)"), &to, clients)
-            .await?;
+        let (addr, pids) = (nginx.addr, nginx.pids());
+        let name_cpu = format!("{name} (server = nginx)");
+        let (_, row) = self.measure(&name_cpu, &To { addr, pids }, clients).await?;
         let rate = row.rate;
         let scenario = name.to_owned();
         self.results.throughput.push(Throughput { scenario, ..row });
@@ -298,7 +289,7 @@ async fn book_until(
         .take_while(|_| Instant::now() < window.end)
     {
         let who = Identity::user(&format!("bench-hot-fan-{booker}-{seat}"));
-        let request = booking("/api/v1/bookings", &who, event, &[seat]);
+        let request = booking(&who, event, &[seat]);
         let answer = conn.send(request).await?;
         let at = Instant::now();
         if answer.status() != StatusCode::CREATED {

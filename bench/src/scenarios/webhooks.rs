@@ -87,14 +87,8 @@ impl Bench {
             ("WEBHOOK_CONCURRENCY", IN_FLIGHT.to_string()),
         ];
         // Started first: its loop drains every 5 s, the first time before the backlog exists.
-        let server = Server::start(
-            "webhooks",
-            &self.server_bin,
-            &self.database_url,
-            &self.opts.out_dir,
-            &env,
-        )
-        .await?;
+        let (bin, url, out) = (&self.server_bin, &self.database_url, &self.opts.out_dir);
+        let server = Server::start("webhooks", bin, url, out, &env).await?;
         eprintln!("[webhooks] {set_aside} earlier outbox rows set aside; {n} bookings ...");
         // One statement on a session of its own, as the service books: on the integrity session
         // (enable_nestloop = off) each call would be JIT-compiled (see main.rs).
@@ -109,13 +103,8 @@ impl Bench {
             .await?
             .get(0);
         let sql = "SELECT o.id FROM outbox o JOIN bookings b ON b.id = o.booking_id WHERE b.event_id = $1";
-        let ours: HashSet<i64> = self
-            .pg
-            .query(sql, &[&event])
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let rows = self.pg.query(sql, &[&event]).await?;
+        let ours: HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
         eprintln!("[webhooks] {booked} booked; notifier: {IN_FLIGHT} in flight, receiver {RECEIVER_DELAY:?} ...");
         let deadline = Instant::now() + Duration::from_secs(30) + RECEIVER_DELAY * n as u32;
         let delivered = || tally.lock().expect("tally").ids.len();

@@ -14,7 +14,8 @@ pub struct Event {
     pub starts_at: DateTime<Utc>,
     pub venue_id: i64,
     pub venue_name: String,
-    /// The price of one seat, in cents.
+    /// The price of a seat in no price category ("Standard"), in cents: of every seat when the
+    /// event has no categories (the seat map gives each seat's price).
     pub price_cents: i64,
     /// When the sale opens; `None`: on sale since the event was created.
     pub sales_start_at: Option<DateTime<Utc>>,

@@ -233,6 +233,8 @@ async fn a_venue_takes_sections_or_rows_and_cols_but_not_both_nor_neither() {
         json!({"name": "Neither"}),
         json!({"name": "Half", "rows": 2}),
         json!({"name": "Half", "cols": 2}),
+        json!({"name": "Null", "rows": 2, "cols": 2, "sections": null}),
+        json!({"name": "Null", "rows": null, "cols": null, "sections": sections}),
     ] {
         let problem = assert_problem(app.post("/api/v1/venues", ORGANIZER, &body).await, 400).await;
         let detail = problem["detail"].as_str().unwrap();

@@ -40,9 +40,22 @@ fn name() -> ObjectBuilder {
 #[derive(Deserialize)]
 pub struct NewVenue {
     name: String,
-    rows: Option<i64>,
-    cols: Option<i64>,
-    sections: Option<Vec<NewSection>>,
+    #[serde(default, deserialize_with = "given")]
+    rows: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "given")]
+    cols: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "given")]
+    sections: Option<Option<Vec<NewSection>>>,
+}
+
+/// A member that may be left out but, when given, is not `null`: `None` when absent, `Some(None)`
+/// for `null` (refused by [`seat_map`]).
+fn given<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 // [`NewVenue`]'s members, as the document lists them (the doc comment is the schema's).
@@ -287,10 +300,23 @@ pub async fn create_venue(
 /// The seat map a venue request describes: `sections`, or `rows` and `cols` (one section); a
 /// request with both, or neither, or half a rectangle, does not have the documented shape (400).
 fn seat_map(
-    rows: Option<i64>,
-    cols: Option<i64>,
-    sections: Option<Vec<NewSection>>,
+    rows: Option<Option<i64>>,
+    cols: Option<Option<i64>>,
+    sections: Option<Option<Vec<NewSection>>>,
 ) -> Result<SeatMap, ApiError> {
+    for (member, null) in [
+        ("rows", rows == Some(None)),
+        ("cols", cols == Some(None)),
+        ("sections", matches!(sections, Some(None))),
+    ] {
+        if null {
+            return Err(ApiError::BadRequest(format!(
+                "{member} must not be null: give either sections, or rows and cols, and leave \
+                 the others out"
+            )));
+        }
+    }
+    let (rows, cols, sections) = (rows.flatten(), cols.flatten(), sections.flatten());
     match (rows, cols, sections) {
         (Some(rows), Some(cols), None) => Ok(SeatMap::one_grid(VenueLayout::parse(rows, cols)?)),
         (None, None, Some(sections)) => {

@@ -201,7 +201,8 @@ pub async fn check_ceiling(
                           bool_and(o.payload->>'booking_id' = o.booking_id::text
                                    AND ARRAY(SELECT jsonb_object_keys(o.payload) ORDER BY 1)
                                        = ARRAY['booking_id', 'confirmed_at', 'event_id',
-                                               'seat_ids', 'total_cents', 'type', 'user_id'])
+                                               'seat_ids', 'tickets', 'total_cents', 'type',
+                                               'user_id'])
                               AS shaped
                    FROM outbox o JOIN b ON b.id = o.booking_id
                    WHERE o.kind = 'booking.confirmed' GROUP BY o.booking_id)

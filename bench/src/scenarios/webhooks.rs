@@ -117,10 +117,12 @@ impl Bench {
         }
         // Anything sent twice would have arrived by now too.
         tokio::time::sleep(Duration::from_millis(200)).await;
+        // Before the server stops: its CPU time, and its sessions', go with it.
+        let end = Cpu::now(&[server.pid]);
         drop(server);
         let t = std::mem::take(&mut *tally.lock().expect("tally"));
         let delivered = t.ids.len() as u64;
-        let cpu = cpu.until_now("webhooks (server = notifier)", delivered);
+        let cpu = cpu.until(&end, "webhooks (server = notifier)", delivered);
         let seconds = t
             .last
             .zip(t.first)

@@ -32,6 +32,9 @@ pub enum ApiError {
     /// Some of the requested seats already belong to another booking.
     #[error("seats already taken")]
     SeatsTaken { seat_ids: Vec<i64> },
+    /// Fewer free seats than a best-available request asked for (of its category, section, kind).
+    #[error("{requested} seat(s) were asked for and only {available} are free")]
+    NotEnoughSeats { available: usize, requested: usize },
     /// A booking or hold outside the event's sales window (not open yet, closed, or started).
     #[error("{reason}")]
     SalesClosed {
@@ -102,6 +105,9 @@ pub(crate) struct ProblemExtension<'a> {
     /// `seats-taken`: the requested seats someone else has.
     #[serde(skip_serializing_if = "Option::is_none")]
     seat_ids: Option<&'a [i64]>,
+    /// `not-enough-seats`: how many seats of those a best-available request could have are free.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    available: Option<usize>,
     /// `sales-closed`: when the sale opens (absent: since the event was created).
     #[serde(skip_serializing_if = "Option::is_none")]
     sales_start_at: Option<DateTime<Utc>>,
@@ -147,6 +153,7 @@ problem_types! {
     NotFound => NOT_FOUND, "not-found", "Not found";
     MethodNotAllowed => METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed";
     SeatsTaken => CONFLICT, "seats-taken", "Seats already taken";
+    NotEnoughSeats => CONFLICT, "not-enough-seats", "Not enough seats";
     SalesClosed => CONFLICT, "sales-closed", "Sales are closed";
     SeatLimit => CONFLICT, "seat-limit", "Seat limit reached";
     Duplicate => CONFLICT, "duplicate", "Already exists";
@@ -200,6 +207,7 @@ impl ApiError {
             ApiError::NotFound(_) => ProblemType::NotFound,
             ApiError::MethodNotAllowed => ProblemType::MethodNotAllowed,
             ApiError::SeatsTaken { .. } => ProblemType::SeatsTaken,
+            ApiError::NotEnoughSeats { .. } => ProblemType::NotEnoughSeats,
             ApiError::SalesClosed { .. } => ProblemType::SalesClosed,
             ApiError::SeatLimit { .. } => ProblemType::SeatLimit,
             ApiError::Duplicate(_) => ProblemType::Duplicate,
@@ -255,6 +263,10 @@ impl ApiError {
         match self {
             ApiError::SeatsTaken { seat_ids } => ProblemExtension {
                 seat_ids: Some(seat_ids),
+                ..ProblemExtension::default()
+            },
+            ApiError::NotEnoughSeats { available, .. } => ProblemExtension {
+                available: Some(*available),
                 ..ProblemExtension::default()
             },
             ApiError::SalesClosed {

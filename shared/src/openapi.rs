@@ -47,6 +47,10 @@ impl ProblemType {
             ProblemType::SeatsTaken => ApiError::SeatsTaken {
                 seat_ids: vec![12, 13],
             },
+            ProblemType::NotEnoughSeats => ApiError::NotEnoughSeats {
+                available: 1,
+                requested: 2,
+            },
             ProblemType::SalesClosed => ApiError::SalesClosed {
                 reason: "sales for this event open at 2031-05-01T10:00:00+00:00".to_owned(),
                 sales_start_at: Some(at("2031-05-01T10:00:00Z")),

@@ -25,6 +25,10 @@ pub struct AppState {
     /// copy of a read lives: a herd's losers after the first are refused without a round trip
     /// each (see `booking_fn::claim`).
     pub seen_taken: Arc<Recent>,
+    /// Events for which this process's best-available picks have just found too few free seats:
+    /// the next pick reads them first without the event's pick lock, and a shortage is answered
+    /// from that read (see `booking_fn::pick`).
+    pub scarce: Arc<Recent>,
 }
 
 /// How long a conflict makes a seat worth looking at before booking it.
@@ -72,6 +76,7 @@ impl AppState {
             rate_limit,
             contested: Arc::new(Recent::new(CONTESTED_FOR)),
             seen_taken: Arc::new(Recent::new(seatbook_cache::NEAR_TTL)),
+            scarce: Arc::new(Recent::new(CONTESTED_FOR)),
         })
     }
 

@@ -3,6 +3,7 @@
 //! Each test spawns the local server on an ephemeral port over its own freshly migrated database,
 //! dropped when the test ends (see `helpers`).
 
+mod best_available;
 mod booking;
 mod cache;
 mod catalog;

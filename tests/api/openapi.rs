@@ -244,12 +244,20 @@ fn the_documented_bounds_are_the_domain_rules() {
     let cap = bound(&event, "max_seats_per_user", "maximum");
     assert!(MaxSeatsPerUser::parse(cap).is_ok() && MaxSeatsPerUser::parse(cap + 1).is_err());
 
-    let seats = &schema("NewBooking")["properties"]["seat_ids"];
+    // The booking's members; the rest of its schema says one of seat_ids and best_available.
+    let booking = schema("NewBooking")["allOf"][0].clone();
+    let seats = &booking["properties"]["seat_ids"];
     assert_eq!(
         seats["maxItems"],
         seatbook_core::domain::MAX_SEATS_PER_BOOKING
     );
     assert_eq!(seats["uniqueItems"], true);
+    let best = schema("BestAvailable");
+    assert_eq!(bound(&best, "count", "minimum"), 1);
+    assert_eq!(
+        bound(&best, "count", "maximum"),
+        seatbook_core::domain::MAX_SEATS_PER_BOOKING as i64
+    );
 }
 
 #[test]

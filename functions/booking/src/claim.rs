@@ -263,8 +263,11 @@ impl Attempts<'_, '_> {
         match self {
             Attempts::Statements(client) => insert(*client, claim).await,
             Attempts::Savepoints(tx) => {
-                tx.batch_execute("SAVEPOINT attempt").await?;
-                insert(*tx, claim).await
+                // One round trip: the savepoint, then the statement.
+                let (saved, inserted) =
+                    tokio::join!(tx.batch_execute("SAVEPOINT attempt"), insert(*tx, claim));
+                saved?;
+                inserted
             }
         }
     }
@@ -458,6 +461,7 @@ pub(crate) async fn insert(
                 price_cents: row.get("price_cents"),
             })
             .collect(),
+        together: None,
     })
 }
 

@@ -2,21 +2,25 @@ use crate::claim::{self, Attempts, Claim};
 use crate::idempotency::{self, NextAction, Stored};
 use crate::lifecycle::{self, Confirmation};
 use crate::marks::{self, MarkChange};
+use crate::pick;
 use crate::reads;
 use crate::views::{Booking, BookingStatus};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use seatbook_core::conditional::EVENT_VERSION_HEADER;
-use seatbook_core::domain::SeatSelection;
+use seatbook_core::domain::{SeatSelection, MAX_SEATS_PER_BOOKING};
 use seatbook_core::error::PROBLEM_JSON;
 use seatbook_core::extract::{Json, Path, Query};
 use seatbook_core::identity::Caller;
 use seatbook_core::metrics;
 use seatbook_core::{ApiError, AppState};
 use serde::Deserialize;
+use serde_json::json;
 use std::time::Duration;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType};
+use utoipa::openapi::RefOr;
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 use uuid::Uuid;
 
 /// `Idempotency-Key`, as an operation's parameter.
@@ -36,17 +40,146 @@ struct IdempotencyKey {
     key: Option<String>,
 }
 
-/// The seats a booking or a hold asks for.
-#[derive(Deserialize, ToSchema)]
-#[schema(example = json!({"event_id": 1, "seat_ids": [1, 2]}))]
+/// The seats a booking or a hold asks for: `seat_ids`, or `best_available` (exactly one).
+///
+/// Read into this shape, then checked; the document states the "exactly one of" rule
+/// ([`new_booking_schema`]) that serde cannot.
+#[derive(Deserialize)]
 pub struct NewBooking {
     event_id: i64,
-    #[schema(schema_with = seatbook_core::openapi::seat_ids)]
+    #[serde(default, deserialize_with = "given")]
+    seat_ids: Option<Option<Vec<i64>>>,
+    #[serde(default, deserialize_with = "given")]
+    best_available: Option<Option<BestAvailable>>,
+}
+
+/// A member that may be left out but, when given, is not `null`: `None` when absent, `Some(None)`
+/// for `null` (a 400).
+fn given<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// The best seats free, chosen by the API: side by side in one row if any such block is free
+/// (preferring one that leaves no single seat stranded), nearest the front, then the row's centre.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"count": 4, "category": "Stalls"}))]
+pub struct BestAvailable {
+    /// How many seats.
+    #[schema(minimum = 1, maximum = 10)]
+    count: i64,
+    /// Only seats of this price category ("Standard": the seats no category covers).
+    category: Option<String>,
+    /// Only seats of this section of the venue.
+    section: Option<String>,
+    /// `true`: only wheelchair places; otherwise (the default) no wheelchair place.
+    accessible: Option<bool>,
+}
+
+// [`NewBooking`]'s members, as the document lists them (the doc comment is the schema's).
+/// The members of a booking or a hold.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Only its schema is used.
+struct NewBookingMembers {
+    event_id: i64,
+    #[schema(schema_with = seatbook_core::openapi::seat_ids, required = false)]
     seat_ids: Vec<i64>,
+    #[schema(required = false)]
+    best_available: BestAvailable,
+}
+
+/// A booking's request schema: [`NewBookingMembers`], with `event_id` and exactly one of
+/// `seat_ids` and `best_available`.
+fn new_booking_schema() -> RefOr<Schema> {
+    let RefOr::T(Schema::Object(members)) = <NewBookingMembers as PartialSchema>::schema() else {
+        unreachable!("a struct's schema is an object")
+    };
+    let required = |member: &str| {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::AnyValue)
+            .required(member)
+    };
+    AllOfBuilder::new()
+        .item(members)
+        .item(
+            OneOfBuilder::new()
+                .item(required("seat_ids"))
+                .item(required("best_available")),
+        )
+        .description(Some(
+            "The seats a booking or a hold asks for: the event, and either its `seat_ids` or \
+             `best_available` (the API chooses); exactly one of the two.",
+        ))
+        .examples([
+            json!({"event_id": 1, "seat_ids": [1, 2]}),
+            json!({"event_id": 1, "best_available": {"count": 2}}),
+        ])
+        .into()
+}
+
+impl PartialSchema for NewBooking {
+    fn schema() -> RefOr<Schema> {
+        new_booking_schema()
+    }
+}
+
+impl ToSchema for NewBooking {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((BestAvailable::name().into(), BestAvailable::schema()));
+        BestAvailable::schemas(schemas);
+    }
+}
+
+/// What a [`NewBooking`] asks for, checked.
+enum Asked {
+    Seats(SeatSelection),
+    Best(pick::Wanted),
+}
+
+impl NewBooking {
+    /// The request's identity for its `Idempotency-Key`, and what it asks for: 400 unless exactly
+    /// one of `seat_ids` and `best_available` is given (and not `null`), 422 for a selection out
+    /// of bounds.
+    fn asked(self, hold: bool) -> Result<(String, Asked), ApiError> {
+        match (self.seat_ids, self.best_available) {
+            (Some(Some(seat_ids)), None) => {
+                let fingerprint = idempotency::fingerprint(hold, self.event_id, &seat_ids);
+                Ok((fingerprint, Asked::Seats(SeatSelection::parse(seat_ids)?)))
+            }
+            (None, Some(Some(best))) => {
+                let count = usize::try_from(best.count)
+                    .ok()
+                    .filter(|n| (1..=MAX_SEATS_PER_BOOKING).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::Unprocessable(format!(
+                            "best_available.count must be 1 to {MAX_SEATS_PER_BOOKING}, not {}",
+                            best.count
+                        ))
+                    })?;
+                let wanted = pick::Wanted {
+                    count,
+                    category: best.category,
+                    section: best.section,
+                    accessible: best.accessible.unwrap_or(false),
+                };
+                let fingerprint = idempotency::best_fingerprint(hold, self.event_id, &wanted);
+                Ok((fingerprint, Asked::Best(wanted)))
+            }
+            (Some(_), Some(_)) => Err(ApiError::BadRequest(
+                "give seat_ids or best_available, not both".to_owned(),
+            )),
+            _ => Err(ApiError::BadRequest(
+                "give seat_ids (a list of seats) or best_available (an object)".to_owned(),
+            )),
+        }
+    }
 }
 
 seatbook_core::problems!(ClaimProblems:
-    BadRequest, Unauthorized, NotFound, SeatsTaken, SalesClosed, SeatLimit,
+    BadRequest, Unauthorized, NotFound, SeatsTaken, NotEnoughSeats, SalesClosed, SeatLimit,
     UnsupportedMediaType, PayloadTooLarge, Validation, RateLimited, Unavailable, Internal);
 seatbook_core::problems!(ListProblems: BadRequest, Unauthorized, Unavailable, Internal);
 seatbook_core::problems!(ShowProblems: Unauthorized, NotFound, Unavailable, Internal);
@@ -140,19 +273,23 @@ async fn claim_seats(
         .get(idempotency::HEADER)
         .map(idempotency::parse_key)
         .transpose()?;
-    let fingerprint =
-        idempotency::fingerprint(hold_for.is_some(), request.event_id, &request.seat_ids);
+    let event_id = request.event_id;
     // An invalid request never reaches the database, with or without a key.
-    let seats = SeatSelection::parse(request.seat_ids)?;
-    let claim = Claim {
-        user: &caller.user_id,
-        event_id: request.event_id,
-        seats: &seats,
-        hold_for,
-    };
+    let (fingerprint, asked) = request.asked(hold_for.is_some())?;
     let Some(key) = key else {
-        let outcome = claim::book(state, &claim).await;
-        let version = after_claim(state, &claim, &outcome).await;
+        let outcome = match &asked {
+            Asked::Seats(seats) => {
+                let claim = Claim {
+                    user: &caller.user_id,
+                    event_id,
+                    seats,
+                    hold_for,
+                };
+                claim::book(state, &claim).await
+            }
+            Asked::Best(wanted) => best_available(state, caller, event_id, wanted, hold_for).await,
+        };
+        let version = after_claim(state, event_id, &outcome).await;
         return outcome.map(|booking| with_version(created(booking), version));
     };
     let mut conn = state.db.get().await?;
@@ -162,7 +299,20 @@ async fn claim_seats(
             NextAction::StartProcessing(tx) => tx,
         };
     // The same attempts as without a key, each in a savepoint of the key's transaction.
-    let outcome = claim::attempt(Attempts::Savepoints(&tx), &claim, &state.contested, false).await;
+    let outcome = match &asked {
+        Asked::Seats(seats) => {
+            let claim = Claim {
+                user: &caller.user_id,
+                event_id,
+                seats,
+                hold_for,
+            };
+            claim::attempt(Attempts::Savepoints(&tx), &claim, &state.contested, false).await
+        }
+        Asked::Best(wanted) => {
+            pick::book(state, &tx, &caller.user_id, event_id, wanted, hold_for).await
+        }
+    };
     if let Err(err) = &outcome {
         if err.status().is_server_error() {
             // Not stored: the transaction (and the key's row) rolls back, and a retry books.
@@ -171,8 +321,34 @@ async fn claim_seats(
     }
     let stored = render(&outcome);
     idempotency::save_response(tx, &caller.user_id, &key, &stored).await?;
-    let version = after_claim(state, &claim, &outcome).await;
+    let version = after_claim(state, event_id, &outcome).await;
     Ok(with_version(stored_response(stored, false), version))
+}
+
+/// A best-available booking or hold without a key: in a transaction of its own, committed when it
+/// books, rolled back (which gives up the event's pick lock) when it does not.
+async fn best_available(
+    state: &AppState,
+    caller: &Caller,
+    event_id: i64,
+    wanted: &pick::Wanted,
+    hold_for: Option<Duration>,
+) -> Result<Booking, ApiError> {
+    let mut conn = state.db.get().await?;
+    let tx = conn.transaction().await?;
+    match pick::book(state, &tx, &caller.user_id, event_id, wanted, hold_for).await {
+        Ok(booking) => {
+            tx.commit().await?;
+            Ok(booking)
+        }
+        Err(err) => {
+            // A broken connection is not worth the round trip; the pool drops it.
+            if !err.status().is_server_error() {
+                tx.rollback().await?;
+            }
+            Err(err)
+        }
+    }
 }
 
 /// Cache and counters, before the response: the booker's next read must not come from a stale
@@ -180,10 +356,9 @@ async fn claim_seats(
 /// response's `Seatbook-Event-Version`.
 async fn after_claim(
     state: &AppState,
-    claim: &Claim<'_>,
+    event_id: i64,
     outcome: &Result<Booking, ApiError>,
 ) -> Option<u64> {
-    let event_id = claim.event_id;
     match outcome {
         Ok(booking) => {
             tracing::info!(booking = %booking.id, event = event_id, seats = booking.tickets.len(), status = %booking.status, "seats claimed");
@@ -512,6 +687,7 @@ mod tests {
             expires_at: None,
             total_cents: 0,
             tickets: Vec::new(),
+            together: None,
         };
         let cursor = encode_cursor(&booking);
         assert_eq!(

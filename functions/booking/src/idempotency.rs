@@ -55,6 +55,20 @@ pub fn fingerprint(hold: bool, event_id: i64, seat_ids: &[i64]) -> String {
     } else {
         format!("{event_id}:{seats:?}")
     };
+    hex_sha256(&canonical)
+}
+
+/// [`fingerprint`] for a best-available request: the event, how many seats, and of what.
+pub fn best_fingerprint(hold: bool, event_id: i64, wanted: &crate::pick::Wanted) -> String {
+    let kind = if hold { "hold" } else { "book" };
+    let canonical = format!(
+        "best:{kind}:{event_id}:{}:{:?}:{:?}:{}",
+        wanted.count, wanted.category, wanted.section, wanted.accessible
+    );
+    hex_sha256(&canonical)
+}
+
+fn hex_sha256(canonical: &str) -> String {
     Sha256::digest(canonical.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

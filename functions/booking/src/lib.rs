@@ -17,11 +17,13 @@
 //! ([`seatbook_core::ratelimit::limit`], a middleware over the state): 429 once a user's bucket is
 //! empty, nothing limited when it is off or Redis is down.
 
+mod best;
 mod claim;
 mod handlers;
 mod idempotency;
 mod lifecycle;
 mod marks;
+mod pick;
 mod reads;
 mod views;
 

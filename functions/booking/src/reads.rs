@@ -89,5 +89,6 @@ fn booking_from_row(row: &Row) -> Result<Booking, ApiError> {
         expires_at: row.get("expires_at"),
         total_cents: row.get("total_cents"),
         tickets,
+        together: None,
     })
 }

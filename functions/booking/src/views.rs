@@ -18,6 +18,11 @@ pub struct Booking {
     pub total_cents: i64,
     /// The seats; for a cancelled or expired booking, the seats it had.
     pub tickets: Vec<Ticket>,
+    /// Only in the answer to a `best_available` request: `true` when the seats are side by side
+    /// in one row, `false` when no such block was free and they are the best seats apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub together: Option<bool>,
 }
 
 /// How long a confirmed booking's seats stay marked as taken in Redis (see

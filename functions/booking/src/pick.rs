@@ -1,0 +1,279 @@
+//! Best available against the database: the rows a request may have, their free seats read front
+//! to back (stopping once the choice is settled), the choice ([`crate::best`]), and its booking
+//! through the claim path every booking takes ([`claim::attempt`]: `book()`, its rules and the
+//! unique constraint on tickets).
+//!
+//! Picks of one event are made one at a time, under a transaction-scoped advisory lock keyed by
+//! the event's id and held from the read of its free seats to the commit of the booking
+//! (decision 25): every request of an on-sale herd would otherwise choose the same best block
+//! and all but one collide. Bookings that name their seats never take the lock; one that takes a
+//! picked seat first makes the pick collide (23505), and the pick is made again from a fresh read,
+//! still under the lock. The taken-seat marks in Redis are not read here: they may refuse seats
+//! that are free again, which would turn a pick into a wrong 409.
+
+use crate::best::{self, Choice, Place, Row};
+use crate::claim::{self, Attempts, Claim};
+use crate::views::Booking;
+use seatbook_core::domain::{SeatSelection, UserId, STANDARD};
+use seatbook_core::{ApiError, AppState};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::Transaction;
+
+/// What a best-available request asks for.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    pub count: usize,
+    pub category: Option<String>,
+    pub section: Option<String>,
+    /// Wheelchair places (only they), or ordinary seats (only they).
+    pub accessible: bool,
+}
+
+/// The event's venue and what the rows of it are: each section's name and rows (as the venue
+/// counts them) and width, in venue order; its price categories in order; the category of each
+/// row some category covers. A handful of rows, by key.
+const LAYOUT_SQL: &str = "\
+SELECT e.venue_id,
+       ARRAY(SELECT name FROM sections WHERE venue_id = e.venue_id ORDER BY position)
+           AS section_names,
+       ARRAY(SELECT first_row FROM sections WHERE venue_id = e.venue_id ORDER BY position)
+           AS section_first_rows,
+       ARRAY(SELECT rows FROM sections WHERE venue_id = e.venue_id ORDER BY position)
+           AS section_rows,
+       ARRAY(SELECT cols FROM sections WHERE venue_id = e.venue_id ORDER BY position)
+           AS section_cols,
+       ARRAY(SELECT name FROM price_categories WHERE event_id = e.id ORDER BY position)
+           AS category_names,
+       ARRAY(SELECT position FROM price_categories WHERE event_id = e.id ORDER BY position)
+           AS category_positions,
+       ARRAY(SELECT row_index FROM category_rows WHERE event_id = e.id ORDER BY row_index)
+           AS covered_rows,
+       ARRAY(SELECT category_position FROM category_rows WHERE event_id = e.id ORDER BY row_index)
+           AS row_categories
+FROM events e WHERE e.id = $1";
+
+/// Waits for the event's pick lock, held until the transaction ends. The key is the event's id;
+/// no other advisory lock is taken in this database.
+const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
+
+/// The seats of some rows of the event's venue (`$2`, rows `$3` as the venue counts them), each
+/// with whether a live claim has it: a ticket of a confirmed booking or of a hold that has not
+/// lapsed (a lapsed hold's seat is free; the claim path releases it on the way). The event's live
+/// tickets are read once (`tickets_event_seat_key`, each booking by key) and hashed; the seats by
+/// `seats_venue_position_key`: never more than the event's venue (decision 25).
+pub const FREE_SEATS_SQL: &str = "\
+WITH taken AS MATERIALIZED (
+    SELECT t.seat_id
+    FROM tickets t JOIN bookings b ON b.id = t.booking_id
+    WHERE t.event_id = $1 AND (b.status <> 'held' OR b.expires_at > statement_timestamp())
+)
+SELECT s.id, s.row_index, s.seat_number, s.accessible,
+       s.id IN (SELECT seat_id FROM taken) AS taken
+FROM seats s
+WHERE s.venue_id = $2 AND s.row_index = ANY ($3)
+ORDER BY s.row_index, s.seat_number";
+
+/// The first read covers rows up to about this many seats (one row at least); each next read four
+/// times as many.
+const FIRST_READ_SEATS: usize = 1024;
+
+/// The one id [`AppState::scarce`] remembers for an event.
+const SCARCE: i64 = 0;
+
+/// How many times a pick is made again after a booking naming its seats took one of them first.
+const MAX_PICKS: usize = 5;
+
+/// The venue's rows a request may have, front to back: (row as the venue counts it, seats in it).
+struct Layout {
+    venue_id: i64,
+    rows: Vec<(i32, usize)>,
+}
+
+/// Reads the event's layout and the rows `wanted` may have: 404 for no such event, 422 for a
+/// category or section it does not have.
+async fn layout(tx: &Transaction<'_>, event_id: i64, wanted: &Wanted) -> Result<Layout, ApiError> {
+    let row = tx
+        .query_typed_opt(LAYOUT_SQL, &[(&event_id, Type::INT8)])
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("event {event_id}")))?;
+    let names: Vec<String> = row.get("section_names");
+    let first_rows: Vec<i32> = row.get("section_first_rows");
+    let heights: Vec<i32> = row.get("section_rows");
+    let widths: Vec<i32> = row.get("section_cols");
+    let category_names: Vec<String> = row.get("category_names");
+    let category_positions: Vec<i32> = row.get("category_positions");
+    let covered: Vec<i32> = row.get("covered_rows");
+    let row_categories: Vec<i32> = row.get("row_categories");
+
+    let section = match &wanted.section {
+        None => None,
+        Some(name) => Some(
+            names
+                .iter()
+                .position(|n| n.eq_ignore_ascii_case(name))
+                .ok_or_else(|| {
+                    ApiError::Unprocessable(format!(
+                        "event {event_id}'s venue has no section named {name:?}"
+                    ))
+                })?,
+        ),
+    };
+    // The category's position, or `None` for "Standard" (the rows no category covers).
+    let category = match &wanted.category {
+        None => None,
+        Some(name) if name.eq_ignore_ascii_case(STANDARD) => Some(None),
+        Some(name) => Some(Some(
+            category_names
+                .iter()
+                .position(|n| n.eq_ignore_ascii_case(name))
+                .map(|i| category_positions[i])
+                .ok_or_else(|| {
+                    ApiError::Unprocessable(format!(
+                        "event {event_id} has no price category named {name:?}"
+                    ))
+                })?,
+        )),
+    };
+    let category_of: HashMap<i32, i32> = covered.into_iter().zip(row_categories).collect();
+    let mut rows = Vec::new();
+    for (i, ((first, height), width)) in first_rows.iter().zip(&heights).zip(&widths).enumerate() {
+        if section.is_some_and(|s| s != i) {
+            continue;
+        }
+        for r in *first..first + height {
+            if category.is_none_or(|c| category_of.get(&r).copied() == c) {
+                rows.push((r, *width as usize));
+            }
+        }
+    }
+    Ok(Layout {
+        venue_id: row.get("venue_id"),
+        rows,
+    })
+}
+
+/// Reads the rows of `layout` front to back, a batch at a time, until the choice is settled
+/// ([`best::settled`]) or every row is read; takes the event's pick lock first (pipelined with
+/// the first batch, which is read once the lock is granted) when `lock` says so.
+async fn free_seats(
+    tx: &Transaction<'_>,
+    event_id: i64,
+    layout: &Layout,
+    wanted: &Wanted,
+    lock: bool,
+) -> Result<Vec<Row>, ApiError> {
+    let mut rows: Vec<Row> = Vec::with_capacity(layout.rows.len());
+    let mut slot: HashMap<i32, usize> = HashMap::new();
+    let mut next = 0;
+    let mut budget = FIRST_READ_SEATS;
+    let mut lock = lock;
+    while next < layout.rows.len() {
+        let mut end = next;
+        let mut seats = 0;
+        while end < layout.rows.len() && (end == next || seats + layout.rows[end].1 <= budget) {
+            seats += layout.rows[end].1;
+            end += 1;
+        }
+        let batch: Vec<i32> = layout.rows[next..end].iter().map(|(r, _)| *r).collect();
+        for r in &batch {
+            slot.insert(*r, rows.len());
+            rows.push(Row::default());
+        }
+        let params: [(&(dyn ToSql + Sync), Type); 3] = [
+            (&event_id, Type::INT8),
+            (&layout.venue_id, Type::INT8),
+            (&batch, Type::INT4_ARRAY),
+        ];
+        let read = tx.query_typed(FREE_SEATS_SQL, &params);
+        let found = if lock {
+            lock = false;
+            // One round trip: the lock, then the read, which starts once the lock is granted and
+            // so sees every pick made before this one.
+            let key: [(&(dyn ToSql + Sync), Type); 1] = [(&event_id, Type::INT8)];
+            let locked = tx.execute_typed(LOCK_SQL, &key);
+            tokio::try_join!(locked, read)?.1
+        } else {
+            read.await?
+        };
+        for seat in &found {
+            let row = &mut rows[slot[&seat.get::<_, i32>("row_index")]];
+            row.seats.push(Place {
+                id: seat.get("id"),
+                number: seat.get("seat_number"),
+                free: !seat.get::<_, bool>("taken")
+                    && seat.get::<_, bool>("accessible") == wanted.accessible,
+            });
+        }
+        next = end;
+        budget *= 4;
+        if best::settled(&rows, wanted.count) {
+            break;
+        }
+    }
+    Ok(rows)
+}
+
+/// Books (or holds) the best available seats for `wanted` in `tx`, which its caller commits (a
+/// booking, or an `Idempotency-Key`'s stored response) or rolls back. The booking says whether
+/// its seats are `together`.
+pub async fn book(
+    state: &AppState,
+    tx: &Transaction<'_>,
+    user: &UserId,
+    event_id: i64,
+    wanted: &Wanted,
+    hold_for: Option<Duration>,
+) -> Result<Booking, ApiError> {
+    let layout = layout(tx, event_id, wanted).await?;
+    let short = |available| ApiError::NotEnoughSeats {
+        available,
+        requested: wanted.count,
+    };
+    if state.scarce.any(event_id, &[SCARCE]) {
+        // This process just found the event short: look without the lock first, so the losers of
+        // a sold-out herd are answered side by side instead of one after another.
+        let rows = free_seats(tx, event_id, &layout, wanted, false).await?;
+        if let Choice::NotEnough { available } = best::choose(&rows, wanted.count) {
+            return Err(short(available));
+        }
+    }
+    for pick in 0..MAX_PICKS {
+        let rows = free_seats(tx, event_id, &layout, wanted, pick == 0).await?;
+        let (ids, together) = match best::choose(&rows, wanted.count) {
+            Choice::Seats { ids, together } => (ids, together),
+            Choice::NotEnough { available } => {
+                state.scarce.note(event_id, &[SCARCE]);
+                return Err(short(available));
+            }
+        };
+        let seats = SeatSelection::parse(ids)?;
+        let claim = Claim {
+            user,
+            event_id,
+            seats: &seats,
+            hold_for,
+        };
+        // The marks were not read (see the head of this module) and the seats were read just now.
+        match claim::attempt(Attempts::Savepoints(tx), &claim, &state.contested, true).await {
+            Ok(mut booking) => {
+                booking.together = Some(together);
+                return Ok(booking);
+            }
+            // A booking naming a picked seat took it first: pick again.
+            Err(ApiError::SeatsTaken { seat_ids }) => {
+                tracing::info!(
+                    event = event_id,
+                    ?seat_ids,
+                    pick,
+                    "picked seats taken; picking again"
+                );
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Err(ApiError::Unavailable(
+        "the picked seats kept being taken by bookings naming them".into(),
+    ))
+}

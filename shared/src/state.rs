@@ -3,6 +3,7 @@
 use crate::config::{CacheSettings, Settings};
 use crate::db::{self, DbSetupError, Pool};
 use crate::error::ApiError;
+use crate::flight::Flights;
 use crate::ratelimit::RateLimiter;
 use crate::recent::Recent;
 use seatbook_cache::{Accept, Body, Cache, CacheKey, Keys, Loaded};
@@ -25,11 +26,18 @@ pub struct AppState {
     /// copy of a read lives: a herd's losers after the first are refused without a round trip
     /// each (see `booking_fn::claim`).
     pub seen_taken: Arc<Recent>,
+    /// The reads of taken-seat marks under way, by event and seats, with when each was sent:
+    /// a herd's requests share one (see `booking_fn::claim`).
+    pub mark_reads: Arc<MarkReads>,
     /// Events for which this process's best-available picks have just found too few free seats:
     /// the next pick reads them first without the event's pick lock, and a shortage is answered
     /// from that read (see `booking_fn::pick`).
     pub scarce: Arc<Recent>,
 }
+
+/// Reads of taken-seat marks in flight: (event, seats) → (the marked seats, or `None` when
+/// Redis could not say; when the read was sent).
+pub type MarkReads = Flights<(i64, Vec<i64>), (Option<Vec<i64>>, std::time::Instant)>;
 
 /// How long a conflict makes a seat worth looking at before booking it.
 const CONTESTED_FOR: std::time::Duration = std::time::Duration::from_secs(5);
@@ -76,6 +84,7 @@ impl AppState {
             rate_limit,
             contested: Arc::new(Recent::new(CONTESTED_FOR)),
             seen_taken: Arc::new(Recent::new(seatbook_cache::NEAR_TTL)),
+            mark_reads: Arc::default(),
             scarce: Arc::new(Recent::new(CONTESTED_FOR)),
         })
     }

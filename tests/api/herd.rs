@@ -48,8 +48,9 @@ async fn five_hundred_simultaneous_requests_for_one_seat_make_exactly_one_bookin
     one_seat_herd(500).await;
 }
 
-/// The losers of a herd are refused from the taken-seat mark, and a process keeps a mark it has
-/// read for as long as the near copy of a read: Redis is asked a few times, not once per loser.
+/// The losers of a herd are refused from the taken-seat mark; requests asking while a read of it
+/// is out share that read, and a process keeps a mark it has read for as long as the near copy of
+/// a read: Redis is asked a few times (2–3 here), not once per loser.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_herd_for_a_taken_seat_asks_redis_for_its_mark_a_few_times_not_once_per_loser() {
     let redis = RedisServer::start();
@@ -73,7 +74,7 @@ async fn a_herd_for_a_taken_seat_asks_redis_for_its_mark_a_few_times_not_once_pe
     assert_eq!(by_status(&results).get(&409), Some(&clients), "{results:?}");
     let reads = mark_reads() - before;
     assert!(
-        reads < clients as u64 / 3,
+        reads <= clients as u64 / 10,
         "{reads} reads of the marks for {clients} losers"
     );
     assert_eq!(app.count("SELECT count(*) FROM bookings").await, 1);

@@ -121,7 +121,8 @@ const CONFLICT_MARK: Duration = Duration::from_secs(5);
 /// refused before any database work: in an on-sale herd, the losers are answered from the marks,
 /// before they wait for a connection and again once they have one (by then the winner has usually
 /// committed). A mark read here is kept in the process for as long as the near copy of a read
-/// (`seen_taken`), so a herd costs Redis a few reads, not one per loser. The marks only ever refuse
+/// (`seen_taken`), and requests asking while a read is out share it (`mark_reads`), so a herd
+/// costs Redis a few reads, not one per loser. The marks only ever refuse
 /// what PostgreSQL refused or committed; the unique constraint still decides every seat that gets
 /// through.
 pub async fn book(state: &AppState, claim: &Claim<'_>) -> Result<Booking, ApiError> {
@@ -162,8 +163,14 @@ async fn marked(state: &AppState, claim: &Claim<'_>) -> Option<Vec<i64>> {
     if !seen.is_empty() {
         return Some(seen);
     }
-    let asked = std::time::Instant::now();
-    let taken = marks::marked(cache, event, ids).await?;
+    // One read for every request asking about the same seats meanwhile (a herd), timed from
+    // when that read was sent.
+    let read = || async {
+        let asked = std::time::Instant::now();
+        (marks::marked(cache, event, ids).await, asked)
+    };
+    let (taken, asked) = state.mark_reads.share((event, ids.to_vec()), read).await;
+    let taken = taken?;
     // Not over a cancellation this process made while the read was out.
     state.seen_taken.note_read(event, &taken, asked);
     Some(taken)

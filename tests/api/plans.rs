@@ -10,7 +10,10 @@
 //! one bookings use for the rest of the session.
 
 use crate::helpers::spawn_app;
-use booking_fn::statements::{CANCEL_SQL, CONFIRM_SQL, HOLDERS_SQL, RELEASE_LAPSED_SQL};
+use booking_fn::statements::{
+    CANCEL_SQL, CONFIRM_SQL, FIRST_READ_SEATS, FREE_SEATS_SQL, HOLDERS_SQL, LAYOUT_SQL, LOCK_SQL,
+    RELEASE_LAPSED_SQL,
+};
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Client;
 use uuid::Uuid;
@@ -131,6 +134,94 @@ async fn booking_seats_priced_by_category_costs_the_same_in_an_arena_as_in_a_hal
             );
         }
     }
+}
+
+/// The best-available pick's reads (pick.rs: the layout, the event's lock, then the free seats
+/// front to back, a batch of rows at a time) on an empty venue: a pair is found in the first
+/// batch, so the arena costs what the hall does. The booking of the pick is `book()`, judged above.
+#[tokio::test]
+async fn a_best_available_pick_reads_as_much_of_an_empty_arena_as_of_a_hall() {
+    let app = spawn_app().await;
+    let [hall, arena] = venues(&app.db).await;
+    app.db
+        .batch_execute(
+            "INSERT INTO sections (venue_id, position, name, first_row, rows, cols)
+             SELECT id, 1, 'Main', 1, rows, cols FROM venues
+             ON CONFLICT DO NOTHING",
+        )
+        .await
+        .unwrap();
+    for (setup, label) in [
+        ("", "pick, fresh venue"),
+        (
+            "SET plan_cache_mode = force_generic_plan",
+            "pick, force_generic_plan",
+        ),
+        ("ANALYZE", "pick, after ANALYZE"),
+    ] {
+        let db = app.connect().await;
+        db.batch_execute(setup).await.unwrap();
+        let mut in_hall = Vec::new();
+        let mut in_arena = Vec::new();
+        for _ in 0..CALLS {
+            in_hall.push(pick_buffers(&db, hall).await);
+            in_arena.push(pick_buffers(&db, arena).await);
+        }
+        let hall_worst = *in_hall[CALLS - JUDGED..].iter().max().unwrap();
+        let arena_worst = *in_arena[CALLS - JUDGED..].iter().max().unwrap();
+        eprintln!("{label}: hall {in_hall:?} arena {in_arena:?}");
+        assert!(
+            arena_worst <= hall_worst + SLACK,
+            "{label}: a pick of 2 touches {arena_worst} buffers in an empty 40,000-seat arena and \
+             {hall_worst} in a 50-seat hall (calls: arena {in_arena:?}, hall {in_hall:?})"
+        );
+    }
+}
+
+/// The buffers of one pick's reads on `venue`'s event as pick.rs makes them, in a transaction
+/// rolled back: the layout, the lock and the first batch of rows (up to `FIRST_READ_SEATS` seats,
+/// one row at least), whose front row must have every seat free.
+async fn pick_buffers(db: &Client, venue: Venue) -> i64 {
+    db.batch_execute("BEGIN").await.unwrap();
+    let before = touched(db).await;
+    let layout = db
+        .query_typed_one(LAYOUT_SQL, &[(&venue.event, Type::INT8)])
+        .await
+        .unwrap();
+    let venue_id: i64 = layout.get("venue_id");
+    let first_rows: Vec<i32> = layout.get("section_first_rows");
+    let (heights, widths): (Vec<i32>, Vec<i32>) =
+        (layout.get("section_rows"), layout.get("section_cols"));
+    let mut batch = Vec::new();
+    let mut seats = 0;
+    'sections: for ((first, height), width) in first_rows.iter().zip(&heights).zip(&widths) {
+        for r in *first..first + height {
+            if !batch.is_empty() && seats + *width as usize > FIRST_READ_SEATS {
+                break 'sections;
+            }
+            batch.push(r);
+            seats += *width as usize;
+        }
+    }
+    db.execute_typed(LOCK_SQL, &[(&venue.event, Type::INT8)])
+        .await
+        .unwrap();
+    let params: [(&(dyn ToSql + Sync), Type); 3] = [
+        (&venue.event, Type::INT8),
+        (&venue_id, Type::INT8),
+        (&batch, Type::INT4_ARRAY),
+    ];
+    let read = db.query_typed(FREE_SEATS_SQL, &params).await.unwrap();
+    let touched = touched(db).await - before;
+    db.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(read.len(), seats, "the first batch's seats");
+    assert!(
+        read.iter()
+            .filter(|s| s.get::<_, i32>("row_index") == batch[0])
+            .all(|s| !s.get::<_, bool>("taken")),
+        "the front row is free, so the pick stops after this batch"
+    );
+    touched
 }
 
 #[tokio::test]

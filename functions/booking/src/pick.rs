@@ -34,7 +34,7 @@ pub struct Wanted {
 /// The event's venue and what the rows of it are: each section's name and rows (as the venue
 /// counts them) and width, in venue order; its price categories in order; the category of each
 /// row some category covers. A handful of rows, by key.
-const LAYOUT_SQL: &str = "\
+pub const LAYOUT_SQL: &str = "\
 SELECT e.venue_id,
        ARRAY(SELECT name FROM sections WHERE venue_id = e.venue_id ORDER BY position)
            AS section_names,
@@ -56,7 +56,7 @@ FROM events e WHERE e.id = $1";
 
 /// Waits for the event's pick lock, held until the transaction ends. The key is the event's id;
 /// no other advisory lock is taken in this database.
-const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
+pub const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
 
 /// The seats of some rows of the event's venue (`$2`, rows `$3` as the venue counts them), each
 /// with whether a live claim has it: a ticket of a confirmed booking or of a hold that has not
@@ -77,7 +77,7 @@ ORDER BY s.row_index, s.seat_number";
 
 /// The first read covers rows up to about this many seats (one row at least); each next read four
 /// times as many.
-const FIRST_READ_SEATS: usize = 1024;
+pub const FIRST_READ_SEATS: usize = 1024;
 
 /// The one id [`AppState::scarce`] remembers for an event.
 const SCARCE: i64 = 0;

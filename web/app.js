@@ -25,6 +25,9 @@ const state = {
   nextCursor: null,
   event: null, // the open event
   seats: new Map(), // seat id -> {seat, button}
+  sections: new Map(), // section name -> {box, rows: Map(row label -> seats element)}, the open map's
+  lastSections: [], // the sections of the venue this organizer last created
+  categories: [], // the open map's [{name, price_cents, available}], in its order
   selected: new Set(), // seat ids, in the open event
   hold: null, // the live hold being counted down
   clockOffset: 0, // server clock minus ours, from the Date header
@@ -168,8 +171,23 @@ function when(iso) {
   });
 }
 
-function seatName(seat) {
-  return `Row ${seat.row} seat ${seat.number}`;
+/// A seat, or a ticket (whose seat the open map may know): "Row A seat 1", or in a venue of
+/// several sections "Stalls row A seat 1".
+function seatName(place) {
+  const entry = place.seat_id !== undefined && state.seats.get(place.seat_id);
+  const seat = entry ? entry.seat : place;
+  const prefix = seat.section && state.sections.size > 1 ? `${seat.section} row` : "Row";
+  return `${prefix} ${seat.row} seat ${seat.number}`;
+}
+
+/// A seat button's accessible name: where it is, its category and price, whether it is a
+/// wheelchair place, its status.
+function seatLabel(seat, status, selected) {
+  const parts = [`${seat.section}, row ${seat.row} seat ${seat.number}`, `${seat.category} ${money(seat.price_cents)}`];
+  if (seat.accessible) parts.push("wheelchair place");
+  parts.push(status);
+  if (selected) parts.push("selected");
+  return parts.join(", ");
 }
 
 function seatList(seats) {
@@ -505,16 +523,13 @@ async function openEvent(id) {
     showList();
     return;
   }
-  if (!state.event || state.event.id !== result.body.id) {
-    state.selected.clear();
-    state.seats.clear();
-    $("rows").replaceChildren();
-  }
+  if (!state.event || state.event.id !== result.body.id) clearMap();
   state.event = result.body;
   state.events.set(state.event.id, state.event);
   $("events-view").hidden = true;
   $("event-view").hidden = false;
   renderFacts();
+  $("best-count").max = String(seatCap());
   await refreshMap();
   renderHold();
   // A live hold of this event (made before a reload, or on another device) gets its countdown.
@@ -530,14 +545,55 @@ function renderFacts() {
   const facts = [
     ["When", when(event.starts_at)],
     ["Where", event.venue_name],
-    ["Price per seat", money(event.price_cents)],
+    ["Price per seat", money(event.price_cents), "fact-price"],
     ["On sale", (event.sales_start_at ? `from ${when(event.sales_start_at)} ` : "now, ") + `until ${when(event.sales_end_at)}`],
     ["Seats per person", event.max_seats_per_user ? `at most ${event.max_seats_per_user}` : "no limit"],
   ];
   if (event.description) facts.unshift(["About", event.description]);
   $("event-facts").replaceChildren(
-    ...facts.flatMap(([term, value]) => [el("dt", { text: term }), el("dd", { text: value })]),
+    ...facts.flatMap(([term, value, id]) => [el("dt", { text: term }), el("dd", { text: value, id })]),
   );
+}
+
+function clearMap() {
+  state.selected.clear();
+  state.seats.clear();
+  state.sections.clear();
+  state.categories = [];
+  $("rows").replaceChildren();
+}
+
+/// The rows element of `row` in the section `name`, drawn (apart from the others, labelled) the
+/// first time it is seen. Sections come front to back, as the map lists them.
+function rowSeats(name, row, several) {
+  let section = state.sections.get(name);
+  if (!section) {
+    const headingId = `section-${state.sections.size}`;
+    const box = el(
+      "div",
+      { class: "section", role: "group", "aria-labelledby": headingId, "data-section": name },
+      el("h3", { class: "section-name", id: headingId, text: name }),
+    );
+    $("rows").append(box);
+    section = { box, rows: new Map() };
+    state.sections.set(name, section);
+  }
+  // One rectangle ("Main"): its name says nothing, so it is only read out, not shown.
+  section.box.querySelector(".section-name").classList.toggle("visually-hidden", !several);
+  let seats = section.rows.get(row);
+  if (!seats) {
+    seats = el("div", { class: "seats" });
+    section.box.append(
+      el(
+        "div",
+        { class: "row", role: "group", "aria-label": `Row ${row}` },
+        el("span", { class: "row-label", "aria-hidden": "true", text: row }),
+        seats,
+      ),
+    );
+    section.rows.set(row, seats);
+  }
+  return seats;
 }
 
 async function refreshMap() {
@@ -549,29 +605,24 @@ async function refreshMap() {
     warn(problemText(result));
     return false;
   }
-  const rows = $("rows");
-  for (const seat of result.body.seats) {
+  const map = result.body;
+  state.categories = map.categories || [];
+  const several = new Set(map.seats.map((seat) => seat.section)).size > 1;
+  for (const seat of map.seats) {
     let entry = state.seats.get(seat.id);
     if (!entry) {
-      const rowId = `row-${seat.row}`;
-      let row = document.getElementById(rowId);
-      if (!row) {
-        row = el(
-          "div",
-          { class: "row", role: "group", "aria-label": `Row ${seat.row}`, id: rowId },
-          el("span", { class: "row-label", "aria-hidden": "true", text: seat.row }),
-          el("div", { class: "seats" }),
-        );
-        rows.append(row);
-      }
       const button = el("button", {
         type: "button",
         class: "seat",
         "data-seat-id": seat.id,
+        "data-section": seat.section,
+        "data-row": seat.row,
+        "data-number": seat.number,
         onclick: () => toggleSeat(seat.id),
       });
-      button.append(el("span", { class: "num", text: String(seat.number) }));
-      row.querySelector(".seats").append(button);
+      if (seat.accessible) button.append(el("span", { class: "wheelchair", "aria-hidden": "true", text: "♿" }));
+      button.append(el("span", { class: "num", text: String(seat.number) }), el("span", { class: "cat-mark", "aria-hidden": "true" }));
+      rowSeats(seat.section, seat.row, several).append(button);
       entry = { seat, button };
       state.seats.set(seat.id, entry);
     }
@@ -581,10 +632,57 @@ async function refreshMap() {
   }
   $("seatmap").setAttribute(
     "aria-label",
-    `Seat map: ${result.body.available_seats} of ${result.body.total_seats} seats available`,
+    `Seat map: ${map.available_seats} of ${map.total_seats} seats available` +
+      (several ? `, in ${state.sections.size} sections` : ""),
   );
+  $("legend-wheelchair").hidden = !map.seats.some((seat) => seat.accessible);
+  renderCategories();
   renderSelection();
   return true;
+}
+
+/// Each category's pattern (and colour): its place in the map's list, six patterns in turn.
+function categoryStyle(name) {
+  const index = state.categories.findIndex((category) => category.name === name);
+  return String(Math.max(index, 0) % 6);
+}
+
+/// The legend of price categories (a pattern, the name, the price and what is left, in words)
+/// and the best-available control's choice of them.
+function renderCategories() {
+  const list = $("categories");
+  list.replaceChildren(
+    ...state.categories.map((category) =>
+      el(
+        "li",
+        { "data-category": category.name },
+        el("span", { class: "cat-swatch", "data-cat": categoryStyle(category.name), "aria-hidden": "true" }),
+        " ",
+        el("span", { class: "cat-name", text: category.name }),
+        " · ",
+        el("span", { class: "cat-price", text: money(category.price_cents) }),
+        " · ",
+        el("span", { class: "cat-left", text: `${category.available} available` }),
+      ),
+    ),
+  );
+  list.hidden = state.categories.length === 0;
+  const select = $("best-category");
+  const chosen = select.value;
+  select.replaceChildren(
+    el("option", { value: "", text: "Any category" }),
+    ...state.categories.map((category) =>
+      el("option", { value: category.name, text: `${category.name} (${money(category.price_cents)})` }),
+    ),
+  );
+  if (state.categories.some((category) => category.name === chosen)) select.value = chosen;
+  // Prices differ by seat: the facts give their range.
+  const prices = state.categories.map((category) => category.price_cents);
+  if (prices.length > 1) {
+    const low = Math.min(...prices);
+    const high = Math.max(...prices);
+    $("fact-price").textContent = low === high ? money(low) : `${money(low)} to ${money(high)}, by category`;
+  }
 }
 
 function renderSeat({ seat, button }) {
@@ -592,11 +690,14 @@ function renderSeat({ seat, button }) {
   const mine = seat.status === "held" && state.hold && state.hold.tickets.some((t) => t.seat_id === seat.id);
   const status = mine ? "held by you" : seat.status;
   button.dataset.status = seat.status;
+  button.dataset.cat = categoryStyle(seat.category);
+  button.classList.toggle("is-mine", Boolean(mine));
   button.setAttribute("aria-pressed", selected ? "true" : "false");
   if (seat.status === "available") button.removeAttribute("aria-disabled");
   else button.setAttribute("aria-disabled", "true");
-  button.setAttribute("aria-label", `${seatName(seat)}, ${status}${selected ? ", selected" : ""}`);
-  button.title = `${seatName(seat)}: ${status}`;
+  const label = seatLabel(seat, status, selected);
+  button.setAttribute("aria-label", label);
+  button.title = label;
 }
 
 function toggleSeat(id) {
@@ -620,16 +721,15 @@ function toggleSeat(id) {
 }
 
 function selectedSeats() {
-  return [...state.selected]
-    .map((id) => state.seats.get(id).seat)
-    .sort((a, b) => a.row.localeCompare(b.row) || a.number - b.number);
+  // In the map's order: front to back.
+  return [...state.seats.values()].filter(({ seat }) => state.selected.has(seat.id)).map(({ seat }) => seat);
 }
 
 function renderSelection() {
   const seats = selectedSeats();
   const cap = seatCap();
   $("selection-text").textContent = seats.length
-    ? `Selected ${seats.length} of at most ${cap}: ${seatList(seats)}. Total ${money(seats.length * state.event.price_cents)}.`
+    ? `Selected ${seats.length} of at most ${cap}: ${seatList(seats)}. Total ${money(seats.reduce((sum, seat) => sum + seat.price_cents, 0))}.`
     : `No seats selected. Choose up to ${cap}.`;
   $("hold").disabled = seats.length === 0;
 }
@@ -666,6 +766,49 @@ async function holdSeats() {
   renderSelection();
 }
 
+/// The "Best available" control: the API chooses `count` seats (of a category, wheelchair places
+/// or not) and holds them, as a hold of seats picked by hand.
+async function holdBest(event) {
+  event.preventDefault();
+  if (!state.identity) {
+    warn(signInFirst());
+    signInControl().focus();
+    return;
+  }
+  const form = event.target;
+  if (!form.checkValidity()) {
+    form.reportValidity();
+    return;
+  }
+  const best = { count: Number(form.count.value) };
+  if (form.category.value) best.category = form.category.value;
+  if (form.accessible.checked) best.accessible = true;
+  $("best-hold").disabled = true;
+  const result = await api("POST", "/holds", { event_id: state.event.id, best_available: best });
+  $("best-hold").disabled = false;
+  if (result.ok) {
+    state.hold = result.body;
+    state.selected.clear();
+    await refreshMap();
+    renderHold();
+    const apart = result.body.together === false
+      ? " They are not together: no block of that many side by side was free."
+      : "";
+    say(`Held the best available: ${seatList(result.body.tickets)}.${apart} Confirm before the hold lapses.`);
+    $("confirm").focus();
+    loadBookings();
+    return;
+  }
+  if (result.status === 409 && problemKind(result) === "not-enough-seats") {
+    const left = result.body.available;
+    const kind = [best.category, best.accessible ? "wheelchair places" : "seats"].filter(Boolean).join(" ");
+    warn(`Not enough ${kind} free: ${left === undefined ? "fewer" : `only ${left}`} left for ${best.count}. Ask for fewer, or another category.`);
+    await refreshMap();
+    return;
+  }
+  warn(problemText(result));
+}
+
 // ---------------------------------------------------------------------------------------------
 // The hold and its countdown
 
@@ -679,6 +822,7 @@ function renderHold() {
   }
   panel.hidden = false;
   $("hold-seats").textContent = `${seatList(hold.tickets)} · total ${money(hold.total_cents)}`;
+  $("hold-apart").hidden = hold.together !== false;
   $("confirm").disabled = false;
   $("release").hidden = false;
   startCountdown();
@@ -839,22 +983,139 @@ function localInput(date) {
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
 }
 
+let entryCount = 0;
+
+/// One labelled field of a section or category entry.
+function entryField(label, attrs) {
+  const id = `entry-${++entryCount}`;
+  return el("div", { class: "field" }, el("label", { for: id, text: label }), el("input", { id, ...attrs }));
+}
+
+/// A section of the new venue: name, rows, seats per row, wheelchair places. With any section,
+/// the venue is made of them instead of one block of rows × seats.
+function addSection() {
+  const list = $("venue-section-list");
+  const item = el(
+    "li",
+    { class: "entry", role: "group" },
+    entryField("Section name", { name: "section_name", required: true, maxlength: 100 }),
+    entryField("Rows", { name: "section_rows", type: "number", min: 1, max: 200, value: 5, required: true }),
+    entryField("Seats per row", { name: "section_cols", type: "number", min: 1, max: 200, value: 10, required: true }),
+    entryField("Wheelchair places (optional, like A1, A2)", { name: "section_accessible", maxlength: 2000 }),
+  );
+  item.append(el("button", { type: "button", class: "secondary remove", text: "Remove", onclick: () => removeEntry(item, "add-section", renderSections) }));
+  list.append(item);
+  renderSections();
+  item.querySelector("input").focus();
+}
+
+function removeEntry(item, addButton, render) {
+  item.remove();
+  render();
+  $(addButton).focus();
+}
+
+function renderSections() {
+  const items = [...$("venue-section-list").children];
+  items.forEach((item, index) => {
+    item.setAttribute("aria-label", `Section ${index + 1}`);
+    item.querySelector(".remove").setAttribute("aria-label", `Remove section ${index + 1}`);
+  });
+  // Sections replace the single block: its fields are neither shown nor sent.
+  const simple = items.length === 0;
+  $("venue-simple").hidden = !simple;
+  for (const input of $("venue-simple").querySelectorAll("input")) input.disabled = !simple;
+}
+
+/// A price category of the new event: name, price, section, rows (empty: the whole section).
+function addCategory() {
+  const item = el(
+    "li",
+    { class: "entry", role: "group" },
+    entryField("Category name", { name: "category_name", required: true, maxlength: 100 }),
+    entryField("Price per seat", { name: "category_price", type: "number", min: 0, step: "0.01", required: true }),
+    entryField("Section", { name: "category_section", required: true, maxlength: 100, list: "section-names", value: state.lastSections[0] || "" }),
+    entryField("Rows (optional, like A, B; empty: all)", { name: "category_rows", maxlength: 2000 }),
+  );
+  item.append(el("button", { type: "button", class: "secondary remove", text: "Remove", onclick: () => removeEntry(item, "add-category", renderCategoryEntries) }));
+  $("event-category-list").append(item);
+  renderCategoryEntries();
+  item.querySelector("input").focus();
+}
+
+function renderCategoryEntries() {
+  [...$("event-category-list").children].forEach((item, index) => {
+    item.setAttribute("aria-label", `Category ${index + 1}`);
+    item.querySelector(".remove").setAttribute("aria-label", `Remove category ${index + 1}`);
+  });
+}
+
+/// "A1, b12" → [{row: "A", number: 1}, {row: "B", number: 12}]; null if a place is not a row and
+/// a number.
+function parsePlaces(text) {
+  const places = [];
+  for (const word of text.split(/[\s,;]+/).filter(Boolean)) {
+    const match = /^([A-Za-z]{1,3})-?(\d{1,3})$/.exec(word);
+    if (!match) return null;
+    places.push({ row: match[1].toUpperCase(), number: Number(match[2]) });
+  }
+  return places;
+}
+
+function parseRows(text) {
+  const rows = text.split(/[\s,;]+/).filter(Boolean).map((row) => row.toUpperCase());
+  return rows.every((row) => /^[A-Z]{1,3}$/.test(row)) ? rows : null;
+}
+
 async function createVenue(event) {
   event.preventDefault();
   const form = event.target;
-  const result = await api("POST", "/venues", {
-    name: form.name.value.trim(),
-    rows: Number(form.rows.value),
-    cols: Number(form.cols.value),
-  });
+  const body = { name: form.name.value.trim() };
+  const entries = [...$("venue-section-list").children];
+  if (entries.length) {
+    body.sections = [];
+    for (const item of entries) {
+      const field = (name) => item.querySelector(`[name="${name}"]`);
+      const accessible = parsePlaces(field("section_accessible").value);
+      if (!accessible) {
+        warn("Write each wheelchair place as its row and number, like A1, A2.");
+        field("section_accessible").focus();
+        return;
+      }
+      const section = {
+        name: field("section_name").value.trim(),
+        rows: Number(field("section_rows").value),
+        cols: Number(field("section_cols").value),
+      };
+      if (accessible.length) section.accessible = accessible;
+      body.sections.push(section);
+    }
+  } else {
+    body.rows = Number(form.rows.value);
+    body.cols = Number(form.cols.value);
+  }
+  const result = await api("POST", "/venues", body);
   if (!result.ok) {
     warn(problemText(result));
     return;
   }
   const venue = result.body;
+  const sections = venue.sections || [];
   $("event-venue").value = venue.id;
-  say(`Venue “${venue.name}” created: id ${venue.id}, ${venue.rows} rows of ${venue.cols} seats.`);
+  state.lastSections = sections.map((section) => section.name);
+  $("section-names").replaceChildren(...state.lastSections.map((name) => el("option", { value: name })));
+  if (entries.length) {
+    const wheelchair = sections.reduce((sum, section) => sum + (section.accessible || []).length, 0);
+    say(
+      `Venue “${venue.name}” created: id ${venue.id}, ${venue.total_seats} seats in ${sections.length} sections ` +
+        `(${state.lastSections.join(", ")}), ${wheelchair} wheelchair place${wheelchair === 1 ? "" : "s"}.`,
+    );
+  } else {
+    say(`Venue “${venue.name}” created: id ${venue.id}, ${venue.rows} rows of ${venue.cols} seats.`);
+  }
   form.reset();
+  $("venue-section-list").replaceChildren();
+  renderSections();
   $("event-name").focus();
 }
 
@@ -874,6 +1135,26 @@ async function createEvent(event) {
   const salesEnd = isoFromLocal(form.sales_end_at.value);
   if (salesEnd) body.sales_end_at = salesEnd;
   if (form.max_seats_per_user.value) body.max_seats_per_user = Number(form.max_seats_per_user.value);
+  const categories = [...$("event-category-list").children];
+  if (categories.length) {
+    body.categories = [];
+    for (const item of categories) {
+      const field = (name) => item.querySelector(`[name="${name}"]`);
+      const rows = parseRows(field("category_rows").value);
+      if (!rows) {
+        warn("Write the category's rows as their labels, like A, B.");
+        field("category_rows").focus();
+        return;
+      }
+      const category = {
+        name: field("category_name").value.trim(),
+        price_cents: Math.round(Number(field("category_price").value) * 100),
+        section: field("category_section").value.trim(),
+      };
+      if (rows.length) category.rows = rows;
+      body.categories.push(category);
+    }
+  }
   const result = await api("POST", "/events", body);
   if (!result.ok) {
     warn(problemText(result));
@@ -882,6 +1163,7 @@ async function createEvent(event) {
   say(`Event “${result.body.name}” created (id ${result.body.id}).`);
   form.name.value = "";
   form.description.value = "";
+  $("event-category-list").replaceChildren();
   await loadEvents();
 }
 
@@ -891,9 +1173,7 @@ async function createEvent(event) {
 function showList() {
   stopPolling();
   state.event = null;
-  state.selected.clear();
-  state.seats.clear();
-  $("rows").replaceChildren();
+  clearMap();
   $("event-view").hidden = true;
   $("events-view").hidden = false;
   document.title = "Seatbook";
@@ -937,6 +1217,9 @@ async function start() {
   $("signout").addEventListener("click", signOut);
   $("events-more").addEventListener("click", () => loadEvents(true));
   $("hold").addEventListener("click", holdSeats);
+  $("best-form").addEventListener("submit", holdBest);
+  $("add-section").addEventListener("click", () => addSection());
+  $("add-category").addEventListener("click", () => addCategory());
   $("confirm").addEventListener("click", confirmHold);
   $("release").addEventListener("click", releaseHold);
   $("venue-form").addEventListener("submit", createVenue);

@@ -106,7 +106,37 @@ impl Server {
             .unwrap()
     }
 
-    /// The seat ids of an event, keyed by e.g. `"A1"`.
+    /// A theatre for `name`: Stalls (`stalls` rows of `cols`, wheelchair places A1 and A`cols`),
+    /// then Circle (`circle` rows of `cols`); the event priced Premium (Stalls A and B) 60.00,
+    /// Stalls (the rest of it) 40.00, Circle (its row A) 30.00, the rest Standard at 25.00.
+    /// Returns the event's id.
+    pub async fn theatre(&self, name: &str, stalls: i64, circle: i64, cols: i64) -> i64 {
+        let venue = json!({
+            "name": format!("{name} Theatre"),
+            "sections": [
+                {"name": "Stalls", "rows": stalls, "cols": cols,
+                 "accessible": [{"row": "A", "number": 1}, {"row": "A", "number": cols}]},
+                {"name": "Circle", "rows": circle, "cols": cols},
+            ],
+        });
+        let venue = self.organize("/api/v1/venues", venue).await;
+        let event = json!({
+            "name": name,
+            "starts_at": "2031-06-01T19:30:00Z",
+            "venue_id": venue["id"],
+            "price_cents": 2500,
+            "categories": [
+                {"name": "Premium", "price_cents": 6000, "section": "Stalls", "rows": ["A", "B"]},
+                {"name": "Stalls", "price_cents": 4000, "section": "Stalls"},
+                {"name": "Circle", "price_cents": 3000, "section": "Circle", "rows": ["A"]},
+            ],
+        });
+        self.organize("/api/v1/events", event).await["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// The seat ids of an event, keyed by e.g. `"Main A1"` (section, row and number).
     pub async fn seat_ids(&self, event_id: i64) -> HashMap<String, i64> {
         let (status, map) = self
             .call(
@@ -124,7 +154,12 @@ impl Server {
             .iter()
             .map(|s| {
                 (
-                    format!("{}{}", s["row"].as_str().unwrap(), s["number"]),
+                    format!(
+                        "{} {}{}",
+                        s["section"].as_str().unwrap(),
+                        s["row"].as_str().unwrap(),
+                        s["number"]
+                    ),
                     s["id"].as_i64().unwrap(),
                 )
             })
@@ -286,7 +321,7 @@ impl Browser {
             .unwrap_or_else(|_| panic!("a link to the event {name:?} in the list"));
         link.click().await.unwrap();
         self.eventually_text("#event-heading", name).await;
-        self.seat("A", 1).await;
+        self.find("button.seat").await;
     }
 
     pub async fn find(&self, css: &str) -> fantoccini::elements::Element {
@@ -298,16 +333,27 @@ impl Browser {
             .unwrap_or_else(|e| panic!("no element {css}: {e}"))
     }
 
-    /// The button of a seat, found by the start of its accessible name ("Row A seat 1, …").
+    /// The button of a seat of a venue of one section.
     pub async fn seat(&self, row: &str, number: u32) -> fantoccini::elements::Element {
+        self.seat_in("Main", row, number).await
+    }
+
+    /// The button of seat `number` of row `row` in the section `section`.
+    pub async fn seat_in(
+        &self,
+        section: &str,
+        row: &str,
+        number: u32,
+    ) -> fantoccini::elements::Element {
         self.find(&format!(
-            r#"button.seat[aria-label^="Row {row} seat {number},"]"#
+            r#"button.seat[data-section="{section}"][data-row="{row}"][data-number="{number}"]"#
         ))
         .await
     }
 
-    pub async fn seat_label(&self, row: &str, number: u32) -> String {
-        self.seat(row, number)
+    /// A seat's accessible name ("Stalls, row A seat 1, Premium 60.00, wheelchair place, available").
+    pub async fn seat_label_in(&self, section: &str, row: &str, number: u32) -> String {
+        self.seat_in(section, row, number)
             .await
             .attr("aria-label")
             .await
@@ -371,11 +417,21 @@ impl Browser {
         }
     }
 
-    /// Waits until a seat's accessible name is exactly `label`.
-    pub async fn eventually_seat(&self, row: &str, number: u32, label: &str) {
+    /// Waits until the accessible name of a seat (of a venue of one section, priced 25.00) is
+    /// exactly "Main, row {row} seat {number}, Standard 25.00, {state}".
+    pub async fn eventually_seat(&self, row: &str, number: u32, state: &str) {
+        let label = format!("Main, row {row} seat {number}, Standard 25.00, {state}");
+        self.eventually_seat_label("Main", row, number, &label)
+            .await
+    }
+
+    /// Waits until the accessible name of a seat is exactly `label`.
+    pub async fn eventually_seat_label(&self, section: &str, row: &str, number: u32, label: &str) {
         eventually(
-            &format!("seat {row}{number} to read {label:?}"),
-            || async move { (self.seat_label(row, number).await == label).then_some(()) },
+            &format!("seat {section} {row}{number} to read {label:?}"),
+            || async move {
+                (self.seat_label_in(section, row, number).await == label).then_some(())
+            },
         )
         .await
     }

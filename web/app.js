@@ -676,9 +676,9 @@ function renderCategories() {
     ),
   );
   if (state.categories.some((category) => category.name === chosen)) select.value = chosen;
-  // Prices differ by seat: the facts give their range.
+  // With categories, a seat costs what its category does: the facts give the range.
   const prices = state.categories.map((category) => category.price_cents);
-  if (prices.length > 1) {
+  if (prices.length) {
     const low = Math.min(...prices);
     const high = Math.max(...prices);
     $("fact-price").textContent = low === high ? money(low) : `${money(low)} to ${money(high)}, by category`;

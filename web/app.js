@@ -998,6 +998,7 @@ function addSection() {
   const item = el(
     "li",
     { class: "entry", role: "group" },
+    el("span", { class: "entry-title" }),
     entryField("Section name", { name: "section_name", required: true, maxlength: 100 }),
     entryField("Rows", { name: "section_rows", type: "number", min: 1, max: 200, value: 5, required: true }),
     entryField("Seats per row", { name: "section_cols", type: "number", min: 1, max: 200, value: 10, required: true }),
@@ -1009,6 +1010,15 @@ function addSection() {
   item.querySelector("input").focus();
 }
 
+/// Names an entry ("Section 2", shown and read out as its group's name) and its Remove button.
+function entryTitle(item, title) {
+  const heading = item.querySelector(".entry-title");
+  heading.id = heading.id || `entry-title-${++entryCount}`;
+  heading.textContent = title;
+  item.setAttribute("aria-labelledby", heading.id);
+  item.querySelector(".remove").setAttribute("aria-label", `Remove ${title.toLowerCase()}`);
+}
+
 function removeEntry(item, addButton, render) {
   item.remove();
   render();
@@ -1017,10 +1027,7 @@ function removeEntry(item, addButton, render) {
 
 function renderSections() {
   const items = [...$("venue-section-list").children];
-  items.forEach((item, index) => {
-    item.setAttribute("aria-label", `Section ${index + 1}`);
-    item.querySelector(".remove").setAttribute("aria-label", `Remove section ${index + 1}`);
-  });
+  items.forEach((item, index) => entryTitle(item, `Section ${index + 1}`));
   // Sections replace the single block: its fields are neither shown nor sent.
   const simple = items.length === 0;
   $("venue-simple").hidden = !simple;
@@ -1032,6 +1039,7 @@ function addCategory() {
   const item = el(
     "li",
     { class: "entry", role: "group" },
+    el("span", { class: "entry-title" }),
     entryField("Category name", { name: "category_name", required: true, maxlength: 100 }),
     entryField("Price per seat", { name: "category_price", type: "number", min: 0, step: "0.01", required: true }),
     entryField("Section", { name: "category_section", required: true, maxlength: 100, list: "section-names", value: state.lastSections[0] || "" }),
@@ -1044,10 +1052,7 @@ function addCategory() {
 }
 
 function renderCategoryEntries() {
-  [...$("event-category-list").children].forEach((item, index) => {
-    item.setAttribute("aria-label", `Category ${index + 1}`);
-    item.querySelector(".remove").setAttribute("aria-label", `Remove category ${index + 1}`);
-  });
+  [...$("event-category-list").children].forEach((item, index) => entryTitle(item, `Category ${index + 1}`));
 }
 
 /// "A1, b12" → [{row: "A", number: 1}, {row: "B", number: 12}]; null if a place is not a row and

@@ -571,12 +571,16 @@ async fn an_organizer_creates_a_venue_of_sections_with_wheelchair_places_and_an_
     }
     // Sections replace the one block of rows and seats.
     assert!(!olga.find("#venue-rows").await.is_displayed().await.unwrap());
-    assert_eq!(
-        olga.attr("#venue-section-list li:nth-child(2)", "aria-label")
-            .await
-            .as_deref(),
-        Some("Section 2")
-    );
+    // Each section is a group named by its visible title.
+    let group = olga
+        .client
+        .execute(
+            "const li = document.querySelector('#venue-section-list li:nth-child(2)');             return [li.getAttribute('role'),                     document.getElementById(li.getAttribute('aria-labelledby')).textContent,                     li.querySelector('.remove').getAttribute('aria-label')];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(group, json!(["group", "Section 2", "Remove section 2"]));
     olga.submit(
         "#venue-form",
         "28 seats in 2 sections (Stalls, Circle), 2 wheelchair places.",

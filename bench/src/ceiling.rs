@@ -132,11 +132,7 @@ impl Pgbench {
     /// `work_dir`.
     pub fn run(&self, database_url: &str, work_dir: &Path) -> Result<PgbenchRun> {
         // "book() @40k" -> "book_40k"
-        let stem = self
-            .name
-            .replace("()", "")
-            .replace(' ', "_")
-            .replace('@', "");
+        let stem = self.name.replace(['(', ')', '@'], "").replace(' ', "_");
         let script = work_dir.join(format!("{stem}.sql"));
         std::fs::write(&script, &self.script)?;
         let mut args: Vec<String> = vec![
@@ -157,10 +153,8 @@ impl Pgbench {
             .args(&args)
             .output()
             .map_err(|e| format!("pgbench (Debian package postgresql-client): {e}"))?;
-        let (stdout, stderr) = (
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr),
-        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
         let transcript = format!("$ {command}\n{stdout}{stderr}");
         std::fs::write(work_dir.join(format!("{stem}.out")), &transcript)?;
         match parse_summary(&stdout) {
@@ -209,21 +203,14 @@ pub struct RedisRun {
 }
 
 /// `redis-benchmark -c 32 -n <requests> -q` with `extra` arguments (`-t get`, or a command).
-pub fn redis_benchmark(
-    name: &str,
-    redis: &Redis,
-    requests: u32,
-    extra: &[String],
-) -> Result<RedisRun> {
+pub fn redis_benchmark(name: &str, redis: &Redis, n: u32, extra: &[String]) -> Result<RedisRun> {
     let mut command = redis.command("redis-benchmark");
-    let (clients, requests) = (CLIENTS.to_string(), requests.to_string());
+    let (clients, requests) = (CLIENTS.to_string(), n.to_string());
     command
         .args(["-c", clients.as_str(), "-n", requests.as_str(), "-q"])
         .args(extra);
-    let shown = format!(
-        "redis-benchmark -c {clients} -n {requests} -q {}",
-        extra.join(" ")
-    );
+    let extras = extra.join(" ");
+    let shown = format!("redis-benchmark -c {clients} -n {requests} -q {extras}");
     let output = command
         .output()
         .map_err(|e| format!("redis-benchmark (Debian package redis-tools): {e}"))?;

@@ -116,12 +116,8 @@ impl Admin {
     /// A `rows` x `cols` venue, its seats learned through a throwaway event's availability.
     pub async fn venue(&mut self, label: &str, rows: i64, cols: i64) -> Result<Venue> {
         let name = format!("bench {label} {}", std::process::id());
-        let id = self
-            .create(
-                "/api/v1/venues",
-                json!({ "name": name, "rows": rows, "cols": cols }),
-            )
-            .await?;
+        let body = json!({ "name": name, "rows": rows, "cols": cols });
+        let id = self.create("/api/v1/venues", body).await?;
         let probe = self.event(&format!("{label} seat map"), id).await?;
         let map = self
             .get(&format!("/api/v1/events/{probe}/availability"))
@@ -129,12 +125,8 @@ impl Admin {
         let map: Map = serde_json::from_slice(&map)?;
         let first_seat = map.seats.first().ok_or("a venue without seats")?.id;
         // The seat streams rely on a venue's seat ids being consecutive in row-major order.
-        let consecutive = map
-            .seats
-            .iter()
-            .enumerate()
-            .all(|(n, s)| s.id == first_seat + n as i64);
-        if map.seats.len() as i64 != rows * cols || !consecutive {
+        let ids = map.seats.iter().map(|s| s.id);
+        if !ids.eq(first_seat..first_seat + rows * cols) {
             return Err(format!("venue {label}: seat ids are not consecutive").into());
         }
         Ok(Venue {

@@ -40,6 +40,7 @@ environment:
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
 pub enum Scenario {
     Book,
+    BestAvailable,
     Herd,
     Read,
     Poll,
@@ -163,12 +164,10 @@ async fn run(opts: Options) -> Result<bool> {
     outcome
 }
 
-async fn bench(
-    opts: Options,
-    database: &TestDb,
-    redis: Redis,
-    server_bin: PathBuf,
-) -> Result<bool> {
+const PGBENCH: &str = "-c 32 -j 2; -M prepared for bookings, -M extended for availability";
+const POOL: &str = "16 (service default)";
+
+async fn bench(opts: Options, db: &TestDb, redis: Redis, server_bin: PathBuf) -> Result<bool> {
     let mut results = Results::new(opts.quick);
     let p = &opts.profile;
     for (k, v) in [
@@ -176,21 +175,15 @@ async fn bench(
         ("measure_s", p.measure.as_secs_f64().to_string()),
         ("pgbench_s", p.pgbench_secs.to_string()),
         ("clients", ceiling::CLIENTS.to_string()),
-        (
-            "pgbench",
-            "-c 32 -j 2; -M prepared for bookings, -M extended for availability".into(),
-        ),
-        (
-            "DB_POOL_MAX_SIZE",
-            var("DB_POOL_MAX_SIZE", "16 (service default)"),
-        ),
+        ("pgbench", PGBENCH.into()),
+        ("DB_POOL_MAX_SIZE", var("DB_POOL_MAX_SIZE", POOL)),
         ("RUST_LOG", var("RUST_LOG", "info (service default)")),
-        ("database", database.name.clone()),
+        ("database", db.name.clone()),
     ] {
         results.settings.insert(k.to_owned(), v);
     }
-    eprintln!("starting local-api against database {} ...", database.name);
-    let database_url = database.url();
+    eprintln!("starting local-api against database {} ...", db.name);
+    let database_url = db.url();
     let main = Server::start("main", &server_bin, &database_url, &opts.out_dir, &[]).await?;
     let pg = connect(&database_url).await?;
     // This session runs the integrity checks. Statistics are refreshed only at each scenario's
@@ -230,6 +223,7 @@ async fn bench(
     for scenario in &opts.scenarios {
         match scenario {
             Scenario::Book => bench.book().await?,
+            Scenario::BestAvailable => bench.best_available().await?,
             Scenario::Herd => bench.herd().await?,
             Scenario::Read => bench.read().await?,
             Scenario::Poll => bench.poll().await?,

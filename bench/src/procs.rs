@@ -93,12 +93,7 @@ impl Server {
             .stderr(out)
             .stdin(Stdio::null())
             .spawn()
-            .map_err(|e| {
-                format!(
-                    "could not start {} (build -p local-api): {e}",
-                    bin.display()
-                )
-            })?;
+            .map_err(|e| format!("could not start {bin:?} (build -p local-api): {e}"))?;
         let (addr, pid) = (SocketAddr::from(([127, 0, 0, 1], port)), child.id());
         // It shuts down on SIGINT.
         let mut child = Stopped {
@@ -154,11 +149,8 @@ impl Nginx {
         std::fs::write(dir.0.join("www/map.json"), plain)?;
         std::fs::write(dir.0.join("www/map.json.gz"), gzip)?;
         // The worker may run as nobody (when started as root): everything must be readable.
-        let _ = Command::new("chmod")
-            .arg("-R")
-            .arg("a+rX")
-            .arg(&dir.0)
-            .status();
+        let mut chmod = Command::new("chmod");
+        let _ = chmod.args(["-R", "a+rX"]).arg(&dir.0).status();
         let temp: String = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
             .map(|t| format!("{t}_temp_path {d}/tmp/{t};\n"))
             .concat();

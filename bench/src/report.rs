@@ -120,7 +120,7 @@ impl Goal {
         }
     }
 
-    fn ratio(goal: &str, pair: Option<(f64, f64)>, min: f64) -> Goal {
+    pub fn ratio(goal: &str, pair: Option<(f64, f64)>, min: f64) -> Goal {
         match pair {
             Some((a, b)) if b > 0.0 => Goal::judged(
                 goal,
@@ -198,22 +198,16 @@ impl Results {
         }
         let herd_goal = format!("herd {herd_target}: one winner, the rest 409, p99 < 500 ms");
         goals.push(match self.herds.iter().max_by_key(|h| h.size) {
-            Some(h) => Goal::judged(
-                &if h.size == herd_target {
-                    herd_goal
-                } else {
-                    format!("{herd_goal} (quick run: checked on herd {})", h.size)
-                },
-                format!(
-                    "{} winner(s), {} x 409, {} other, {} unanswered, p99 {:.0} ms",
-                    h.created,
-                    h.conflicts,
-                    h.other.values().sum::<usize>(),
-                    h.unanswered,
-                    h.latency.p99_ms
-                ),
-                h.as_asserted() && h.latency.p99_ms < 500.0,
-            ),
+            Some(h) => {
+                let quick = format!(" (quick run: checked on herd {})", h.size);
+                let goal = herd_goal + if h.size == herd_target { "" } else { &quick };
+                let (other, p99) = (h.other.values().sum::<usize>(), h.latency.p99_ms);
+                let actual = format!(
+                    "{} winner(s), {} x 409, {other} other, {} unanswered, p99 {p99:.0} ms",
+                    h.created, h.conflicts, h.unanswered
+                );
+                Goal::judged(&goal, actual, h.as_asserted() && p99 < 500.0)
+            }
             None => Goal::skipped(&herd_goal),
         });
         goals.append(&mut self.goals);
@@ -226,17 +220,10 @@ impl Results {
 
     /// Everything a reader needs on stdout, as plain-text tables.
     pub fn render(&self) -> String {
-        let quick = if self.quick {
-            " (QUICK: not a measurement)"
-        } else {
-            ""
-        };
-        let settings: Vec<String> = self
-            .settings
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        let (machine, postgres, settings) = (&self.machine, &self.postgres, settings.join(", "));
+        let quick = if self.quick { QUICK } else { "" };
+        let settings = self.settings.iter().map(|(k, v)| format!("{k}={v}"));
+        let settings = settings.collect::<Vec<_>>().join(", ");
+        let (machine, postgres) = (&self.machine, &self.postgres);
         let mut out =
             format!("\nseatbook benchmark{quick}: {machine}\n{postgres}\nsettings: {settings}\n");
         section(
@@ -271,73 +258,54 @@ impl Results {
                 ("book() / reference", &|v| ratio(v.book_fn, v.reference)),
             ]),
         );
-        if let Some((big, small)) = self
-            .venue_pair()
-            .filter(|(b, s)| b.venue_seats != s.venue_seats)
-        {
+        let pair = self.venue_pair();
+        if let Some((big, small)) = pair.filter(|(b, s)| b.venue_seats != s.venue_seats) {
             let r = ratio(big.book_fn, small.book_fn);
             out.push_str(&format!(
                 "  book() @40k / book() @500 = {r} (goal >= 0.9)\n"
             ));
         }
         let pgbench = self.pgbench.iter().map(|p| {
-            let rate = format!("{:.0} tx/s", p.tps);
-            vec![
-                format!("pgbench {}", p.name),
-                rate,
-                ms(p.latency_ms),
-                p.transactions.to_string(),
-            ]
+            let (name, rate) = (format!("pgbench {}", p.name), format!("{:.0} tx/s", p.tps));
+            vec![name, rate, ms(p.latency_ms), p.transactions.to_string()]
         });
         let redis = self.redis.iter().map(|r| {
-            let (name, rate) = (
-                format!("redis-benchmark {}", r.name),
-                format!("{:.0} req/s", r.rps),
-            );
-            vec![name, rate]
+            let name = format!("redis-benchmark {}", r.name);
+            vec![name, format!("{:.0} req/s", r.rps)]
         });
         let header = ["ceiling", "rate", "latency avg ms", "transactions"];
         section(&mut out, "CEILINGS", grid(&header, pgbench.chain(redis)));
-        section(
-            &mut out,
-            "HERD (N simultaneous POSTs for one seat, connections opened first)",
-            table(
-                &self.herds,
-                &[
-                    ("herd", &|h| h.size.to_string()),
-                    ("201", &|h| h.created.to_string()),
-                    ("409", &|h| h.conflicts.to_string()),
-                    ("other", &|h| h.other.values().sum::<usize>().to_string()),
-                    ("unanswered", &|h| h.unanswered.to_string()),
-                    ("connect ms", &|h| format!("{:.0}", h.connect_ms)),
-                    ("all answered ms", &|h| format!("{:.0}", h.all_answered_ms)),
-                    ("p50 ms", &|h| ms(h.latency.p50_ms)),
-                    ("p99 ms", &|h| ms(h.latency.p99_ms)),
-                    ("as asserted", &|h| {
-                        (if h.as_asserted() { "yes" } else { "NO" }).into()
-                    }),
-                ],
-            ),
-        );
-        section(
-            &mut out,
-            "CPU during each window (% of one core; per request: ms of CPU per answer counted)",
-            table(
-                &self.cpu,
-                &[
-                    ("scenario", &|c| c.scenario.clone()),
-                    ("server", &|c| format!("{:.0}%", c.server_pct)),
-                    ("PostgreSQL", &|c| format!("{:.0}%", c.postgres_pct)),
-                    ("load generator", &|c| format!("{:.0}%", c.loadgen_pct)),
-                    ("server ms/req", &|c| {
-                        format!("{:.3}", c.server_ms_per_request)
-                    }),
-                    ("PostgreSQL ms/req", &|c| {
-                        format!("{:.3}", c.postgres_ms_per_request)
-                    }),
-                ],
-            ),
-        );
+        let herds: [Column<Herd>; 10] = [
+            ("herd", &|h| h.size.to_string()),
+            ("201", &|h| h.created.to_string()),
+            ("409", &|h| h.conflicts.to_string()),
+            ("other", &|h| h.other.values().sum::<usize>().to_string()),
+            ("unanswered", &|h| h.unanswered.to_string()),
+            ("connect ms", &|h| format!("{:.0}", h.connect_ms)),
+            ("all answered ms", &|h| format!("{:.0}", h.all_answered_ms)),
+            ("p50 ms", &|h| ms(h.latency.p50_ms)),
+            ("p99 ms", &|h| ms(h.latency.p99_ms)),
+            ("as asserted", &|h| {
+                (if h.as_asserted() { "yes" } else { "NO" }).into()
+            }),
+        ];
+        let title = "HERD (N simultaneous POSTs for one seat, connections opened first)";
+        section(&mut out, title, table(&self.herds, &herds));
+        let cpu: [Column<CpuUse>; 6] = [
+            ("scenario", &|c| c.scenario.clone()),
+            ("server", &|c| format!("{:.0}%", c.server_pct)),
+            ("PostgreSQL", &|c| format!("{:.0}%", c.postgres_pct)),
+            ("load generator", &|c| format!("{:.0}%", c.loadgen_pct)),
+            ("server ms/req", &|c| {
+                format!("{:.3}", c.server_ms_per_request)
+            }),
+            ("PostgreSQL ms/req", &|c| {
+                format!("{:.3}", c.postgres_ms_per_request)
+            }),
+        ];
+        let title =
+            "CPU during each window (% of one core; per request: ms of CPU per answer counted)";
+        section(&mut out, title, table(&self.cpu, &cpu));
         let figures = self
             .figures
             .iter()
@@ -362,6 +330,8 @@ impl Results {
         out
     }
 }
+
+const QUICK: &str = " (QUICK: not a measurement)";
 
 /// A titled table, without comfy-table's trailing padding; nothing when it has no rows.
 fn section(out: &mut String, title: &str, table: Table) {

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::Client as Pg;
 use Statement::{BookFn, Reference};
 
+mod best;
 mod onsale;
 mod webhooks;
 
@@ -57,7 +58,6 @@ impl Server {
 /// CPU seconds at one instant: the server (`pids` together), every `postgres` process, and this
 /// process (the load generator).
 struct Cpu {
-    pids: Vec<u32>,
     at: Instant,
     seconds: [f64; 3],
 }
@@ -66,10 +66,10 @@ impl Cpu {
     fn now(pids: &[u32]) -> Cpu {
         let server = pids.iter().map(|&pid| procs::cpu_seconds(pid)).sum();
         let me = procs::cpu_seconds(std::process::id());
+        let seconds = [server, procs::postgres_cpu_seconds(), me];
         Cpu {
-            pids: pids.to_vec(),
             at: Instant::now(),
-            seconds: [server, procs::postgres_cpu_seconds(), me],
+            seconds,
         }
     }
 
@@ -86,10 +86,6 @@ impl Cpu {
             server_ms_per_request: per_request(server),
             postgres_ms_per_request: per_request(postgres),
         }
-    }
-
-    fn until_now(&self, scenario: &str, requests: u64) -> CpuUse {
-        self.until(&Cpu::now(&self.pids), scenario, requests)
     }
 }
 
@@ -169,11 +165,9 @@ impl Bench {
     fn record(&mut self, check: Check) {
         if !check.passed() {
             eprintln!("INTEGRITY VIOLATION in {}:", check.scope);
-            check
-                .violations
-                .iter()
-                .take(10)
-                .for_each(|v| eprintln!("  {v}"));
+            for v in check.violations.iter().take(10) {
+                eprintln!("  {v}");
+            }
         }
         self.results.integrity.push(check);
     }
@@ -268,9 +262,8 @@ impl Bench {
             book_fn: book_fn.tps,
         });
         let ceiling = format!("pgbench {}", reference.name);
-        self.results
-            .throughput
-            .push(row.against(&ceiling, reference.tps));
+        let row = row.against(&ceiling, reference.tps);
+        self.results.throughput.push(row);
         let (mut seen, mut violations) = (Vec::new(), Vec::new());
         for b in clients {
             seen.extend(b.seen);
@@ -329,17 +322,29 @@ impl Bench {
             let event = self.fixtures.herd_event;
             let seat = self.fixtures.hall.first_seat + round as i64;
             let users: Vec<String> = (0..size).map(|i| format!("herd-{seat}-{i}")).collect();
-            let request = |u: &String| {
-                let who = http::Identity::user(u);
-                booking(&who, event, &[seat])
-            };
+            let request = |u: &String| booking(&http::Identity::user(u), event, &[seat]);
             let to = self.cached_server().await?;
             // CPU from the first connect to the last answer: what deciding N races costs.
             let before = Cpu::now(&to.pids);
             let run = loadgen::herd(to.addr, users.iter().map(request).collect()).await?;
-            let cpu = before.until_now(&format!("herd {size}"), size as u64);
+            let cpu = before.until(&Cpu::now(&to.pids), &format!("herd {size}"), size as u64);
             self.results.cpu.push(cpu);
-            let (herd, winners, violations) = self.judge_herd(event, seat, &users, &run).await?;
+            // Exactly one 201 (a booking of exactly that seat for its user), every other answer
+            // a 409 naming the seat; the check below finds the event holds the winners' only.
+            let won =
+                |b: &[u8], u: &str| BookingSeen::from_answer(b, event, u, &[seat], "confirmed");
+            let (mut herd, winners, mut violations) =
+                tally(&run, &users, won, |b| names_seat(b, seat));
+            herd.seat_id = seat;
+            if !herd.as_asserted() {
+                let (created, other, unanswered) = (herd.created, &herd.other, herd.unanswered);
+                violations.push(format!(
+                    "herd {size}: expected one 201 and {} x 409, got {created} x 201, {} x 409, \
+                     other {other:?}, {unanswered} unanswered",
+                    size - 1,
+                    herd.conflicts
+                ));
+            }
             self.herd_winners.extend(winners);
             self.results.herds.push(herd);
             let winners = self.herd_winners.clone();
@@ -349,70 +354,6 @@ impl Bench {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         Ok(())
-    }
-
-    /// A herd's answers against its assertions: exactly one 201 (a booking of exactly that seat
-    /// for its user), every other answer a 409 naming the seat, all answered; and in the database
-    /// the seat has exactly one ticket, the winner's.
-    async fn judge_herd(
-        &self,
-        event: i64,
-        seat: i64,
-        users: &[String],
-        run: &HerdRun,
-    ) -> Result<(Herd, Vec<BookingSeen>, Vec<String>)> {
-        let size = users.len();
-        let (mut winners, mut violations, mut latencies) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut conflicts, mut unanswered, mut first_error) = (0, 0, None);
-        let mut other: BTreeMap<String, usize> = BTreeMap::new();
-        for ((answer, latency), user) in run.answers.iter().zip(users) {
-            let response = match answer {
-                Ok(response) => response,
-                Err(error) => {
-                    unanswered += 1;
-                    first_error = first_error.or_else(|| Some(error.clone()));
-                    continue;
-                }
-            };
-            latencies.push(micros(*latency));
-            let body = response.body();
-            match response.status() {
-                StatusCode::CREATED => {
-                    match BookingSeen::from_answer(body, event, user, &[seat], "confirmed") {
-                        Ok(booking) => winners.push(booking),
-                        Err(v) => violations.push(v),
-                    }
-                }
-                StatusCode::CONFLICT if names_seat(body, seat) => conflicts += 1,
-                status => *other.entry(status.as_u16().to_string()).or_default() += 1,
-            }
-        }
-        if let Some(error) = first_error {
-            violations.push(format!(
-                "herd {size}: {unanswered} unanswered, e.g. {error}"
-            ));
-        }
-        let herd = Herd {
-            size,
-            seat_id: seat,
-            created: winners.len(),
-            conflicts,
-            other,
-            unanswered,
-            connect_ms: run.connect_time.as_secs_f64() * 1000.0,
-            all_answered_ms: latencies.iter().copied().max().unwrap_or(0) as f64 / 1000.0,
-            latency: Percentiles::from_micros(&latencies),
-        };
-        if !herd.as_asserted() {
-            let (created, other) = (herd.created, &herd.other);
-            violations.push(format!(
-                "herd {size}: expected exactly one 201 and {} x 409, got {created} x 201, \
-                 {conflicts} x 409, other {other:?}, {unanswered} unanswered",
-                size - 1
-            ));
-        }
-        violations.extend(integrity::check_single_winner(&self.pg, event, seat, &winners).await?);
-        Ok((herd, winners, violations))
     }
 
     async fn cached_server(&mut self) -> Result<To> {
@@ -474,6 +415,52 @@ impl Bench {
         let sold = self.fixtures.sold.clone();
         self.check("read", &[event], &sold, &[]).await
     }
+}
+
+/// A herd's answers, in request order with their `users`: each 201 read by `won` (the booking it
+/// must be, else a violation), the 409s `lost` accepts, every other answer by status.
+fn tally(
+    run: &HerdRun,
+    users: &[String],
+    won: impl Fn(&[u8], &str) -> Result<BookingSeen, String>,
+    lost: impl Fn(&[u8]) -> bool,
+) -> (Herd, Vec<BookingSeen>, Vec<String>) {
+    let (mut winners, mut violations, mut latencies) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut conflicts, mut unanswered, mut other) = (0, 0, BTreeMap::new());
+    for ((answer, latency), user) in run.answers.iter().zip(users) {
+        let Ok(response) = answer else {
+            unanswered += 1;
+            continue;
+        };
+        latencies.push(micros(*latency));
+        let body = response.body();
+        match response.status() {
+            StatusCode::CREATED => match won(body, user) {
+                Ok(booking) => winners.push(booking),
+                Err(v) => violations.push(v),
+            },
+            StatusCode::CONFLICT if lost(body) => conflicts += 1,
+            status => *other.entry(status.as_u16().to_string()).or_default() += 1,
+        }
+    }
+    if let Some(Err(error)) = run.answers.iter().map(|(a, _)| a).find(|a| a.is_err()) {
+        let size = users.len();
+        violations.push(format!(
+            "herd {size}: {unanswered} unanswered, e.g. {error}"
+        ));
+    }
+    let herd = Herd {
+        size: users.len(),
+        seat_id: 0,
+        created: winners.len(),
+        conflicts,
+        other,
+        unanswered,
+        connect_ms: run.connect_time.as_secs_f64() * 1000.0,
+        all_answered_ms: latencies.iter().copied().max().unwrap_or(0) as f64 / 1000.0,
+        latency: Percentiles::from_micros(&latencies),
+    };
+    (herd, winners, violations)
 }
 
 /// Whether a 409's problem body names `seat`.

@@ -68,11 +68,8 @@ impl Bench {
         if zipped.status() != StatusCode::OK || gunzip(zipped.body())? != plain {
             return Err("the gzip answer does not unzip to the plain one".into());
         }
-        let tag = zipped
-            .headers()
-            .get(ETAG)
-            .ok_or("a map without ETag")?
-            .clone();
+        let tag = zipped.headers().get(ETAG).cloned();
+        let tag = tag.ok_or("a map without ETag")?;
         Ok((plain.to_vec(), zipped.into_body().to_vec(), tag))
     }
 
@@ -150,8 +147,6 @@ impl Bench {
     /// `hot`: one big event on sale, bookers and pollers at once.
     pub async fn hot(&mut self) -> Result<()> {
         // The event must not sell out inside the window: 10,000 seats last about 7 s at the
-        // booking rates measured here, so this window is shorter than the others.
-        // The event must not sell out inside the window: 10,000 seats last about 7 s at the
         // booking rates measured here, so this window (ms) is shorter than the others.
         let (rows, cols, readers, bookers, warmup, measure) = match self.opts.quick {
             true => (40, 50, 20, 4, 300, 1500),
@@ -200,9 +195,8 @@ impl Bench {
         }
         let (start, end) = cpu.await?;
         let polled = polls.len() as u64;
-        self.results
-            .cpu
-            .push(start.until(&end, "hot", polled + bookings));
+        let cpu = start.until(&end, "hot", polled + bookings);
+        self.results.cpu.push(cpu);
         let loads_per_s = loads.await?? as f64 / window.seconds();
         let first_seen = observer.await??;
 

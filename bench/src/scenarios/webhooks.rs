@@ -136,9 +136,8 @@ impl Bench {
             ..Throughput::default()
         };
         let ceiling = IN_FLIGHT as f64 / RECEIVER_DELAY.as_secs_f64();
-        self.results
-            .throughput
-            .push(row.against(&format!("{IN_FLIGHT} in flight x 20 ms"), ceiling));
+        let row = row.against(&format!("{IN_FLIGHT} in flight x 20 ms"), ceiling);
+        self.results.throughput.push(row);
         self.results.cpu.push(cpu);
         let twice = (t.requests - delivered) as f64;
         self.results
@@ -146,10 +145,8 @@ impl Bench {
 
         let mut violations = Vec::new();
         if ours.len() != n || t.ids != ours {
-            let (hit, other) = (
-                t.ids.intersection(&ours).count(),
-                t.ids.difference(&ours).count(),
-            );
+            let hit = t.ids.intersection(&ours).count();
+            let other = t.ids.difference(&ours).count();
             let rows = ours.len();
             violations.push(format!("{hit} of the {n} bookings' webhooks delivered ({other} other ids, {rows} outbox rows)"));
         }
@@ -159,9 +156,8 @@ impl Bench {
         if not_delivered > 0 {
             violations.push(format!("{not_delivered} outbox rows not marked delivered"));
         }
-        let scope = "webhooks".into();
         self.record(Check {
-            scope,
+            scope: "webhooks".into(),
             bookings_checked: n,
             tickets_checked: n,
             violations,

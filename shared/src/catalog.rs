@@ -25,6 +25,34 @@ pub struct Event {
     pub max_seats_per_user: Option<i32>,
 }
 
+/// An event's layout, one row by key: its venue and Standard price; the venue's sections in
+/// order (name, first row as the venue counts rows, rows, width); the event's price categories in
+/// order (name, position, price); and the category of each row some category covers (V13's
+/// `category_rows`; the other rows are "Standard"). A handful of rows, read beside the seats
+/// rather than joined to each of them: joined, the planner estimated every section at a thousand
+/// rows and sorted the whole venue twice. The map and the best-available pick both read it.
+pub const EVENT_LAYOUT_SQL: &str = "\
+SELECT e.venue_id, e.price_cents,
+       ARRAY(SELECT name FROM sections WHERE venue_id = e.venue_id ORDER BY position)
+           AS section_names,
+       ARRAY(SELECT first_row FROM sections WHERE venue_id = e.venue_id ORDER BY position)
+           AS section_first_rows,
+       ARRAY(SELECT rows FROM sections WHERE venue_id = e.venue_id ORDER BY position)
+           AS section_rows,
+       ARRAY(SELECT cols FROM sections WHERE venue_id = e.venue_id ORDER BY position)
+           AS section_cols,
+       ARRAY(SELECT name FROM price_categories WHERE event_id = e.id ORDER BY position)
+           AS category_names,
+       ARRAY(SELECT position FROM price_categories WHERE event_id = e.id ORDER BY position)
+           AS category_positions,
+       ARRAY(SELECT price_cents FROM price_categories WHERE event_id = e.id ORDER BY position)
+           AS category_prices,
+       ARRAY(SELECT row_index FROM category_rows WHERE event_id = e.id ORDER BY row_index)
+           AS covered_rows,
+       ARRAY(SELECT category_position FROM category_rows WHERE event_id = e.id ORDER BY row_index)
+           AS row_categories
+FROM events e WHERE e.id = $1";
+
 /// Columns of [`Event`], for a query over `events e JOIN venues v ON v.id = e.venue_id`.
 pub const EVENT_COLUMNS: &str =
     "e.id, e.name, e.description, e.starts_at, e.venue_id, v.name AS venue_name, e.price_cents, \

@@ -31,28 +31,8 @@ pub struct Wanted {
     pub accessible: bool,
 }
 
-/// The event's venue and what the rows of it are: each section's name and rows (as the venue
-/// counts them) and width, in venue order; its price categories in order; the category of each
-/// row some category covers. A handful of rows, by key.
-pub const LAYOUT_SQL: &str = "\
-SELECT e.venue_id,
-       ARRAY(SELECT name FROM sections WHERE venue_id = e.venue_id ORDER BY position)
-           AS section_names,
-       ARRAY(SELECT first_row FROM sections WHERE venue_id = e.venue_id ORDER BY position)
-           AS section_first_rows,
-       ARRAY(SELECT rows FROM sections WHERE venue_id = e.venue_id ORDER BY position)
-           AS section_rows,
-       ARRAY(SELECT cols FROM sections WHERE venue_id = e.venue_id ORDER BY position)
-           AS section_cols,
-       ARRAY(SELECT name FROM price_categories WHERE event_id = e.id ORDER BY position)
-           AS category_names,
-       ARRAY(SELECT position FROM price_categories WHERE event_id = e.id ORDER BY position)
-           AS category_positions,
-       ARRAY(SELECT row_index FROM category_rows WHERE event_id = e.id ORDER BY row_index)
-           AS covered_rows,
-       ARRAY(SELECT category_position FROM category_rows WHERE event_id = e.id ORDER BY row_index)
-           AS row_categories
-FROM events e WHERE e.id = $1";
+/// The event's venue, sections and price categories (`seatbook_core::catalog`).
+pub use seatbook_core::catalog::EVENT_LAYOUT_SQL as LAYOUT_SQL;
 
 /// Waits for the event's pick lock, held until the transaction ends. The key is the event's id;
 /// no other advisory lock is taken in this database.

@@ -1,6 +1,6 @@
 use crate::views::{Availability, CategoryAvailability, EventPage, SeatStatus};
 use chrono::{DateTime, Utc};
-use seatbook_core::catalog::{Event, EVENT_COLUMNS};
+use seatbook_core::catalog::{Event, EVENT_COLUMNS, EVENT_LAYOUT_SQL};
 use seatbook_core::db::Pool;
 use seatbook_core::domain::{DEFAULT_SECTION, STANDARD};
 use seatbook_core::ApiError;
@@ -11,7 +11,7 @@ use tokio_postgres::types::{ToSql, Type};
 /// `seats_venue_position_key` index already in order; the claims come from the event's tickets
 /// (index on `tickets_event_seat_key`) joined to their bookings by primary key. The cost follows
 /// the venue's size, not the size of `seats` or `bookings`. Public so the benchmark's ceiling runs the same SQL.
-/// Each seat's section and price come from its row ([`MAP_LAYOUT_SQL`]).
+/// Each seat's section and price come from its row ([`EVENT_LAYOUT_SQL`]).
 pub const AVAILABILITY_SQL: &str = "\
 SELECT s.id, s.row_label, s.seat_number, coalesce(c.status, 'available') AS status, c.held_until,
        s.row_index, s.accessible
@@ -26,28 +26,6 @@ LEFT JOIN (
 ) c ON c.seat_id = s.id
 WHERE s.venue_id = (SELECT venue_id FROM events WHERE id = $1)
 ORDER BY s.row_index, s.seat_number";
-
-/// What the map needs besides the seats, one row for the event: its sections (name, first row as
-/// the venue counts rows, rows), its price categories in order (name, price), the category of
-/// each row some category covers (from V13's `category_rows`; the others are "Standard" at the
-/// event's price). A handful of rows, read beside the seats rather than joined to each of them:
-/// joined, the planner estimated the rows of every section at a thousand and sorted the whole
-/// venue twice.
-const MAP_LAYOUT_SQL: &str = "\
-SELECT e.price_cents,
-       ARRAY(SELECT name FROM sections WHERE venue_id = e.venue_id ORDER BY position)
-           AS section_names,
-       ARRAY(SELECT first_row FROM sections WHERE venue_id = e.venue_id ORDER BY position)
-           AS section_first_rows,
-       ARRAY(SELECT name FROM price_categories WHERE event_id = e.id ORDER BY position)
-           AS category_names,
-       ARRAY(SELECT price_cents FROM price_categories WHERE event_id = e.id ORDER BY position)
-           AS category_prices,
-       ARRAY(SELECT row_index FROM category_rows WHERE event_id = e.id ORDER BY row_index)
-           AS covered_rows,
-       ARRAY(SELECT category_position FROM category_rows WHERE event_id = e.id ORDER BY row_index)
-           AS row_categories
-FROM events e WHERE e.id = $1";
 
 /// Where a page of the listing starts: strictly after this (starts_at, id).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -119,7 +97,7 @@ pub async fn availability(
     let event: [(&(dyn ToSql + Sync), Type); 1] = [(&event_id, Type::INT8)];
     let (rows, layout) = tokio::try_join!(
         conn.query_typed(AVAILABILITY_SQL, &event),
-        conn.query_typed_opt(MAP_LAYOUT_SQL, &event),
+        conn.query_typed_opt(EVENT_LAYOUT_SQL, &event),
     )?;
     // Every venue has at least one seat, so an event with no rows does not exist.
     let Some(layout) = layout.filter(|_| !rows.is_empty()) else {
@@ -160,7 +138,7 @@ pub async fn availability(
     Ok(Some((availability, next_lapse)))
 }
 
-/// [`MAP_LAYOUT_SQL`]'s row: which section and which price category each row of the venue is in.
+/// [`EVENT_LAYOUT_SQL`]'s row: which section and which price category each row of the venue is in.
 struct Layout {
     standard_price: i64,
     /// (first row, name), in venue order.

@@ -27,7 +27,6 @@
 //! - [`identity`]: who is calling: the JWT claims API Gateway's authorizer verified.
 //! - `dev_identity` (feature `dev-identity`, never in a deployed binary): `x-dev-user` /
 //!   `x-dev-groups` headers turned into such claims, for `local-api`, tests and `cargo lambda watch`.
-//! - [`flight`]: one read in flight per key, shared by the callers asking meanwhile.
 //! - [`http`]: what every function's router gets: fallbacks, state, request tracing.
 //! - [`lambda`]: the cold-start sequence a function's `main` runs.
 //! - [`metrics`]: CloudWatch metrics as Embedded Metric Format lines, which the alarms watch (the
@@ -53,7 +52,6 @@ pub mod dev_identity;
 pub mod domain;
 pub mod error;
 pub mod extract;
-pub mod flight;
 pub mod http;
 pub mod identity;
 pub mod lambda;

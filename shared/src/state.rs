@@ -3,10 +3,9 @@
 use crate::config::{CacheSettings, Settings};
 use crate::db::{self, DbSetupError, Pool};
 use crate::error::ApiError;
-use crate::flight::Flights;
 use crate::ratelimit::RateLimiter;
 use crate::recent::Recent;
-use seatbook_cache::{Accept, Body, Cache, CacheKey, Keys, Loaded};
+use seatbook_cache::{Accept, Body, Cache, CacheKey, Flights, Keys, Loaded};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -35,9 +34,9 @@ pub struct AppState {
     pub scarce: Arc<Recent>,
 }
 
-/// Reads of taken-seat marks in flight: (event, seats) → (the marked seats, or `None` when
-/// Redis could not say; when the read was sent).
-pub type MarkReads = Flights<(i64, Vec<i64>), (Option<Vec<i64>>, std::time::Instant)>;
+/// Reads of taken-seat marks in flight: (event, seats) → (the marked seats, when the read was
+/// sent). A read Redis could not answer is not shared.
+pub type MarkReads = Flights<(i64, Vec<i64>), (Vec<i64>, std::time::Instant)>;
 
 /// How long a conflict makes a seat worth looking at before booking it.
 const CONTESTED_FOR: std::time::Duration = std::time::Duration::from_secs(5);

@@ -167,10 +167,11 @@ async fn marked(state: &AppState, claim: &Claim<'_>) -> Option<Vec<i64>> {
     // when that read was sent.
     let read = || async {
         let asked = std::time::Instant::now();
-        (marks::marked(cache, event, ids).await, asked)
+        let taken = marks::marked(cache, event, ids).await.ok_or(())?;
+        Ok::<_, ()>((taken, asked))
     };
-    let (taken, asked) = state.mark_reads.share((event, ids.to_vec()), read).await;
-    let taken = taken?;
+    let key = (event, ids.to_vec());
+    let (taken, asked) = state.mark_reads.run(&key, read).await.ok()?;
     // Not over a cancellation this process made while the read was out.
     state.seen_taken.note_read(event, &taken, asked);
     Some(taken)

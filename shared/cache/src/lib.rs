@@ -43,7 +43,7 @@ pub use redis;
 use bytes::Bytes;
 use debts::Debts;
 use encoded::Fresh;
-use flight::Flights;
+pub use flight::Flights;
 use keys::{Current, Stamp};
 use link::{RedisLink, Run};
 use near::{Near, Vouched};

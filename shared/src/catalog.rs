@@ -53,6 +53,77 @@ SELECT e.venue_id, e.price_cents,
            AS row_categories
 FROM events e WHERE e.id = $1";
 
+/// [`EVENT_LAYOUT_SQL`]'s row, parsed once for every reader of it.
+#[derive(Debug, Clone)]
+pub struct EventLayout {
+    pub venue_id: i64,
+    /// The price of a seat in no category ("Standard").
+    pub standard_price: i64,
+    /// The venue's sections, front to back.
+    pub sections: Vec<LayoutSection>,
+    /// The event's price categories, in its order.
+    pub categories: Vec<LayoutCategory>,
+    /// (venue row, category position from 1) for each row some category covers, by row.
+    pub covered: Vec<(i32, i32)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LayoutSection {
+    pub name: String,
+    /// Its first row as the venue counts rows.
+    pub first_row: i32,
+    pub rows: i32,
+    pub cols: i32,
+}
+
+#[derive(Debug, Clone)]
+pub struct LayoutCategory {
+    pub name: String,
+    pub position: i32,
+    pub price_cents: i64,
+}
+
+impl EventLayout {
+    pub fn from_row(row: &Row) -> Self {
+        let names: Vec<String> = row.get("section_names");
+        let first_rows: Vec<i32> = row.get("section_first_rows");
+        let rows: Vec<i32> = row.get("section_rows");
+        let cols: Vec<i32> = row.get("section_cols");
+        let category_names: Vec<String> = row.get("category_names");
+        let positions: Vec<i32> = row.get("category_positions");
+        let prices: Vec<i64> = row.get("category_prices");
+        let covered: Vec<i32> = row.get("covered_rows");
+        let row_categories: Vec<i32> = row.get("row_categories");
+        EventLayout {
+            venue_id: row.get("venue_id"),
+            standard_price: row.get("price_cents"),
+            sections: names
+                .into_iter()
+                .zip(first_rows)
+                .zip(rows)
+                .zip(cols)
+                .map(|(((name, first_row), rows), cols)| LayoutSection {
+                    name,
+                    first_row,
+                    rows,
+                    cols,
+                })
+                .collect(),
+            categories: category_names
+                .into_iter()
+                .zip(positions)
+                .zip(prices)
+                .map(|((name, position), price_cents)| LayoutCategory {
+                    name,
+                    position,
+                    price_cents,
+                })
+                .collect(),
+            covered: covered.into_iter().zip(row_categories).collect(),
+        }
+    }
+}
+
 /// Columns of [`Event`], for a query over `events e JOIN venues v ON v.id = e.venue_id`.
 pub const EVENT_COLUMNS: &str =
     "e.id, e.name, e.description, e.starts_at, e.venue_id, v.name AS venue_name, e.price_cents, \

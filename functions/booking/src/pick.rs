@@ -14,6 +14,7 @@
 use crate::best::{self, Choice, Place, Row};
 use crate::claim::{self, Attempts, Claim};
 use crate::views::Booking;
+use seatbook_core::catalog::EventLayout;
 use seatbook_core::domain::{SeatSelection, UserId, STANDARD};
 use seatbook_core::{ApiError, AppState};
 use std::collections::HashMap;
@@ -78,21 +79,15 @@ async fn layout(tx: &Transaction<'_>, event_id: i64, wanted: &Wanted) -> Result<
         .query_typed_opt(LAYOUT_SQL, &[(&event_id, Type::INT8)])
         .await?
         .ok_or_else(|| ApiError::not_found(format!("event {event_id}")))?;
-    let names: Vec<String> = row.get("section_names");
-    let first_rows: Vec<i32> = row.get("section_first_rows");
-    let heights: Vec<i32> = row.get("section_rows");
-    let widths: Vec<i32> = row.get("section_cols");
-    let category_names: Vec<String> = row.get("category_names");
-    let category_positions: Vec<i32> = row.get("category_positions");
-    let covered: Vec<i32> = row.get("covered_rows");
-    let row_categories: Vec<i32> = row.get("row_categories");
+    let layout = EventLayout::from_row(&row);
 
     let section = match &wanted.section {
         None => None,
         Some(name) => Some(
-            names
+            layout
+                .sections
                 .iter()
-                .position(|n| n.eq_ignore_ascii_case(name))
+                .position(|s| s.name.eq_ignore_ascii_case(name))
                 .ok_or_else(|| {
                     ApiError::Unprocessable(format!(
                         "event {event_id}'s venue has no section named {name:?}"
@@ -105,10 +100,11 @@ async fn layout(tx: &Transaction<'_>, event_id: i64, wanted: &Wanted) -> Result<
         None => None,
         Some(name) if name.eq_ignore_ascii_case(STANDARD) => Some(None),
         Some(name) => Some(Some(
-            category_names
+            layout
+                .categories
                 .iter()
-                .position(|n| n.eq_ignore_ascii_case(name))
-                .map(|i| category_positions[i])
+                .find(|c| c.name.eq_ignore_ascii_case(name))
+                .map(|c| c.position)
                 .ok_or_else(|| {
                     ApiError::Unprocessable(format!(
                         "event {event_id} has no price category named {name:?}"
@@ -116,20 +112,20 @@ async fn layout(tx: &Transaction<'_>, event_id: i64, wanted: &Wanted) -> Result<
                 })?,
         )),
     };
-    let category_of: HashMap<i32, i32> = covered.into_iter().zip(row_categories).collect();
+    let category_of: HashMap<i32, i32> = layout.covered.into_iter().collect();
     let mut rows = Vec::new();
-    for (i, ((first, height), width)) in first_rows.iter().zip(&heights).zip(&widths).enumerate() {
-        if section.is_some_and(|s| s != i) {
+    for (i, s) in layout.sections.iter().enumerate() {
+        if section.is_some_and(|wanted| wanted != i) {
             continue;
         }
-        for r in *first..first + height {
+        for r in s.first_row..s.first_row + s.rows {
             if category.is_none_or(|c| category_of.get(&r).copied() == c) {
-                rows.push((r, *width as usize));
+                rows.push((r, s.cols as usize));
             }
         }
     }
     Ok(Layout {
-        venue_id: row.get("venue_id"),
+        venue_id: layout.venue_id,
         rows,
     })
 }

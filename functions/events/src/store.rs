@@ -1,6 +1,6 @@
 use crate::views::{Availability, CategoryAvailability, EventPage, SeatStatus};
 use chrono::{DateTime, Utc};
-use seatbook_core::catalog::{Event, EVENT_COLUMNS, EVENT_LAYOUT_SQL};
+use seatbook_core::catalog::{Event, EventLayout, EVENT_COLUMNS, EVENT_LAYOUT_SQL};
 use seatbook_core::db::Pool;
 use seatbook_core::domain::{DEFAULT_SECTION, STANDARD};
 use seatbook_core::ApiError;
@@ -103,7 +103,7 @@ pub async fn availability(
     let Some(layout) = layout.filter(|_| !rows.is_empty()) else {
         return Ok(None);
     };
-    let layout = Layout::from_row(&layout);
+    let layout = Layout(EventLayout::from_row(&layout));
     let seats: Vec<SeatStatus> = rows
         .iter()
         .map(|row| {
@@ -139,48 +139,28 @@ pub async fn availability(
 }
 
 /// [`EVENT_LAYOUT_SQL`]'s row: which section and which price category each row of the venue is in.
-struct Layout {
-    standard_price: i64,
-    /// (first row, name), in venue order.
-    sections: Vec<(i32, String)>,
-    /// (name, price), in the event's order.
-    categories: Vec<(String, i64)>,
-    /// (row, category position from 1), by row.
-    covered: Vec<(i32, i32)>,
-}
+struct Layout(EventLayout);
 
 impl Layout {
-    fn from_row(row: &tokio_postgres::Row) -> Self {
-        let names: Vec<String> = row.get("section_names");
-        let first_rows: Vec<i32> = row.get("section_first_rows");
-        let category_names: Vec<String> = row.get("category_names");
-        let prices: Vec<i64> = row.get("category_prices");
-        let covered: Vec<i32> = row.get("covered_rows");
-        let positions: Vec<i32> = row.get("row_categories");
-        Layout {
-            standard_price: row.get("price_cents"),
-            sections: first_rows.into_iter().zip(names).collect(),
-            categories: category_names.into_iter().zip(prices).collect(),
-            covered: covered.into_iter().zip(positions).collect(),
-        }
-    }
-
     /// The section of venue row `row`: the last that starts at or before it.
     fn section(&self, row: i32) -> &str {
-        let after = self.sections.partition_point(|(first, _)| *first <= row);
+        let sections = &self.0.sections;
+        let after = sections.partition_point(|s| s.first_row <= row);
         after
             .checked_sub(1)
-            .map_or(DEFAULT_SECTION, |i| self.sections[i].1.as_str())
+            .map_or(DEFAULT_SECTION, |i| sections[i].name.as_str())
     }
 
     /// The price category of venue row `row`, and its price.
     fn price(&self, row: i32) -> (&str, i64) {
-        self.covered
+        let layout = &self.0;
+        layout
+            .covered
             .binary_search_by_key(&row, |(r, _)| *r)
             .ok()
-            .and_then(|i| self.categories.get(self.covered[i].1 as usize - 1))
-            .map_or((STANDARD, self.standard_price), |(name, price)| {
-                (name.as_str(), *price)
+            .and_then(|i| layout.categories.get(layout.covered[i].1 as usize - 1))
+            .map_or((STANDARD, layout.standard_price), |c| {
+                (c.name.as_str(), c.price_cents)
             })
     }
 
@@ -188,11 +168,12 @@ impl Layout {
     /// available seats.
     fn categories(&self, seats: &[SeatStatus]) -> Vec<CategoryAvailability> {
         let mut categories: Vec<CategoryAvailability> = self
+            .0
             .categories
             .iter()
-            .map(|(name, price)| CategoryAvailability {
-                name: name.clone(),
-                price_cents: *price,
+            .map(|c| CategoryAvailability {
+                name: c.name.clone(),
+                price_cents: c.price_cents,
                 available: 0,
             })
             .collect();
@@ -202,7 +183,7 @@ impl Layout {
                 Some(entry) => entry,
                 None => standard.get_or_insert_with(|| CategoryAvailability {
                     name: STANDARD.to_owned(),
-                    price_cents: self.standard_price,
+                    price_cents: self.0.standard_price,
                     available: 0,
                 }),
             };

@@ -142,6 +142,94 @@ async fn the_front_row_wins_over_the_centre_of_a_row_behind() {
     assert_eq!(places(&booking), row("A", 7..=8));
 }
 
+/// A pick skips the rows confirmed bookings have filled (V15), so a cancellation must open its
+/// row to picks again: the freed front seats win over the row behind.
+#[tokio::test]
+async fn seats_a_cancellation_frees_in_a_full_front_row_are_picked_first() {
+    let app = spawn_app().await;
+    let (event_id, seats) = app.seed_event(3, 4).await;
+    taken(&app, event_id, &ids(&seats, 4, 0, 1..=2)).await;
+    let middle = app.book("carol", event_id, &ids(&seats, 4, 0, 3..=4)).await;
+    let middle = created(middle).await;
+    let first = created(
+        best(
+            &app,
+            "/api/v1/bookings",
+            "bob",
+            event_id,
+            json!({"count": 2}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(places(&first), row("B", 1..=2));
+    assert_eq!(
+        app.count("SELECT count(*) FROM full_rows").await,
+        1,
+        "row A is recorded full"
+    );
+
+    let cancelled = app
+        .cancel(middle["id"].as_str().unwrap(), As::User("carol"))
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    let second = created(
+        best(
+            &app,
+            "/api/v1/bookings",
+            "dan",
+            event_id,
+            json!({"count": 2}),
+        )
+        .await,
+    )
+    .await;
+
+    assert_eq!(places(&second), row("A", 3..=4));
+}
+
+/// Holds fill no row for good: one lapses without a write, and its seats are picked again.
+#[tokio::test]
+async fn a_front_row_of_holds_that_lapse_is_picked_again() {
+    let app = spawn_app().await;
+    let (event_id, seats) = app.seed_event(2, 4).await;
+    let hold = app.hold("carol", event_id, &ids(&seats, 4, 0, 1..=4)).await;
+    assert_eq!(hold.status(), 201);
+    let first = created(
+        best(
+            &app,
+            "/api/v1/bookings",
+            "bob",
+            event_id,
+            json!({"count": 2}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(places(&first), row("B", 1..=2));
+
+    app.db
+        .execute(
+            "UPDATE bookings SET expires_at = now() - interval '1 second' WHERE status = 'held'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let second = created(
+        best(
+            &app,
+            "/api/v1/bookings",
+            "dan",
+            event_id,
+            json!({"count": 2}),
+        )
+        .await,
+    )
+    .await;
+
+    assert_eq!(places(&second), row("A", 1..=2));
+}
+
 #[tokio::test]
 async fn the_block_nearest_the_row_centre_wins_and_then_the_lower_seat_number() {
     let app = spawn_app().await;

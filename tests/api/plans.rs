@@ -11,8 +11,8 @@
 
 use crate::helpers::spawn_app;
 use booking_fn::statements::{
-    CANCEL_SQL, CONFIRM_SQL, FIRST_READ_SEATS, FREE_SEATS_SQL, HOLDERS_SQL, LAYOUT_SQL, LOCK_SQL,
-    RELEASE_LAPSED_SQL,
+    CANCEL_SQL, CONFIRM_SQL, FIRST_READ_SEATS, FREE_SEATS_SQL, FULL_ROWS_SQL, HOLDERS_SQL,
+    LAYOUT_SQL, LOCK_SQL, RELEASE_LAPSED_SQL,
 };
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Client;
@@ -179,7 +179,7 @@ async fn a_best_available_pick_reads_as_much_of_an_empty_arena_as_of_a_hall() {
 }
 
 /// The buffers of one pick's reads on `venue`'s event as pick.rs makes them, in a transaction
-/// rolled back: the layout, the lock and the first batch of rows (up to `FIRST_READ_SEATS` seats,
+/// rolled back: the layout, the lock, the full rows and the first batch of rows (up to `FIRST_READ_SEATS` seats,
 /// one row at least), whose front row must have every seat free.
 async fn pick_buffers(db: &Client, venue: Venue) -> i64 {
     db.batch_execute("BEGIN").await.unwrap();
@@ -206,6 +206,11 @@ async fn pick_buffers(db: &Client, venue: Venue) -> i64 {
     db.execute_typed(LOCK_SQL, &[(&venue.event, Type::INT8)])
         .await
         .unwrap();
+    let full = db
+        .query_typed_one(FULL_ROWS_SQL, &[(&venue.event, Type::INT8)])
+        .await
+        .unwrap();
+    assert!(full.get::<_, Vec<i32>>(0).is_empty(), "no row is full");
     let params: [(&(dyn ToSql + Sync), Type); 3] = [
         (&venue.event, Type::INT8),
         (&venue_id, Type::INT8),

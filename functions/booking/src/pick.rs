@@ -17,7 +17,7 @@ use crate::views::Booking;
 use seatbook_core::catalog::EventLayout;
 use seatbook_core::domain::{SeatSelection, UserId, STANDARD};
 use seatbook_core::{ApiError, AppState};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Transaction;
@@ -39,21 +39,37 @@ pub use seatbook_core::catalog::EVENT_LAYOUT_SQL as LAYOUT_SQL;
 /// no other advisory lock is taken in this database.
 pub const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
 
+/// The rows of the event that confirmed bookings have filled (V15): a pick leaves them out.
+/// Read under the pick lock, so it sees every row an earlier pick recorded and no row a
+/// cancellation has opened since (a cancellation takes the lock too).
+pub const FULL_ROWS_SQL: &str =
+    "SELECT coalesce(array_agg(row_index), '{}') FROM full_rows WHERE event_id = $1";
+
+/// Records rows `$2` of event `$1` as filled by confirmed bookings.
+pub const RECORD_FULL_ROWS_SQL: &str = "\
+INSERT INTO full_rows (event_id, row_index) SELECT $1, unnest($2::int[]) ON CONFLICT DO NOTHING";
+
 /// The seats of some rows of the event's venue (`$2`, rows `$3` as the venue counts them), each
-/// with whether a live claim has it: a ticket of a confirmed booking or of a hold that has not
-/// lapsed (a lapsed hold's seat is free; the claim path releases it on the way). The event's live
-/// tickets are read once (`tickets_event_seat_key`, each booking by key) and hashed; the seats by
-/// `seats_venue_position_key`: never more than the event's venue (decision 25).
+/// with whether a live claim has it (`taken`: a ticket of a confirmed booking or of a hold that
+/// has not lapsed; a lapsed hold's seat is free, the claim path releases it on the way) and
+/// whether that claim is a hold (`held`). The event's tickets are read over the range of those
+/// seats' ids only (`tickets_event_seat_key`; a venue's seats are numbered row by row), so a read
+/// costs the rows it reads, never the event's sales (decision 25).
 pub const FREE_SEATS_SQL: &str = "\
-WITH taken AS MATERIALIZED (
-    SELECT t.seat_id
+WITH s AS MATERIALIZED (
+    SELECT id, row_index, seat_number, accessible
+    FROM seats
+    WHERE venue_id = $2 AND row_index = ANY ($3)
+), taken AS MATERIALIZED (
+    SELECT t.seat_id, b.status = 'held' AS held
     FROM tickets t JOIN bookings b ON b.id = t.booking_id
-    WHERE t.event_id = $1 AND (b.status <> 'held' OR b.expires_at > statement_timestamp())
+    WHERE t.event_id = $1
+      AND t.seat_id BETWEEN (SELECT min(id) FROM s) AND (SELECT max(id) FROM s)
+      AND (b.status <> 'held' OR b.expires_at > statement_timestamp())
 )
 SELECT s.id, s.row_index, s.seat_number, s.accessible,
-       s.id IN (SELECT seat_id FROM taken) AS taken
-FROM seats s
-WHERE s.venue_id = $2 AND s.row_index = ANY ($3)
+       taken.seat_id IS NOT NULL AS taken, coalesce(taken.held, false) AS held
+FROM s LEFT JOIN taken ON taken.seat_id = s.id
 ORDER BY s.row_index, s.seat_number";
 
 /// The first read covers rows up to about this many seats (one row at least); each next read four
@@ -130,29 +146,57 @@ async fn layout(tx: &Transaction<'_>, event_id: i64, wanted: &Wanted) -> Result<
     })
 }
 
-/// Reads the rows of `layout` front to back, a batch at a time, until the choice is settled
-/// ([`best::settled`]) or every row is read; takes the event's pick lock first (pipelined with
-/// the first batch, which is read once the lock is granted) when `lock` says so.
+/// Whether a read of free seats runs under the event's pick lock.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    /// Take it first (the transaction's first pick).
+    Take,
+    /// The transaction holds it already.
+    Held,
+    /// Look without it (an answer of "not enough", which a fresh read makes exact).
+    Without,
+}
+
+/// Reads the rows of `layout` that are not full (V15) front to back, a batch at a time, until the
+/// choice is settled ([`best::settled`]) or every row is read; takes the event's pick lock first
+/// (pipelined with the read of the full rows, which starts once the lock is granted) when `lock`
+/// says so. Under the lock, records the rows it finds filled by confirmed bookings.
 async fn free_seats(
     tx: &Transaction<'_>,
     event_id: i64,
     layout: &Layout,
     wanted: &Wanted,
-    lock: bool,
+    lock: Lock,
 ) -> Result<Vec<Row>, ApiError> {
-    let mut rows: Vec<Row> = Vec::with_capacity(layout.rows.len());
+    let key: [(&(dyn ToSql + Sync), Type); 1] = [(&event_id, Type::INT8)];
+    let full = tx.query_typed_one(FULL_ROWS_SQL, &key);
+    let full: Vec<i32> = if lock == Lock::Take {
+        let locked = tx.execute_typed(LOCK_SQL, &key);
+        tokio::try_join!(locked, full)?.1.get(0)
+    } else {
+        full.await?.get(0)
+    };
+    let full: HashSet<i32> = full.into_iter().collect();
+    let open: Vec<(i32, usize)> = layout
+        .rows
+        .iter()
+        .filter(|(r, _)| !full.contains(r))
+        .copied()
+        .collect();
+
+    let mut rows: Vec<Row> = Vec::with_capacity(open.len());
     let mut slot: HashMap<i32, usize> = HashMap::new();
+    let mut filled = Vec::new();
     let mut next = 0;
     let mut budget = FIRST_READ_SEATS;
-    let mut lock = lock;
-    while next < layout.rows.len() {
+    while next < open.len() {
         let mut end = next;
         let mut seats = 0;
-        while end < layout.rows.len() && (end == next || seats + layout.rows[end].1 <= budget) {
-            seats += layout.rows[end].1;
+        while end < open.len() && (end == next || seats + open[end].1 <= budget) {
+            seats += open[end].1;
             end += 1;
         }
-        let batch: Vec<i32> = layout.rows[next..end].iter().map(|(r, _)| *r).collect();
+        let batch: Vec<i32> = open[next..end].iter().map(|(r, _)| *r).collect();
         for r in &batch {
             slot.insert(*r, rows.len());
             rows.push(Row::default());
@@ -162,31 +206,36 @@ async fn free_seats(
             (&layout.venue_id, Type::INT8),
             (&batch, Type::INT4_ARRAY),
         ];
-        let read = tx.query_typed(FREE_SEATS_SQL, &params);
-        let found = if lock {
-            lock = false;
-            // One round trip: the lock, then the read, which starts once the lock is granted and
-            // so sees every pick made before this one.
-            let key: [(&(dyn ToSql + Sync), Type); 1] = [(&event_id, Type::INT8)];
-            let locked = tx.execute_typed(LOCK_SQL, &key);
-            tokio::try_join!(locked, read)?.1
-        } else {
-            read.await?
-        };
-        for seat in &found {
-            let row = &mut rows[slot[&seat.get::<_, i32>("row_index")]];
-            row.seats.push(Place {
+        // Per row of the batch: whether confirmed bookings have every seat of it.
+        let mut confirmed: HashMap<i32, bool> = batch.iter().map(|r| (*r, true)).collect();
+        for seat in tx.query_typed(FREE_SEATS_SQL, &params).await? {
+            let r: i32 = seat.get("row_index");
+            let taken: bool = seat.get("taken");
+            if !taken || seat.get::<_, bool>("held") {
+                confirmed.insert(r, false);
+            }
+            rows[slot[&r]].seats.push(Place {
                 id: seat.get("id"),
                 number: seat.get("seat_number"),
-                free: !seat.get::<_, bool>("taken")
-                    && seat.get::<_, bool>("accessible") == wanted.accessible,
+                free: !taken && seat.get::<_, bool>("accessible") == wanted.accessible,
             });
         }
+        filled.extend(
+            confirmed
+                .into_iter()
+                .filter(|(_, all)| *all)
+                .map(|(r, _)| r),
+        );
         next = end;
         budget *= 4;
         if best::settled(&rows, wanted.count) {
             break;
         }
+    }
+    if lock != Lock::Without && !filled.is_empty() {
+        let params: [(&(dyn ToSql + Sync), Type); 2] =
+            [(&event_id, Type::INT8), (&filled, Type::INT4_ARRAY)];
+        tx.execute_typed(RECORD_FULL_ROWS_SQL, &params).await?;
     }
     Ok(rows)
 }
@@ -210,13 +259,14 @@ pub async fn book(
     if state.scarce.any(event_id, &[SCARCE]) {
         // This process just found the event short: look without the lock first, so the losers of
         // a sold-out herd are answered side by side instead of one after another.
-        let rows = free_seats(tx, event_id, &layout, wanted, false).await?;
+        let rows = free_seats(tx, event_id, &layout, wanted, Lock::Without).await?;
         if let Choice::NotEnough { available } = best::choose(&rows, wanted.count) {
             return Err(short(available));
         }
     }
     for pick in 0..MAX_PICKS {
-        let rows = free_seats(tx, event_id, &layout, wanted, pick == 0).await?;
+        let lock = if pick == 0 { Lock::Take } else { Lock::Held };
+        let rows = free_seats(tx, event_id, &layout, wanted, lock).await?;
         let (ids, together) = match best::choose(&rows, wanted.count) {
             Choice::Seats { ids, together } => (ids, together),
             Choice::NotEnough { available } => {

@@ -40,18 +40,10 @@ ORDER BY t.seat_id";
 /// Gives back the seats of lapsed holds that stand in the way of a request: the hold becomes
 /// `expired` (locking its row, so a concurrent confirmation either wins first or sees this) and its
 /// tickets move to `released_tickets`. Correctness needs no background job: whoever wants an
-/// expired hold's seat runs this first.
-pub const RELEASE_LAPSED_SQL: &str = "\
-WITH lapsed AS (
-    UPDATE bookings b SET status = 'expired'
-    WHERE b.status = 'held' AND b.expires_at <= statement_timestamp()
-      AND b.id IN (SELECT booking_id FROM tickets WHERE event_id = $1 AND seat_id = ANY ($2))
-    RETURNING b.id
-), gone AS (
-    DELETE FROM tickets t USING lapsed l WHERE t.booking_id = l.id RETURNING t.*
-)
-INSERT INTO released_tickets (id, booking_id, event_id, seat_id, price_cents, created_at, reason)
-SELECT id, booking_id, event_id, seat_id, price_cents, created_at, 'expired' FROM gone";
+/// expired hold's seat runs this first. The `release_lapsed` function of migrations/V16 offers the
+/// released seats to the event's waitlist in the same transaction, so a seat whose hold lapsed
+/// goes to whoever waits in line before the request that found it; returns the seats released.
+pub const RELEASE_LAPSED_SQL: &str = "SELECT release_lapsed($1, $2)";
 
 /// What a booking or a hold asks for.
 pub struct Claim<'a> {
@@ -356,15 +348,16 @@ async fn resolve(
 ) -> Result<Conflict, Refusal> {
     let holders = holders(client, claim).await?;
     if may_release && holders.iter().any(|(_, lapsed)| *lapsed) {
-        let released = client
-            .execute_typed(
+        let released: i64 = client
+            .query_typed_one(
                 RELEASE_LAPSED_SQL,
                 &[
                     (&claim.event_id, Type::INT8),
                     (&claim.seats.ids(), Type::INT8_ARRAY),
                 ],
             )
-            .await?;
+            .await?
+            .get(0);
         seatbook_core::metrics::count(seatbook_core::metrics::HOLD_SEATS_LAPSED, released as f64);
         return Ok(Conflict::Retry);
     }

@@ -4,49 +4,20 @@ use chrono::{DateTime, Utc};
 use seatbook_core::db::Pool;
 use seatbook_core::domain::UserId;
 use seatbook_core::ApiError;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 /// Cancels in one statement: the booking becomes `cancelled` and its tickets move to
-/// `released_tickets`, which frees the seats at once and keeps the history. Cancelling a booking
-/// that is no longer live changes nothing. A confirmed booking's cancellation is announced in the
-/// outbox by the same statement (a hold never announced was never confirmed, so it announces
-/// nothing; a repeated cancel finds nothing live and writes nothing). The row lock taken by `live`
-/// orders this after the booking's confirmation, whose outbox row therefore comes first. The rows
-/// a confirmed booking's seats had filled are no longer full (V15): their record goes too.
-pub const CANCEL_SQL: &str = "\
-WITH live AS (
-    SELECT id, status FROM bookings
-    WHERE id = $1 AND ($2::text IS NULL OR user_id = $2) AND status IN ('confirmed', 'held')
-    FOR UPDATE
-), cancelled AS (
-    UPDATE bookings b SET status = 'cancelled'
-    FROM live WHERE b.id = live.id
-    RETURNING b.id, b.event_id, b.user_id, live.status AS was
-), gone AS (
-    DELETE FROM tickets t USING cancelled c WHERE t.booking_id = c.id RETURNING t.*
-), archived AS (
-    INSERT INTO released_tickets (id, booking_id, event_id, seat_id, price_cents, created_at, reason)
-    SELECT id, booking_id, event_id, seat_id, price_cents, created_at, 'cancelled' FROM gone
-), reopened AS (
-    DELETE FROM full_rows f USING gone g JOIN seats s ON s.id = g.seat_id
-    WHERE f.event_id = g.event_id AND f.row_index = s.row_index
-), cancellation AS (
-    INSERT INTO outbox (booking_id, kind, payload)
-    SELECT c.id, 'booking.cancelled', json_build_object(
-        'type', 'booking.cancelled', 'booking_id', c.id, 'event_id', c.event_id,
-        'user_id', c.user_id, 'cancelled_at', now(),
-        'seat_ids', (SELECT array_agg(seat_id ORDER BY seat_id) FROM gone))
-    FROM cancelled c WHERE c.was = 'confirmed'
-)
-SELECT event_id FROM cancelled";
-
-/// Takes the pick lock of a confirmed booking's event (pick.rs, decision 25) before the booking is
-/// cancelled, in the same transaction: a pick that saw the booking's row full then either records
-/// it before this statement's snapshot, which deletes the record, or reads after this commit and
-/// sees the free seats. A hold fills no row and takes no lock.
-pub const CANCEL_LOCK_SQL: &str = "\
-SELECT pg_advisory_xact_lock(event_id) FROM bookings WHERE id = $1 AND status = 'confirmed'";
+/// `released_tickets`, which frees the seats at once and keeps the history; the freed seats are
+/// offered to the event's waitlist in the same transaction (the `cancel_booking` function of
+/// migrations/V16). Cancelling a booking that is no longer live changes nothing and returns no
+/// row. A confirmed booking's cancellation is announced in the outbox by the same statement (a hold
+/// never announced was never confirmed, so it announces nothing). The booking's row lock orders
+/// this after the booking's confirmation, whose outbox row therefore comes first. The function
+/// takes the event's pick lock (pick.rs, decision 25) before the cancellation's statement, whose
+/// snapshot is taken after it: a pick that saw the booking's row full (V15) either recorded it
+/// before, and the statement deletes the record, or reads after the commit and sees the seats.
+pub const CANCEL_SQL: &str = "SELECT event_id, seat_ids, offers FROM cancel_booking($1, $2)";
 
 /// Confirms a live hold within its sale, and records its confirmation in the outbox: the
 /// `confirm_hold` function of migrations/V10, which takes the caller's seat allowance lock first
@@ -71,16 +42,13 @@ pub enum Confirmation {
 /// Cancels booking `id` (only the owner's, unless `owner` is `None`: an organizer). Returns the
 /// event whose seats were released, or `None` when nothing was live to cancel.
 pub async fn cancel(db: &Pool, id: Uuid, owner: Option<&UserId>) -> Result<Option<i64>, ApiError> {
-    let mut conn = db.get().await?;
-    let tx = conn.transaction().await?;
-    // Pipelined: the cancellation starts once the lock is granted, with a snapshot taken then.
-    let owner = owner.map(UserId::as_str);
-    let by_id: [(&(dyn ToSql + Sync), Type); 1] = [(&id, Type::UUID)];
-    let by_owner: [(&(dyn ToSql + Sync), Type); 2] = [(&id, Type::UUID), (&owner, Type::TEXT)];
-    let lock = tx.execute_typed(CANCEL_LOCK_SQL, &by_id);
-    let cancel = tx.query_typed_opt(CANCEL_SQL, &by_owner);
-    let (_, row) = tokio::try_join!(lock, cancel)?;
-    tx.commit().await?;
+    let conn = db.get().await?;
+    let row = conn
+        .query_typed_opt(
+            CANCEL_SQL,
+            &[(&id, Type::UUID), (&owner.map(UserId::as_str), Type::TEXT)],
+        )
+        .await?;
     Ok(row.map(|row| row.get(0)))
 }
 

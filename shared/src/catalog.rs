@@ -23,6 +23,8 @@ pub struct Event {
     pub sales_end_at: DateTime<Utc>,
     /// Seats one person may have at once (confirmed plus unexpired holds); `None`: no cap.
     pub max_seats_per_user: Option<i32>,
+    /// How long a waitlist offer lasts, in seconds.
+    pub waitlist_offer_seconds: i32,
 }
 
 /// An event's layout, one row by key: its venue and Standard price; the venue's sections in
@@ -127,7 +129,8 @@ impl EventLayout {
 /// Columns of [`Event`], for a query over `events e JOIN venues v ON v.id = e.venue_id`.
 pub const EVENT_COLUMNS: &str =
     "e.id, e.name, e.description, e.starts_at, e.venue_id, v.name AS venue_name, e.price_cents, \
-     e.sales_start_at, coalesce(e.sales_end_at, e.starts_at) AS sales_end_at, e.max_seats_per_user";
+     e.sales_start_at, coalesce(e.sales_end_at, e.starts_at) AS sales_end_at, e.max_seats_per_user, \
+     e.waitlist_offer_seconds";
 
 impl Event {
     pub fn from_row(row: &Row) -> Self {
@@ -142,6 +145,7 @@ impl Event {
             sales_start_at: row.get("sales_start_at"),
             sales_end_at: row.get("sales_end_at"),
             max_seats_per_user: row.get("max_seats_per_user"),
+            waitlist_offer_seconds: row.get("waitlist_offer_seconds"),
         }
     }
 }

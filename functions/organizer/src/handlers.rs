@@ -8,6 +8,7 @@ use seatbook_core::db::ResultExt;
 use seatbook_core::domain::{
     CategoryRequest, Description, EventName, MaxSeatsPerUser, PriceCategories, PriceCents,
     SalesWindow, SeatMap, Section, StartsAt, VenueLayout, VenueName, VenueSection as SectionRows,
+    WaitlistOfferSeconds,
 };
 use seatbook_core::extract::Json;
 use seatbook_core::identity::Organizer;
@@ -381,6 +382,9 @@ pub struct NewEvent {
     /// Seats one person may have at once (confirmed and held); absent: no cap.
     #[schema(minimum = 1, maximum = 10_000)]
     max_seats_per_user: Option<i64>,
+    /// How long a waitlist offer of this event's seats lasts, in seconds (absent: 900).
+    #[schema(minimum = 10, maximum = 86_400)]
+    waitlist_offer_seconds: Option<i64>,
 }
 
 /// A price category: a section of the venue, or some of its rows, at a price.
@@ -473,6 +477,11 @@ pub async fn create_event(
         .max_seats_per_user
         .map(MaxSeatsPerUser::parse)
         .transpose()?;
+    let offer_seconds = request
+        .waitlist_offer_seconds
+        .map(WaitlistOfferSeconds::parse)
+        .transpose()?
+        .unwrap_or(WaitlistOfferSeconds::DEFAULT);
     let venue_id = request.venue_id;
     let conn = state.db.get().await?;
     let categories = match request.categories.as_deref() {
@@ -504,8 +513,9 @@ pub async fn create_event(
             &format!(
                 "WITH e AS (
                     INSERT INTO events (name, description, starts_at, venue_id, price_cents,
-                                        sales_start_at, sales_end_at, max_seats_per_user)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *
+                                        sales_start_at, sales_end_at, max_seats_per_user,
+                                        waitlist_offer_seconds)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $15) RETURNING *
                  ), category AS (
                     INSERT INTO price_categories (event_id, position, name, price_cents, section,
                                                   row_labels)
@@ -535,6 +545,7 @@ pub async fn create_event(
                 (&rows, Type::TEXT_ARRAY),
                 (&covered_rows, Type::INT4_ARRAY),
                 (&row_categories, Type::INT4_ARRAY),
+                (&offer_seconds.get(), Type::INT4),
             ],
         )
         .await

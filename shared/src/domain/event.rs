@@ -144,6 +144,33 @@ impl MaxSeatsPerUser {
     }
 }
 
+/// How long a waitlist offer of an event lasts, in seconds: long enough to see it and pay, short
+/// enough that the seats find a taker before the sale ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitlistOfferSeconds(i32);
+
+impl WaitlistOfferSeconds {
+    pub const MIN: i64 = 10;
+    pub const MAX: i64 = 86_400;
+    pub const DEFAULT: WaitlistOfferSeconds = WaitlistOfferSeconds(900);
+
+    pub fn parse(raw: i64) -> Result<Self, Invalid> {
+        if (Self::MIN..=Self::MAX).contains(&raw) {
+            Ok(WaitlistOfferSeconds(raw as i32))
+        } else {
+            Err(Invalid(format!(
+                "waitlist_offer_seconds must be between {} and {}, got {raw}",
+                Self::MIN,
+                Self::MAX
+            )))
+        }
+    }
+
+    pub fn get(&self) -> i32 {
+        self.0
+    }
+}
+
 fn rfc3339(field: &str, raw: &str) -> Result<DateTime<Utc>, Invalid> {
     DateTime::parse_from_rfc3339(raw.trim())
         .map(|at| at.with_timezone(&Utc))

@@ -8,7 +8,10 @@ mod seats;
 mod user;
 mod venue;
 
-pub use event::{Description, EventName, MaxSeatsPerUser, PriceCents, SalesWindow, StartsAt};
+pub use event::{
+    Description, EventName, MaxSeatsPerUser, PriceCents, SalesWindow, StartsAt,
+    WaitlistOfferSeconds,
+};
 pub use pricing::{
     CategoryName, CategoryRequest, PriceCategories, PriceCategory, VenueSection, MAX_CATEGORIES,
     STANDARD,

@@ -35,6 +35,9 @@ pub enum ApiError {
     /// Fewer free seats than a best-available request asked for (of its category, section, kind).
     #[error("{requested} seat(s) were asked for and only {available} are free")]
     NotEnoughSeats { available: usize, requested: usize },
+    /// A waitlist asked for seats that are free now: book them instead.
+    #[error("{available} matching seat(s) are free now, enough for the {requested} asked for: book them instead of waiting")]
+    SeatsAvailable { available: usize, requested: usize },
     /// A booking or hold outside the event's sales window (not open yet, closed, or started).
     #[error("{reason}")]
     SalesClosed {
@@ -105,7 +108,8 @@ pub(crate) struct ProblemExtension<'a> {
     /// `seats-taken`: the requested seats someone else has.
     #[serde(skip_serializing_if = "Option::is_none")]
     seat_ids: Option<&'a [i64]>,
-    /// `not-enough-seats`: how many seats of those a best-available request could have are free.
+    /// `not-enough-seats`, `seats-available`: how many seats of those the request could have are
+    /// free.
     #[serde(skip_serializing_if = "Option::is_none")]
     available: Option<usize>,
     /// `sales-closed`: when the sale opens (absent: since the event was created).
@@ -154,6 +158,7 @@ problem_types! {
     MethodNotAllowed => METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed";
     SeatsTaken => CONFLICT, "seats-taken", "Seats already taken";
     NotEnoughSeats => CONFLICT, "not-enough-seats", "Not enough seats";
+    SeatsAvailable => CONFLICT, "seats-available", "Seats are available";
     SalesClosed => CONFLICT, "sales-closed", "Sales are closed";
     SeatLimit => CONFLICT, "seat-limit", "Seat limit reached";
     Duplicate => CONFLICT, "duplicate", "Already exists";
@@ -208,6 +213,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => ProblemType::MethodNotAllowed,
             ApiError::SeatsTaken { .. } => ProblemType::SeatsTaken,
             ApiError::NotEnoughSeats { .. } => ProblemType::NotEnoughSeats,
+            ApiError::SeatsAvailable { .. } => ProblemType::SeatsAvailable,
             ApiError::SalesClosed { .. } => ProblemType::SalesClosed,
             ApiError::SeatLimit { .. } => ProblemType::SeatLimit,
             ApiError::Duplicate(_) => ProblemType::Duplicate,
@@ -265,7 +271,8 @@ impl ApiError {
                 seat_ids: Some(seat_ids),
                 ..ProblemExtension::default()
             },
-            ApiError::NotEnoughSeats { available, .. } => ProblemExtension {
+            ApiError::NotEnoughSeats { available, .. }
+            | ApiError::SeatsAvailable { available, .. } => ProblemExtension {
                 available: Some(*available),
                 ..ProblemExtension::default()
             },

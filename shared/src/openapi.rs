@@ -51,6 +51,10 @@ impl ProblemType {
                 available: 1,
                 requested: 2,
             },
+            ProblemType::SeatsAvailable => ApiError::SeatsAvailable {
+                available: 3,
+                requested: 2,
+            },
             ProblemType::SalesClosed => ApiError::SalesClosed {
                 reason: "sales for this event open at 2031-05-01T10:00:00+00:00".to_owned(),
                 sales_start_at: Some(at("2031-05-01T10:00:00Z")),

@@ -13,6 +13,10 @@
 //! each other; an attempt PostgreSQL aborts anyway (deadlock, serialization failure) runs again
 //! after a short jittered back-off, a few times at most, then the answer is 503 with `Retry-After`.
 //!
+//! - `POST /api/v1/events/{id}/waitlist` joins a sold-out event's line; `GET` and `DELETE`
+//!   `/api/v1/events/{id}/waitlist/me` read and leave one's place ([`waitlist`]). Seats that come
+//!   back are offered to the line as holds, by PostgreSQL (migrations/V16).
+//!
 //! Every write route (not the reads) sits behind the per-user write rate limit
 //! ([`seatbook_core::ratelimit::limit`], a middleware over the state): 429 once a user's bucket is
 //! empty, nothing limited when it is off or Redis is down.
@@ -26,6 +30,7 @@ mod marks;
 mod pick;
 mod reads;
 mod views;
+mod waitlist;
 
 pub use claim::BOOK_SQL;
 /// Every statement that takes seat ids or a booking's seats, public for the plan tests (a booking
@@ -52,10 +57,13 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/v1/bookings/{id}", delete(handlers::cancel))
         .route("/api/v1/holds", post(handlers::hold))
         .route("/api/v1/holds/{id}/confirm", post(handlers::confirm))
+        .route("/api/v1/events/{id}/waitlist", post(waitlist::join))
+        .route("/api/v1/events/{id}/waitlist/me", delete(waitlist::leave))
         .route_layer(limit);
     Router::new()
         .route("/api/v1/bookings", get(handlers::list))
         .route("/api/v1/bookings/{id}", get(handlers::show))
+        .route("/api/v1/events/{id}/waitlist/me", get(waitlist::show))
         .merge(writes)
 }
 
@@ -67,6 +75,9 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     handlers::show,
     handlers::cancel,
     handlers::hold,
-    handlers::confirm
+    handlers::confirm,
+    waitlist::join,
+    waitlist::show,
+    waitlist::leave
 ))]
 pub struct Api;

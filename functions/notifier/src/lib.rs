@@ -10,11 +10,13 @@
 //! leases lapse. Delivery is at least once; receivers deduplicate on the `webhook-id` header and
 //! check the signature with [`verify`] or any Standard Webhooks library (docs/webhooks.md). A
 //! booking's events are delivered one at a time, in order. Delivered rows are purged after a
-//! retention period ([`housekeeping_with`]); dead ones are kept.
+//! retention period ([`housekeeping_with`]); dead ones are kept. Each run also sweeps the
+//! waitlists ([`sweep_waitlists`]): seats of lapsed holds are offered to their event's line.
 
 mod outbox;
 mod settings;
 mod verify;
+mod waitlist;
 mod webhook;
 
 pub use outbox::{
@@ -23,6 +25,7 @@ pub use outbox::{
 };
 pub use settings::{NotifierSettings, DEFAULT_RETENTION, MAX_CONCURRENCY};
 pub use verify::{signing_key, verify, Headers, VerifyError, DEFAULT_TOLERANCE};
+pub use waitlist::{sweep_every, sweep_waitlists, Swept, EVENTS_TO_SWEEP_SQL, SWEEP_SQL};
 pub use webhook::{
     signature, Webhook, WebhookError, WebhookSettings, DEFAULT_TIMEOUT, ID_HEADER,
     SIGNATURE_HEADER, TIMESTAMP_HEADER,
@@ -31,7 +34,8 @@ pub use webhook::{
 use seatbook_core::db::Pool;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// How often `local-api` runs the notifier (deployed, EventBridge runs it once a minute).
+/// How often `local-api` runs the notifier and the waitlist sweep (deployed, EventBridge runs the
+/// notifier, sweep included, once a minute).
 pub const LOCAL_PERIOD: Duration = Duration::from_secs(5);
 
 /// The notifier as `local-api` runs it, standing in for the EventBridge schedule: drain, then

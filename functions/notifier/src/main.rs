@@ -1,10 +1,10 @@
 //! Runs on an EventBridge schedule: drains the outbox until the invocation's deadline is near,
-//! then housekeeping.
+//! then sweeps the waitlists (lapsed holds' seats offered to the line) and does housekeeping.
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use notifier_fn::{
-    dead_letters, drain_deadline, drain_until, housekeeping_with, NotifierSettings, Webhook,
-    WebhookSettings,
+    dead_letters, drain_deadline, drain_until, housekeeping_with, sweep_waitlists,
+    NotifierSettings, Webhook, WebhookSettings,
 };
 use seatbook_core::config::Settings;
 use seatbook_core::lambda::LAMBDA_POOL_SIZE;
@@ -28,6 +28,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .map_err(cold_start_failed)?;
     let (state, webhook, policy) = (&state, &webhook, notifier.policy());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        // First, so that the offers it makes are delivered by this run's drain. A failure is
+        // logged and leaves the deliveries alone: the next run sweeps again.
+        let waitlists = sweep_waitlists(&state.db)
+            .await
+            .inspect_err(|err| tracing::warn!(error = %err, "waitlist sweep failed"))
+            .unwrap_or_default();
         let report = match webhook {
             Some(webhook) => {
                 let deadline = drain_deadline(event.context.deadline, std::time::SystemTime::now());
@@ -43,7 +49,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         // has dealt with the dead rows.
         let dead = dead_letters(&state.db).await?;
         seatbook_core::metrics::publish(seatbook_core::metrics::OUTBOX_DEAD, dead as f64);
-        tracing::info!(?report, ?swept, dead, "notifier run complete");
+        tracing::info!(?report, ?waitlists, ?swept, dead, "notifier run complete");
         Ok::<_, lambda_runtime::Error>(json!({
             "delivered": report.as_ref().map(|r| r.delivered),
             "retried": report.as_ref().map(|r| r.retried),
@@ -52,6 +58,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             "idempotency_keys_deleted": swept.idempotency_keys_deleted,
             "outbox_purged": swept.outbox_purged,
             "dead_letters": dead,
+            "waitlist_seats_released": waitlists.released,
+            "waitlist_offers": waitlists.offers,
         }))
     }))
     .await

@@ -3,7 +3,8 @@
 //! start. With dev identity on it listens only on loopback unless
 //! `LOCAL_API_ALLOW_REMOTE_DEV_IDENTITY=true`. With `WEBHOOK_URL` and `WEBHOOK_SECRET` set
 //! (a URL without a secret fails the start), booking events are delivered from the outbox every
-//! 5 seconds, as the scheduled notifier function does in AWS (docs/webhooks.md).
+//! 5 seconds, as the scheduled notifier function does in AWS (docs/webhooks.md). Every 5 seconds
+//! too, with or without a webhook, seats of lapsed holds are offered to their event's waitlist.
 //! `--migrate-only` applies the migrations and exits (for `scripts/sam-local`, whose functions
 //! need a migrated database).
 
@@ -72,6 +73,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         "serving every function on http://{}",
         listener.local_addr()?
     );
+    // Seats of lapsed holds go to the waitlists within 5 s, as the scheduled notifier does it
+    // deployed within a minute (decision 28); with or without a webhook to deliver to.
+    let db = state.db.clone();
+    tokio::spawn(async move { notifier_fn::sweep_every(&db, notifier_fn::LOCAL_PERIOD).await });
     // A WEBHOOK_URL without WEBHOOK_SECRET fails the start, as it does the notifier's.
     if let Some(webhook) = notifier_fn::WebhookSettings::from_env()? {
         // Deployed, EventBridge runs the notifier on a schedule; locally this loop stands in.

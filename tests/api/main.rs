@@ -26,3 +26,4 @@ mod redis_server;
 mod roles;
 mod validation;
 mod venues;
+mod waitlist;

@@ -4,6 +4,7 @@
 use crate::helpers::{spawn_app, ORGANIZER};
 use seatbook_core::domain::{
     CategoryName, MaxSeatsPerUser, PriceCents, Section, VenueLayout, VenueName,
+    WaitlistOfferSeconds,
 };
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -243,6 +244,28 @@ fn the_documented_bounds_are_the_domain_rules() {
     assert_eq!(most, seatbook_core::domain::MAX_CATEGORIES);
     let cap = bound(&event, "max_seats_per_user", "maximum");
     assert!(MaxSeatsPerUser::parse(cap).is_ok() && MaxSeatsPerUser::parse(cap + 1).is_err());
+    let (least, most) = (
+        bound(&event, "waitlist_offer_seconds", "minimum"),
+        bound(&event, "waitlist_offer_seconds", "maximum"),
+    );
+    for (seconds, valid) in [
+        (least - 1, false),
+        (least, true),
+        (most, true),
+        (most + 1, false),
+    ] {
+        assert_eq!(
+            WaitlistOfferSeconds::parse(seconds).is_ok(),
+            valid,
+            "{seconds}"
+        );
+    }
+    let join = schema("JoinWaitlist");
+    assert_eq!(bound(&join, "count", "minimum"), 1);
+    assert_eq!(
+        bound(&join, "count", "maximum"),
+        seatbook_core::domain::MAX_SEATS_PER_BOOKING as i64
+    );
 
     // The booking's members; the rest of its schema says one of seat_ids and best_available.
     let booking = schema("NewBooking")["allOf"][0].clone();

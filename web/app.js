@@ -30,6 +30,8 @@ const state = {
   categories: [], // the open map's [{name, price_cents, available}], in its order
   selected: new Set(), // seat ids, in the open event
   hold: null, // the live hold being counted down
+  available: null, // the open map's available seats (0: sold out)
+  waitlist: null, // the caller's newest waitlist entry for the open event, or null
   clockOffset: 0, // server clock minus ours, from the Date header
   countdownTimer: null,
   pollTimer: null,
@@ -259,6 +261,7 @@ function signIn(event) {
   renderIdentity();
   say(`Signed in as ${state.identity.user}.`);
   loadBookings();
+  loadWaitlist();
   $("signout").focus();
 }
 
@@ -530,7 +533,10 @@ async function openEvent(id) {
   $("event-view").hidden = false;
   renderFacts();
   $("best-count").max = String(seatCap());
+  $("waitlist-count").max = String(seatCap());
+  state.waitlist = null;
   await refreshMap();
+  await loadWaitlist();
   renderHold();
   // A live hold of this event (made before a reload, or on another device) gets its countdown.
   if (!state.hold) await loadBookings();
@@ -630,6 +636,7 @@ async function refreshMap() {
     if (seat.status !== "available") state.selected.delete(seat.id);
     renderSeat(entry);
   }
+  state.available = map.available_seats;
   $("seatmap").setAttribute(
     "aria-label",
     `Seat map: ${map.available_seats} of ${map.total_seats} seats available` +
@@ -638,6 +645,7 @@ async function refreshMap() {
   $("legend-wheelchair").hidden = !map.seats.some((seat) => seat.accessible);
   renderCategories();
   renderSelection();
+  renderWaitlist();
   return true;
 }
 
@@ -676,6 +684,10 @@ function renderCategories() {
     ),
   );
   if (state.categories.some((category) => category.name === chosen)) select.value = chosen;
+  const waitFor = $("waitlist-category");
+  const waited = waitFor.value;
+  waitFor.replaceChildren(...[...select.options].map((option) => option.cloneNode(true)));
+  if ([...waitFor.options].some((option) => option.value === waited)) waitFor.value = waited;
   // With categories, a seat costs what its category does: the facts give the range.
   const prices = state.categories.map((category) => category.price_cents);
   if (prices.length) {
@@ -858,9 +870,11 @@ function tick() {
   $("confirm").disabled = true;
   $("release").hidden = true;
   state.hold = { ...hold, lapsed: true };
-  warn(`Your hold on ${seatList(hold.tickets)} lapsed. Choose seats again to hold them.`);
+  if (isOffer(hold)) warn(`The waitlist's offer of ${seatList(hold.tickets)} lapsed; the seats go to the next in line.`);
+  else warn(`Your hold on ${seatList(hold.tickets)} lapsed. Choose seats again to hold them.`);
   refreshMap();
   loadBookings();
+  loadWaitlist();
 }
 
 async function confirmHold() {
@@ -875,6 +889,7 @@ async function confirmHold() {
     say(`Booked ${seatList(result.body.tickets)}. Your booking is in “My bookings”.`);
     await refreshMap();
     await loadBookings();
+    await loadWaitlist();
     $("bookings-heading").focus();
     return;
   }
@@ -904,6 +919,109 @@ async function releaseHold() {
   state.hold = null;
   $("hold-panel").hidden = true;
   say(`Released ${seatList(hold.tickets)}.`);
+  await refreshMap();
+  loadBookings();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The waitlist of a sold-out event: joining it, one's place, and an offer (a hold of the seats
+// that came back, shown, counted down and confirmed in the hold panel like any hold)
+
+function isOffer(hold) {
+  const entry = state.waitlist;
+  return Boolean(hold && entry && entry.offer && entry.offer.hold_id === hold.id);
+}
+
+async function loadWaitlist() {
+  if (!state.event || !state.identity) {
+    state.waitlist = null;
+    renderWaitlist();
+    return;
+  }
+  const eventId = state.event.id;
+  const result = await api("GET", `/events/${eventId}/waitlist/me`);
+  if (!state.event || state.event.id !== eventId) return;
+  state.waitlist = result.ok ? result.body : null;
+  renderWaitlist();
+  if (result.ok && result.body.state === "offered") await showOffer(result.body.offer);
+}
+
+function renderWaitlist() {
+  const entry = state.waitlist;
+  const live = Boolean(entry && (entry.state === "waiting" || entry.state === "offered"));
+  const soldOut = state.available === 0;
+  $("waitlist-panel").hidden = !state.event || !(live || soldOut);
+  $("waitlist-form").hidden = live;
+  $("waitlist-leave").hidden = !live;
+  const asked = entry ? `${entry.count} seat${entry.count === 1 ? "" : "s"}${entry.category ? ` (${entry.category})` : ""}` : "";
+  let text = "Sold out. Join the waitlist: when seats come back, the first in line they suit gets them, held for a while.";
+  if (entry && entry.state === "waiting") {
+    text = `You are number ${entry.position} in line for ${asked}.`;
+  } else if (entry && entry.state === "offered") {
+    const seats = entry.offer.seats.map((id) => state.seats.get(id)).filter(Boolean).map((e) => e.seat);
+    text = `Seats came back for you: ${seatList(seats)}. They are held for you: confirm before the countdown ends.`;
+  } else if (entry && entry.state === "expired" && soldOut) {
+    text = "Your waitlist offer lapsed and its seats went to the next in line. Join again to wait for more.";
+  }
+  $("waitlist-text").textContent = text;
+}
+
+/// The hold an offer is, in the hold panel (once: the poll finds the same offer again).
+async function showOffer(offer) {
+  if (state.hold && state.hold.id === offer.hold_id && !state.hold.lapsed) return;
+  const result = await api("GET", `/bookings/${offer.hold_id}`);
+  if (!result.ok || result.body.status !== "held") return;
+  state.hold = result.body;
+  await refreshMap();
+  renderHold();
+  say(`Seats came back for you from the waitlist: ${seatList(result.body.tickets)}. Confirm before the hold lapses.`);
+}
+
+async function joinWaitlist(event) {
+  event.preventDefault();
+  if (!state.identity) {
+    warn(signInFirst());
+    signInControl().focus();
+    return;
+  }
+  const form = event.target;
+  if (!form.checkValidity()) {
+    form.reportValidity();
+    return;
+  }
+  const body = { count: Number(form.count.value) };
+  if (form.category.value) body.category = form.category.value;
+  $("waitlist-join").disabled = true;
+  const result = await api("POST", `/events/${state.event.id}/waitlist`, body);
+  $("waitlist-join").disabled = false;
+  if (result.ok) {
+    state.waitlist = result.body;
+    renderWaitlist();
+    say(`You are on the waitlist, number ${result.body.position || 1} in line.`);
+    $("waitlist-leave").focus();
+    return;
+  }
+  if (result.status === 409 && problemKind(result) === "seats-available") {
+    warn(`${result.body.available} matching seats are free right now: hold them instead of waiting.`);
+    await refreshMap();
+    return;
+  }
+  warn(problemText(result));
+}
+
+async function leaveWaitlist() {
+  const result = await api("DELETE", `/events/${state.event.id}/waitlist/me`);
+  if (!result.ok && result.status !== 404) {
+    warn(problemText(result));
+    return;
+  }
+  if (isOffer(state.hold)) {
+    stopCountdown();
+    state.hold = null;
+    $("hold-panel").hidden = true;
+  }
+  say("You left the waitlist.");
+  await loadWaitlist();
   await refreshMap();
   loadBookings();
 }
@@ -1195,7 +1313,10 @@ function startPolling() {
   stopPolling();
   // The map stays live: other buyers' holds and bookings show up without a reload.
   state.pollTimer = window.setInterval(() => {
-    if (!document.hidden) refreshMap();
+    if (document.hidden) return;
+    refreshMap();
+    // In line (or able to join): an offer shows up without a reload.
+    if (state.waitlist || state.available === 0) loadWaitlist();
   }, POLL_MS);
 }
 
@@ -1223,6 +1344,8 @@ async function start() {
   $("events-more").addEventListener("click", () => loadEvents(true));
   $("hold").addEventListener("click", holdSeats);
   $("best-form").addEventListener("submit", holdBest);
+  $("waitlist-form").addEventListener("submit", joinWaitlist);
+  $("waitlist-leave").addEventListener("click", leaveWaitlist);
   $("add-section").addEventListener("click", () => addSection());
   $("add-category").addEventListener("click", () => addCategory());
   $("confirm").addEventListener("click", confirmHold);

@@ -243,6 +243,73 @@ async fn an_organizer_creates_an_event_that_a_buyer_then_books_and_cancels() {
 }
 
 /// A browser signed in as the organizer `name`, on `server`'s page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_buyer_joins_a_sold_out_events_waitlist_and_confirms_the_seat_it_offers() {
+    let server = Server::start(&[]).await;
+    let event = server.venue_and_event("Full House", 1, 2, None).await;
+    let seats = server.seat_ids(event).await;
+    let mut bookings = Vec::new();
+    for (fan, seat) in [("fan-1", "Main A1"), ("fan-2", "Main A2")] {
+        let body = json!({"event_id": event, "seat_ids": [seats[seat]]});
+        let (status, booking) = server
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/bookings",
+                fan,
+                false,
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, 201, "{booking}");
+        bookings.push(booking["id"].as_str().unwrap().to_owned());
+    }
+    let driver = Driver::start().await;
+    let dana = buyer_at(desktop(&driver).await, &server, "dana", "Full House").await;
+
+    // Sold out: the page offers the line.
+    dana.eventually_displayed("#waitlist-panel").await;
+    dana.eventually_text("#waitlist-text", "Sold out").await;
+    set_value(&dana, "#waitlist-count", "1").await;
+    dana.click("#waitlist-join").await;
+    dana.eventually_text("#waitlist-text", "You are number 1 in line for 1 seat")
+        .await;
+
+    // Seat A2 comes back: it is dana's at once, and her page shows the offer within a poll.
+    let (status, _) = server
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/bookings/{}", bookings[1]),
+            "fan-2",
+            false,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    dana.eventually_text("#waitlist-text", "Seats came back for you: Row A seat 2")
+        .await;
+    let countdown = dana.eventually_text("#countdown", "Expires in").await;
+    assert!(
+        countdown.starts_with("Expires in 1"),
+        "15 minutes: {countdown}"
+    );
+    dana.eventually_seat("A", 2, "held by you").await;
+
+    dana.click("#confirm").await;
+    dana.eventually_text("#status", "Booked Row A seat 2").await;
+    dana.eventually_seat("A", 2, "booked").await;
+    let (status, entry) = server
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/events/{event}/waitlist/me"),
+            "dana",
+            false,
+            None,
+        )
+        .await;
+    assert_eq!((status, entry["state"].as_str()), (200, Some("fulfilled")));
+    dana.close().await;
+}
+
 async fn organizer_at(browser: Browser, server: &Server, name: &str) -> Browser {
     browser.open(server).await;
     browser.sign_in(name, true).await;

@@ -941,9 +941,9 @@ async function loadWaitlist() {
   const eventId = state.event.id;
   const result = await api("GET", `/events/${eventId}/waitlist/me`);
   if (!state.event || state.event.id !== eventId) return;
-  state.waitlist = result.ok ? result.body : null;
+  state.waitlist = (result.ok && result.body) || null;
   renderWaitlist();
-  if (result.ok && result.body.state === "offered") await showOffer(result.body.offer);
+  if (result.ok && result.body && result.body.state === "offered") await showOffer(result.body.offer);
 }
 
 function renderWaitlist() {

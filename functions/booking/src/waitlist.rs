@@ -27,6 +27,9 @@ FROM join_waitlist($1, $2, $3, $4)";
 /// Leaves the line, cancelling an offer's hold (whose seats go to the next in line).
 const LEAVE_SQL: &str = "SELECT leave_waitlist($1, $2)";
 
+/// Whether the event exists: what tells "not in its line" (204) from "no such event" (404).
+const EVENT_EXISTS_SQL: &str = "SELECT EXISTS (SELECT 1 FROM events WHERE id = $1)";
+
 /// The caller's newest entry for the event. An offer reads as it stands now: fulfilled once its
 /// hold is confirmed, expired once its time is up (even before the sweep releases its seats).
 const ENTRY_SQL: &str = "\
@@ -158,6 +161,20 @@ async fn entry(
     row.as_ref().map(WaitlistEntry::from_row).transpose()
 }
 
+/// 204 when the event exists (the caller is just not in its line), else 404.
+async fn not_in_line(state: &AppState, event_id: i64) -> Result<Response, ApiError> {
+    let conn = state.db.get().await?;
+    let exists: bool = conn
+        .query_typed_one(EVENT_EXISTS_SQL, &[(&event_id, Type::INT8)])
+        .await?
+        .get(0);
+    if exists {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::not_found(format!("event {event_id}")))
+    }
+}
+
 fn location(event_id: i64) -> String {
     format!("/api/v1/events/{event_id}/waitlist/me")
 }
@@ -272,7 +289,7 @@ pub async fn join(
 /// The caller's place in an event's waitlist
 ///
 /// The caller's newest entry for the event: waiting (with its place in line), offered (with the
-/// offer), fulfilled, expired or left.
+/// offer), fulfilled, expired or left; 204 when the caller never joined its line.
 #[utoipa::path(
     get,
     path = "/api/v1/events/{id}/waitlist/me",
@@ -282,6 +299,7 @@ pub async fn join(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's entry.", body = WaitlistEntry),
+        (status = 204, description = "The caller has never joined this event's line."),
         EntryProblems,
     ),
 )]
@@ -289,18 +307,17 @@ pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path(event_id): Path<i64>,
-) -> Result<axum::Json<WaitlistEntry>, ApiError> {
-    entry(&state, event_id, &caller)
-        .await?
-        .map(axum::Json)
-        .ok_or_else(|| {
-            ApiError::not_found(format!("a waitlist entry of yours for event {event_id}"))
-        })
+) -> Result<Response, ApiError> {
+    match entry(&state, event_id, &caller).await? {
+        Some(entry) => Ok(axum::Json(entry).into_response()),
+        None => not_in_line(&state, event_id).await,
+    }
 }
 
 /// Leave an event's waitlist
 ///
 /// Leaves the line; an offer not yet confirmed is given up, and its seats go to the next in line.
+/// Leaving a line one is not in changes nothing and answers the same.
 #[utoipa::path(
     delete,
     path = "/api/v1/events/{id}/waitlist/me",
@@ -309,7 +326,7 @@ pub async fn show(
     params(("id" = i64, Path, description = "The event's id.")),
     security(("bearer" = [])),
     responses(
-        (status = 204, description = "Left the line."),
+        (status = 204, description = "Not in the line (any more)."),
         LeaveProblems,
     ),
 )]
@@ -331,9 +348,7 @@ pub async fn leave(
         .get(0);
     drop(conn);
     if !left {
-        return Err(ApiError::not_found(format!(
-            "a place of yours in event {event_id}'s waitlist"
-        )));
+        return not_in_line(&state, event_id).await;
     }
     if let Some(cache) = &state.cache {
         // An offer given up changes the seat map: its cached reads are stale.

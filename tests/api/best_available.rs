@@ -22,6 +22,12 @@ async fn best(
     app.post(path, As::User(user), &body).await
 }
 
+/// The best pair of `event_id` booked for `user`, asserted a 201.
+async fn best_pair(app: &TestApp, user: &str, event_id: i64) -> Value {
+    let body = json!({"count": 2});
+    created(best(app, "/api/v1/bookings", user, event_id, body).await).await
+}
+
 /// A 201's body, asserted.
 async fn created(response: reqwest::Response) -> Value {
     let status = response.status();
@@ -151,17 +157,7 @@ async fn seats_a_cancellation_frees_in_a_full_front_row_are_picked_first() {
     taken(&app, event_id, &ids(&seats, 4, 0, 1..=2)).await;
     let middle = app.book("carol", event_id, &ids(&seats, 4, 0, 3..=4)).await;
     let middle = created(middle).await;
-    let first = created(
-        best(
-            &app,
-            "/api/v1/bookings",
-            "bob",
-            event_id,
-            json!({"count": 2}),
-        )
-        .await,
-    )
-    .await;
+    let first = best_pair(&app, "bob", event_id).await;
     assert_eq!(places(&first), row("B", 1..=2));
     assert_eq!(
         app.count("SELECT count(*) FROM full_rows").await,
@@ -173,17 +169,7 @@ async fn seats_a_cancellation_frees_in_a_full_front_row_are_picked_first() {
         .cancel(middle["id"].as_str().unwrap(), As::User("carol"))
         .await;
     assert_eq!(cancelled.status(), 200);
-    let second = created(
-        best(
-            &app,
-            "/api/v1/bookings",
-            "dan",
-            event_id,
-            json!({"count": 2}),
-        )
-        .await,
-    )
-    .await;
+    let second = best_pair(&app, "dan", event_id).await;
 
     assert_eq!(places(&second), row("A", 3..=4));
 }
@@ -195,17 +181,7 @@ async fn a_front_row_of_holds_that_lapse_is_picked_again() {
     let (event_id, seats) = app.seed_event(2, 4).await;
     let hold = app.hold("carol", event_id, &ids(&seats, 4, 0, 1..=4)).await;
     assert_eq!(hold.status(), 201);
-    let first = created(
-        best(
-            &app,
-            "/api/v1/bookings",
-            "bob",
-            event_id,
-            json!({"count": 2}),
-        )
-        .await,
-    )
-    .await;
+    let first = best_pair(&app, "bob", event_id).await;
     assert_eq!(places(&first), row("B", 1..=2));
 
     app.db
@@ -215,17 +191,7 @@ async fn a_front_row_of_holds_that_lapse_is_picked_again() {
         )
         .await
         .unwrap();
-    let second = created(
-        best(
-            &app,
-            "/api/v1/bookings",
-            "dan",
-            event_id,
-            json!({"count": 2}),
-        )
-        .await,
-    )
-    .await;
+    let second = best_pair(&app, "dan", event_id).await;
 
     assert_eq!(places(&second), row("A", 1..=2));
 }

@@ -39,9 +39,9 @@ pub use seatbook_core::catalog::EVENT_LAYOUT_SQL as LAYOUT_SQL;
 /// no other advisory lock is taken in this database.
 pub const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
 
-/// The rows of the event that confirmed bookings have filled (V15): a pick leaves them out.
-/// Read under the pick lock, so it sees every row an earlier pick recorded and no row a
-/// cancellation has opened since (a cancellation takes the lock too).
+/// The rows of the event that confirmed bookings have filled (V15): a pick leaves them out. Read
+/// with the layout, before the pick lock: a row a cancellation opens meanwhile is read by the next
+/// pick, as if the cancellation had come after this one; the lock guards what is recorded.
 pub const FULL_ROWS_SQL: &str =
     "SELECT coalesce(array_agg(row_index), '{}') FROM full_rows WHERE event_id = $1";
 
@@ -74,7 +74,7 @@ ORDER BY s.row_index, s.seat_number";
 
 /// The first read covers rows up to about this many seats (one row at least); each next read four
 /// times as many.
-pub const FIRST_READ_SEATS: usize = 1024;
+pub const FIRST_READ_SEATS: usize = 256;
 
 /// The one id [`AppState::scarce`] remembers for an event.
 const SCARCE: i64 = 0;
@@ -82,7 +82,8 @@ const SCARCE: i64 = 0;
 /// How many times a pick is made again after a booking naming its seats took one of them first.
 const MAX_PICKS: usize = 5;
 
-/// The venue's rows a request may have, front to back: (row as the venue counts it, seats in it).
+/// The venue's rows a request may have, front to back, but the full ones: (row as the venue counts
+/// it, seats in it).
 struct Layout {
     venue_id: i64,
     rows: Vec<(i32, usize)>,
@@ -91,11 +92,14 @@ struct Layout {
 /// Reads the event's layout and the rows `wanted` may have: 404 for no such event, 422 for a
 /// category or section it does not have.
 async fn layout(tx: &Transaction<'_>, event_id: i64, wanted: &Wanted) -> Result<Layout, ApiError> {
-    let row = tx
-        .query_typed_opt(LAYOUT_SQL, &[(&event_id, Type::INT8)])
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("event {event_id}")))?;
+    let key: [(&(dyn ToSql + Sync), Type); 1] = [(&event_id, Type::INT8)];
+    let (row, full) = tokio::try_join!(
+        tx.query_typed_opt(LAYOUT_SQL, &key),
+        tx.query_typed_one(FULL_ROWS_SQL, &key)
+    )?;
+    let row = row.ok_or_else(|| ApiError::not_found(format!("event {event_id}")))?;
     let layout = EventLayout::from_row(&row);
+    let full: HashSet<i32> = full.get::<_, Vec<i32>>(0).into_iter().collect();
 
     let section = match &wanted.section {
         None => None,
@@ -135,7 +139,7 @@ async fn layout(tx: &Transaction<'_>, event_id: i64, wanted: &Wanted) -> Result<
             continue;
         }
         for r in s.first_row..s.first_row + s.rows {
-            if category.is_none_or(|c| category_of.get(&r).copied() == c) {
+            if !full.contains(&r) && category.is_none_or(|c| category_of.get(&r).copied() == c) {
                 rows.push((r, s.cols as usize));
             }
         }
@@ -157,10 +161,10 @@ enum Lock {
     Without,
 }
 
-/// Reads the rows of `layout` that are not full (V15) front to back, a batch at a time, until the
-/// choice is settled ([`best::settled`]) or every row is read; takes the event's pick lock first
-/// (pipelined with the read of the full rows, which starts once the lock is granted) when `lock`
-/// says so. Under the lock, records the rows it finds filled by confirmed bookings.
+/// Reads the rows of `layout` front to back, a batch at a time, until the choice is settled
+/// ([`best::settled`]) or every row is read; takes the event's pick lock first (pipelined with the
+/// first batch, which is read once the lock is granted) when `lock` says so. Under the lock,
+/// records the rows it finds filled by confirmed bookings.
 async fn free_seats(
     tx: &Transaction<'_>,
     event_id: i64,
@@ -168,22 +172,7 @@ async fn free_seats(
     wanted: &Wanted,
     lock: Lock,
 ) -> Result<Vec<Row>, ApiError> {
-    let key: [(&(dyn ToSql + Sync), Type); 1] = [(&event_id, Type::INT8)];
-    let full = tx.query_typed_one(FULL_ROWS_SQL, &key);
-    let full: Vec<i32> = if lock == Lock::Take {
-        let locked = tx.execute_typed(LOCK_SQL, &key);
-        tokio::try_join!(locked, full)?.1.get(0)
-    } else {
-        full.await?.get(0)
-    };
-    let full: HashSet<i32> = full.into_iter().collect();
-    let open: Vec<(i32, usize)> = layout
-        .rows
-        .iter()
-        .filter(|(r, _)| !full.contains(r))
-        .copied()
-        .collect();
-
+    let open = &layout.rows;
     let mut rows: Vec<Row> = Vec::with_capacity(open.len());
     let mut slot: HashMap<i32, usize> = HashMap::new();
     let mut filled = Vec::new();
@@ -208,7 +197,17 @@ async fn free_seats(
         ];
         // Per row of the batch: whether confirmed bookings have every seat of it.
         let mut confirmed: HashMap<i32, bool> = batch.iter().map(|r| (*r, true)).collect();
-        for seat in tx.query_typed(FREE_SEATS_SQL, &params).await? {
+        let read = tx.query_typed(FREE_SEATS_SQL, &params);
+        let found = if lock == Lock::Take && next == 0 {
+            // One round trip: the lock, then the read, which starts once the lock is granted and
+            // so sees every pick made before this one.
+            let key: [(&(dyn ToSql + Sync), Type); 1] = [(&event_id, Type::INT8)];
+            let locked = tx.execute_typed(LOCK_SQL, &key);
+            tokio::try_join!(locked, read)?.1
+        } else {
+            read.await?
+        };
+        for seat in found {
             let r: i32 = seat.get("row_index");
             let taken: bool = seat.get("taken");
             if !taken || seat.get::<_, bool>("held") {

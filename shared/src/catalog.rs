@@ -25,6 +25,35 @@ pub struct Event {
     pub max_seats_per_user: Option<i32>,
     /// How long a waitlist offer lasts, in seconds.
     pub waitlist_offer_seconds: i32,
+    /// The event's waiting room; absent: none, bookings and holds need no admission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub waiting_room: Option<EventWaitingRoom>,
+}
+
+/// An event's waiting room: buyers join its queue (`POST /api/v1/events/{id}/queue`) and book
+/// only once admitted, with the admission token as `Seatbook-Admission`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct EventWaitingRoom {
+    /// People admitted a minute at most, spread evenly over the minute.
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub admit_per_minute: i32,
+    /// How long an admission lasts.
+    #[schema(minimum = 60, maximum = 3600)]
+    pub admission_ttl_seconds: i32,
+    /// At most this many people admitted (and not expired) per free seat.
+    #[schema(minimum = 1, maximum = 100)]
+    pub max_admitted_per_free_seat: i32,
+}
+
+impl From<crate::domain::WaitingRoom> for EventWaitingRoom {
+    fn from(room: crate::domain::WaitingRoom) -> Self {
+        EventWaitingRoom {
+            admit_per_minute: room.admit_per_minute(),
+            admission_ttl_seconds: room.admission_ttl_seconds(),
+            max_admitted_per_free_seat: room.max_admitted_per_free_seat(),
+        }
+    }
 }
 
 /// An event's layout, one row by key: its venue and Standard price; the venue's sections in
@@ -130,7 +159,8 @@ impl EventLayout {
 pub const EVENT_COLUMNS: &str =
     "e.id, e.name, e.description, e.starts_at, e.venue_id, v.name AS venue_name, e.price_cents, \
      e.sales_start_at, coalesce(e.sales_end_at, e.starts_at) AS sales_end_at, e.max_seats_per_user, \
-     e.waitlist_offer_seconds";
+     e.waitlist_offer_seconds, \
+     e.room_admit_per_minute, e.room_admission_ttl_seconds, e.room_max_admitted_per_free_seat";
 
 impl Event {
     pub fn from_row(row: &Row) -> Self {
@@ -146,6 +176,16 @@ impl Event {
             sales_end_at: row.get("sales_end_at"),
             max_seats_per_user: row.get("max_seats_per_user"),
             waitlist_offer_seconds: row.get("waitlist_offer_seconds"),
+            waiting_room: waiting_room(row),
         }
     }
+}
+
+/// The waiting room of an event row read with [`EVENT_COLUMNS`] (V15: all three columns or none).
+pub fn waiting_room(row: &Row) -> Option<EventWaitingRoom> {
+    Some(EventWaitingRoom {
+        admit_per_minute: row.get::<_, Option<i32>>("room_admit_per_minute")?,
+        admission_ttl_seconds: row.get::<_, Option<i32>>("room_admission_ttl_seconds")?,
+        max_admitted_per_free_seat: row.get::<_, Option<i32>>("room_max_admitted_per_free_seat")?,
+    })
 }

@@ -1,5 +1,6 @@
 //! Typed configuration, read once from the environment at cold start.
 
+use crate::admission::{KeySet, KeySource};
 use crate::db::secret::DbSecret;
 use secrecy::{ExposeSecret, SecretString};
 use std::env;
@@ -30,6 +31,18 @@ pub struct Settings {
     pub hold_ttl: Duration,
     /// The per-user write rate limit; `None`: writes are not limited.
     pub rate_limit: Option<RateLimitSettings>,
+    /// The waiting room's admission tokens ([`crate::admission`]).
+    pub admission: AdmissionSettings,
+}
+
+/// Where the admission keys come from, and the tests' knob on admission lifetimes.
+#[derive(Debug, Clone)]
+pub struct AdmissionSettings {
+    /// `ADMISSION_KEYS` (the key set's JSON), else `ADMISSION_KEYS_SECRET_ARN` (a Secrets Manager
+    /// secret holding it), else a key made up at start that only this process knows.
+    pub keys: KeySource,
+    /// `WAITING_ROOM_TEST_TTL_SECONDS`, for tests only: every admission lasts this long.
+    pub test_ttl: Option<Duration>,
 }
 
 /// The per-user write rate limit ([`crate::ratelimit`]): a bucket of `burst` writes that refills
@@ -105,6 +118,7 @@ impl Settings {
                 || lookup("AWS_LAMBDA_FUNCTION_NAME").is_some(),
             hold_ttl: Duration::from_secs(positive(&lookup, "HOLD_TTL_SECONDS", 600)?),
             rate_limit: rate_limit_settings(&lookup)?,
+            admission: admission_settings(&lookup)?,
         })
     }
 }
@@ -244,6 +258,31 @@ fn cache_settings(
             .filter(|path| !path.is_empty())
             .map(Into::into),
     }))
+}
+
+fn admission_settings(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<AdmissionSettings, ConfigError> {
+    let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+    let keys = match (set("ADMISSION_KEYS"), set("ADMISSION_KEYS_SECRET_ARN")) {
+        (Some(json), _) => KeySource::Given(Arc::new(KeySet::parse(&json).map_err(|reason| {
+            ConfigError::Invalid {
+                name: "ADMISSION_KEYS",
+                reason,
+            }
+        })?)),
+        (None, Some(arn)) => KeySource::Secret(arn.trim().to_owned()),
+        (None, None) => KeySource::Given(Arc::new(KeySet::ephemeral())),
+    };
+    let test_ttl = match set("WAITING_ROOM_TEST_TTL_SECONDS") {
+        None => None,
+        Some(_) => Some(Duration::from_secs(positive(
+            lookup,
+            "WAITING_ROOM_TEST_TTL_SECONDS",
+            1,
+        )?)),
+    };
+    Ok(AdmissionSettings { keys, test_ttl })
 }
 
 /// The largest rate accepted: beyond a million writes a second per user a limit means nothing,
@@ -483,6 +522,19 @@ mod tests {
         }
         // Even with the limit off, a malformed burst is a typo worth stopping for.
         assert!(settings(&[("RATE_LIMIT_BURST", "ten")]).is_err());
+    }
+
+    #[test]
+    fn admission_keys_come_from_the_environment_a_secret_or_are_made_up() {
+        let made_up = settings(&[]).unwrap().admission;
+        assert!(matches!(made_up.keys, KeySource::Given(_)));
+        assert_eq!(made_up.test_ttl, None);
+        let secret = settings(&[("ADMISSION_KEYS_SECRET_ARN", "arn:x")]).unwrap();
+        assert!(matches!(secret.admission.keys, KeySource::Secret(ref arn) if arn == "arn:x"));
+        assert!(settings(&[("ADMISSION_KEYS", "{}")]).is_err());
+        let fast = settings(&[("WAITING_ROOM_TEST_TTL_SECONDS", "2")]).unwrap();
+        assert_eq!(fast.admission.test_ttl, Some(Duration::from_secs(2)));
+        assert!(settings(&[("WAITING_ROOM_TEST_TTL_SECONDS", "0")]).is_err());
     }
 
     #[test]

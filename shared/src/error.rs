@@ -54,6 +54,12 @@ pub enum ApiError {
         current: i64,
         requested: usize,
     },
+    /// The event has no waiting room to join.
+    #[error("event {0} has no waiting room: its seats are booked without queueing")]
+    NoWaitingRoom(i64),
+    /// A booking or hold of an event with a waiting room, without a valid admission to it.
+    #[error("{0}")]
+    AdmissionRequired(crate::admission::Refusal),
     /// A uniquely named thing exists already (e.g. a venue name).
     #[error("{0}")]
     Duplicate(String),
@@ -118,6 +124,11 @@ pub(crate) struct ProblemExtension<'a> {
     /// `sales-closed`: when the sale closes.
     #[serde(skip_serializing_if = "Option::is_none")]
     sales_end_at: Option<DateTime<Utc>>,
+    /// `admission-required`: what is wrong with the admission: `missing`, `expired`,
+    /// `other-user`, `other-event` or `bad-signature`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    reason: Option<&'static str>,
     /// `seat-limit`: seats one person may have for the event.
     #[serde(skip_serializing_if = "Option::is_none")]
     limit: Option<i32>,
@@ -161,6 +172,8 @@ problem_types! {
     SeatsAvailable => CONFLICT, "seats-available", "Seats are available";
     SalesClosed => CONFLICT, "sales-closed", "Sales are closed";
     SeatLimit => CONFLICT, "seat-limit", "Seat limit reached";
+    NoWaitingRoom => CONFLICT, "no-waiting-room", "No waiting room";
+    AdmissionRequired => FORBIDDEN, "admission-required", "Admission required";
     Duplicate => CONFLICT, "duplicate", "Already exists";
     UnsupportedMediaType => UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type";
     PayloadTooLarge => PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large";
@@ -216,6 +229,8 @@ impl ApiError {
             ApiError::SeatsAvailable { .. } => ProblemType::SeatsAvailable,
             ApiError::SalesClosed { .. } => ProblemType::SalesClosed,
             ApiError::SeatLimit { .. } => ProblemType::SeatLimit,
+            ApiError::NoWaitingRoom(_) => ProblemType::NoWaitingRoom,
+            ApiError::AdmissionRequired(_) => ProblemType::AdmissionRequired,
             ApiError::Duplicate(_) => ProblemType::Duplicate,
             ApiError::UnsupportedMediaType => ProblemType::UnsupportedMediaType,
             ApiError::PayloadTooLarge => ProblemType::PayloadTooLarge,
@@ -283,6 +298,10 @@ impl ApiError {
             } => ProblemExtension {
                 sales_start_at: *sales_start_at,
                 sales_end_at: Some(*sales_end_at),
+                ..ProblemExtension::default()
+            },
+            ApiError::AdmissionRequired(refusal) => ProblemExtension {
+                reason: Some(refusal.code()),
                 ..ProblemExtension::default()
             },
             ApiError::SeatLimit { limit, current, .. } => ProblemExtension {

@@ -11,6 +11,8 @@
 //! the metrics and the API errors, and says what of the catalog is cached ([`cached`]).
 //!
 //! Modules:
+//! - [`admission`]: the waiting room's admission tokens (Ed25519 JWTs): signed by the events
+//!   function, verified by the booking function without a network call.
 //! - [`cached`]: the catalog's cache keys and the generations writes bump; the shared counters.
 //! - [`catalog`]: the event as every function shows it.
 //! - [`conditional`]: conditional, compressed reads as the API serves them: the request's
@@ -38,10 +40,12 @@
 //!   Redis (one Lua script, Redis's clock); 429 with `Retry-After` and the draft `RateLimit`
 //!   fields; fails open.
 //! - [`recent`]: a process's short memory of id pairs it has just seen (contested seats).
+//! - [`rooms`]: events' sales windows and waiting rooms, remembered by the process.
 //! - [`state`]: what every handler can reach, built once per process.
 //! - [`telemetry`]: tracing-subscriber set-up (JSON in Lambda).
 //! - [`tls`]: rustls on `ring` (no OpenSSL, no aws-lc): the provider, and PostgreSQL's roots.
 
+pub mod admission;
 pub mod cached;
 pub mod catalog;
 pub mod conditional;
@@ -59,6 +63,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
 pub mod recent;
+pub mod rooms;
 pub mod state;
 pub mod telemetry;
 pub mod tls;

@@ -65,6 +65,10 @@ impl ProblemType {
                 current: 3,
                 requested: 2,
             },
+            ProblemType::NoWaitingRoom => ApiError::NoWaitingRoom(42),
+            ProblemType::AdmissionRequired => {
+                ApiError::AdmissionRequired(crate::admission::Refusal::Missing)
+            }
             ProblemType::Duplicate => {
                 ApiError::Duplicate("a venue named \"Main Hall\" already exists".to_owned())
             }

@@ -1,10 +1,12 @@
 //! What every handler can reach, built once per process (per Lambda execution environment).
 
+use crate::admission::Admission;
 use crate::config::{CacheSettings, Settings};
 use crate::db::{self, DbSetupError, Pool};
 use crate::error::ApiError;
 use crate::ratelimit::RateLimiter;
 use crate::recent::Recent;
+use crate::rooms::Rooms;
 use seatbook_cache::{Accept, Body, Cache, CacheKey, Flights, Keys, Loaded};
 use std::future::Future;
 use std::sync::Arc;
@@ -32,6 +34,11 @@ pub struct AppState {
     /// the next pick reads them first without the event's pick lock, and a shortage is answered
     /// from that read (see `booking_fn::pick`).
     pub scarce: Arc<Recent>,
+    /// The waiting room's admission keys: the events function signs with them, the booking
+    /// function verifies.
+    pub admission: Arc<Admission>,
+    /// Events' sales windows and waiting rooms, as this process has read them.
+    pub rooms: Arc<Rooms>,
 }
 
 /// Reads of taken-seat marks in flight: (event, seats) → (the marked seats, when the read was
@@ -85,6 +92,11 @@ impl AppState {
             seen_taken: Arc::new(Recent::new(seatbook_cache::NEAR_TTL)),
             mark_reads: Arc::default(),
             scarce: Arc::new(Recent::new(CONTESTED_FOR)),
+            admission: Arc::new(Admission::new(
+                settings.admission.keys.clone(),
+                settings.admission.test_ttl,
+            )),
+            rooms: Arc::default(),
         })
     }
 

@@ -1,3 +1,4 @@
+use crate::admission::{self, AdmissionHeader};
 use crate::claim::{self, Attempts, Claim};
 use crate::idempotency::{self, NextAction, Stored};
 use crate::lifecycle::{self, Confirmation};
@@ -179,7 +180,7 @@ impl NewBooking {
 }
 
 seatbook_core::problems!(ClaimProblems:
-    BadRequest, Unauthorized, NotFound, SeatsTaken, NotEnoughSeats, SalesClosed, SeatLimit,
+    BadRequest, Unauthorized, AdmissionRequired, NotFound, SeatsTaken, NotEnoughSeats, SalesClosed, SeatLimit,
     UnsupportedMediaType, PayloadTooLarge, Validation, RateLimited, Unavailable, Internal);
 seatbook_core::problems!(ListProblems: BadRequest, Unauthorized, Unavailable, Internal);
 seatbook_core::problems!(ShowProblems: Unauthorized, NotFound, Unavailable, Internal);
@@ -196,7 +197,7 @@ seatbook_core::problems!(ConfirmProblems:
     path = "/api/v1/bookings",
     operation_id = "create_booking",
     tag = "booking",
-    params(IdempotencyKey),
+    params(IdempotencyKey, AdmissionHeader),
     request_body = NewBooking,
     security(("bearer" = [])),
     responses(
@@ -232,7 +233,7 @@ pub async fn create(
     path = "/api/v1/holds",
     operation_id = "hold_seats",
     tag = "booking",
-    params(IdempotencyKey),
+    params(IdempotencyKey, AdmissionHeader),
     request_body = NewBooking,
     security(("bearer" = [])),
     responses(
@@ -276,6 +277,8 @@ async fn claim_seats(
     let event_id = request.event_id;
     // An invalid request never reaches the database, with or without a key.
     let (fingerprint, asked) = request.asked(hold_for.is_some())?;
+    // Before the key's row: a refusal is not kept, so a retry with a token books.
+    admission::check(state, caller, headers, event_id).await?;
     let Some(key) = key else {
         let outcome = match &asked {
             Asked::Seats(seats) => {

@@ -17,10 +17,14 @@
 //!   `/api/v1/events/{id}/waitlist/me` read and leave one's place ([`waitlist`]). Seats that come
 //!   back are offered to the line as holds, by PostgreSQL (migrations/V16).
 //!
+//! While an event has a waiting room, its bookings and holds need the caller's admission token
+//! (`Seatbook-Admission`, see [`admission`]); 403 `admission-required` otherwise.
+//!
 //! Every write route (not the reads) sits behind the per-user write rate limit
 //! ([`seatbook_core::ratelimit::limit`], a middleware over the state): 429 once a user's bucket is
 //! empty, nothing limited when it is off or Redis is down.
 
+mod admission;
 mod best;
 mod claim;
 mod handlers;

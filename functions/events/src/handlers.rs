@@ -253,6 +253,7 @@ mod tests {
             sales_end_at: DateTime::from_timestamp_micros(1_900_000_000_123_456).unwrap(),
             max_seats_per_user: None,
             waitlist_offer_seconds: 900,
+            waiting_room: None,
         };
         let position = decode_cursor(&encode_cursor(&event)).unwrap();
         assert_eq!((position.starts_at, position.id), (event.starts_at, 42));

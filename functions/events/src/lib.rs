@@ -1,10 +1,12 @@
 //! The events function: the public, read-only side of the catalog. Upcoming events (keyset paged),
 //! one event, and an event's seat map with each seat's status.
 //! It also serves the seat-map page (`web/`) at `/`: see [`web`], and the API's OpenAPI document
-//! at `/api/v1/openapi.json` (src/openapi.rs).
+//! at `/api/v1/openapi.json` (src/openapi.rs). And the waiting room of an on-sale: its queue
+//! and the admission tokens' public keys ([`queue`]).
 
 mod handlers;
 mod openapi;
+mod queue;
 mod store;
 mod views;
 pub mod web;
@@ -12,7 +14,7 @@ pub mod web;
 pub use store::AVAILABILITY_SQL;
 pub use views::{Availability, EventPage, SeatStatus};
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use seatbook_core::AppState;
 
@@ -24,6 +26,9 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/events/{id}/availability",
             get(handlers::availability),
         )
+        .route("/api/v1/events/{id}/queue", post(queue::join))
+        .route("/api/v1/events/{id}/queue/me", get(queue::me))
+        .route("/api/v1/.well-known/jwks.json", get(queue::jwks))
         .route("/api/v1/openapi.json", get(openapi::document))
         // The seat-map page at `/` (and its script and styles).
         .merge(web::routes())
@@ -36,6 +41,9 @@ pub fn routes() -> Router<AppState> {
     handlers::list,
     handlers::show,
     handlers::availability,
+    queue::join,
+    queue::me,
+    queue::jwks,
     openapi::document
 ))]
 pub struct Api;

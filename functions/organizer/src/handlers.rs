@@ -8,7 +8,7 @@ use seatbook_core::db::ResultExt;
 use seatbook_core::domain::{
     CategoryRequest, Description, EventName, MaxSeatsPerUser, PriceCategories, PriceCents,
     SalesWindow, SeatMap, Section, StartsAt, VenueLayout, VenueName, VenueSection as SectionRows,
-    WaitlistOfferSeconds,
+    WaitingRoom, WaitlistOfferSeconds,
 };
 use seatbook_core::extract::Json;
 use seatbook_core::identity::Organizer;
@@ -385,6 +385,22 @@ pub struct NewEvent {
     /// How long a waitlist offer of this event's seats lasts, in seconds (absent: 900).
     #[schema(minimum = 10, maximum = 86_400)]
     waitlist_offer_seconds: Option<i64>,
+    /// A waiting room for the on-sale; absent: none.
+    waiting_room: Option<NewWaitingRoom>,
+}
+
+/// An event's waiting room: who may book is admitted from a queue, in order, at most
+/// `admit_per_minute` a minute and never more at once than `max_admitted_per_free_seat` times the
+/// free seats; an admission lasts `admission_ttl_seconds`.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"admit_per_minute": 600, "admission_ttl_seconds": 600}))]
+pub struct NewWaitingRoom {
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    admit_per_minute: i64,
+    #[schema(minimum = 60, maximum = 3600, default = 600)]
+    admission_ttl_seconds: Option<i64>,
+    #[schema(minimum = 1, maximum = 100, default = 2)]
+    max_admitted_per_free_seat: Option<i64>,
 }
 
 /// A price category: a section of the venue, or some of its rows, at a price.
@@ -482,6 +498,17 @@ pub async fn create_event(
         .map(WaitlistOfferSeconds::parse)
         .transpose()?
         .unwrap_or(WaitlistOfferSeconds::DEFAULT);
+    let room = request
+        .waiting_room
+        .as_ref()
+        .map(|r| {
+            WaitingRoom::parse(
+                r.admit_per_minute,
+                r.admission_ttl_seconds,
+                r.max_admitted_per_free_seat,
+            )
+        })
+        .transpose()?;
     let venue_id = request.venue_id;
     let conn = state.db.get().await?;
     let categories = match request.categories.as_deref() {
@@ -514,8 +541,10 @@ pub async fn create_event(
                 "WITH e AS (
                     INSERT INTO events (name, description, starts_at, venue_id, price_cents,
                                         sales_start_at, sales_end_at, max_seats_per_user,
-                                        waitlist_offer_seconds)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $15) RETURNING *
+                                        waitlist_offer_seconds, room_admit_per_minute,
+                                        room_admission_ttl_seconds,
+                                        room_max_admitted_per_free_seat)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $15, $16, $17, $18) RETURNING *
                  ), category AS (
                     INSERT INTO price_categories (event_id, position, name, price_cents, section,
                                                   row_labels)
@@ -546,6 +575,9 @@ pub async fn create_event(
                 (&covered_rows, Type::INT4_ARRAY),
                 (&row_categories, Type::INT4_ARRAY),
                 (&offer_seconds.get(), Type::INT4),
+                (&room.map(|r| r.admit_per_minute()), Type::INT4),
+                (&room.map(|r| r.admission_ttl_seconds()), Type::INT4),
+                (&room.map(|r| r.max_admitted_per_free_seat()), Type::INT4),
             ],
         )
         .await

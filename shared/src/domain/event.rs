@@ -171,6 +171,73 @@ impl WaitlistOfferSeconds {
     }
 }
 
+/// An event's waiting room, as the organizer asked for it: admission at most `admit_per_minute`
+/// a minute, each admission good for `admission_ttl_seconds`, and never more people admitted at
+/// once than `max_admitted_per_free_seat` times the free seats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitingRoom {
+    admit_per_minute: i32,
+    admission_ttl_seconds: i32,
+    max_admitted_per_free_seat: i32,
+}
+
+impl WaitingRoom {
+    /// An admission lasts this long unless the organizer says otherwise.
+    pub const DEFAULT_TTL_SECONDS: i64 = 600;
+    pub const TTL_SECONDS: std::ops::RangeInclusive<i64> = 60..=3600;
+    pub const DEFAULT_PER_FREE_SEAT: i64 = 2;
+    pub const PER_FREE_SEAT: std::ops::RangeInclusive<i64> = 1..=100;
+    /// A million a minute: past that a room admits everyone at once anyway.
+    pub const MAX_PER_MINUTE: i64 = 1_000_000;
+
+    pub fn parse(
+        admit_per_minute: i64,
+        admission_ttl_seconds: Option<i64>,
+        max_admitted_per_free_seat: Option<i64>,
+    ) -> Result<Self, Invalid> {
+        let within = |field: &str, value: i64, range: std::ops::RangeInclusive<i64>| {
+            if range.contains(&value) {
+                Ok(value as i32)
+            } else {
+                Err(Invalid(format!(
+                    "waiting_room.{field} must be between {} and {}, got {value}",
+                    range.start(),
+                    range.end()
+                )))
+            }
+        };
+        Ok(WaitingRoom {
+            admit_per_minute: within(
+                "admit_per_minute",
+                admit_per_minute,
+                1..=Self::MAX_PER_MINUTE,
+            )?,
+            admission_ttl_seconds: within(
+                "admission_ttl_seconds",
+                admission_ttl_seconds.unwrap_or(Self::DEFAULT_TTL_SECONDS),
+                Self::TTL_SECONDS,
+            )?,
+            max_admitted_per_free_seat: within(
+                "max_admitted_per_free_seat",
+                max_admitted_per_free_seat.unwrap_or(Self::DEFAULT_PER_FREE_SEAT),
+                Self::PER_FREE_SEAT,
+            )?,
+        })
+    }
+
+    pub fn admit_per_minute(&self) -> i32 {
+        self.admit_per_minute
+    }
+
+    pub fn admission_ttl_seconds(&self) -> i32 {
+        self.admission_ttl_seconds
+    }
+
+    pub fn max_admitted_per_free_seat(&self) -> i32 {
+        self.max_admitted_per_free_seat
+    }
+}
+
 fn rfc3339(field: &str, raw: &str) -> Result<DateTime<Utc>, Invalid> {
     DateTime::parse_from_rfc3339(raw.trim())
         .map(|at| at.with_timezone(&Utc))
@@ -229,6 +296,25 @@ mod tests {
         .is_err());
         assert!(SalesWindow::parse(None, Some("2029-12-31T00:00:00Z"), starts, now).is_err());
         assert!(SalesWindow::parse(Some("soon"), None, starts, now).is_err());
+    }
+
+    #[test]
+    fn a_waiting_room_has_a_rate_a_ttl_and_a_ratio_within_bounds() {
+        let room = WaitingRoom::parse(60, None, None).unwrap();
+        assert_eq!(
+            (
+                room.admit_per_minute(),
+                room.admission_ttl_seconds(),
+                room.max_admitted_per_free_seat()
+            ),
+            (60, 600, 2)
+        );
+        assert!(WaitingRoom::parse(0, None, None).is_err());
+        assert!(WaitingRoom::parse(1, Some(59), None).is_err());
+        assert!(WaitingRoom::parse(1, Some(3601), None).is_err());
+        assert!(WaitingRoom::parse(1, Some(3600), Some(100)).is_ok());
+        assert!(WaitingRoom::parse(1, None, Some(0)).is_err());
+        assert!(WaitingRoom::parse(1, None, Some(101)).is_err());
     }
 
     #[test]

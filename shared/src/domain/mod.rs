@@ -9,7 +9,7 @@ mod user;
 mod venue;
 
 pub use event::{
-    Description, EventName, MaxSeatsPerUser, PriceCents, SalesWindow, StartsAt,
+    Description, EventName, MaxSeatsPerUser, PriceCents, SalesWindow, StartsAt, WaitingRoom,
     WaitlistOfferSeconds,
 };
 pub use pricing::{

@@ -1,0 +1,63 @@
+//! What the waiting room needs to know of an event: its sales window and its room, remembered by
+//! the process. Nothing changes an event after its creation, so a remembered answer stays true;
+//! only found events are remembered (an id that is not an event yet may become one).
+
+use crate::catalog::{waiting_room, EventWaitingRoom};
+use crate::db::Pool;
+use crate::error::ApiError;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio_postgres::types::Type;
+
+/// A process remembers this many events at most; past that it starts over (a handful of events
+/// are on sale at once).
+const REMEMBERED: usize = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RoomEvent {
+    pub id: i64,
+    pub sales_start_at: Option<DateTime<Utc>>,
+    pub sales_end_at: DateTime<Utc>,
+    /// `None`: the event has no waiting room.
+    pub room: Option<EventWaitingRoom>,
+}
+
+#[derive(Default)]
+pub struct Rooms {
+    known: Mutex<HashMap<i64, RoomEvent>>,
+}
+
+impl Rooms {
+    /// Event `id` as the waiting room sees it; `None` when there is no such event.
+    pub async fn event(&self, db: &Pool, id: i64) -> Result<Option<RoomEvent>, ApiError> {
+        if let Some(known) = self.known.lock().expect("not poisoned").get(&id) {
+            return Ok(Some(*known));
+        }
+        let conn = db.get().await?;
+        let row = conn
+            .query_typed_opt(
+                "SELECT sales_start_at, coalesce(sales_end_at, starts_at) AS sales_end_at,
+                        room_admit_per_minute, room_admission_ttl_seconds,
+                        room_max_admitted_per_free_seat
+                 FROM events WHERE id = $1",
+                &[(&id, Type::INT8)],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let event = RoomEvent {
+            id,
+            sales_start_at: row.get("sales_start_at"),
+            sales_end_at: row.get("sales_end_at"),
+            room: waiting_room(&row),
+        };
+        let mut known = self.known.lock().expect("not poisoned");
+        if known.len() >= REMEMBERED {
+            known.clear();
+        }
+        known.insert(id, event);
+        Ok(Some(event))
+    }
+}

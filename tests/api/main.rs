@@ -26,4 +26,5 @@ mod redis_server;
 mod roles;
 mod validation;
 mod venues;
+mod waiting_room;
 mod waitlist;

@@ -166,6 +166,10 @@ impl Admission {
             Err(e) if *e.kind() == ErrorKind::ExpiredSignature => return refuse(Refusal::Expired),
             Err(_) => return refuse(Refusal::BadSignature),
         };
+        // jsonwebtoken takes `exp` as the last valid second; an admission ends at its start.
+        if claims.exp <= now_secs() {
+            return refuse(Refusal::Expired);
+        }
         if claims.sub != user.as_str() {
             return refuse(Refusal::OtherUser);
         }
@@ -174,4 +178,10 @@ impl Admission {
         }
         Ok(())
     }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
 }

@@ -260,6 +260,22 @@ fn cache_settings(
     }))
 }
 
+/// Without admission keys: in a build with dev identity (local-api, `cargo lambda watch`, the
+/// tests; never deployed) one well-known key, so that separately running functions agree; in any
+/// other build a key made up at start, whose tokens only this process accepts.
+fn default_admission_keys() -> KeySet {
+    if cfg!(feature = "dev-identity") {
+        let dev = r#"{"signing": "dev", "seed": "seatbook local development admission key (never deployed)"}"#;
+        KeySet::parse(dev).expect("the development key set is valid")
+    } else {
+        tracing::warn!(
+            "neither ADMISSION_KEYS nor ADMISSION_KEYS_SECRET_ARN is set: admission tokens are \
+             signed with a key made up now, which no other process accepts"
+        );
+        KeySet::ephemeral()
+    }
+}
+
 fn admission_settings(
     lookup: &impl Fn(&str) -> Option<String>,
 ) -> Result<AdmissionSettings, ConfigError> {
@@ -272,7 +288,7 @@ fn admission_settings(
             }
         })?)),
         (None, Some(arn)) => KeySource::Secret(arn.trim().to_owned()),
-        (None, None) => KeySource::Given(Arc::new(KeySet::ephemeral())),
+        (None, None) => KeySource::Given(Arc::new(default_admission_keys())),
     };
     let test_ttl = match set("WAITING_ROOM_TEST_TTL_SECONDS") {
         None => None,

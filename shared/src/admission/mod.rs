@@ -17,8 +17,8 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Header, Validation};
 pub use keys::KeySet;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 /// The request header that carries the token.
 pub const HEADER: &str = "seatbook-admission";
@@ -66,17 +66,27 @@ impl Refusal {
 /// Where the keys come from ([`crate::config::Settings::admission`]).
 #[derive(Debug, Clone)]
 pub enum KeySource {
-    /// `ADMISSION_KEYS`, or a key made up at start when no source is set.
+    /// `ADMISSION_KEYS`, or without any source a development key (dev-identity builds) or one
+    /// made up at start (see `config::default_admission_keys`).
     Given(Arc<KeySet>),
-    /// `ADMISSION_KEYS_SECRET_ARN`: read on first use, then kept for the process's life (a
-    /// rotation reaches a function with its next cold start; see docs/decisions.md).
+    /// `ADMISSION_KEYS_SECRET_ARN`: read on first use, again every few minutes, and at once
+    /// (at most every 30 s) when a token names a key the process does not know.
     Secret(String),
 }
+
+/// A key set read from Secrets Manager is read again when it is this old, so a rotation reaches
+/// warm functions too.
+const REREAD_AFTER: Duration = Duration::from_secs(300);
+/// A token naming a kid the process does not know makes it read the secret again, at most this
+/// often (a new key may have been added since).
+const UNKNOWN_KID_REREAD_AFTER: Duration = Duration::from_secs(30);
 
 /// The admission keys of a process, loaded on first use.
 pub struct Admission {
     source: KeySource,
-    loaded: tokio::sync::OnceCell<Arc<KeySet>>,
+    current: RwLock<Option<(Arc<KeySet>, Instant)>>,
+    /// One read of the secret at a time.
+    reading: tokio::sync::Mutex<()>,
     /// `WAITING_ROOM_TEST_TTL_SECONDS`: every admission lasts this long, whatever the event says
     /// (tests only: an event's own TTL is a minute at least).
     pub ttl_override: Option<Duration>,
@@ -85,35 +95,65 @@ pub struct Admission {
 impl Admission {
     pub fn new(source: KeySource, ttl_override: Option<Duration>) -> Self {
         ring::install();
+        let current = match &source {
+            KeySource::Given(keys) => Some((keys.clone(), Instant::now())),
+            KeySource::Secret(_) => None,
+        };
         Admission {
             source,
-            loaded: tokio::sync::OnceCell::new(),
+            current: RwLock::new(current),
+            reading: tokio::sync::Mutex::new(()),
             ttl_override,
         }
     }
 
-    /// The key set, read from Secrets Manager first if that is where it is.
-    pub async fn keys(&self) -> Result<&Arc<KeySet>, ApiError> {
-        self.loaded
-            .get_or_try_init(|| async {
-                match &self.source {
-                    KeySource::Given(keys) => Ok(keys.clone()),
-                    KeySource::Secret(arn) => {
-                        let raw = crate::db::secret::read_secret_string(arn)
-                            .await
-                            .map_err(|e| ApiError::Unavailable(e.into()))?;
-                        use secrecy::ExposeSecret;
-                        KeySet::parse(raw.expose_secret())
-                            .map(Arc::new)
-                            .map_err(|reason| {
-                                ApiError::internal(format!(
-                                    "the admission keys secret is malformed: {reason}"
-                                ))
-                            })
-                    }
-                }
-            })
-            .await
+    /// The key set, read from Secrets Manager first if that is where it is (and it has not been
+    /// read lately).
+    pub async fn keys(&self) -> Result<Arc<KeySet>, ApiError> {
+        self.read_if_older(REREAD_AFTER).await
+    }
+
+    async fn read_if_older(&self, age: Duration) -> Result<Arc<KeySet>, ApiError> {
+        let fresh = |current: &Option<(Arc<KeySet>, Instant)>| match (&self.source, current) {
+            (KeySource::Given(_), Some((keys, _))) => Some(keys.clone()),
+            (KeySource::Secret(_), Some((keys, at))) if at.elapsed() < age => Some(keys.clone()),
+            _ => None,
+        };
+        if let Some(keys) = fresh(&self.current.read().expect("not poisoned")) {
+            return Ok(keys);
+        }
+        let _one_at_a_time = self.reading.lock().await;
+        if let Some(keys) = fresh(&self.current.read().expect("not poisoned")) {
+            return Ok(keys);
+        }
+        let KeySource::Secret(arn) = &self.source else {
+            unreachable!("given keys are always current")
+        };
+        let read = crate::db::secret::read_secret_string(arn).await;
+        let keys = match read {
+            Ok(raw) => {
+                use secrecy::ExposeSecret;
+                KeySet::parse(raw.expose_secret())
+                    .map(Arc::new)
+                    .map_err(|reason| {
+                        ApiError::internal(format!("the admission keys secret is malformed: {reason}"))
+                    })
+            }
+            Err(err) => Err(ApiError::Unavailable(err.into())),
+        };
+        let mut current = self.current.write().expect("not poisoned");
+        match (keys, current.as_ref()) {
+            (Ok(keys), _) => {
+                *current = Some((keys.clone(), Instant::now()));
+                Ok(keys)
+            }
+            // Secrets Manager is away: the keys this process has still verify and sign.
+            (Err(err), Some((keys, _))) => {
+                tracing::warn!(error = %err, "could not read the admission keys again; keeping the ones read before");
+                Ok(keys.clone())
+            }
+            (Err(err), None) => Err(err),
+        }
     }
 
     /// A token admitting `user` to `event_id` from `issued_at` until `expires_at` (seconds since
@@ -149,11 +189,15 @@ impl Admission {
         let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
             return refuse(Refusal::Missing);
         };
-        let keys = self.keys().await?;
-        let Some(key) = jsonwebtoken::decode_header(token)
-            .ok()
-            .and_then(|header| keys.verifying(header.kid.as_deref()?))
-        else {
+        let Some(kid) = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid) else {
+            return refuse(Refusal::BadSignature);
+        };
+        let mut keys = self.keys().await?;
+        if keys.verifying(&kid).is_none() {
+            // Perhaps a key added since this process read the set.
+            keys = self.read_if_older(UNKNOWN_KID_REREAD_AFTER).await?;
+        }
+        let Some(key) = keys.verifying(&kid) else {
             return refuse(Refusal::BadSignature);
         };
         let mut validation = Validation::new(Algorithm::EdDSA);

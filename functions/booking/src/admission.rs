@@ -17,7 +17,7 @@ pub(crate) struct AdmissionHeader {
     /// For an event with a waiting room: the token of the caller's admission to it
     /// (`GET /api/v1/events/{id}/queue/me`). Without it, or with one that has expired or is
     /// another user's or another event's, the answer is 403 `admission-required`.
-    #[param(rename = "Seatbook-Admission", nullable = false, min_length = 1)]
+    #[param(rename = "Seatbook-Admission", nullable = false)]
     admission: Option<String>,
 }
 

@@ -100,7 +100,13 @@ async fn entry(app: &TestApp, user: &str, event: i64) -> Value {
 }
 
 /// Polls `user`'s entry until it reads `state`, for `within` at most; the entry.
-async fn until_state(app: &TestApp, user: &str, event: i64, state: &str, within: Duration) -> Value {
+async fn until_state(
+    app: &TestApp,
+    user: &str,
+    event: i64,
+    state: &str,
+    within: Duration,
+) -> Value {
     let started = Instant::now();
     loop {
         let entry = entry(app, user, event).await;
@@ -129,14 +135,22 @@ async fn claim(
     body: Value,
     token: Option<&str>,
 ) -> reqwest::Response {
-    let mut request = app.request(reqwest::Method::POST, path, As::User(user)).json(&body);
+    let mut request = app
+        .request(reqwest::Method::POST, path, As::User(user))
+        .json(&body);
     if let Some(token) = token {
         request = request.header("seatbook-admission", token);
     }
     request.send().await.unwrap()
 }
 
-async fn book(app: &TestApp, user: &str, event: i64, seat: i64, token: Option<&str>) -> reqwest::Response {
+async fn book(
+    app: &TestApp,
+    user: &str,
+    event: i64,
+    seat: i64,
+    token: Option<&str>,
+) -> reqwest::Response {
     let body = json!({"event_id": event, "seat_ids": [seat]});
     claim(app, "/api/v1/bookings", user, body, token).await
 }
@@ -160,21 +174,43 @@ fn now_secs() -> u64 {
 async fn an_event_without_a_waiting_room_has_no_queue_and_books_without_a_token() {
     let app = spawn_app().await;
     let (event, seats) = app.seed_event(1, 2).await;
-    let problem = assert_problem(app.post(&queue(event), As::User("ann"), &json!({})).await, 409).await;
-    assert_eq!(problem["type"], "https://seatbook.dev/problems/no-waiting-room");
+    let problem = assert_problem(
+        app.post(&queue(event), As::User("ann"), &json!({})).await,
+        409,
+    )
+    .await;
+    assert_eq!(
+        problem["type"],
+        "https://seatbook.dev/problems/no-waiting-room"
+    );
     assert_problem(app.get(&me(event), As::User("ann")).await, 409).await;
     assert_eq!(app.book("ann", event, &[seats[0]]).await.status(), 201);
     // A token sent anyway changes nothing.
-    assert_eq!(book(&app, "ann", event, seats[1], Some("junk")).await.status(), 201);
-    assert_problem(app.post(&queue(999_999), As::User("ann"), &json!({})).await, 404).await;
-    assert_problem(app.post(&queue(event), As::Anonymous, &json!({})).await, 401).await;
+    assert_eq!(
+        book(&app, "ann", event, seats[1], Some("junk"))
+            .await
+            .status(),
+        201
+    );
+    assert_problem(
+        app.post(&queue(999_999), As::User("ann"), &json!({})).await,
+        404,
+    )
+    .await;
+    assert_problem(
+        app.post(&queue(event), As::Anonymous, &json!({})).await,
+        401,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_waiting_room_is_validated_shown_with_its_defaults_and_refused_out_of_bounds() {
     let app = spawn_app().await;
     let (event, _) = event_with_room(&app, 1, 2, json!({"admit_per_minute": 30}), json!({})).await;
-    let shown = app.get_json(&format!("/api/v1/events/{event}"), As::Anonymous).await;
+    let shown = app
+        .get_json(&format!("/api/v1/events/{event}"), As::Anonymous)
+        .await;
     assert_eq!(
         shown["waiting_room"],
         json!({"admit_per_minute": 30, "admission_ttl_seconds": 600, "max_admitted_per_free_seat": 2})
@@ -190,7 +226,13 @@ async fn a_waiting_room_is_validated_shown_with_its_defaults_and_refused_out_of_
         let body = json!({"name": "x", "starts_at": "2031-06-01T19:30:00Z", "venue_id": venue["id"],
                           "price_cents": 1, "waiting_room": room});
         let problem = assert_problem(app.post("/api/v1/events", ORGANIZER, &body).await, 422).await;
-        assert!(problem["detail"].as_str().unwrap().contains("waiting_room."), "{problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("waiting_room."),
+            "{problem}"
+        );
     }
 }
 
@@ -202,7 +244,10 @@ async fn joining_again_returns_the_same_entry_with_its_position_and_estimate() {
     assert_eq!(join(&app, "first", event).await["position"], 1);
     let ann = join(&app, "ann", event).await;
     assert_eq!(ann["state"], "waiting");
-    assert_eq!((ann["position"].as_i64(), ann["ahead"].as_i64()), (Some(2), Some(0)));
+    assert_eq!(
+        (ann["position"].as_i64(), ann["ahead"].as_i64()),
+        (Some(2), Some(0))
+    );
     assert_eq!(ann["eta_seconds"], 60);
     assert!(ann.get("admission").is_none(), "{ann}");
     let again = join(&app, "ann", event).await;
@@ -210,7 +255,10 @@ async fn joining_again_returns_the_same_entry_with_its_position_and_estimate() {
     assert_eq!(again["position"], 2);
     assert_eq!(entry(&app, "ann", event).await["entry_id"], ann["entry_id"]);
     let bob = join(&app, "bob", event).await;
-    assert_eq!((bob["position"].as_i64(), bob["ahead"].as_i64()), (Some(3), Some(1)));
+    assert_eq!(
+        (bob["position"].as_i64(), bob["ahead"].as_i64()),
+        (Some(3), Some(1))
+    );
     assert_eq!(bob["eta_seconds"], 120);
     assert_ne!(bob["entry_id"], ann["entry_id"]);
     // Not in the queue: 404.
@@ -226,7 +274,11 @@ async fn the_queue_entry_has_an_etag_and_a_retry_after_and_answers_304_while_unc
     let response = app.get(&me(event), As::User("ann")).await;
     assert_eq!(response.status(), 200);
     let tag = response.headers()["etag"].to_str().unwrap().to_owned();
-    let retry: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=5).contains(&retry), "Retry-After {retry}");
     let again = app
         .get_with(&me(event), As::User("ann"), &[("if-none-match", &tag)])
@@ -257,17 +309,31 @@ async fn those_who_join_before_the_sale_opens_are_put_in_a_random_order_when_it_
     for user in &early {
         let entry = join(&app, user, event).await;
         assert_eq!(entry["state"], "waiting", "{entry}");
-        assert_eq!((entry["position"].clone(), entry["ahead"].clone()), (Value::Null, Value::Null));
+        assert_eq!(
+            (entry["position"].clone(), entry["ahead"].clone()),
+            (Value::Null, Value::Null)
+        );
     }
-    assert!(Utc::now() < opens, "every early join came before the opening");
+    assert!(
+        Utc::now() < opens,
+        "every early join came before the opening"
+    );
     tokio::time::sleep((opens - Utc::now()).to_std().unwrap() + Duration::from_millis(200)).await;
     let mut positions = Vec::new();
     for user in &early {
         positions.push(entry(&app, user, event).await["position"].as_i64().unwrap());
     }
     let sorted: BTreeSet<i64> = positions.iter().copied().collect();
-    assert_eq!(sorted, (1..=12).collect(), "a permutation of 1..12: {positions:?}");
-    assert_ne!(positions, (1..=12).collect::<Vec<_>>(), "not the order of joining");
+    assert_eq!(
+        sorted,
+        (1..=12).collect(),
+        "a permutation of 1..12: {positions:?}"
+    );
+    assert_ne!(
+        positions,
+        (1..=12).collect::<Vec<_>>(),
+        "not the order of joining"
+    );
     // Later joiners queue behind, in the order they come.
     assert_eq!(join(&app, "late-1", event).await["position"], 13);
     assert_eq!(join(&app, "late-2", event).await["position"], 14);
@@ -298,11 +364,18 @@ async fn people_are_admitted_in_queue_order_no_faster_than_the_rate() {
         );
         // A second's worth of slack at the start, then one a second.
         let allowed = 2 + started.elapsed().as_secs() as usize + 1;
-        assert!(admitted <= allowed, "{admitted} admitted after {:?}", started.elapsed());
+        assert!(
+            admitted <= allowed,
+            "{admitted} admitted after {:?}",
+            started.elapsed()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let admitted = admitted_at.iter().filter(|at| at.is_some()).count();
-    assert!((3..=7).contains(&admitted), "{admitted} admitted in 3.5 s at 60 a minute");
+    assert!(
+        (3..=7).contains(&admitted),
+        "{admitted} admitted in 3.5 s at 60 a minute"
+    );
     assert!(admitted < users.len(), "not everyone at once");
 }
 
@@ -318,32 +391,86 @@ async fn claims_need_a_valid_admission_and_each_refusal_says_why() {
     let detail = refused(book(&app, "ann", event, seats[0], None).await, "missing").await;
     assert!(detail.contains("waiting room"), "{detail}");
     let hold = json!({"event_id": event, "seat_ids": [seats[0]]});
-    refused(claim(&app, "/api/v1/holds", "ann", hold, None).await, "missing").await;
+    refused(
+        claim(&app, "/api/v1/holds", "ann", hold, None).await,
+        "missing",
+    )
+    .await;
     let best = json!({"event_id": event, "best_available": {"count": 1}});
-    refused(claim(&app, "/api/v1/holds", "ann", best.clone(), None).await, "missing").await;
-    refused(book(&app, "bob", event, seats[0], Some(&token)).await, "other-user").await;
-    refused(book(&app, "ann", other, other_seats[0], Some(&token)).await, "other-event").await;
+    refused(
+        claim(&app, "/api/v1/holds", "ann", best.clone(), None).await,
+        "missing",
+    )
+    .await;
+    refused(
+        book(&app, "bob", event, seats[0], Some(&token)).await,
+        "other-user",
+    )
+    .await;
+    refused(
+        book(&app, "ann", other, other_seats[0], Some(&token)).await,
+        "other-event",
+    )
+    .await;
     let now = now_secs();
-    let forged = signer("a", &[("a", KEY_C)]).sign("ann", event, now, now + 600).await.unwrap();
-    refused(book(&app, "ann", event, seats[0], Some(&forged)).await, "bad-signature").await;
-    let unknown = signer("z", &[("z", KEY_A)]).sign("ann", event, now, now + 600).await.unwrap();
-    refused(book(&app, "ann", event, seats[0], Some(&unknown)).await, "bad-signature").await;
-    refused(book(&app, "ann", event, seats[0], Some("not.a.token")).await, "bad-signature").await;
+    let forged = signer("a", &[("a", KEY_C)])
+        .sign("ann", event, now, now + 600)
+        .await
+        .unwrap();
+    refused(
+        book(&app, "ann", event, seats[0], Some(&forged)).await,
+        "bad-signature",
+    )
+    .await;
+    let unknown = signer("z", &[("z", KEY_A)])
+        .sign("ann", event, now, now + 600)
+        .await
+        .unwrap();
+    refused(
+        book(&app, "ann", event, seats[0], Some(&unknown)).await,
+        "bad-signature",
+    )
+    .await;
+    refused(
+        book(&app, "ann", event, seats[0], Some("not.a.token")).await,
+        "bad-signature",
+    )
+    .await;
     let stale = signer("a", &[("a", KEY_A)])
         .sign("ann", event, now - 700, now - 100)
         .await
         .unwrap();
-    refused(book(&app, "ann", event, seats[0], Some(&stale)).await, "expired").await;
-    assert_eq!(app.count("SELECT count(*) FROM bookings").await, 0, "nothing was claimed");
+    refused(
+        book(&app, "ann", event, seats[0], Some(&stale)).await,
+        "expired",
+    )
+    .await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM bookings").await,
+        0,
+        "nothing was claimed"
+    );
 
     // With the token: a booking, a hold, a best-available hold; confirming the hold needs none.
-    assert_eq!(book(&app, "ann", event, seats[0], Some(&token)).await.status(), 201);
+    assert_eq!(
+        book(&app, "ann", event, seats[0], Some(&token))
+            .await
+            .status(),
+        201
+    );
     let hold = json!({"event_id": event, "seat_ids": [seats[1]]});
     let held = claim(&app, "/api/v1/holds", "ann", hold, Some(&token)).await;
     assert_eq!(held.status(), 201);
     let held: Value = held.json().await.unwrap();
-    assert_eq!(claim(&app, "/api/v1/holds", "ann", best, Some(&token)).await.status(), 201);
-    let confirmed = app.confirm(held["id"].as_str().unwrap(), As::User("ann")).await;
+    assert_eq!(
+        claim(&app, "/api/v1/holds", "ann", best, Some(&token))
+            .await
+            .status(),
+        201
+    );
+    let confirmed = app
+        .confirm(held["id"].as_str().unwrap(), As::User("ann"))
+        .await;
     assert_eq!(confirmed.status(), 201);
 }
 
@@ -352,14 +479,20 @@ async fn tokens_name_their_key_which_the_published_set_has_and_a_rotated_out_key
     // Key b signs now; key a signed before the rotation, and its tokens are still good.
     let keys = key_set("b", &[("a", KEY_A), ("b", KEY_B)]);
     let app = spawn_app_with_env(&[("ADMISSION_KEYS", &keys)]).await;
-    let (event, seats) = event_with_room(&app, 1, 3, json!({"admit_per_minute": 6000}), json!({})).await;
-    let set = app.get_json("/api/v1/.well-known/jwks.json", As::Anonymous).await;
+    let (event, seats) =
+        event_with_room(&app, 1, 3, json!({"admit_per_minute": 6000}), json!({})).await;
+    let set = app
+        .get_json("/api/v1/.well-known/jwks.json", As::Anonymous)
+        .await;
     let kids: BTreeSet<&str> = set["keys"]
         .as_array()
         .unwrap()
         .iter()
         .map(|key| {
-            assert_eq!((key["kty"].as_str(), key["crv"].as_str()), (Some("OKP"), Some("Ed25519")));
+            assert_eq!(
+                (key["kty"].as_str(), key["crv"].as_str()),
+                (Some("OKP"), Some("Ed25519"))
+            );
             assert!(key.get("d").is_none(), "no private part: {key}");
             key["kid"].as_str().unwrap()
         })
@@ -370,15 +503,33 @@ async fn tokens_name_their_key_which_the_published_set_has_and_a_rotated_out_key
     let token = admitted(&app, "ann", event).await;
     let header = token.split('.').next().unwrap();
     let header: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap(),
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
     )
     .unwrap();
-    assert_eq!((header["alg"].as_str(), header["kid"].as_str()), (Some("EdDSA"), Some("b")));
-    assert_eq!(book(&app, "ann", event, seats[0], Some(&token)).await.status(), 201);
+    assert_eq!(
+        (header["alg"].as_str(), header["kid"].as_str()),
+        (Some("EdDSA"), Some("b"))
+    );
+    assert_eq!(
+        book(&app, "ann", event, seats[0], Some(&token))
+            .await
+            .status(),
+        201
+    );
 
     let now = now_secs();
-    let before = signer("a", &[("a", KEY_A)]).sign("bob", event, now, now + 600).await.unwrap();
-    assert_eq!(book(&app, "bob", event, seats[1], Some(&before)).await.status(), 201);
+    let before = signer("a", &[("a", KEY_A)])
+        .sign("bob", event, now, now + 600)
+        .await
+        .unwrap();
+    assert_eq!(
+        book(&app, "bob", event, seats[1], Some(&before))
+            .await
+            .status(),
+        201
+    );
 }
 
 #[tokio::test]
@@ -398,7 +549,10 @@ async fn no_more_people_are_admitted_than_the_ratio_times_the_free_seats() {
                 admitted.insert(i);
             }
         }
-        assert!(admitted.len() <= 6, "{admitted:?} admitted for 3 free seats");
+        assert!(
+            admitted.len() <= 6,
+            "{admitted:?} admitted for 3 free seats"
+        );
     }
     assert_eq!(admitted, (0..6).collect(), "the first six in line");
 }
@@ -417,15 +571,32 @@ async fn with_no_seat_free_the_line_reads_sold_out_and_moves_again_when_seats_co
     }
     let t1 = admitted(&app, "u1", event).await;
     let t2 = admitted(&app, "u2", event).await;
-    assert_eq!(entry(&app, "u3", event).await["state"], "waiting", "two seats, two admitted");
+    assert_eq!(
+        entry(&app, "u3", event).await["state"],
+        "waiting",
+        "two seats, two admitted"
+    );
     let hold = |seat: i64| json!({"event_id": event, "seat_ids": [seat]});
-    assert_eq!(claim(&app, "/api/v1/holds", "u1", hold(seats[0]), Some(&t1)).await.status(), 201);
-    assert_eq!(claim(&app, "/api/v1/holds", "u2", hold(seats[1]), Some(&t2)).await.status(), 201);
+    assert_eq!(
+        claim(&app, "/api/v1/holds", "u1", hold(seats[0]), Some(&t1))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        claim(&app, "/api/v1/holds", "u2", hold(seats[1]), Some(&t2))
+            .await
+            .status(),
+        201
+    );
     let held_at = Instant::now();
 
     let sold_out = until_state(&app, "u3", event, "sold_out", Duration::from_secs(5)).await;
     assert_eq!(sold_out["position"], 3);
-    assert!(held_at.elapsed() < Duration::from_secs(2), "read before the holds lapsed");
+    assert!(
+        held_at.elapsed() < Duration::from_secs(2),
+        "read before the holds lapsed"
+    );
     assert_eq!(entry(&app, "u4", event).await["state"], "sold_out");
 
     // The holds lapse: the line is waiting again, and once the two admissions end, u3 and u4 are
@@ -443,28 +614,42 @@ async fn an_admission_left_unused_expires_and_admission_goes_on() {
     let first = join(&app, "walker", event).await;
     join(&app, "stayer", event).await;
     let token = admitted(&app, "walker", event).await;
-    assert_eq!(entry(&app, "stayer", event).await["state"], "waiting", "one seat, one admitted");
+    assert_eq!(
+        entry(&app, "stayer", event).await["state"],
+        "waiting",
+        "one seat, one admitted"
+    );
 
     // The walker walks away; the stayer is admitted once the walker's admission ends.
     let stayer = admitted(&app, "stayer", event).await;
     let walker = entry(&app, "walker", event).await;
     assert_eq!(walker["state"], "expired", "{walker}");
     assert!(walker.get("admission").is_none());
-    refused(book(&app, "walker", event, seats[0], Some(&token)).await, "expired").await;
+    refused(
+        book(&app, "walker", event, seats[0], Some(&token)).await,
+        "expired",
+    )
+    .await;
 
     // Joining again: a new entry, at the back.
     let again = join(&app, "walker", event).await;
     assert_ne!(again["entry_id"], first["entry_id"]);
     assert_eq!(again["position"], 3);
     assert_ne!(again["state"], "admitted");
-    assert_eq!(book(&app, "stayer", event, seats[0], Some(&stayer)).await.status(), 201);
+    assert_eq!(
+        book(&app, "stayer", event, seats[0], Some(&stayer))
+            .await
+            .status(),
+        201
+    );
 }
 
 #[tokio::test]
 async fn with_redis_down_joins_answer_503_and_the_admitted_keep_booking() {
     let mut redis = RedisServer::start();
     let app = spawn_app_with_env(&[("REDIS_URL", &redis.url()), ("REDIS_TIMEOUT_MS", "200")]).await;
-    let (event, seats) = event_with_room(&app, 1, 2, json!({"admit_per_minute": 6000}), json!({})).await;
+    let (event, seats) =
+        event_with_room(&app, 1, 2, json!({"admit_per_minute": 6000}), json!({})).await;
     join(&app, "ann", event).await;
     let token = admitted(&app, "ann", event).await;
 
@@ -473,6 +658,11 @@ async fn with_redis_down_joins_answer_503_and_the_admitted_keep_booking() {
     assert!(response.headers().contains_key("retry-after"));
     assert_problem(response, 503).await;
     assert_problem(app.get(&me(event), As::User("ann")).await, 503).await;
-    assert_eq!(book(&app, "ann", event, seats[0], Some(&token)).await.status(), 201);
+    assert_eq!(
+        book(&app, "ann", event, seats[0], Some(&token))
+            .await
+            .status(),
+        201
+    );
     refused(book(&app, "bob", event, seats[1], None).await, "missing").await;
 }

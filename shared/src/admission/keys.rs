@@ -68,7 +68,9 @@ impl KeySet {
         }
         for (kid, raw) in &document.keys {
             if kid.is_empty() || !kid.chars().all(|c| c.is_ascii_graphic()) {
-                return Err(format!("kid {kid:?} must be printable ASCII without spaces"));
+                return Err(format!(
+                    "kid {kid:?} must be printable ASCII without spaces"
+                ));
             }
             let der = match raw.strip_prefix("seed:") {
                 Some(seed) => seeded(seed),
@@ -106,9 +108,8 @@ impl KeySet {
             }
             verifying.insert(kid, public);
         }
-        let signing = signing.ok_or_else(|| {
-            format!("the signing kid {signing_kid:?} is not one of the keys")
-        })?;
+        let signing = signing
+            .ok_or_else(|| format!("the signing kid {signing_kid:?} is not one of the keys"))?;
         Ok(KeySet {
             signing_kid: signing_kid.to_owned(),
             signing,

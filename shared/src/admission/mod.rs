@@ -136,7 +136,9 @@ impl Admission {
                 KeySet::parse(raw.expose_secret())
                     .map(Arc::new)
                     .map_err(|reason| {
-                        ApiError::internal(format!("the admission keys secret is malformed: {reason}"))
+                        ApiError::internal(format!(
+                            "the admission keys secret is malformed: {reason}"
+                        ))
                     })
             }
             Err(err) => Err(ApiError::Unavailable(err.into())),

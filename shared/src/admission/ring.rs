@@ -54,7 +54,11 @@ impl JwtSigner for Signer {
 struct Verifier(Vec<u8>);
 
 impl signature::Verifier<Vec<u8>> for Verifier {
-    fn verify(&self, message: &[u8], signature: &Vec<u8>) -> std::result::Result<(), signature::Error> {
+    fn verify(
+        &self,
+        message: &[u8],
+        signature: &Vec<u8>,
+    ) -> std::result::Result<(), signature::Error> {
         UnparsedPublicKey::new(&ED25519, &self.0)
             .verify(message, signature)
             .map_err(|_| signature::Error::new())

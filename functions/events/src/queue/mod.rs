@@ -157,11 +157,13 @@ pub async fn me(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (event, room) = room_event(&state, id).await?;
-    let seen = look(&state, &event, room, &caller, None).await?.ok_or_else(|| {
-        ApiError::NotFound(format!(
+    let seen = look(&state, &event, room, &caller, None)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
             "you are not in the queue of event {id}: join it with POST /api/v1/events/{id}/queue"
         ))
-    })?;
+        })?;
     respond(&state, &event, room, &caller, seen, &headers).await
 }
 
@@ -192,10 +194,7 @@ pub async fn jwks(State(state): State<AppState>) -> Result<Response, ApiError> {
 }
 
 /// Event `id` and its room: 404 for no such event, 409 for an event without a room.
-async fn room_event(
-    state: &AppState,
-    id: i64,
-) -> Result<(RoomEvent, EventWaitingRoom), ApiError> {
+async fn room_event(state: &AppState, id: i64) -> Result<(RoomEvent, EventWaitingRoom), ApiError> {
     let event = state
         .rooms
         .event(&state.db, id)
@@ -341,9 +340,9 @@ async fn entry(
     }
     let Some(_) = position else {
         // Before the sale opens: look again when it does (or in a few seconds).
-        let opens_in = event
-            .sales_start_at
-            .map_or(0, |at| (at.timestamp_millis() - seen.now_ms).max(0) / 1000 + 1);
+        let opens_in = event.sales_start_at.map_or(0, |at| {
+            (at.timestamp_millis() - seen.now_ms).max(0) / 1000 + 1
+        });
         return Ok((entry, opens_in.clamp(1, 5) as u64));
     };
     let ahead = seen.ahead.max(0);

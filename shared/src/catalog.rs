@@ -181,7 +181,7 @@ impl Event {
     }
 }
 
-/// The waiting room of an event row read with [`EVENT_COLUMNS`] (V15: all three columns or none).
+/// The waiting room of an event row read with [`EVENT_COLUMNS`] (V17: all three columns or none).
 pub fn waiting_room(row: &Row) -> Option<EventWaitingRoom> {
     Some(EventWaitingRoom {
         admit_per_minute: row.get::<_, Option<i32>>("room_admit_per_minute")?,

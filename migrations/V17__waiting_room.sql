@@ -1,4 +1,4 @@
--- V15: an event's waiting room (issue 23). All three NULL: no waiting room, the event sells as
+-- V17: an event's waiting room (issue 23). All three NULL: no waiting room, the event sells as
 -- before. Set: bookings and holds of the event need an admission token, handed out by the queue
 -- (in Redis, not here) at most `room_admit_per_minute` a minute, each valid for
 -- `room_admission_ttl_seconds`, and never more at once than `room_max_admitted_per_free_seat`

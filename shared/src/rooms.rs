@@ -6,6 +6,7 @@ use crate::catalog::{waiting_room, EventWaitingRoom};
 use crate::db::Pool;
 use crate::error::ApiError;
 use chrono::{DateTime, Utc};
+use seatbook_cache::Flights;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio_postgres::types::Type;
@@ -26,6 +27,9 @@ pub struct RoomEvent {
 #[derive(Default)]
 pub struct Rooms {
     known: Mutex<HashMap<i64, RoomEvent>>,
+    /// One read per event at a time: the first claims of an on-sale's herd (the booking function
+    /// asks for every claim it cannot admit on a token) share it.
+    reads: Flights<i64, Option<RoomEvent>>,
 }
 
 impl Rooms {
@@ -34,24 +38,9 @@ impl Rooms {
         if let Some(known) = self.known.lock().expect("not poisoned").get(&id) {
             return Ok(Some(*known));
         }
-        let conn = db.get().await?;
-        let row = conn
-            .query_typed_opt(
-                "SELECT sales_start_at, coalesce(sales_end_at, starts_at) AS sales_end_at,
-                        room_admit_per_minute, room_admission_ttl_seconds,
-                        room_max_admitted_per_free_seat
-                 FROM events WHERE id = $1",
-                &[(&id, Type::INT8)],
-            )
-            .await?;
-        let Some(row) = row else {
+        let read = self.reads.run(&id, || read(db, id)).await?;
+        let Some(event) = read else {
             return Ok(None);
-        };
-        let event = RoomEvent {
-            id,
-            sales_start_at: row.get("sales_start_at"),
-            sales_end_at: row.get("sales_end_at"),
-            room: waiting_room(&row),
         };
         let mut known = self.known.lock().expect("not poisoned");
         if known.len() >= REMEMBERED {
@@ -60,4 +49,23 @@ impl Rooms {
         known.insert(id, event);
         Ok(Some(event))
     }
+}
+
+async fn read(db: &Pool, id: i64) -> Result<Option<RoomEvent>, ApiError> {
+    let conn = db.get().await?;
+    let row = conn
+        .query_typed_opt(
+            "SELECT sales_start_at, coalesce(sales_end_at, starts_at) AS sales_end_at,
+                    room_admit_per_minute, room_admission_ttl_seconds,
+                    room_max_admitted_per_free_seat
+             FROM events WHERE id = $1",
+            &[(&id, Type::INT8)],
+        )
+        .await?;
+    Ok(row.map(|row| RoomEvent {
+        id,
+        sales_start_at: row.get("sales_start_at"),
+        sales_end_at: row.get("sales_end_at"),
+        room: waiting_room(&row),
+    }))
 }

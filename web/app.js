@@ -32,6 +32,9 @@ const state = {
   hold: null, // the live hold being counted down
   available: null, // the open map's available seats (0: sold out)
   waitlist: null, // the caller's newest waitlist entry for the open event, or null
+  queue: null, // the caller's entry in the open event's waiting room, or null
+  admissions: {}, // event id -> the admission token that event's holds and bookings carry
+  queueTimer: null,
   clockOffset: 0, // server clock minus ours, from the Date header
   countdownTimer: null,
   pollTimer: null,
@@ -65,6 +68,9 @@ async function api(method, path, body, retried = false) {
   if (read && state.eventVersions[read[1]]) {
     headers["seatbook-event-version"] = String(state.eventVersions[read[1]]);
   }
+  // An event with a waiting room takes holds and bookings only with the caller's admission.
+  const admission = method === "POST" && body && body.event_id && state.admissions[body.event_id];
+  if (admission) headers["seatbook-admission"] = admission;
   if (cognito()) {
     const token = await accessToken();
     if (token) headers.authorization = `Bearer ${token}`;
@@ -118,6 +124,9 @@ function problemKind(result) {
 
 function problemText(result) {
   if (result.status === 401) return signInFirst();
+  if (problemKind(result) === "admission-required") {
+    return "It is not your turn: wait in the queue until the page says so, then choose your seats.";
+  }
   if (result.status === 403) {
     return cognito()
       ? "Only organizers can do that: ask for your account to be added to the organizers group, then sign in again."
@@ -262,6 +271,7 @@ function signIn(event) {
   say(`Signed in as ${state.identity.user}.`);
   loadBookings();
   loadWaitlist();
+  enterQueue();
   $("signout").focus();
 }
 
@@ -275,7 +285,11 @@ async function signOut() {
   stopCountdown();
   state.hold = null;
   $("hold-panel").hidden = true;
+  stopQueuePolling();
+  state.queue = null;
+  state.admissions = {};
   renderIdentity();
+  renderQueue();
   say("Signed out.");
   $("signin-name").focus();
 }
@@ -535,7 +549,10 @@ async function openEvent(id) {
   $("best-count").max = String(seatCap());
   $("waitlist-count").max = String(seatCap());
   state.waitlist = null;
+  state.queue = null;
+  renderQueue();
   await refreshMap();
+  await enterQueue();
   await loadWaitlist();
   renderHold();
   // A live hold of this event (made before a reload, or on another device) gets its countdown.
@@ -927,6 +944,94 @@ async function releaseHold() {
 // The waitlist of a sold-out event: joining it, one's place, and an offer (a hold of the seats
 // that came back, shown, counted down and confirmed in the hold panel like any hold)
 
+// ---------------------------------------------------------------------------------------------
+// The waiting room: an event that has one sells only to buyers its queue has admitted
+
+/// Joins the open event's queue (again: the same entry comes back) and follows it.
+async function enterQueue() {
+  stopQueuePolling();
+  if (!state.event || !state.event.waiting_room || !state.identity) {
+    renderQueue();
+    return;
+  }
+  const eventId = state.event.id;
+  const result = await api("POST", `/events/${eventId}/queue`);
+  if (!state.event || state.event.id !== eventId) return;
+  followQueue(result);
+}
+
+async function pollQueue() {
+  if (!state.event || !state.event.waiting_room || !state.identity) return;
+  const eventId = state.event.id;
+  const result = await api("GET", `/events/${eventId}/queue/me`);
+  if (!state.event || state.event.id !== eventId) return;
+  // Not in the queue any more (Redis lost it): in again, at the back.
+  if (result.status === 404) return enterQueue();
+  followQueue(result);
+}
+
+/// Shows the entry `result` carries and looks again when its Retry-After says.
+function followQueue(result) {
+  let wait = Number((result.headers && result.headers.get("retry-after")) || 5);
+  if (result.ok) {
+    const before = state.queue && state.queue.state;
+    state.queue = result.body;
+    if (result.body.admission) state.admissions[state.event.id] = result.body.admission.token;
+    else delete state.admissions[state.event.id];
+    renderQueue();
+    if (result.body.state === "admitted" && before !== "admitted") {
+      say("It is your turn: choose your seats.");
+      $("seatmap").focus();
+    }
+    // Nothing to wait for after an admission lapsed: the buyer joins again by hand.
+    if (result.body.state === "expired") return;
+  } else {
+    warn(problemText(result));
+  }
+  state.queueTimer = window.setTimeout(pollQueue, Math.max(1, Math.min(wait || 5, 30)) * 1000);
+}
+
+function stopQueuePolling() {
+  if (state.queueTimer) window.clearTimeout(state.queueTimer);
+  state.queueTimer = null;
+}
+
+function duration(seconds) {
+  if (seconds < 60) return `${seconds} second${seconds === 1 ? "" : "s"}`;
+  const minutes = Math.round(seconds / 60);
+  return `${minutes} minute${minutes === 1 ? "" : "s"}`;
+}
+
+function renderQueue() {
+  const room = state.event && state.event.waiting_room;
+  const entry = state.queue;
+  const admitted = Boolean(entry && entry.state === "admitted");
+  $("queue-panel").hidden = !room;
+  // Seats are chosen once admitted; the map shows meanwhile what is left.
+  $("pickers").hidden = Boolean(room) && !admitted;
+  $("queue-join").hidden = !(entry && entry.state === "expired");
+  if (!room) return;
+  let text;
+  if (!state.identity) {
+    text = `This event has a waiting room. ${signInFirst()}`;
+  } else if (!entry) {
+    text = "Joining the queue…";
+  } else if (admitted) {
+    const until = new Date(entry.admission.expires_at);
+    text = `It is your turn: choose your seats before ${until.toLocaleTimeString()}.`;
+  } else if (entry.state === "sold_out") {
+    text = "No seat is free right now. You keep your place: when seats come back, the queue moves again.";
+  } else if (entry.state === "expired") {
+    text = "Your turn passed without a booking. Join again to queue at the back.";
+  } else if (entry.position === null) {
+    text = "You are in the queue. The sale has not opened yet: when it does, everyone who came before is put in a random order.";
+  } else {
+    const ahead = entry.ahead === 1 ? "1 person is" : `${entry.ahead} people are`;
+    text = `You are number ${entry.position} in the queue: ${ahead} ahead of you, about ${duration(entry.eta_seconds)} to go.`;
+  }
+  $("queue-text").textContent = text;
+}
+
 function isOffer(hold) {
   const entry = state.waitlist;
   return Boolean(hold && entry && entry.offer && entry.offer.hold_id === hold.id);
@@ -1295,6 +1400,7 @@ async function createEvent(event) {
 
 function showList() {
   stopPolling();
+  stopQueuePolling();
   state.event = null;
   clearMap();
   $("event-view").hidden = true;
@@ -1346,6 +1452,7 @@ async function start() {
   $("best-form").addEventListener("submit", holdBest);
   $("waitlist-form").addEventListener("submit", joinWaitlist);
   $("waitlist-leave").addEventListener("click", leaveWaitlist);
+  $("queue-join").addEventListener("click", enterQueue);
   $("add-section").addEventListener("click", () => addSection());
   $("add-category").addEventListener("click", () => addCategory());
   $("confirm").addEventListener("click", confirmHold);

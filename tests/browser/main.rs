@@ -26,6 +26,64 @@ async fn buyer_at(browser: Browser, server: &Server, name: &str, event: &str) ->
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_buyers_queue_in_a_waiting_room_are_admitted_in_order_and_one_books() {
+    let server = Server::start(&[]).await;
+    let venue = json!({"name": "Arena Hall", "rows": 2, "cols": 4});
+    let (_, venue) = server
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/venues",
+            "organizer-1",
+            true,
+            Some(venue),
+        )
+        .await;
+    // Twelve a minute: the first in line is admitted at once, the next five seconds later.
+    let event = json!({
+        "name": "Big On-sale",
+        "starts_at": "2031-06-01T19:30:00Z",
+        "venue_id": venue["id"],
+        "price_cents": 2500,
+        "waiting_room": {"admit_per_minute": 12},
+    });
+    let (status, _) = server
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/events",
+            "organizer-1",
+            true,
+            Some(event),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let driver = Driver::start().await;
+    let ann = buyer_at(desktop(&driver).await, &server, "ann", "Big On-sale").await;
+    ann.eventually_text("#queue-text", "It is your turn").await;
+    let ben = buyer_at(desktop(&driver).await, &server, "ben", "Big On-sale").await;
+    ben.eventually_text(
+        "#queue-text",
+        "You are number 2 in the queue: 0 people are ahead of you",
+    )
+    .await;
+    // Waiting: the map shows, the seats cannot be chosen yet.
+    assert!(!ben.find("#pickers").await.is_displayed().await.unwrap());
+    assert!(ann.find("#pickers").await.is_displayed().await.unwrap());
+
+    ann.hold_seats(&[("A", 1)]).await;
+    ann.click("#confirm").await;
+    ann.eventually_text("#status", "Booked Row A seat 1").await;
+
+    // Ben's turn comes by itself, after Ann's.
+    ben.eventually_text("#queue-text", "It is your turn").await;
+    ben.eventually_displayed("#pickers").await;
+    ben.eventually_seat("A", 1, "booked").await;
+    ben.hold_seats(&[("A", 2)]).await;
+    for browser in [ann, ben] {
+        browser.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_buyers_race_for_one_seat_one_books_it_and_the_other_sees_it_taken() {
     let server = Server::start(&[]).await;
     server.venue_and_event("Race Night", 3, 6, None).await;

@@ -613,3 +613,46 @@ async fn leaving_the_line_gives_up_the_place_and_an_unconfirmed_offer_to_the_nex
         vec![seats[0]]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn confirming_an_offer_while_leaving_the_line_ends_one_way_or_the_other_never_in_an_error() {
+    let app = spawn_app().await;
+    let rounds = 8;
+    let (event_id, _, bookings) = sold_out(&app, rounds).await;
+    let line: Vec<String> = (0..rounds).map(|i| format!("racer-{i}")).collect();
+    for user in &line {
+        joined(&app, user, event_id, 1).await;
+    }
+    let mut fans = bookings.iter().enumerate();
+    for (round, user) in line.iter().enumerate() {
+        // A seat for this racer: the one the last racer left, or a fan's cancelled now.
+        if entry(&app, user, event_id).await["state"] != "offered" {
+            let (fan, booking) = fans.next().unwrap();
+            cancelled(&app, &format!("fan-{fan}"), booking).await;
+        }
+        let hold = entry(&app, user, event_id).await["offer"]["hold_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let confirm = app
+            .request(
+                reqwest::Method::POST,
+                &format!("/api/v1/holds/{hold}/confirm"),
+                As::User(user),
+            )
+            .json(&json!({}))
+            .send();
+        let leave = app
+            .request(reqwest::Method::DELETE, &mine(event_id), As::User(user))
+            .send();
+        let (confirmed, left) = tokio::join!(confirm, leave);
+        let (confirmed, left) = (confirmed.unwrap().status(), left.unwrap().status());
+        assert_eq!(left, 204, "round {round}");
+        let state = entry(&app, user, event_id).await["state"].clone();
+        match confirmed.as_u16() {
+            201 => assert_eq!(state, "fulfilled", "round {round}: confirmed first"),
+            410 => assert_eq!(state, "left", "round {round}: left first"),
+            other => panic!("round {round}: confirming answered {other}"),
+        }
+    }
+}

@@ -19,7 +19,8 @@ use test_support::{gateway_event, TestDb};
 
 const DEFAULT_FUNCTIONS: [&str; 5] = ["booking", "events", "metrics", "organizer", "migrate"];
 const TARGET_INIT_MS: f64 = 20.0;
-const TARGET_SIZE_BYTES: u64 = 8 * 1000 * 1000;
+/// scripts/sam-build-check's budget (16 MiB): the release profile trades size for build time.
+const TARGET_SIZE_BYTES: u64 = 16 * 1024 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 struct Options {
@@ -263,7 +264,7 @@ fn print_table(results: &[Value]) {
             if init < TARGET_INIT_MS && size < TARGET_SIZE_BYTES {
                 ""
             } else {
-                "  (over target: init < 20 ms, size < 8 MB)"
+                "  (over target: init < 20 ms, size < 16 MiB)"
             },
         );
     }

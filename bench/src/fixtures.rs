@@ -148,6 +148,21 @@ impl Admin {
         self.create("/api/v1/events", body).await
     }
 
+    /// An event on `venue` with the members of `extra` besides (e.g. a `waiting_room`).
+    pub async fn event_with(
+        &mut self,
+        label: &str,
+        venue: i64,
+        extra: serde_json::Value,
+    ) -> Result<i64> {
+        let mut body = json!({ "name": format!("bench {label}"), "starts_at": self.starts_at,
+                               "venue_id": venue, "price_cents": 2500 });
+        for (member, value) in extra.as_object().into_iter().flatten() {
+            body[member] = value.clone();
+        }
+        self.create("/api/v1/events", body).await
+    }
+
     /// `CLIENTS * per_client` events with consecutive ids on `venue`.
     pub async fn block(&mut self, label: &str, venue: &Venue, per_client: usize) -> Result<Block> {
         let mut ids = Vec::with_capacity(CLIENTS * per_client);

@@ -45,6 +45,7 @@ pub enum Scenario {
     Read,
     Poll,
     Hot,
+    Queue,
     Webhooks,
 }
 
@@ -228,6 +229,7 @@ async fn bench(opts: Options, db: &TestDb, redis: Redis, server_bin: PathBuf) ->
             Scenario::Read => bench.read().await?,
             Scenario::Poll => bench.poll().await?,
             Scenario::Hot => bench.hot().await?,
+            Scenario::Queue => bench.queue().await?,
             Scenario::Webhooks => bench.webhooks().await?,
         }
     }

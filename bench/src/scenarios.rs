@@ -21,6 +21,7 @@ use Statement::{BookFn, Reference};
 
 mod best;
 mod onsale;
+mod queue;
 mod webhooks;
 
 pub struct Bench {

@@ -58,6 +58,13 @@ impl EventKeys for Keys {
     }
 }
 
+/// Key `name` of an event's waiting-room queue (see `events_fn::queue::line`), in the event's
+/// slot: the events function keeps the queue, the booking function takes a used admission out of
+/// its count.
+pub fn queue_key(keys: &Keys, event_id: i64, name: &str) -> String {
+    keys.key(&slot(event_id), &format!("queue:{name}"))
+}
+
 /// An event's own Redis Cluster slot.
 pub fn slot(event_id: i64) -> String {
     format!("e{event_id}")

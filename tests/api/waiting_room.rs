@@ -566,7 +566,7 @@ async fn with_no_seat_free_the_line_reads_sold_out_and_moves_again_when_seats_co
     .await;
     let room = json!({"admit_per_minute": 6000, "max_admitted_per_free_seat": 1});
     let (event, seats) = event_with_room(&app, 1, 2, room, json!({})).await;
-    for user in ["u1", "u2", "u3", "u4"] {
+    for user in ["u1", "u2", "u3", "u4", "u5"] {
         join(&app, user, event).await;
     }
     let t1 = admitted(&app, "u1", event).await;
@@ -577,18 +577,10 @@ async fn with_no_seat_free_the_line_reads_sold_out_and_moves_again_when_seats_co
         "two seats, two admitted"
     );
     let hold = |seat: i64| json!({"event_id": event, "seat_ids": [seat]});
-    assert_eq!(
-        claim(&app, "/api/v1/holds", "u1", hold(seats[0]), Some(&t1))
-            .await
-            .status(),
-        201
-    );
-    assert_eq!(
-        claim(&app, "/api/v1/holds", "u2", hold(seats[1]), Some(&t2))
-            .await
-            .status(),
-        201
-    );
+    let held = claim(&app, "/api/v1/holds", "u1", hold(seats[0]), Some(&t1)).await;
+    assert_eq!(held.status(), 201);
+    let held = claim(&app, "/api/v1/holds", "u2", hold(seats[1]), Some(&t2)).await;
+    assert_eq!(held.status(), 201);
     let held_at = Instant::now();
 
     let sold_out = until_state(&app, "u3", event, "sold_out", Duration::from_secs(5)).await;
@@ -597,13 +589,45 @@ async fn with_no_seat_free_the_line_reads_sold_out_and_moves_again_when_seats_co
         held_at.elapsed() < Duration::from_secs(2),
         "read before the holds lapsed"
     );
-    assert_eq!(entry(&app, "u4", event).await["state"], "sold_out");
+    assert_eq!(entry(&app, "u5", event).await["state"], "sold_out");
 
-    // The holds lapse: the line is waiting again, and once the two admissions end, u3 and u4 are
-    // admitted, in order.
-    until_state(&app, "u3", event, "waiting", Duration::from_secs(5)).await;
+    // The holds lapse: the next two are admitted, in order (the holders bought, so they count no
+    // more), and the one after them reads waiting again, until those two admissions end.
     until_state(&app, "u3", event, "admitted", Duration::from_secs(5)).await;
-    until_state(&app, "u4", event, "admitted", Duration::from_secs(5)).await;
+    until_state(&app, "u4", event, "admitted", Duration::from_secs(2)).await;
+    let u5 = entry(&app, "u5", event).await;
+    assert_eq!(
+        (u5["state"].as_str(), u5["ahead"].as_i64()),
+        (Some("waiting"), Some(0))
+    );
+    until_state(&app, "u5", event, "admitted", Duration::from_secs(6)).await;
+}
+
+#[tokio::test]
+async fn whoever_bought_counts_no_more_against_the_admissions_the_free_seats_allow() {
+    let app = spawn_app().await;
+    // One seat, two admitted per free seat.
+    let room = json!({"admit_per_minute": 6000, "max_admitted_per_free_seat": 2});
+    let (event, seats) = event_with_room(&app, 1, 1, room, json!({})).await;
+    for user in ["buyer", "other", "next"] {
+        join(&app, user, event).await;
+    }
+    let token = admitted(&app, "buyer", event).await;
+    admitted(&app, "other", event).await;
+    assert_eq!(entry(&app, "next", event).await["state"], "waiting");
+    let hold = json!({"event_id": event, "seat_ids": [seats[0]]});
+    let held = claim(&app, "/api/v1/holds", "buyer", hold, Some(&token)).await;
+    assert_eq!(held.status(), 201);
+    let held: Value = held.json().await.unwrap();
+    until_state(&app, "next", event, "sold_out", Duration::from_secs(5)).await;
+
+    // The hold is cancelled: one seat free again, and only "other" admitted and not bought, so
+    // there is room for "next" (the buyer's admission, used, no longer counts).
+    let cancelled = app
+        .cancel(held["id"].as_str().unwrap(), As::User("buyer"))
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    until_state(&app, "next", event, "admitted", Duration::from_secs(5)).await;
 }
 
 #[tokio::test]

@@ -3,6 +3,12 @@
 //! once (no duplicate, no gap). The join rate is set beside redis-benchmark of one `ZADD` (the
 //! heart of a join) and the poll rate (`GET …/queue/me`, a Lua read of the entry) beside
 //! redis-benchmark `GET`, on the same cores.
+//!
+//! Then an on-sale twice, the same crowd on the same 100 seats: once a free-for-all (everyone
+//! reads the map and books a free seat, again after each 409), once behind a waiting room
+//! (everyone joins, polls as `Retry-After` says, and books the same way once admitted). Reported:
+//! the admission rate beside `admit_per_minute`, the time from the open to the last seat sold,
+//! and the 409s per booking of each.
 
 use super::{Bench, CLIENTS};
 use crate::fixtures::Admin;
@@ -16,7 +22,11 @@ use hyper::{Request, StatusCode};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The on-sale: this many buyers on a 10 × 10 hall, the room admitting this many a minute.
+const CROWD: usize = 300;
+const ADMIT_PER_MINUTE: i64 = 1200;
 
 /// Reads one user's entry over and over.
 struct Poller {
@@ -149,6 +159,224 @@ impl Bench {
         let (_, row) = self.measure("queue-poll", &to, pollers).await?;
         let row = row.against(&format!("redis-benchmark {}", get.name), get.rps);
         self.results.throughput.push(row);
+        self.queue_onsale(to.addr).await
+    }
+
+    /// The same crowd on the same seats, without the room and with it.
+    async fn queue_onsale(&mut self, addr: SocketAddr) -> Result<()> {
+        let mut admin = Admin::open(addr).await?;
+        let venue = admin.venue("queue on-sale", 10, 10).await?;
+        let free_for_all = admin
+            .event_with("free-for-all", venue.id, json!({}))
+            .await?;
+        let room = json!({"waiting_room": {"admit_per_minute": ADMIT_PER_MINUTE}});
+        let roomed = admin.event_with("waiting room", venue.id, room).await?;
+        for (label, event, queued) in [
+            ("without room", free_for_all, false),
+            ("with room", roomed, true),
+        ] {
+            eprintln!("[queue] on-sale {label}: {CROWD} buyers, 100 seats ...");
+            let slug = label.replace(' ', "-");
+            let started = Instant::now();
+            let buyers: Vec<_> = (0..CROWD)
+                .map(|b| tokio::spawn(buy(addr, event, format!("{slug}-{b}"), queued, started)))
+                .collect();
+            let (mut booked, mut conflicts, mut unavailable) = (0u64, 0u64, 0u64);
+            let mut admitted = Vec::new();
+            let mut sold_out_at = Duration::ZERO;
+            for buyer in buyers {
+                let bought = buyer.await??;
+                conflicts += bought.conflicts;
+                unavailable += bought.unavailable;
+                admitted.extend(bought.admitted_at);
+                if let Some(at) = bought.booked_at {
+                    booked += 1;
+                    sold_out_at = sold_out_at.max(at);
+                }
+            }
+            self.results.figure(
+                &format!("queue on-sale {label}: seats sold"),
+                booked as f64,
+                "bookings",
+            );
+            self.results.figure(
+                &format!("queue on-sale {label}: open to sold out"),
+                sold_out_at.as_secs_f64(),
+                "s",
+            );
+            self.results.figure(
+                &format!("queue on-sale {label}: 409s per booking"),
+                conflicts as f64 / booked.max(1) as f64,
+                "409/booking",
+            );
+            self.results.figure(
+                &format!("queue on-sale {label}: 503s (asked again)"),
+                unavailable as f64,
+                "answers",
+            );
+            if queued {
+                admitted.sort();
+                // Past the first two seconds' slack, admissions come at the room's rate.
+                let (first, last) = (admitted.first().copied(), admitted.last().copied());
+                if let (Some(first), Some(last)) = (first, last) {
+                    let span = (last - first).as_secs_f64().max(0.001);
+                    let rate = admitted.len() as f64 / span;
+                    self.results.figure(
+                        &format!("queue on-sale {label}: admitted (first to last)"),
+                        rate,
+                        "admissions/s",
+                    );
+                    self.results.figure(
+                        &format!("queue on-sale {label}: admit_per_minute / 60"),
+                        ADMIT_PER_MINUTE as f64 / 60.0,
+                        "admissions/s",
+                    );
+                }
+                self.results.figure(
+                    &format!("queue on-sale {slug}: admitted"),
+                    admitted.len() as f64,
+                    "people",
+                );
+            }
+        }
         Ok(())
     }
+}
+
+/// What one buyer of the on-sale went through.
+struct Bought {
+    booked_at: Option<Duration>,
+    admitted_at: Option<Duration>,
+    conflicts: u64,
+    /// 503s (answered again after `Retry-After`).
+    unavailable: u64,
+}
+
+/// One buyer: (with `queued`) joins and polls until admitted, then reads the map and books a free
+/// seat, again after a 409, until booked or no seat is left.
+async fn buy(
+    addr: SocketAddr,
+    event: i64,
+    user: String,
+    queued: bool,
+    started: Instant,
+) -> Result<Bought> {
+    let mut conn = Conn::open(addr).await?;
+    let who = Identity::user(&user);
+    let mut bought = Bought {
+        booked_at: None,
+        admitted_at: None,
+        conflicts: 0,
+        unavailable: 0,
+    };
+    let mut token = None;
+    if queued {
+        let join = conn
+            .send(http::post(
+                &format!("/api/v1/events/{event}/queue"),
+                &who,
+                &json!({}),
+            ))
+            .await?;
+        let mut answer = join;
+        loop {
+            let entry: serde_json::Value =
+                serde_json::from_slice(answer.body()).unwrap_or_default();
+            match entry["state"].as_str() {
+                Some("admitted") => {
+                    token = entry["admission"]["token"].as_str().map(str::to_owned);
+                    bought.admitted_at = Some(started.elapsed());
+                    break;
+                }
+                // Sold out for good once nothing is held any more: the bench's bookings are
+                // confirmed at once, so no seat comes back.
+                Some("sold_out") if seats_left(&mut conn, &who, event).await? == 0 => {
+                    return Ok(bought)
+                }
+                Some(_) => {}
+                // Redis slow or away (503 with Retry-After): as a client would, wait and ask again.
+                None if answer.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                    bought.unavailable += 1
+                }
+                None => {
+                    return Err(format!(
+                        "queue answer {}: {}",
+                        answer.status(),
+                        String::from_utf8_lossy(answer.body())
+                    )
+                    .into())
+                }
+            }
+            let wait = answer
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(1u64);
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+            answer = conn
+                .send(http::get(&format!("/api/v1/events/{event}/queue/me"), &who))
+                .await?;
+        }
+    }
+    loop {
+        let map = conn
+            .send(http::get(
+                &format!("/api/v1/events/{event}/availability"),
+                &who,
+            ))
+            .await?;
+        let map: serde_json::Value = serde_json::from_slice(map.body()).unwrap_or_default();
+        let free: Vec<i64> = map["seats"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["status"] == "available")
+            .filter_map(|s| s["id"].as_i64())
+            .collect();
+        if free.is_empty() {
+            return Ok(bought);
+        }
+        // A random free seat, as a person picks one.
+        let pick = free[uuid::Uuid::new_v4().as_u128() as usize % free.len()];
+        let mut request = http::post(
+            "/api/v1/bookings",
+            &who,
+            &json!({"event_id": event, "seat_ids": [pick]}),
+        );
+        if let Some(token) = &token {
+            request = http::with(
+                request,
+                "seatbook-admission".parse().expect("a header name"),
+                token.parse()?,
+            );
+        }
+        let answer = conn.send(request).await?;
+        match answer.status() {
+            StatusCode::CREATED => {
+                bought.booked_at = Some(started.elapsed());
+                return Ok(bought);
+            }
+            StatusCode::CONFLICT => bought.conflicts += 1,
+            StatusCode::SERVICE_UNAVAILABLE => bought.unavailable += 1,
+            other => {
+                return Err(format!(
+                    "booking {other}: {}",
+                    String::from_utf8_lossy(answer.body())
+                )
+                .into())
+            }
+        }
+    }
+}
+
+/// The seats of `event` the map shows available.
+async fn seats_left(conn: &mut Conn, who: &Identity, event: i64) -> Result<u64> {
+    let map = conn
+        .send(http::get(
+            &format!("/api/v1/events/{event}/availability"),
+            who,
+        ))
+        .await?;
+    let map: serde_json::Value = serde_json::from_slice(map.body()).unwrap_or_default();
+    Ok(map["available_seats"].as_u64().unwrap_or(0))
 }

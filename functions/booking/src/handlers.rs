@@ -278,7 +278,7 @@ async fn claim_seats(
     // An invalid request never reaches the database, with or without a key.
     let (fingerprint, asked) = request.asked(hold_for.is_some())?;
     // Before the key's row: a refusal is not kept, so a retry with a token books.
-    admission::check(state, caller, headers, event_id).await?;
+    let admitted = admission::check(state, caller, headers, event_id).await?;
     let Some(key) = key else {
         let outcome = match &asked {
             Asked::Seats(seats) => {
@@ -293,6 +293,9 @@ async fn claim_seats(
             Asked::Best(wanted) => best_available(state, caller, event_id, wanted, hold_for).await,
         };
         let version = after_claim(state, event_id, &outcome).await;
+        if admitted && outcome.is_ok() {
+            admission::used(state, caller, event_id).await;
+        }
         return outcome.map(|booking| with_version(created(booking), version));
     };
     let mut conn = state.db.get().await?;
@@ -325,6 +328,9 @@ async fn claim_seats(
     let stored = render(&outcome);
     idempotency::save_response(tx, &caller.user_id, &key, &stored).await?;
     let version = after_claim(state, event_id, &outcome).await;
+    if admitted && outcome.is_ok() {
+        admission::used(state, caller, event_id).await;
+    }
     Ok(with_version(stored_response(stored, false), version))
 }
 

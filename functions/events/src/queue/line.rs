@@ -6,7 +6,8 @@
 //! - `queue:early` (sorted set): who joined before the sale opened, scored by a random number
 //!   drawn at the join; the order of the scores is the random order of the fair start.
 //! - `queue:line` (sorted set): who waits, scored by position.
-//! - `queue:admitted` (sorted set): who is admitted, scored by when the admission ends.
+//! - `queue:admitted` (sorted set): who is admitted and has not bought yet, scored by when the
+//!   admission ends (the booking function takes a buyer out once a claim with the token is made).
 //! - `queue:state` (hash): `seq` (the last position given), `opened`, `free` (the free seats the
 //!   last advance saw), `tat` (when the next admission is due, ms, as in GCRA).
 //! - `queue:tick`: held for [`ADVANCE_EVERY`] by whoever advances the queue: one process per
@@ -15,7 +16,7 @@
 //! Times are Redis's clock (`TIME`), so every environment agrees on one timeline.
 
 use seatbook_cache::{redis, Cache, Unavailable};
-use seatbook_core::cached::slot;
+use seatbook_core::cached::queue_key;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -148,9 +149,7 @@ impl<'a> Line<'a> {
     }
 
     fn key(&self, name: &str) -> String {
-        self.cache
-            .keys()
-            .key(&slot(self.event_id), &format!("queue:{name}"))
+        queue_key(self.cache.keys(), self.event_id, name)
     }
 
     /// `user`'s entry, joining first when `join` names a new entry's id; `opens_ms` is when the

@@ -34,6 +34,11 @@ async fn a_deployed_booking_function_ignores_dev_identity_headers_whatever_its_e
         .invoke_http(&sample, Duration::from_secs(30))
         .await
         .unwrap();
-    assert_eq!(status, 401, "{problem}\n--- function output ---\n{}", lambda.logs());
+    assert_eq!(
+        status,
+        401,
+        "{problem}\n--- function output ---\n{}",
+        lambda.logs()
+    );
     assert_eq!(problem["status"], 401, "{problem}");
 }

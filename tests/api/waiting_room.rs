@@ -690,3 +690,43 @@ async fn with_redis_down_joins_answer_503_and_the_admitted_keep_booking() {
     );
     refused(book(&app, "bob", event, seats[1], None).await, "missing").await;
 }
+
+#[tokio::test]
+async fn deployed_the_keys_come_from_secrets_manager_as_the_stack_generates_them() {
+    let moto = test_support::Moto::start().await;
+    // What the template's AdmissionKeysSecret generates: a fixed kid beside a random seed.
+    let secret = json!({"signing": "k1", "seed": "q8T2mZx4Lw9Vb7Nc3Rf6Hs1Kd5Gj0Pa2Ye8Ui4Oo7Tt3Ww9Xx6Zz1Bb5Cc2Dd0Ee"});
+    let arn = moto
+        .create_secret("seatbook/admission-keys", &secret.to_string())
+        .await;
+    // The SDK reads these from the process's environment, as a Lambda function's (nextest runs
+    // each test in a process of its own).
+    for (name, value) in [
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto.url()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+    ] {
+        std::env::set_var(name, value);
+    }
+    let app = spawn_app_with_env(&[("ADMISSION_KEYS_SECRET_ARN", &arn)]).await;
+    let (event, seats) =
+        event_with_room(&app, 1, 2, json!({"admit_per_minute": 6000}), json!({})).await;
+    let set = app
+        .get_json("/api/v1/.well-known/jwks.json", As::Anonymous)
+        .await;
+    assert_eq!(set["keys"][0]["kid"], "k1", "{set}");
+    join(&app, "ann", event).await;
+    let token = admitted(&app, "ann", event).await;
+    assert_eq!(
+        book(&app, "ann", event, seats[0], Some(&token))
+            .await
+            .status(),
+        201
+    );
+    refused(
+        book(&app, "bob", event, seats[1], Some(&token)).await,
+        "other-user",
+    )
+    .await;
+}

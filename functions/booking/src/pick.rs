@@ -52,29 +52,27 @@ INSERT INTO full_rows (event_id, row_index) SELECT $1, unnest($2::int[]) ON CONF
 /// The seats of some rows of the event's venue (`$2`, rows `$3` as the venue counts them), each
 /// with whether a live claim has it (`taken`: a ticket of a confirmed booking or of a hold that
 /// has not lapsed; a lapsed hold's seat is free, the claim path releases it on the way) and
-/// whether that claim is a hold (`held`). The event's tickets are read over the range of those
-/// seats' ids only (`tickets_event_seat_key`; a venue's seats are numbered row by row), so a read
-/// costs the rows it reads, never the event's sales (decision 25).
+/// whether that claim is a hold (`held`). The event's live tickets are read once
+/// (`tickets_event_seat_key`, each booking by key) and hashed; the seats by
+/// `seats_venue_position_key`: never more than the event's venue (decision 25). Reading only the
+/// tickets over the range of the rows' seat ids (a materialized read of the seats first) made a
+/// herd of 500 picks on 400 seats take 2.4 s instead of 1.9.
 pub const FREE_SEATS_SQL: &str = "\
-WITH s AS MATERIALIZED (
-    SELECT id, row_index, seat_number, accessible
-    FROM seats
-    WHERE venue_id = $2 AND row_index = ANY ($3)
-), taken AS MATERIALIZED (
+WITH taken AS MATERIALIZED (
     SELECT t.seat_id, b.status = 'held' AS held
     FROM tickets t JOIN bookings b ON b.id = t.booking_id
-    WHERE t.event_id = $1
-      AND t.seat_id BETWEEN (SELECT min(id) FROM s) AND (SELECT max(id) FROM s)
-      AND (b.status <> 'held' OR b.expires_at > statement_timestamp())
+    WHERE t.event_id = $1 AND (b.status <> 'held' OR b.expires_at > statement_timestamp())
 )
 SELECT s.id, s.row_index, s.seat_number, s.accessible,
-       taken.seat_id IS NOT NULL AS taken, coalesce(taken.held, false) AS held
-FROM s LEFT JOIN taken ON taken.seat_id = s.id
+       s.id IN (SELECT seat_id FROM taken) AS taken,
+       s.id IN (SELECT seat_id FROM taken WHERE held) AS held
+FROM seats s
+WHERE s.venue_id = $2 AND s.row_index = ANY ($3)
 ORDER BY s.row_index, s.seat_number";
 
 /// The first read covers rows up to about this many seats (one row at least); each next read four
 /// times as many.
-pub const FIRST_READ_SEATS: usize = 256;
+pub const FIRST_READ_SEATS: usize = 1024;
 
 /// The one id [`AppState::scarce`] remembers for an event.
 const SCARCE: i64 = 0;
@@ -163,15 +161,15 @@ enum Lock {
 
 /// Reads the rows of `layout` front to back, a batch at a time, until the choice is settled
 /// ([`best::settled`]) or every row is read; takes the event's pick lock first (pipelined with the
-/// first batch, which is read once the lock is granted) when `lock` says so. Under the lock,
-/// records the rows it finds filled by confirmed bookings.
+/// first batch, which is read once the lock is granted) when `lock` says so. Returns the rows, and
+/// those of them confirmed bookings have filled.
 async fn free_seats(
     tx: &Transaction<'_>,
     event_id: i64,
     layout: &Layout,
     wanted: &Wanted,
     lock: Lock,
-) -> Result<Vec<Row>, ApiError> {
+) -> Result<(Vec<Row>, Vec<i32>), ApiError> {
     let open = &layout.rows;
     let mut rows: Vec<Row> = Vec::with_capacity(open.len());
     let mut slot: HashMap<i32, usize> = HashMap::new();
@@ -231,12 +229,7 @@ async fn free_seats(
             break;
         }
     }
-    if lock != Lock::Without && !filled.is_empty() {
-        let params: [(&(dyn ToSql + Sync), Type); 2] =
-            [(&event_id, Type::INT8), (&filled, Type::INT4_ARRAY)];
-        tx.execute_typed(RECORD_FULL_ROWS_SQL, &params).await?;
-    }
-    Ok(rows)
+    Ok((rows, filled))
 }
 
 /// Books (or holds) the best available seats for `wanted` in `tx`, which its caller commits (a
@@ -258,14 +251,14 @@ pub async fn book(
     if state.scarce.any(event_id, &[SCARCE]) {
         // This process just found the event short: look without the lock first, so the losers of
         // a sold-out herd are answered side by side instead of one after another.
-        let rows = free_seats(tx, event_id, &layout, wanted, Lock::Without).await?;
+        let (rows, _) = free_seats(tx, event_id, &layout, wanted, Lock::Without).await?;
         if let Choice::NotEnough { available } = best::choose(&rows, wanted.count) {
             return Err(short(available));
         }
     }
     for pick in 0..MAX_PICKS {
         let lock = if pick == 0 { Lock::Take } else { Lock::Held };
-        let rows = free_seats(tx, event_id, &layout, wanted, lock).await?;
+        let (rows, filled) = free_seats(tx, event_id, &layout, wanted, lock).await?;
         let (ids, together) = match best::choose(&rows, wanted.count) {
             Choice::Seats { ids, together } => (ids, together),
             Choice::NotEnough { available } => {
@@ -280,8 +273,23 @@ pub async fn book(
             seats: &seats,
             hold_for,
         };
+        // The rows found full are recorded (under the lock: a cancellation takes it to delete
+        // them) in the round trip of the booking, sent first so a refused booking's rollback to
+        // its savepoint keeps them; a pick that finds too few seats records nothing, so the
+        // losers of a sold-out herd spend no round trip on it while they hold the lock.
+        let params: [(&(dyn ToSql + Sync), Type); 2] =
+            [(&event_id, Type::INT8), (&filled, Type::INT4_ARRAY)];
+        let record = async {
+            if filled.is_empty() {
+                return Ok(0);
+            }
+            tx.execute_typed(RECORD_FULL_ROWS_SQL, &params).await
+        };
         // The marks were not read (see the head of this module) and the seats were read just now.
-        match claim::attempt(Attempts::Savepoints(tx), &claim, &state.contested, true).await {
+        let attempt = claim::attempt(Attempts::Savepoints(tx), &claim, &state.contested, true);
+        let (recorded, attempt) = tokio::join!(record, attempt);
+        recorded?;
+        match attempt {
             Ok(mut booking) => {
                 booking.together = Some(together);
                 return Ok(booking);

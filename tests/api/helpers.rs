@@ -289,6 +289,27 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// A venue of `rows`×`cols` and an event in it on sale now, starting in 30 days at 1,000
+    /// cents a seat, with the members of `extra` added or replacing those; the event as created
+    /// and its seat ids in row order.
+    pub async fn event_with(&self, rows: i64, cols: i64, extra: Value) -> (Value, Vec<i64>) {
+        let venue = self
+            .create_venue(&format!("Venue {}", uuid::Uuid::new_v4()), rows, cols)
+            .await;
+        let mut body = json!({
+            "name": "On-sale night", "starts_at": in_future(chrono::Duration::days(30)),
+            "venue_id": venue["id"], "price_cents": 1000
+        });
+        for (member, value) in extra.as_object().unwrap() {
+            body[member] = value.clone();
+        }
+        let response = self.post("/api/v1/events", ORGANIZER, &body).await;
+        assert_eq!(response.status(), 201, "create the event");
+        let event: Value = response.json().await.unwrap();
+        let seats = self.availability(event["id"].as_i64().unwrap()).await;
+        (event, ids_in(&seats["seats"], "id"))
+    }
+
     /// A venue of `rows`×`cols` with one event on sale; returns the event id and its seat ids in
     /// row order.
     pub async fn seed_event(&self, rows: i64, cols: i64) -> (i64, Vec<i64>) {
@@ -433,6 +454,11 @@ pub async fn spawn_app_with_env(env: &[(&'static str, &str)]) -> TestApp {
 }
 
 /// The integers of a JSON array, e.g. a request's or a 409's `seat_ids`.
+/// `offset` from now, as the API's timestamps are written.
+pub fn in_future(offset: chrono::Duration) -> String {
+    (chrono::Utc::now() + offset).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 pub fn integers(list: &Value) -> Vec<i64> {
     list.as_array()
         .unwrap()

@@ -2,45 +2,20 @@
 //! under concurrency without making other users wait.
 
 use crate::helpers::{
-    assert_problem, ids_in, spawn_app, spawn_app_with_env, As, TestApp, ORGANIZER,
+    assert_problem, ids_in, in_future, spawn_app, spawn_app_with_env, As, TestApp, ORGANIZER,
 };
-use chrono::{Duration as Span, SecondsFormat, Utc};
+use chrono::{Duration as Span, Utc};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Barrier;
 
-fn at(offset: Span) -> String {
-    (Utc::now() + offset).to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// A venue of one row of `seats` seats and an event on it made with `extra` fields; the event's
-/// JSON and its seat ids.
-async fn event_with(app: &TestApp, seats: i64, extra: Value) -> (Value, Vec<i64>) {
-    let venue = app
-        .create_venue(&format!("Sale Hall {}", uuid::Uuid::new_v4()), 1, seats)
-        .await;
-    let mut body = json!({
-        "name": "On-sale night", "starts_at": at(Span::days(30)),
-        "venue_id": venue["id"], "price_cents": 1000
-    });
-    body.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    let response = app.post("/api/v1/events", ORGANIZER, &body).await;
-    assert_eq!(response.status(), 201);
-    let event: Value = response.json().await.unwrap();
-    let seats = ids_in(
-        &app.availability(event["id"].as_i64().unwrap()).await["seats"],
-        "id",
-    );
-    (event, seats)
-}
-
 /// A venue of one row of `seats` seats and an event on it, on sale now, at most `cap` seats a
 /// user; the event's id and its seat ids.
 async fn capped_event(app: &TestApp, seats: i64, cap: i64) -> (i64, Vec<i64>) {
-    let (event, seats) = event_with(app, seats, json!({"max_seats_per_user": cap})).await;
+    let (event, seats) = app
+        .event_with(1, seats, json!({"max_seats_per_user": cap}))
+        .await;
     (event["id"].as_i64().unwrap(), seats)
 }
 
@@ -103,13 +78,14 @@ async fn confirmed_bookings(app: &TestApp) -> i64 {
 #[tokio::test]
 async fn an_event_shows_its_sales_window_and_cap_and_refuses_an_impossible_window() {
     let app = spawn_app().await;
-    let opens = at(Span::days(1));
-    let (event, _) = event_with(
-        &app,
-        2,
-        json!({"sales_start_at": opens, "max_seats_per_user": 4}),
-    )
-    .await;
+    let opens = in_future(Span::days(1));
+    let (event, _) = app
+        .event_with(
+            1,
+            2,
+            json!({"sales_start_at": opens, "max_seats_per_user": 4}),
+        )
+        .await;
     assert_eq!(event["sales_start_at"], opens);
     assert_eq!(
         event["sales_end_at"], event["starts_at"],
@@ -128,21 +104,21 @@ async fn an_event_shows_its_sales_window_and_cap_and_refuses_an_impossible_windo
     let venue = app.create_venue("Impossible Hall", 1, 1).await;
     for (extra, why) in [
         (
-            json!({"sales_start_at": at(Span::days(40))}),
+            json!({"sales_start_at": in_future(Span::days(40))}),
             "opens after it starts",
         ),
         (
-            json!({"sales_end_at": at(Span::days(31))}),
+            json!({"sales_end_at": in_future(Span::days(31))}),
             "closes after it starts",
         ),
         (
-            json!({"sales_start_at": at(Span::days(5)), "sales_end_at": at(Span::days(4))}),
+            json!({"sales_start_at": in_future(Span::days(5)), "sales_end_at": in_future(Span::days(4))}),
             "opens after it closes",
         ),
         (json!({"max_seats_per_user": 0}), "a cap of nothing"),
         (json!({"sales_start_at": "at noon"}), "not a timestamp"),
     ] {
-        let mut body = json!({"name": "X", "starts_at": at(Span::days(30)),
+        let mut body = json!({"name": "X", "starts_at": in_future(Span::days(30)),
                               "venue_id": venue["id"], "price_cents": 1});
         body.as_object_mut()
             .unwrap()
@@ -156,7 +132,9 @@ async fn an_event_shows_its_sales_window_and_cap_and_refuses_an_impossible_windo
 #[tokio::test]
 async fn a_booking_or_hold_outside_the_sales_window_is_a_409_and_writes_nothing() {
     let app = spawn_app().await;
-    let (early, seats) = event_with(&app, 2, json!({"sales_start_at": at(Span::hours(2))})).await;
+    let (early, seats) = app
+        .event_with(1, 2, json!({"sales_start_at": in_future(Span::hours(2))}))
+        .await;
     let early_id = early["id"].as_i64().unwrap();
     for path in ["/api/v1/bookings", "/api/v1/holds"] {
         let claimed = claim(&app, path, "eve", early_id, &seats[..1]).await;
@@ -171,7 +149,7 @@ async fn a_booking_or_hold_outside_the_sales_window_is_a_409_and_writes_nothing(
         ("sales_end_at", "/api/v1/bookings", Some("closed at")),
         ("starts_at", "/api/v1/holds", None),
     ] {
-        let (event, seats) = event_with(&app, 2, json!({})).await;
+        let (event, seats) = app.event_with(1, 2, json!({})).await;
         let id = event["id"].as_i64().unwrap();
         app.db
             .execute(
@@ -194,8 +172,10 @@ async fn a_booking_or_hold_outside_the_sales_window_is_a_409_and_writes_nothing(
 #[tokio::test]
 async fn the_listing_drops_an_event_when_its_sale_closes_even_from_the_cache() {
     let app = spawn_app().await;
-    let (closing, _) = event_with(&app, 1, json!({"sales_end_at": at(Span::seconds(3))})).await;
-    let (staying, _) = event_with(&app, 1, json!({})).await;
+    let (closing, _) = app
+        .event_with(1, 1, json!({"sales_end_at": in_future(Span::seconds(3))}))
+        .await;
+    let (staying, _) = app.event_with(1, 1, json!({})).await;
     let listing = || app.get_json("/api/v1/events", As::Anonymous);
     let first = listing().await;
     assert_eq!(
@@ -311,7 +291,7 @@ async fn twenty_simultaneous_holds_by_one_user_under_a_cap_of_four_give_exactly_
 #[tokio::test]
 async fn a_retried_hold_with_the_same_idempotency_key_replays_instead_of_conflicting() {
     let app = spawn_app().await;
-    let (event, seats) = event_with(&app, 2, json!({})).await;
+    let (event, seats) = app.event_with(1, 2, json!({})).await;
     let body = json!({"event_id": event["id"], "seat_ids": [seats[0]]});
     let send = || {
         app.request(reqwest::Method::POST, "/api/v1/holds", As::User("ann"))
@@ -350,8 +330,8 @@ async fn until_past(at: &str) {
 #[tokio::test]
 async fn a_hold_ends_with_the_sale_and_cannot_be_confirmed_after_it() {
     let app = spawn_app().await;
-    let closes = at(Span::seconds(3));
-    let (event, seats) = event_with(&app, 2, json!({"sales_end_at": closes})).await;
+    let closes = in_future(Span::seconds(3));
+    let (event, seats) = app.event_with(1, 2, json!({"sales_end_at": closes})).await;
     let event_id = event["id"].as_i64().unwrap();
     let response = claim(&app, "/api/v1/holds", "late-buyer", event_id, &seats[..1]).await;
     assert_eq!(response.status(), 201);
@@ -416,8 +396,8 @@ async fn a_booking_that_waited_for_its_idempotency_key_is_judged_when_it_runs() 
     // Its transaction starts, then waits for the key's row; the sale opens meanwhile. Judged by
     // the transaction's start it would be refused as "not open yet".
     let app = spawn_app().await;
-    let opens = at(Span::seconds(2));
-    let (event, seats) = event_with(&app, 2, json!({"sales_start_at": opens})).await;
+    let opens = in_future(Span::seconds(2));
+    let (event, seats) = app.event_with(1, 2, json!({"sales_start_at": opens})).await;
     let holder = app.connect().await;
     holder
         .batch_execute(

@@ -49,31 +49,17 @@ async fn event_with_room(
     room: Value,
     extra: Value,
 ) -> (i64, Vec<i64>) {
-    let venue = app
-        .create_venue(&format!("Venue {}", uuid::Uuid::new_v4()), rows, cols)
-        .await;
     let mut body = json!({
         "name": "On-sale",
         "starts_at": "2031-06-01T19:30:00Z",
-        "venue_id": venue["id"],
         "price_cents": 2500,
         "waiting_room": room,
     });
     for (member, value) in extra.as_object().unwrap() {
         body[member] = value.clone();
     }
-    let response = app.post("/api/v1/events", ORGANIZER, &body).await;
-    assert_eq!(response.status(), 201, "create the event");
-    let event: Value = response.json().await.unwrap();
-    let id = event["id"].as_i64().unwrap();
-    let map = app.availability(id).await;
-    let seats = map["seats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_i64().unwrap())
-        .collect();
-    (id, seats)
+    let (event, seats) = app.event_with(rows, cols, body).await;
+    (event["id"].as_i64().unwrap(), seats)
 }
 
 fn queue(event: i64) -> String {

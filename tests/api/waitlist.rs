@@ -7,35 +7,15 @@ use crate::helpers::{
     assert_problem, ids_in, integers, seat_status, spawn_app, spawn_app_with_env, As, TestApp,
     ORGANIZER,
 };
-use chrono::{DateTime, Duration as Span, SecondsFormat, Utc};
+use chrono::{DateTime, Duration as Span, Utc};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-fn at(offset: Span) -> String {
-    (Utc::now() + offset).to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// A venue of one row of `seats` seats and an event on sale on it, made with `extra` fields; the
-/// event's id and its seat ids by number.
+/// An event on sale on a venue of one row of `seats` seats, made with `extra` fields; its id and
+/// its seat ids by number.
 async fn event_with(app: &TestApp, seats: i64, extra: Value) -> (i64, Vec<i64>) {
-    let venue = app
-        .create_venue(&format!("Line Hall {}", uuid::Uuid::new_v4()), 1, seats)
-        .await;
-    let mut body = json!({
-        "name": "Sold out", "starts_at": at(Span::days(30)),
-        "venue_id": venue["id"], "price_cents": 1000
-    });
-    body.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    let response = app.post("/api/v1/events", ORGANIZER, &body).await;
-    assert_eq!(response.status(), 201);
-    let event: Value = response.json().await.unwrap();
-    let event_id = event["id"].as_i64().unwrap();
-    (
-        event_id,
-        ids_in(&app.availability(event_id).await["seats"], "id"),
-    )
+    let (event, seats) = app.event_with(1, seats, extra).await;
+    (event["id"].as_i64().unwrap(), seats)
 }
 
 /// An event of one row of `seats` seats, every seat booked on its own by `fan-{i}`; its id, its

@@ -148,17 +148,6 @@ async fn layout(tx: &Transaction<'_>, event_id: i64, wanted: &Wanted) -> Result<
     })
 }
 
-/// Whether a read of free seats runs under the event's pick lock.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Lock {
-    /// Take it first (the transaction's first pick).
-    Take,
-    /// The transaction holds it already.
-    Held,
-    /// Look without it (an answer of "not enough", which a fresh read makes exact).
-    Without,
-}
-
 /// Reads the rows of `layout` front to back, a batch at a time, until the choice is settled
 /// ([`best::settled`]) or every row is read; takes the event's pick lock first (pipelined with the
 /// first batch, which is read once the lock is granted) when `lock` says so. Returns the rows, and
@@ -168,7 +157,7 @@ async fn free_seats(
     event_id: i64,
     layout: &Layout,
     wanted: &Wanted,
-    lock: Lock,
+    lock: bool,
 ) -> Result<(Vec<Row>, Vec<i32>), ApiError> {
     let open = &layout.rows;
     let mut rows: Vec<Row> = Vec::with_capacity(open.len());
@@ -196,7 +185,7 @@ async fn free_seats(
         // Per row of the batch: whether confirmed bookings have every seat of it.
         let mut confirmed: HashMap<i32, bool> = batch.iter().map(|r| (*r, true)).collect();
         let read = tx.query_typed(FREE_SEATS_SQL, &params);
-        let found = if lock == Lock::Take && next == 0 {
+        let found = if lock && next == 0 {
             // One round trip: the lock, then the read, which starts once the lock is granted and
             // so sees every pick made before this one.
             let key: [(&(dyn ToSql + Sync), Type); 1] = [(&event_id, Type::INT8)];
@@ -251,14 +240,13 @@ pub async fn book(
     if state.scarce.any(event_id, &[SCARCE]) {
         // This process just found the event short: look without the lock first, so the losers of
         // a sold-out herd are answered side by side instead of one after another.
-        let (rows, _) = free_seats(tx, event_id, &layout, wanted, Lock::Without).await?;
+        let (rows, _) = free_seats(tx, event_id, &layout, wanted, false).await?;
         if let Choice::NotEnough { available } = best::choose(&rows, wanted.count) {
             return Err(short(available));
         }
     }
     for pick in 0..MAX_PICKS {
-        let lock = if pick == 0 { Lock::Take } else { Lock::Held };
-        let (rows, filled) = free_seats(tx, event_id, &layout, wanted, lock).await?;
+        let (rows, filled) = free_seats(tx, event_id, &layout, wanted, pick == 0).await?;
         let (ids, together) = match best::choose(&rows, wanted.count) {
             Choice::Seats { ids, together } => (ids, together),
             Choice::NotEnough { available } => {

@@ -84,6 +84,35 @@ SELECT e.venue_id, e.price_cents,
            AS row_categories
 FROM events e WHERE e.id = $1";
 
+/// Events' layouts as this process has read them. Nothing changes an event's venue, sections or
+/// categories after its creation, so a remembered layout stays true; a best-available pick reads
+/// it once per process instead of once per pick (a third of a millisecond of planning and
+/// execution in PostgreSQL, measured with `pgbench -r`).
+#[derive(Default)]
+pub struct Layouts {
+    known: std::sync::Mutex<std::collections::HashMap<i64, std::sync::Arc<EventLayout>>>,
+}
+
+impl Layouts {
+    /// Past this many events the memory starts over (a handful are on sale at once).
+    const REMEMBERED: usize = 10_000;
+
+    pub fn get(&self, event_id: i64) -> Option<std::sync::Arc<EventLayout>> {
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known.get(&event_id).cloned()
+    }
+
+    pub fn remember(&self, event_id: i64, layout: EventLayout) -> std::sync::Arc<EventLayout> {
+        let layout = std::sync::Arc::new(layout);
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() >= Self::REMEMBERED {
+            known.clear();
+        }
+        known.insert(event_id, layout.clone());
+        layout
+    }
+}
+
 /// [`EVENT_LAYOUT_SQL`]'s row, parsed once for every reader of it.
 #[derive(Debug, Clone)]
 pub struct EventLayout {

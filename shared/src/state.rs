@@ -1,6 +1,7 @@
 //! What every handler can reach, built once per process (per Lambda execution environment).
 
 use crate::admission::Admission;
+use crate::catalog::Layouts;
 use crate::config::{CacheSettings, Settings};
 use crate::db::{self, DbSetupError, Pool};
 use crate::error::ApiError;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub admission: Arc<Admission>,
     /// Events' sales windows and waiting rooms, as this process has read them.
     pub rooms: Arc<Rooms>,
+    /// Events' venues, sections and price categories, as this process has read them.
+    pub layouts: Arc<Layouts>,
 }
 
 /// Reads of taken-seat marks in flight: (event, seats) → (the marked seats, when the read was
@@ -97,6 +100,7 @@ impl AppState {
                 settings.admission.test_ttl,
             )),
             rooms: Arc::default(),
+            layouts: Arc::default(),
         })
     }
 

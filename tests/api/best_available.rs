@@ -537,6 +537,56 @@ async fn an_idempotency_key_replays_a_best_available_booking_and_refuses_another
     assert_eq!(app.count("SELECT count(*) FROM bookings").await, 1);
 }
 
+/// A pick commits without waiting for the disk, so the event's pick lock is given up before the
+/// flush (decision 25); its answer waits for the flush. Judged in the WAL itself (`pg_walinspect`
+/// reads only what is flushed): the commit of each booking is there when its 201 arrives, with an
+/// `Idempotency-Key` and without.
+#[tokio::test]
+async fn a_best_available_booking_is_on_disk_before_it_is_answered() {
+    let app = spawn_app().await;
+    let (event_id, _) = app.seed_event(2, 10).await;
+    app.db
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        .await
+        .unwrap();
+    let body = json!({"event_id": event_id, "best_available": {"count": 2}});
+
+    for key in [None, Some("flushed-1")] {
+        let start: String = app
+            .db
+            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let mut request = app.request(reqwest::Method::POST, "/api/v1/bookings", As::User("dora"));
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        let booking = created(request.json(&body).send().await.unwrap()).await;
+        let id = uuid::Uuid::parse_str(booking["id"].as_str().unwrap()).unwrap();
+
+        // The booking's row was written in a savepoint: its xmin is a subtransaction's, listed
+        // in the top-level commit record's description.
+        let flushed: i64 = app
+            .db
+            .query_one(
+                "WITH x AS (SELECT xmin::text AS xid FROM bookings WHERE id = $1)
+                 SELECT count(*) FROM x, pg_get_wal_records_info($2::text::pg_lsn,
+                                                               pg_current_wal_flush_lsn()) w
+                 WHERE w.resource_manager = 'Transaction' AND w.record_type = 'COMMIT'
+                   AND (w.xid::text = x.xid OR w.description ~ ('subxacts:.*\\m' || x.xid || '\\M'))",
+                &[&id, &start],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            flushed, 1,
+            "key {key:?}: booking {id}'s commit is on disk when answered"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_cap_and_a_sales_window_apply_to_best_available_as_to_any_booking() {
     let app = spawn_app().await;

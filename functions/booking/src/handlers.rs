@@ -327,6 +327,9 @@ async fn claim_seats(
     }
     let stored = render(&outcome);
     idempotency::save_response(tx, &caller.user_id, &key, &stored).await?;
+    if matches!(asked, Asked::Best(_)) && outcome.is_ok() {
+        pick::durable(&conn).await?;
+    }
     let version = after_claim(state, event_id, &outcome).await;
     if admitted && outcome.is_ok() {
         admission::used(state, caller, event_id).await;
@@ -348,6 +351,7 @@ async fn best_available(
     match pick::book(state, &tx, &caller.user_id, event_id, wanted, hold_for).await {
         Ok(booking) => {
             tx.commit().await?;
+            pick::durable(&conn).await?;
             Ok(booking)
         }
         Err(err) => {

@@ -44,6 +44,7 @@
 //! - [`state`]: what every handler can reach, built once per process.
 //! - [`telemetry`]: tracing-subscriber set-up (JSON in Lambda).
 //! - [`tls`]: rustls on `ring` (no OpenSSL, no aws-lc): the provider, and PostgreSQL's roots.
+//! - [`turns`]: one request at a time per key within the process (best-available picks).
 
 pub mod admission;
 pub mod cached;
@@ -67,6 +68,7 @@ pub mod rooms;
 pub mod state;
 pub mod telemetry;
 pub mod tls;
+pub mod turns;
 
 pub use error::ApiError;
 pub use state::AppState;

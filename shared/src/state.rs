@@ -8,6 +8,7 @@ use crate::error::ApiError;
 use crate::ratelimit::RateLimiter;
 use crate::recent::Recent;
 use crate::rooms::Rooms;
+use crate::turns::Turns;
 use seatbook_cache::{Accept, Body, Cache, CacheKey, Flights, Keys, Loaded};
 use std::future::Future;
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub rooms: Arc<Rooms>,
     /// Events' venues, sections and price categories, as this process has read them.
     pub layouts: Arc<Layouts>,
+    /// Best-available picks of an event take turns in this process (see `booking_fn::pick`).
+    pub pick_turns: Arc<Turns>,
 }
 
 /// Reads of taken-seat marks in flight: (event, seats) → (the marked seats, when the read was
@@ -101,6 +104,7 @@ impl AppState {
             )),
             rooms: Arc::default(),
             layouts: Arc::default(),
+            pick_turns: Arc::default(),
         })
     }
 

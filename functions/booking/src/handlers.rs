@@ -298,6 +298,11 @@ async fn claim_seats(
         }
         return outcome.map(|booking| with_version(created(booking), version));
     };
+    // A pick takes its turn before its connection (pick::turn).
+    let turn = match &asked {
+        Asked::Best(_) => pick::turn(state, event_id).await?,
+        Asked::Seats(_) => None,
+    };
     let mut conn = state.db.get().await?;
     let tx =
         match idempotency::try_processing(&mut conn, &caller.user_id, &key, &fingerprint).await? {
@@ -327,6 +332,7 @@ async fn claim_seats(
     }
     let stored = render(&outcome);
     idempotency::save_response(tx, &caller.user_id, &key, &stored).await?;
+    drop(turn);
     if matches!(asked, Asked::Best(_)) && outcome.is_ok() {
         pick::durable(&conn).await?;
     }
@@ -346,11 +352,13 @@ async fn best_available(
     wanted: &pick::Wanted,
     hold_for: Option<Duration>,
 ) -> Result<Booking, ApiError> {
+    let turn = pick::turn(state, event_id).await?;
     let mut conn = state.db.get().await?;
     let tx = conn.transaction().await?;
     match pick::book(state, &tx, &caller.user_id, event_id, wanted, hold_for).await {
         Ok(booking) => {
             tx.commit().await?;
+            drop(turn);
             pick::durable(&conn).await?;
             Ok(booking)
         }

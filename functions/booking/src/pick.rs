@@ -16,6 +16,7 @@ use crate::claim::{self, Attempts, Claim};
 use crate::views::Booking;
 use seatbook_core::catalog::EventLayout;
 use seatbook_core::domain::{SeatSelection, UserId, STANDARD};
+use seatbook_core::turns::Turn;
 use seatbook_core::{ApiError, AppState};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -92,6 +93,11 @@ ORDER BY s.row_index, s.seat_number";
 /// The first read covers rows up to about this many seats (one row at least); each next read four
 /// times as many.
 pub const FIRST_READ_SEATS: usize = 1024;
+
+/// How long a pick waits for its turn in this process ([`turn`]): longer than for a connection
+/// (2 s), as a waiter holds none, and inside the request's deadline (4.5 s) with the pick's own
+/// waits (its connection, its statements).
+const TURN_WAIT: Duration = Duration::from_secs(3);
 
 /// The one id [`AppState::scarce`] remembers for an event.
 const SCARCE: i64 = 0;
@@ -254,6 +260,21 @@ async fn free_seats(
         }
     }
     Ok((rows, filled))
+}
+
+/// Waits for this process's turn to pick for `event_id` (`seatbook_core::turns`), to be taken
+/// before a connection and given up after the commit. `None` when the event has just run short
+/// here, before or during the wait: [`book`] then answers from a read without the lock, beside
+/// the other requests instead of one after another.
+pub async fn turn(state: &AppState, event_id: i64) -> Result<Option<Turn>, ApiError> {
+    if state.scarce.any(event_id, &[SCARCE]) {
+        return Ok(None);
+    }
+    let turn = state.pick_turns.wait(event_id, TURN_WAIT).await?;
+    if state.scarce.any(event_id, &[SCARCE]) {
+        return Ok(None);
+    }
+    Ok(Some(turn))
 }
 
 /// Books (or holds) the best available seats for `wanted` in `tx`, which its caller commits (a

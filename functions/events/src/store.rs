@@ -7,25 +7,38 @@ use seatbook_core::ApiError;
 use tokio_postgres::types::{ToSql, Type};
 
 /// An event's seat map: every seat of its venue in row order, its status, and for a seat under a
-/// live hold, when the hold lapses. The venue is a scalar subquery, so its seats come from the
-/// `seats_venue_position_key` index already in order; the claims come from the event's tickets
-/// (index on `tickets_event_seat_key`) joined to their bookings by primary key. The cost follows
-/// the venue's size, not the size of `seats` or `bookings`. Public so the benchmark's ceiling runs the same SQL.
+/// live hold, when the hold lapses. The venue is a scalar subquery, and its seats are asked for in
+/// the order of the `seats_venue_position_key` index, so they come by it; the claims are the event's tickets (`tickets_event_seat_key`)
+/// with their bookings by primary key. The cost follows the venue's size and the event's sales,
+/// not the size of `seats` or `bookings`. Public so the benchmark's ceiling runs the same SQL.
 /// Each seat's section and price come from its row ([`EVENT_LAYOUT_SQL`]).
+///
+/// Seats and claims meet in a `FULL JOIN`, which PostgreSQL can only hash or merge: as a `LEFT
+/// JOIN` planned from an `ANALYZE` taken before an on-sale (no tickets for the event, so one was
+/// estimated) it became a nested loop comparing every seat with every ticket, and a 10,000-seat
+/// map took 4.1 s to load once a few thousand were sold (`scripts/bench --scenarios hot`). Every
+/// ticket is for a seat of the event's venue, so the join adds no row; `OFFSET 0` keeps the
+/// outer `WHERE` from turning it back into a `LEFT JOIN`.
 pub const AVAILABILITY_SQL: &str = "\
-SELECT s.id, s.row_label, s.seat_number, coalesce(c.status, 'available') AS status, c.held_until,
-       s.row_index, s.accessible
-FROM seats s
-LEFT JOIN (
-    SELECT t.seat_id,
-           CASE WHEN b.status <> 'held' THEN 'booked' WHEN b.expires_at > now() THEN 'held' END
-               AS status,
-           CASE WHEN b.status = 'held' AND b.expires_at > now() THEN b.expires_at END AS held_until
-    FROM tickets t JOIN bookings b ON b.id = t.booking_id
-    WHERE t.event_id = $1
-) c ON c.seat_id = s.id
-WHERE s.venue_id = (SELECT venue_id FROM events WHERE id = $1)
-ORDER BY s.row_index, s.seat_number";
+SELECT id, row_label, seat_number, status, held_until, row_index, accessible
+FROM (
+    SELECT s.id, s.row_label, s.seat_number, coalesce(c.status, 'available') AS status,
+           c.held_until, s.row_index, s.accessible
+    FROM (SELECT * FROM seats WHERE venue_id = (SELECT venue_id FROM events WHERE id = $1)
+          ORDER BY row_index, seat_number) s
+    FULL JOIN (
+        SELECT t.seat_id,
+               CASE WHEN b.status <> 'held' THEN 'booked' WHEN b.expires_at > now() THEN 'held' END
+                   AS status,
+               CASE WHEN b.status = 'held' AND b.expires_at > now() THEN b.expires_at END
+                   AS held_until
+        FROM tickets t JOIN bookings b ON b.id = t.booking_id
+        WHERE t.event_id = $1
+    ) c ON c.seat_id = s.id
+    OFFSET 0
+) map
+WHERE id IS NOT NULL
+ORDER BY row_index, seat_number";
 
 /// Where a page of the listing starts: strictly after this (starts_at, id).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -84,32 +84,72 @@ SELECT e.venue_id, e.price_cents,
            AS row_categories
 FROM events e WHERE e.id = $1";
 
-/// Events' layouts as this process has read them. Nothing changes an event's venue, sections or
-/// categories after its creation, so a remembered layout stays true; a best-available pick reads
-/// it once per process instead of once per pick (a third of a millisecond of planning and
-/// execution in PostgreSQL, measured with `pgbench -r`).
-#[derive(Default)]
-pub struct Layouts {
-    known: std::sync::Mutex<std::collections::HashMap<i64, std::sync::Arc<EventLayout>>>,
+/// What this process has read of things nothing changes after their creation, by id: events'
+/// layouts (venue, sections, categories) and venues' seats. A remembered value stays true, so a
+/// best-available pick reads each once per process instead of once per pick.
+pub struct Remembered<V> {
+    known: std::sync::Mutex<std::collections::HashMap<i64, std::sync::Arc<V>>>,
+    /// Past this many the memory starts over (a handful of events are on sale at once).
+    most: usize,
 }
 
-impl Layouts {
-    /// Past this many events the memory starts over (a handful are on sale at once).
-    const REMEMBERED: usize = 10_000;
-
-    pub fn get(&self, event_id: i64) -> Option<std::sync::Arc<EventLayout>> {
-        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        known.get(&event_id).cloned()
+impl<V> Remembered<V> {
+    pub fn new(most: usize) -> Self {
+        Remembered {
+            known: std::sync::Mutex::default(),
+            most,
+        }
     }
 
-    pub fn remember(&self, event_id: i64, layout: EventLayout) -> std::sync::Arc<EventLayout> {
-        let layout = std::sync::Arc::new(layout);
+    pub fn get(&self, id: i64) -> Option<std::sync::Arc<V>> {
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known.get(&id).cloned()
+    }
+
+    pub fn remember(&self, id: i64, value: V) -> std::sync::Arc<V> {
+        let value = std::sync::Arc::new(value);
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        if known.len() >= Self::REMEMBERED {
+        if known.len() >= self.most {
             known.clear();
         }
-        known.insert(event_id, layout.clone());
-        layout
+        known.insert(id, value.clone());
+        value
+    }
+}
+
+/// A venue's seats by row (as the venue counts rows), each row in number order.
+#[derive(Debug, Clone, Default)]
+pub struct VenueSeats {
+    pub rows: std::collections::HashMap<i32, Vec<VenueSeat>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VenueSeat {
+    pub id: i64,
+    pub number: i32,
+    pub accessible: bool,
+}
+
+/// Every seat of venue `$1`, in row and number order (`seats_venue_position_key`).
+pub const VENUE_SEATS_SQL: &str = "\
+SELECT id, row_index, seat_number, accessible FROM seats WHERE venue_id = $1
+ORDER BY row_index, seat_number";
+
+impl VenueSeats {
+    pub fn from_rows(rows: &[Row]) -> Self {
+        let mut seats = VenueSeats::default();
+        for row in rows {
+            seats
+                .rows
+                .entry(row.get("row_index"))
+                .or_default()
+                .push(VenueSeat {
+                    id: row.get("id"),
+                    number: row.get("seat_number"),
+                    accessible: row.get("accessible"),
+                });
+        }
+        seats
     }
 }
 

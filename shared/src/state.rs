@@ -1,7 +1,7 @@
 //! What every handler can reach, built once per process (per Lambda execution environment).
 
 use crate::admission::Admission;
-use crate::catalog::Layouts;
+use crate::catalog::{EventLayout, Remembered, VenueSeats};
 use crate::config::{CacheSettings, Settings};
 use crate::db::{self, DbSetupError, Pool};
 use crate::error::ApiError;
@@ -42,7 +42,9 @@ pub struct AppState {
     /// Events' sales windows and waiting rooms, as this process has read them.
     pub rooms: Arc<Rooms>,
     /// Events' venues, sections and price categories, as this process has read them.
-    pub layouts: Arc<Layouts>,
+    pub layouts: Arc<Remembered<EventLayout>>,
+    /// Venues' seats, as this process has read them.
+    pub venue_seats: Arc<Remembered<VenueSeats>>,
     /// Best-available picks of an event take turns in this process (see `booking_fn::pick`).
     pub pick_turns: Arc<Turns>,
 }
@@ -103,7 +105,8 @@ impl AppState {
                 settings.admission.test_ttl,
             )),
             rooms: Arc::default(),
-            layouts: Arc::default(),
+            layouts: Arc::new(Remembered::new(10_000)),
+            venue_seats: Arc::new(Remembered::new(100)),
             pick_turns: Arc::default(),
         })
     }

@@ -11,8 +11,8 @@
 
 use crate::helpers::spawn_app;
 use booking_fn::statements::{
-    CANCEL_SQL, CONFIRM_SQL, FIRST_READ_SEATS, FREE_SEATS_SQL, FULL_ROWS_SQL, HOLDERS_SQL,
-    LAYOUT_SQL, LOCK_SQL, RELEASE_LAPSED_SQL,
+    CANCEL_SQL, CONFIRM_SQL, FIRST_READ_SEATS, FULL_ROWS_SQL, HOLDERS_SQL, LAYOUT_SQL, LOCK_SQL,
+    RELEASE_LAPSED_SQL, TAKEN_SQL, VENUE_SEATS_SQL,
 };
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Client;
@@ -179,9 +179,19 @@ async fn a_best_available_pick_reads_as_much_of_an_empty_arena_as_of_a_hall() {
 }
 
 /// The buffers of one pick's reads on `venue`'s event as pick.rs makes them, in a transaction
-/// rolled back: the layout, the lock, the full rows and the first batch of the rows not full (up
-/// to `FIRST_READ_SEATS` seats, one row at least), whose front row must have every seat free.
+/// rolled back: the layout, the lock, the full rows and the claims on the first batch of the rows
+/// not full (up to `FIRST_READ_SEATS` seats, one row at least), whose front row must have every
+/// seat free. The venue's seats are read before, untimed: a process reads them once.
 async fn pick_buffers(db: &Client, venue: Venue) -> i64 {
+    let layout = db
+        .query_typed_one(LAYOUT_SQL, &[(&venue.event, Type::INT8)])
+        .await
+        .unwrap();
+    let venue_id: i64 = layout.get("venue_id");
+    let seats = db
+        .query_typed(VENUE_SEATS_SQL, &[(&venue_id, Type::INT8)])
+        .await
+        .unwrap();
     db.batch_execute("BEGIN").await.unwrap();
     let before = touched(db).await;
     let layout = db
@@ -196,34 +206,43 @@ async fn pick_buffers(db: &Client, venue: Venue) -> i64 {
         .await
         .unwrap();
     let full: Vec<i32> = full.get(0);
-    let venue_id: i64 = layout.get("venue_id");
     let first_rows: Vec<i32> = layout.get("section_first_rows");
     let (heights, widths): (Vec<i32>, Vec<i32>) =
         (layout.get("section_rows"), layout.get("section_cols"));
     let mut batch = Vec::new();
-    let mut seats = 0;
+    let mut count = 0;
     'sections: for ((first, height), width) in first_rows.iter().zip(&heights).zip(&widths) {
         for r in (*first..first + height).filter(|r| !full.contains(r)) {
-            if !batch.is_empty() && seats + *width as usize > FIRST_READ_SEATS {
+            if !batch.is_empty() && count + *width as usize > FIRST_READ_SEATS {
                 break 'sections;
             }
             batch.push(r);
-            seats += *width as usize;
+            count += *width as usize;
         }
     }
+    let ids = seats
+        .iter()
+        .filter(|s| batch.contains(&s.get::<_, i32>("row_index")))
+        .map(|s| s.get::<_, i64>("id"));
+    let (lo, hi) = (ids.clone().min().unwrap(), ids.clone().max().unwrap());
     let params: [(&(dyn ToSql + Sync), Type); 3] = [
         (&venue.event, Type::INT8),
-        (&venue_id, Type::INT8),
-        (&batch, Type::INT4_ARRAY),
+        (&lo, Type::INT8),
+        (&hi, Type::INT8),
     ];
-    let read = db.query_typed(FREE_SEATS_SQL, &params).await.unwrap();
+    let claims = db.query_typed(TAKEN_SQL, &params).await.unwrap();
     let touched = touched(db).await - before;
     db.batch_execute("ROLLBACK").await.unwrap();
-    assert_eq!(read.len(), seats, "the first batch's seats");
+    assert_eq!(ids.count(), count, "the first batch's seats");
+    let front: Vec<i64> = seats
+        .iter()
+        .filter(|s| s.get::<_, i32>("row_index") == batch[0])
+        .map(|s| s.get("id"))
+        .collect();
     assert!(
-        read.iter()
-            .filter(|s| s.get::<_, i32>("row_index") == batch[0])
-            .all(|s| !s.get::<_, bool>("taken")),
+        claims
+            .iter()
+            .all(|c| !front.contains(&c.get::<_, i64>("seat_id"))),
         "the front row is free, so the pick stops after this batch"
     );
     touched

@@ -174,6 +174,52 @@ async fn seats_a_cancellation_frees_in_a_full_front_row_are_picked_first() {
     assert_eq!(places(&second), row("A", 3..=4));
 }
 
+/// The seats the nearly full rows' records list as open (V19), in order.
+async fn open_seats(app: &TestApp) -> Vec<i64> {
+    let sql = "SELECT coalesce(array_agg(x ORDER BY x), '{}') FROM full_rows, unnest(open) x";
+    app.db.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+/// A row confirmed bookings have nearly filled is recorded with the seats they have not (V19):
+/// later picks read only the claims on those, still find them, narrow the record as they sell,
+/// and a cancellation in the row opens it to be read whole again.
+#[tokio::test]
+async fn a_nearly_full_row_is_read_by_its_open_seats_until_a_cancellation_opens_it() {
+    let app = spawn_app().await;
+    let (event_id, seats) = app.seed_event(2, 16).await;
+    let carol = created(
+        app.book("carol", event_id, &ids(&seats, 16, 0, 2..=3))
+            .await,
+    )
+    .await;
+    taken(&app, event_id, &ids(&seats, 16, 0, 4..=10)).await;
+    taken(&app, event_id, &ids(&seats, 16, 0, 11..=15)).await;
+    // Row A has seats 1 and 16 free, apart: the pair goes to row B, and row A is recorded.
+    let pair = best_pair(&app, "bob", event_id).await;
+    assert_eq!(places(&pair), row("B", 8..=9));
+    assert_eq!(open_seats(&app).await, ids(&seats, 16, 0, [1, 16]));
+    // Single seats are found in the record: the front row, then the lower number; the second
+    // pick reads seat 1 sold and narrows the record.
+    let one = json!({"count": 1});
+    let single = created(best(&app, "/api/v1/bookings", "dan", event_id, one.clone()).await).await;
+    assert_eq!(places(&single), row("A", [1]));
+    let single = created(best(&app, "/api/v1/bookings", "fay", event_id, one).await).await;
+    assert_eq!(places(&single), row("A", [16]));
+    assert_eq!(open_seats(&app).await, ids(&seats, 16, 0, [16]));
+
+    let cancelled = app
+        .cancel(carol["id"].as_str().unwrap(), As::User("carol"))
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    assert_eq!(
+        open_seats(&app).await,
+        Vec::<i64>::new(),
+        "the row's record is gone"
+    );
+    let again = best_pair(&app, "erin", event_id).await;
+    assert_eq!(places(&again), row("A", 2..=3));
+}
+
 /// Holds fill no row for good: one lapses without a write, and its seats are picked again.
 #[tokio::test]
 async fn a_front_row_of_holds_that_lapse_is_picked_again() {

@@ -201,11 +201,15 @@ async fn pick_buffers(db: &Client, venue: Venue) -> i64 {
     db.execute_typed(LOCK_SQL, &[(&venue.event, Type::INT8)])
         .await
         .unwrap();
-    let full = db
-        .query_typed_one(FULL_ROWS_SQL, &[(&venue.event, Type::INT8)])
+    let recorded = db
+        .query_typed(FULL_ROWS_SQL, &[(&venue.event, Type::INT8)])
         .await
         .unwrap();
-    let full: Vec<i32> = full.get(0);
+    // Full rows (none of their seats open); nearly full ones are not made here.
+    let full: Vec<i32> = recorded.iter().map(|row| row.get(0)).collect();
+    assert!(recorded
+        .iter()
+        .all(|row| row.get::<_, Vec<i64>>(1).is_empty()));
     let first_rows: Vec<i32> = layout.get("section_first_rows");
     let (heights, widths): (Vec<i32>, Vec<i32>) =
         (layout.get("section_rows"), layout.get("section_cols"));

@@ -176,6 +176,7 @@ async fn each_role_has_exactly_its_table_grants_and_a_new_table_is_nobodys() {
         ("seatbook_writer", "outbox", "INSERT"),
         ("seatbook_writer", "full_rows", "SELECT"),
         ("seatbook_writer", "full_rows", "INSERT"),
+        ("seatbook_writer", "full_rows", "UPDATE"),
         ("seatbook_writer", "full_rows", "DELETE"),
         ("seatbook_writer", "waitlist_entries", "SELECT"),
         ("seatbook_writer", "waitlist_entries", "INSERT"),

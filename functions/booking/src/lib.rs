@@ -43,7 +43,9 @@ pub mod statements {
     pub use crate::claim::{HOLDERS_SQL, RELEASE_LAPSED_SQL};
     pub use crate::lifecycle::{CANCEL_SQL, CONFIRM_SQL};
     /// Best available's reads (its booking is `BOOK_SQL`'s).
-    pub use crate::pick::{FIRST_READ_SEATS, FULL_ROWS_SQL, LAYOUT_SQL, LOCK_SQL, TAKEN_SQL};
+    pub use crate::pick::{
+        FIRST_READ_SEATS, FULL_ROWS_SQL, LAYOUT_SQL, LOCK_SQL, TAKEN_AMONG_SQL, TAKEN_SQL,
+    };
     pub use seatbook_core::catalog::VENUE_SEATS_SQL;
 }
 pub use claim::TICKETS_ARBITER;

@@ -51,15 +51,23 @@ pub const ASYNC_COMMIT_SQL: &str = "SET LOCAL synchronous_commit = off";
 /// the WAL before it. Flushes of concurrent picks are shared, as commits' are.
 pub const DURABLE_SQL: &str = "SELECT pg_logical_emit_message(true, 'seatbook', 'durable')";
 
-/// The rows of the event that confirmed bookings have filled (V15): a pick leaves them out. Read
-/// with the layout, before the pick lock: a row a cancellation opens meanwhile is read by the next
-/// pick, as if the cancellation had come after this one; the lock guards what is recorded.
-pub const FULL_ROWS_SQL: &str =
-    "SELECT coalesce(array_agg(row_index), '{}') FROM full_rows WHERE event_id = $1";
+/// The rows of the event that confirmed bookings have filled (V15) or nearly filled (V19), each
+/// with the seats they had not (`open`; none when full): a pick leaves full rows out and reads
+/// only the claims on a nearly full row's open seats. Read with the layout, before the pick lock:
+/// a row a cancellation opens meanwhile is read by the next pick, as if the cancellation had come
+/// after this one; the lock guards what is recorded.
+pub const FULL_ROWS_SQL: &str = "SELECT row_index, open FROM full_rows WHERE event_id = $1";
 
-/// Records rows `$2` of event `$1` as filled by confirmed bookings.
+/// Records rows `$2` of event `$1` with their open seats `$3` (each a comma-separated list of ids,
+/// empty for a full row), or narrows their record.
 pub const RECORD_FULL_ROWS_SQL: &str = "\
-INSERT INTO full_rows (event_id, row_index) SELECT $1, unnest($2::int[]) ON CONFLICT DO NOTHING";
+INSERT INTO full_rows (event_id, row_index, open)
+SELECT $1, r, string_to_array(o, ',')::bigint[] FROM unnest($2::int[], $3::text[]) AS u (r, o)
+ON CONFLICT (event_id, row_index) DO UPDATE SET open = EXCLUDED.open";
+
+/// A row read with at most this many seats no confirmed booking has, and no more than an eighth
+/// of its seats, is recorded with them (a short row only when full, as before V19).
+const RECORD_OPEN_AT_MOST: usize = 24;
 
 /// The live claims of event `$1` on seats `$2..=$3` (the id range of the rows a pick reads; the
 /// venue's seats are remembered, [`AppState::venue_seats`]): a ticket, unless of a hold that has
@@ -80,6 +88,18 @@ CROSS JOIN LATERAL (
 ) b
 WHERE t.event_id = $1 AND t.seat_id BETWEEN $2 AND $3";
 
+/// [`TAKEN_SQL`] on the seats `$2` (the open seats of nearly full rows, V19).
+pub const TAKEN_AMONG_SQL: &str = "\
+SELECT t.seat_id, b.held
+FROM tickets t
+CROSS JOIN LATERAL (
+    SELECT status = 'held' AS held
+    FROM bookings
+    WHERE id = t.booking_id AND (status <> 'held' OR expires_at > statement_timestamp())
+    LIMIT 1
+) b
+WHERE t.event_id = $1 AND t.seat_id = ANY ($2)";
+
 /// The first read covers rows up to about this many seats (one row at least); each next read four
 /// times as many.
 pub const FIRST_READ_SEATS: usize = 1024;
@@ -99,7 +119,10 @@ const MAX_PICKS: usize = 5;
 /// it, seats in it).
 struct Layout {
     seats: Arc<VenueSeats>,
+    /// (row, seats of it a pick reads: all, or the open ones of a nearly full row).
     rows: Vec<(i32, usize)>,
+    /// The nearly full rows' open seats (V19).
+    recorded: HashMap<i32, HashSet<i64>>,
 }
 
 /// Reads the event's layout (once per process: [`AppState::layouts`]) and the rows `wanted` may
@@ -122,13 +145,16 @@ async fn layout(
             })),
         }
     };
-    let (_, layout, full) = tokio::try_join!(
+    let (_, layout, recorded) = tokio::try_join!(
         tx.batch_execute(ASYNC_COMMIT_SQL),
         read,
-        tx.query_typed_one(FULL_ROWS_SQL, &key)
+        tx.query_typed(FULL_ROWS_SQL, &key)
     )?;
     let layout = layout.ok_or_else(|| ApiError::not_found(format!("event {event_id}")))?;
-    let full: HashSet<i32> = full.get::<_, Vec<i32>>(0).into_iter().collect();
+    let recorded: HashMap<i32, HashSet<i64>> = recorded
+        .iter()
+        .map(|row| (row.get(0), row.get::<_, Vec<i64>>(1).into_iter().collect()))
+        .collect();
     let seats = match state.venue_seats.get(layout.venue_id) {
         Some(seats) => seats,
         None => {
@@ -178,25 +204,31 @@ async fn layout(
             continue;
         }
         for r in s.first_row..s.first_row + s.rows {
-            if !full.contains(&r) && category.is_none_or(|c| category_of.get(&r).copied() == c) {
-                rows.push((r, s.cols as usize));
+            let open = recorded.get(&r).map(HashSet::len);
+            if open != Some(0) && category.is_none_or(|c| category_of.get(&r).copied() == c) {
+                rows.push((r, open.unwrap_or(s.cols as usize)));
             }
         }
     }
-    Ok(Layout { seats, rows })
+    Ok(Layout {
+        seats,
+        rows,
+        recorded,
+    })
 }
 
 /// Reads the rows of `layout` front to back, a batch at a time, until the choice is settled
 /// ([`best::settled`]) or every row is read; takes the event's pick lock first (pipelined with the
 /// first batch, which is read once the lock is granted) when `lock` says so. Returns the rows, and
-/// those of them confirmed bookings have filled.
+/// those of them confirmed bookings have filled or nearly filled whose record is new or narrower,
+/// each with its open seats.
 async fn free_seats(
     tx: &Transaction<'_>,
     event_id: i64,
     layout: &Layout,
     wanted: &Wanted,
     lock: bool,
-) -> Result<(Vec<Row>, Vec<i32>), ApiError> {
+) -> Result<(Vec<Row>, Vec<(i32, Vec<i64>)>), ApiError> {
     let open = &layout.rows;
     let mut rows: Vec<Row> = Vec::with_capacity(open.len());
     let mut slot: HashMap<i32, usize> = HashMap::new();
@@ -215,43 +247,78 @@ async fn free_seats(
             slot.insert(*r, rows.len());
             rows.push(Row::default());
         }
-        let in_batch = || batch.iter().flat_map(|r| &layout.seats.rows[r]);
-        let lo = in_batch().map(|seat| seat.id).min().unwrap_or(0);
-        let hi = in_batch().map(|seat| seat.id).max().unwrap_or(-1);
-        let params: [(&(dyn ToSql + Sync), Type); 3] = [
+        // Rows read whole: the claims over their seats' id range; nearly full rows: the claims
+        // on their open seats.
+        let (whole, among): (Vec<i32>, Vec<i32>) =
+            batch.iter().partition(|r| !layout.recorded.contains_key(r));
+        let ids = whole
+            .iter()
+            .flat_map(|r| &layout.seats.rows[r])
+            .map(|s| s.id);
+        let (lo, hi) = (ids.clone().min().unwrap_or(0), ids.max().unwrap_or(-1));
+        let among: Vec<i64> = among
+            .iter()
+            .flat_map(|r| &layout.recorded[r])
+            .copied()
+            .collect();
+        let key: [(&(dyn ToSql + Sync), Type); 1] = [(&event_id, Type::INT8)];
+        let range: [(&(dyn ToSql + Sync), Type); 3] = [
             (&event_id, Type::INT8),
             (&lo, Type::INT8),
             (&hi, Type::INT8),
         ];
-        let read = tx.query_typed(TAKEN_SQL, &params);
-        let claims = if lock && next == 0 {
-            // One round trip: the lock, then the read, which starts once the lock is granted and
-            // so sees every pick made before this one.
-            let key: [(&(dyn ToSql + Sync), Type); 1] = [(&event_id, Type::INT8)];
-            let locked = tx.execute_typed(LOCK_SQL, &key);
-            tokio::try_join!(locked, read)?.1
-        } else {
-            read.await?
+        let listed: [(&(dyn ToSql + Sync), Type); 2] =
+            [(&event_id, Type::INT8), (&among, Type::INT8_ARRAY)];
+        // One round trip: the lock (first batch of a pick under it), then the reads, which start
+        // once the lock is granted and so see every pick made before this one.
+        let locked = async {
+            if lock && next == 0 {
+                tx.execute_typed(LOCK_SQL, &key).await?;
+            }
+            Ok(())
         };
+        let in_range = async {
+            match whole.is_empty() {
+                true => Ok(Vec::new()),
+                false => tx.query_typed(TAKEN_SQL, &range).await,
+            }
+        };
+        let on_listed = async {
+            match among.is_empty() {
+                true => Ok(Vec::new()),
+                false => tx.query_typed(TAKEN_AMONG_SQL, &listed).await,
+            }
+        };
+        let ((), in_range, on_listed) = tokio::try_join!(locked, in_range, on_listed)?;
         // Seat → whether its claim is a hold.
-        let claims: HashMap<i64, bool> = claims
+        let claims: HashMap<i64, bool> = in_range
             .iter()
+            .chain(&on_listed)
             .map(|claim| (claim.get("seat_id"), claim.get("held")))
             .collect();
         for r in &batch {
-            // Whether confirmed bookings have every seat of the row.
-            let mut confirmed = true;
+            let recorded = layout.recorded.get(r);
+            // The seats of the row no confirmed booking has.
+            let mut open = Vec::new();
             for seat in &layout.seats.rows[r] {
-                let held = claims.get(&seat.id).copied();
-                confirmed &= held == Some(false);
+                // A seat a nearly full row's record leaves out is a confirmed booking's.
+                let listed = recorded.is_none_or(|o| o.contains(&seat.id));
+                let held = match listed {
+                    true => claims.get(&seat.id).copied(),
+                    false => Some(false),
+                };
+                if held != Some(false) {
+                    open.push(seat.id);
+                }
                 rows[slot[r]].seats.push(Place {
                     id: seat.id,
                     number: seat.number,
                     free: held.is_none() && seat.accessible == wanted.accessible,
                 });
             }
-            if confirmed {
-                filled.push(*r);
+            let at_most = RECORD_OPEN_AT_MOST.min(layout.seats.rows[r].len() / 8);
+            if open.len() <= at_most && recorded.map(HashSet::len) != Some(open.len()) {
+                filled.push((*r, open));
             }
         }
         next = end;
@@ -318,12 +385,27 @@ pub async fn book(
             seats: &seats,
             hold_for,
         };
-        // The rows found full are recorded (under the lock: a cancellation takes it to delete
-        // them) in the round trip of the booking, sent first so a refused booking's rollback to
-        // its savepoint keeps them; a pick that finds too few seats records nothing, so the
-        // losers of a sold-out herd spend no round trip on it while they hold the lock.
-        let params: [(&(dyn ToSql + Sync), Type); 2] =
-            [(&event_id, Type::INT8), (&filled, Type::INT4_ARRAY)];
+        // The rows found full or nearly full are recorded (under the lock: a cancellation takes
+        // it to delete them) in the round trip of the booking, sent first so a refused booking's
+        // rollback to its savepoint keeps them; a pick that finds too few seats records nothing,
+        // so the losers of a sold-out herd spend no round trip on it while they hold the lock.
+        let (filled, open): (Vec<i32>, Vec<String>) = filled
+            .iter()
+            .map(|(r, open)| {
+                (
+                    *r,
+                    open.iter()
+                        .map(i64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                )
+            })
+            .unzip();
+        let params: [(&(dyn ToSql + Sync), Type); 3] = [
+            (&event_id, Type::INT8),
+            (&filled, Type::INT4_ARRAY),
+            (&open, Type::TEXT_ARRAY),
+        ];
         let record = async {
             if filled.is_empty() {
                 return Ok(0);

@@ -9,7 +9,7 @@
 //! PL/pgSQL turns the plans of `book()` generic after five calls, and that generic plan is the
 //! one bookings use for the rest of the session.
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, TestApp};
 use booking_fn::statements::{
     CANCEL_SQL, CONFIRM_SQL, FIRST_READ_SEATS, FULL_ROWS_SQL, HOLDERS_SQL, LAYOUT_SQL, LOCK_SQL,
     RELEASE_LAPSED_SQL, TAKEN_SQL, VENUE_SEATS_SQL,
@@ -69,24 +69,7 @@ async fn every_seat_statement_costs_the_same_in_a_40000_seat_arena_as_in_a_50_se
             "events with a per-user cap",
         ),
     ] {
-        let db = app.connect().await;
-        db.batch_execute(setup).await.unwrap();
-        for statement in STATEMENTS {
-            let mut in_hall = Vec::new();
-            let mut in_arena = Vec::new();
-            for call in 0..CALLS {
-                in_hall.push(buffers(&db, statement, hall, call).await);
-                in_arena.push(buffers(&db, statement, arena, call).await);
-            }
-            let hall_worst = *in_hall[CALLS - JUDGED..].iter().max().unwrap();
-            let arena_worst = *in_arena[CALLS - JUDGED..].iter().max().unwrap();
-            eprintln!("{label}: {statement:?} hall {in_hall:?} arena {in_arena:?}");
-            assert!(
-                arena_worst <= hall_worst + SLACK,
-                "{label}: {statement:?} touches {arena_worst} buffers in a 40,000-seat arena and \
-                 {hall_worst} in a 50-seat hall (calls: arena {in_arena:?}, hall {in_hall:?})"
-            );
-        }
+        assert_cost_the_same(&app, setup, label, &STATEMENTS, [hall, arena]).await;
     }
 }
 
@@ -115,25 +98,44 @@ async fn booking_seats_priced_by_category_costs_the_same_in_an_arena_as_in_a_hal
             "priced, events with a per-user cap",
         ),
     ] {
-        let db = app.connect().await;
-        db.batch_execute(setup).await.unwrap();
-        for statement in [Statement::Book, Statement::Hold, Statement::Confirm] {
-            let mut in_hall = Vec::new();
-            let mut in_arena = Vec::new();
-            for call in 0..CALLS {
-                in_hall.push(buffers(&db, statement, hall, call).await);
-                in_arena.push(buffers(&db, statement, arena, call).await);
-            }
-            let hall_worst = *in_hall[CALLS - JUDGED..].iter().max().unwrap();
-            let arena_worst = *in_arena[CALLS - JUDGED..].iter().max().unwrap();
-            eprintln!("{label}: {statement:?} hall {in_hall:?} arena {in_arena:?}");
-            assert!(
-                arena_worst <= hall_worst + SLACK,
-                "{label}: {statement:?} touches {arena_worst} buffers in a 40,000-seat arena and \
-                 {hall_worst} in a 50-seat hall (calls: arena {in_arena:?}, hall {in_hall:?})"
-            );
-        }
+        let priced = [Statement::Book, Statement::Hold, Statement::Confirm];
+        assert_cost_the_same(&app, setup, label, &priced, [hall, arena]).await;
     }
+}
+
+/// Asserts that each of `statements`, in a new session after `setup`, touches no more than
+/// [`SLACK`] buffers more in the arena than in the hall: what both tests above judge, each over its
+/// own set-ups and statements.
+async fn assert_cost_the_same(
+    app: &TestApp,
+    setup: &str,
+    label: &str,
+    statements: &[Statement],
+    [hall, arena]: [Venue; 2],
+) {
+    let db = app.connect().await;
+    db.batch_execute(setup).await.unwrap();
+    for &statement in statements {
+        let mut in_hall = Vec::new();
+        let mut in_arena = Vec::new();
+        for call in 0..CALLS {
+            in_hall.push(buffers(&db, statement, hall, call).await);
+            in_arena.push(buffers(&db, statement, arena, call).await);
+        }
+        let (hall_worst, arena_worst) = (judged_worst(&in_hall), judged_worst(&in_arena));
+        eprintln!("{label}: {statement:?} hall {in_hall:?} arena {in_arena:?}");
+        assert!(
+            arena_worst <= hall_worst + SLACK,
+            "{label}: {statement:?} touches {arena_worst} buffers in a 40,000-seat arena and \
+             {hall_worst} in a 50-seat hall (calls: arena {in_arena:?}, hall {in_hall:?})"
+        );
+    }
+}
+
+/// The most buffers any of the last [`JUDGED`] of a session's [`CALLS`] touched: the calls that
+/// run the plan the session keeps.
+fn judged_worst(calls: &[i64]) -> i64 {
+    *calls[CALLS - JUDGED..].iter().max().unwrap()
 }
 
 /// The best-available pick's reads (pick.rs: the layout, the event's lock, then the free seats
@@ -167,8 +169,7 @@ async fn a_best_available_pick_reads_as_much_of_an_empty_arena_as_of_a_hall() {
             in_hall.push(pick_buffers(&db, hall).await);
             in_arena.push(pick_buffers(&db, arena).await);
         }
-        let hall_worst = *in_hall[CALLS - JUDGED..].iter().max().unwrap();
-        let arena_worst = *in_arena[CALLS - JUDGED..].iter().max().unwrap();
+        let (hall_worst, arena_worst) = (judged_worst(&in_hall), judged_worst(&in_arena));
         eprintln!("{label}: hall {in_hall:?} arena {in_arena:?}");
         assert!(
             arena_worst <= hall_worst + SLACK,
@@ -282,8 +283,7 @@ async fn a_best_available_pick_reads_no_more_behind_sold_rows_than_in_an_empty_a
         empty.push(pick_buffers(&db, arena).await);
         behind.push(pick_buffers(&db, sold).await);
     }
-    let empty_worst = *empty[CALLS - JUDGED..].iter().max().unwrap();
-    let behind_worst = *behind[CALLS - JUDGED..].iter().max().unwrap();
+    let (empty_worst, behind_worst) = (judged_worst(&empty), judged_worst(&behind));
     assert!(
         behind_worst <= empty_worst + SLACK,
         "a pick behind 4,000 sold seats touches {behind_worst} buffers, one in an empty arena \

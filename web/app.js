@@ -236,6 +236,28 @@ function signInControl() {
   return cognito() ? $("signin-hosted-button") : $("signin-name");
 }
 
+/// Whether nobody is signed in, having then said how to sign in and put the focus there: an
+/// action that needs a buyer stops at this rather than go to the API anonymous.
+function needsSignIn() {
+  if (state.identity) return false;
+  warn(signInFirst());
+  signInControl().focus();
+  return true;
+}
+
+/// The form a buyer's submit `event` came from, once it may be sent: `null` (after saying why)
+/// when nobody is signed in or a field is invalid. Every buyer's form checks the same two things.
+function submittedForm(event) {
+  event.preventDefault();
+  if (needsSignIn()) return null;
+  const form = event.target;
+  if (!form.checkValidity()) {
+    form.reportValidity();
+    return null;
+  }
+  return form;
+}
+
 function loadIdentity() {
   try {
     const saved = JSON.parse(window.localStorage.getItem(IDENTITY_KEY) || "null");
@@ -764,11 +786,7 @@ function renderSelection() {
 }
 
 async function holdSeats() {
-  if (!state.identity) {
-    warn(signInFirst());
-    signInControl().focus();
-    return;
-  }
+  if (needsSignIn()) return;
   const seats = selectedSeats();
   if (!seats.length) return;
   $("hold").disabled = true;
@@ -798,17 +816,8 @@ async function holdSeats() {
 /// The "Best available" control: the API chooses `count` seats (of a category, wheelchair places
 /// or not) and holds them, as a hold of seats picked by hand.
 async function holdBest(event) {
-  event.preventDefault();
-  if (!state.identity) {
-    warn(signInFirst());
-    signInControl().focus();
-    return;
-  }
-  const form = event.target;
-  if (!form.checkValidity()) {
-    form.reportValidity();
-    return;
-  }
+  const form = submittedForm(event);
+  if (!form) return;
   const best = { count: Number(form.count.value) };
   if (form.category.value) best.category = form.category.value;
   if (form.accessible.checked) best.accessible = true;
@@ -1083,17 +1092,8 @@ async function showOffer(offer) {
 }
 
 async function joinWaitlist(event) {
-  event.preventDefault();
-  if (!state.identity) {
-    warn(signInFirst());
-    signInControl().focus();
-    return;
-  }
-  const form = event.target;
-  if (!form.checkValidity()) {
-    form.reportValidity();
-    return;
-  }
+  const form = submittedForm(event);
+  if (!form) return;
   const body = { count: Number(form.count.value) };
   if (form.category.value) body.category = form.category.value;
   $("waitlist-join").disabled = true;

@@ -26,10 +26,22 @@ fn key_set(signing: &str, keys: &[(&str, &str)]) -> String {
     json!({"signing": signing, "keys": keys}).to_string()
 }
 
-/// A signer of the test's own, as an attacker or an older deployment would have.
-fn signer(signing: &str, keys: &[(&str, &str)]) -> Admission {
-    let set = KeySet::parse(&key_set(signing, keys)).unwrap();
-    Admission::new(KeySource::Given(Arc::new(set)), None)
+/// A token of the test's own for `user` and `event`, valid from `issued_at` to `expires_at` (s),
+/// signed by `key` under the kid `kid`, as an attacker or an older deployment would sign it.
+async fn token_of(
+    kid: &str,
+    key: &str,
+    user: &str,
+    event: i64,
+    issued_at: u64,
+    expires_at: u64,
+) -> String {
+    let set = KeySet::parse(&key_set(kid, &[(kid, key)])).unwrap();
+    let signer = Admission::new(KeySource::Given(Arc::new(set)), None);
+    signer
+        .sign(user, event, issued_at, expires_at)
+        .await
+        .unwrap()
 }
 
 /// An app whose admission keys the test knows (`a`, KEY_A), with more settings.
@@ -139,6 +151,24 @@ async fn book(
 ) -> reqwest::Response {
     let body = json!({"event_id": event, "seat_ids": [seat]});
     claim(app, "/api/v1/bookings", user, body, token).await
+}
+
+/// `user` holds `seat` of `event` with the admission `token`, asserted made (201); the hold.
+async fn holds(app: &TestApp, user: &str, event: i64, seat: i64, token: &str) -> Value {
+    let body = json!({"event_id": event, "seat_ids": [seat]});
+    let response = claim(app, "/api/v1/holds", user, body, Some(token)).await;
+    assert_eq!(
+        response.status(),
+        201,
+        "{user} holds seat {seat} with a token"
+    );
+    response.json().await.unwrap()
+}
+
+/// `user` books `seat` of `event` with the admission `token`, asserted made (201).
+async fn books(app: &TestApp, user: &str, event: i64, seat: i64, token: &str) {
+    let status = book(app, user, event, seat, Some(token)).await.status();
+    assert_eq!(status, 201, "{user} books seat {seat} with a token");
 }
 
 /// Asserts a 403 `admission-required` whose `reason` is `reason`; its detail.
@@ -399,19 +429,13 @@ async fn claims_need_a_valid_admission_and_each_refusal_says_why() {
     )
     .await;
     let now = now_secs();
-    let forged = signer("a", &[("a", KEY_C)])
-        .sign("ann", event, now, now + 600)
-        .await
-        .unwrap();
+    let forged = token_of("a", KEY_C, "ann", event, now, now + 600).await;
     refused(
         book(&app, "ann", event, seats[0], Some(&forged)).await,
         "bad-signature",
     )
     .await;
-    let unknown = signer("z", &[("z", KEY_A)])
-        .sign("ann", event, now, now + 600)
-        .await
-        .unwrap();
+    let unknown = token_of("z", KEY_A, "ann", event, now, now + 600).await;
     refused(
         book(&app, "ann", event, seats[0], Some(&unknown)).await,
         "bad-signature",
@@ -422,10 +446,7 @@ async fn claims_need_a_valid_admission_and_each_refusal_says_why() {
         "bad-signature",
     )
     .await;
-    let stale = signer("a", &[("a", KEY_A)])
-        .sign("ann", event, now - 700, now - 100)
-        .await
-        .unwrap();
+    let stale = token_of("a", KEY_A, "ann", event, now - 700, now - 100).await;
     refused(
         book(&app, "ann", event, seats[0], Some(&stale)).await,
         "expired",
@@ -438,16 +459,8 @@ async fn claims_need_a_valid_admission_and_each_refusal_says_why() {
     );
 
     // With the token: a booking, a hold, a best-available hold; confirming the hold needs none.
-    assert_eq!(
-        book(&app, "ann", event, seats[0], Some(&token))
-            .await
-            .status(),
-        201
-    );
-    let hold = json!({"event_id": event, "seat_ids": [seats[1]]});
-    let held = claim(&app, "/api/v1/holds", "ann", hold, Some(&token)).await;
-    assert_eq!(held.status(), 201);
-    let held: Value = held.json().await.unwrap();
+    books(&app, "ann", event, seats[0], &token).await;
+    let held = holds(&app, "ann", event, seats[1], &token).await;
     assert_eq!(
         claim(&app, "/api/v1/holds", "ann", best, Some(&token))
             .await
@@ -498,24 +511,11 @@ async fn tokens_name_their_key_which_the_published_set_has_and_a_rotated_out_key
         (header["alg"].as_str(), header["kid"].as_str()),
         (Some("EdDSA"), Some("b"))
     );
-    assert_eq!(
-        book(&app, "ann", event, seats[0], Some(&token))
-            .await
-            .status(),
-        201
-    );
+    books(&app, "ann", event, seats[0], &token).await;
 
     let now = now_secs();
-    let before = signer("a", &[("a", KEY_A)])
-        .sign("bob", event, now, now + 600)
-        .await
-        .unwrap();
-    assert_eq!(
-        book(&app, "bob", event, seats[1], Some(&before))
-            .await
-            .status(),
-        201
-    );
+    let before = token_of("a", KEY_A, "bob", event, now, now + 600).await;
+    books(&app, "bob", event, seats[1], &before).await;
 }
 
 #[tokio::test]
@@ -562,11 +562,8 @@ async fn with_no_seat_free_the_line_reads_sold_out_and_moves_again_when_seats_co
         "waiting",
         "two seats, two admitted"
     );
-    let hold = |seat: i64| json!({"event_id": event, "seat_ids": [seat]});
-    let held = claim(&app, "/api/v1/holds", "u1", hold(seats[0]), Some(&t1)).await;
-    assert_eq!(held.status(), 201);
-    let held = claim(&app, "/api/v1/holds", "u2", hold(seats[1]), Some(&t2)).await;
-    assert_eq!(held.status(), 201);
+    holds(&app, "u1", event, seats[0], &t1).await;
+    holds(&app, "u2", event, seats[1], &t2).await;
     let held_at = Instant::now();
 
     let sold_out = until_state(&app, "u3", event, "sold_out", Duration::from_secs(5)).await;
@@ -601,10 +598,7 @@ async fn whoever_bought_counts_no_more_against_the_admissions_the_free_seats_all
     let token = admitted(&app, "buyer", event).await;
     admitted(&app, "other", event).await;
     assert_eq!(entry(&app, "next", event).await["state"], "waiting");
-    let hold = json!({"event_id": event, "seat_ids": [seats[0]]});
-    let held = claim(&app, "/api/v1/holds", "buyer", hold, Some(&token)).await;
-    assert_eq!(held.status(), 201);
-    let held: Value = held.json().await.unwrap();
+    let held = holds(&app, "buyer", event, seats[0], &token).await;
     until_state(&app, "next", event, "sold_out", Duration::from_secs(5)).await;
 
     // The hold is cancelled: one seat free again, and only "other" admitted and not bought, so
@@ -646,12 +640,7 @@ async fn an_admission_left_unused_expires_and_admission_goes_on() {
     assert_ne!(again["entry_id"], first["entry_id"]);
     assert_eq!(again["position"], 3);
     assert_ne!(again["state"], "admitted");
-    assert_eq!(
-        book(&app, "stayer", event, seats[0], Some(&stayer))
-            .await
-            .status(),
-        201
-    );
+    books(&app, "stayer", event, seats[0], &stayer).await;
 }
 
 #[tokio::test]
@@ -668,12 +657,7 @@ async fn with_redis_down_joins_answer_503_and_the_admitted_keep_booking() {
     assert!(response.headers().contains_key("retry-after"));
     assert_problem(response, 503).await;
     assert_problem(app.get(&me(event), As::User("ann")).await, 503).await;
-    assert_eq!(
-        book(&app, "ann", event, seats[0], Some(&token))
-            .await
-            .status(),
-        201
-    );
+    books(&app, "ann", event, seats[0], &token).await;
     refused(book(&app, "bob", event, seats[1], None).await, "missing").await;
 }
 
@@ -704,12 +688,7 @@ async fn deployed_the_keys_come_from_secrets_manager_as_the_stack_generates_them
     assert_eq!(set["keys"][0]["kid"], "k1", "{set}");
     join(&app, "ann", event).await;
     let token = admitted(&app, "ann", event).await;
-    assert_eq!(
-        book(&app, "ann", event, seats[0], Some(&token))
-            .await
-            .status(),
-        201
-    );
+    books(&app, "ann", event, seats[0], &token).await;
     refused(
         book(&app, "bob", event, seats[1], Some(&token)).await,
         "other-user",

@@ -11,7 +11,7 @@ use seatbook_core::db::Pool;
 use seatbook_core::extract::{Path, Query};
 use seatbook_core::http::json_body;
 use seatbook_core::{ApiError, AppState};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::future::Future;
 use utoipa::IntoParams;
 
@@ -86,9 +86,7 @@ pub async fn list(
                 // The page changes when the first of its sales closes (that event drops out of
                 // the listing without any write): cached no longer than until then.
                 let first_close = page.items.iter().map(|event| event.sales_end_at).min();
-                let mut loaded = json_body(Some(page))?;
-                loaded.max_age = until(first_close);
-                Ok(loaded)
+                json_until(page, first_close)
             },
         )
         .await?;
@@ -177,10 +175,8 @@ pub async fn availability(
             let Some((availability, next_lapse)) = store::availability(&db, id).await? else {
                 return json_body(None::<()>);
             };
-            let mut loaded = json_body(Some(availability))?;
             // Cached no longer than until the first hold lapses and its seats free up.
-            loaded.max_age = until(next_lapse);
-            Ok(loaded)
+            json_until(availability, next_lapse)
         },
     )
     .await
@@ -205,6 +201,13 @@ where
         .await?;
     body.map(|served| conditional.respond(served))
         .ok_or_else(|| ApiError::not_found(format!("event {id}")))
+}
+
+/// `value` as a loaded JSON body that changes by itself at `at` (a sale closing, a hold lapsing).
+fn json_until(value: impl Serialize, at: Option<DateTime<Utc>>) -> Result<Loaded, ApiError> {
+    let mut loaded = json_body(Some(value))?;
+    loaded.max_age = until(at);
+    Ok(loaded)
 }
 
 /// A loaded value's `max_age` when it changes by itself at `at`: no bound of its own for `None`,

@@ -14,7 +14,7 @@ use seatbook_core::extract::{Json, Path};
 use seatbook_core::identity::Caller;
 use seatbook_core::{ApiError, AppState};
 use serde::{Deserialize, Serialize};
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -148,17 +148,22 @@ async fn entry(
     event_id: i64,
     caller: &Caller,
 ) -> Result<Option<WaitlistEntry>, ApiError> {
-    let conn = state.db.get().await?;
-    let row = conn
-        .query_typed_opt(
-            ENTRY_SQL,
-            &[
-                (&event_id, Type::INT8),
-                (&caller.user_id.as_str(), Type::TEXT),
-            ],
-        )
-        .await?;
+    let row = in_line(state, ENTRY_SQL, event_id, caller).await?;
     row.as_ref().map(WaitlistEntry::from_row).transpose()
+}
+
+/// The row (if any) of `sql` about `caller`'s place in `event_id`'s line: `$1` the event, `$2` the
+/// caller, as every statement of this module but the join takes them.
+async fn in_line(
+    state: &AppState,
+    sql: &str,
+    event_id: i64,
+    caller: &Caller,
+) -> Result<Option<Row>, ApiError> {
+    let conn = state.db.get().await?;
+    let user = caller.user_id.as_str();
+    let params: [(&(dyn ToSql + Sync), Type); 2] = [(&event_id, Type::INT8), (&user, Type::TEXT)];
+    Ok(conn.query_typed_opt(sql, &params).await?)
 }
 
 /// 204 when the event exists (the caller is just not in its line), else 404.
@@ -335,19 +340,10 @@ pub async fn leave(
     caller: Caller,
     Path(event_id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    let conn = state.db.get().await?;
-    let left: bool = conn
-        .query_typed_one(
-            LEAVE_SQL,
-            &[
-                (&event_id, Type::INT8),
-                (&caller.user_id.as_str(), Type::TEXT),
-            ],
-        )
+    let left = in_line(&state, LEAVE_SQL, event_id, &caller)
         .await?
-        .get(0);
-    drop(conn);
-    if !left {
+        .ok_or_else(|| ApiError::internal("leave_waitlist answers one row"))?;
+    if !left.get::<_, bool>(0) {
         return not_in_line(&state, event_id).await;
     }
     if let Some(cache) = &state.cache {

@@ -450,12 +450,7 @@ impl Cache {
     /// Redis did not answer.
     async fn take(&self, lock: &str, ttl: Duration) -> Option<String> {
         let token = uuid::Uuid::new_v4().simple().to_string();
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(lock)
-            .arg(&token)
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl.as_millis() as u64);
+        let cmd = lock_command(lock, &token, ttl);
         matches!(self.link.query::<Option<String>>(&cmd).await, Ok(Some(_))).then_some(token)
     }
 
@@ -497,12 +492,7 @@ impl Cache {
         // Take the lock and look again in one round trip: a request that missed just before
         // another flight stored the value must not load it a second time.
         let mut take = redis::pipe();
-        take.cmd("SET")
-            .arg(&lock)
-            .arg(&token)
-            .arg("NX")
-            .arg("PX")
-            .arg(LOCK_TTL.as_millis() as u64);
+        take.add_command(lock_command(&lock, &token, LOCK_TTL));
         self.look(key, accept.gzip, &mut take);
         let taken: Result<(Vec<redis::Value>, Run), _> = self.link.query_pipe_in_run(&take).await;
         let mut locked: Result<bool, Unavailable> = Err(Unavailable);
@@ -616,6 +606,18 @@ impl Cache {
             Err(_) => self.debts.unpaid(bill),
         }
     }
+}
+
+/// `SET lock token NX PX ttl`: the one way a lock is taken, alone ([`Cache::take`]) or in a
+/// pipeline with a look ([`Cache::fill`]); [`Cache::release`] deletes it only under `token`.
+fn lock_command(lock: &str, token: &str, ttl: Duration) -> redis::Cmd {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(lock)
+        .arg(token)
+        .arg("NX")
+        .arg("PX")
+        .arg(ttl.as_millis() as u64);
+    cmd
 }
 
 /// What a look at `key` found ([`Cache::look`]'s replies, from a server in `run`).

@@ -166,17 +166,7 @@ fn database_settings(
         (None, Some(arn)) => DatabaseSource::Secret(SecretSource {
             secret: Arc::new(DbSecret::from_secrets_manager(arn.trim())),
             host: set("DB_HOST"),
-            port: match set("DB_PORT") {
-                None => None,
-                Some(raw) => Some(
-                    raw.trim()
-                        .parse::<u16>()
-                        .map_err(|_| ConfigError::Invalid {
-                            name: "DB_PORT",
-                            reason: format!("expected a port number, got {raw:?}"),
-                        })?,
-                ),
-            },
+            port: parsed("DB_PORT", set("DB_PORT"), "a port number", |_: &u16| true)?,
             dbname: set("DB_NAME"),
         }),
         (None, None) => DatabaseSource::Url(SecretString::from(DEFAULT_DATABASE_URL.to_owned())),
@@ -311,33 +301,14 @@ fn rate_limit_settings(
     const RATE: &str = "RATE_LIMIT_PER_USER_PER_SECOND";
     const BURST: &str = "RATE_LIMIT_BURST";
     let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-    let per_second = match set(RATE) {
-        None => 0.0,
-        Some(raw) => raw
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|rate| rate.is_finite() && (0.0..=MAX_RATE_PER_SECOND).contains(rate))
-            .ok_or_else(|| ConfigError::Invalid {
-                name: RATE,
-                reason: format!(
-                    "expected a number of writes per second from 0 (off) to {MAX_RATE_PER_SECOND}, got {raw:?}"
-                ),
-            })?,
-    };
-    let burst = match set(BURST) {
-        None => None,
-        Some(raw) => Some(
-            raw.trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| ConfigError::Invalid {
-                    name: BURST,
-                    reason: format!("expected a positive integer, got {raw:?}"),
-                })?,
-        ),
-    };
+    let per_second = parsed(
+        RATE,
+        set(RATE),
+        &format!("a number of writes per second from 0 (off) to {MAX_RATE_PER_SECOND}"),
+        |rate: &f64| rate.is_finite() && (0.0..=MAX_RATE_PER_SECOND).contains(rate),
+    )?
+    .unwrap_or(0.0);
+    let burst = parsed(BURST, set(BURST), "a positive integer", |n: &u32| *n > 0)?;
     if per_second == 0.0 {
         // Off; a burst without a rate is still checked above, so a typo never hides.
         return Ok(None);
@@ -353,18 +324,28 @@ fn positive(
     name: &'static str,
     default: u64,
 ) -> Result<u64, ConfigError> {
-    match lookup(name) {
-        None => Ok(default),
-        Some(raw) => raw
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| ConfigError::Invalid {
-                name,
-                reason: format!("expected a positive integer, got {raw:?}"),
-            }),
-    }
+    let value = parsed(name, lookup(name), "a positive integer", |n: &u64| *n > 0)?;
+    Ok(value.unwrap_or(default))
+}
+
+/// The setting `name` from `raw` (`None`: unset, given back as `None`), white space around it
+/// ignored, as a `T` that `valid` accepts; anything else is refused at start, naming the setting,
+/// what it `expected` and what it got. Shared by the numeric settings here and the notifier's, so
+/// they read alike and each refusal says the same kind of thing.
+pub fn parsed<T: std::str::FromStr>(
+    name: &'static str,
+    raw: Option<String>,
+    expected: &str,
+    valid: impl Fn(&T) -> bool,
+) -> Result<Option<T>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let value = raw.trim().parse().ok().filter(|value| valid(value));
+    value.map(Some).ok_or_else(|| ConfigError::Invalid {
+        name,
+        reason: format!("expected {expected}, got {raw:?}"),
+    })
 }
 
 /// A yes/no setting: unset, empty, `0` or `false` is no; `1` or `true` is yes; anything else is

@@ -2,7 +2,7 @@
 
 use crate::outbox::{Policy, DEFAULT_CONCURRENCY, RECORD_MARGIN};
 use crate::webhook::DEFAULT_TIMEOUT;
-use seatbook_core::config::ConfigError;
+use seatbook_core::config::{parsed, ConfigError};
 use std::time::Duration;
 
 /// Delivered rows are kept a week unless `OUTBOX_RETENTION_HOURS` says otherwise.
@@ -64,31 +64,22 @@ impl NotifierSettings {
                 ),
             });
         }
-        let retention = match lookup("OUTBOX_RETENTION_HOURS") {
-            None => defaults.retention,
-            Some(raw) => raw
-                .trim()
-                .parse::<u32>()
-                .map(|hours| Duration::from_secs(u64::from(hours) * 3600))
-                .map_err(|_| ConfigError::Invalid {
-                    name: "OUTBOX_RETENTION_HOURS",
-                    reason: format!("expected a whole number of hours (0 or more), got {raw:?}"),
-                })?,
-        };
-        let concurrency = match lookup("WEBHOOK_CONCURRENCY") {
-            None => defaults.concurrency,
-            Some(raw) => raw
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=MAX_CONCURRENCY).contains(n))
-                .ok_or_else(|| ConfigError::Invalid {
-                    name: "WEBHOOK_CONCURRENCY",
-                    reason: format!(
-                        "expected a whole number of deliveries from 1 to {MAX_CONCURRENCY}, got {raw:?}"
-                    ),
-                })?,
-        };
+        let retention = parsed(
+            "OUTBOX_RETENTION_HOURS",
+            lookup("OUTBOX_RETENTION_HOURS"),
+            "a whole number of hours (0 or more)",
+            |_: &u32| true,
+        )?
+        .map_or(defaults.retention, |hours| {
+            Duration::from_secs(u64::from(hours) * 3600)
+        });
+        let concurrency = parsed(
+            "WEBHOOK_CONCURRENCY",
+            lookup("WEBHOOK_CONCURRENCY"),
+            &format!("a whole number of deliveries from 1 to {MAX_CONCURRENCY}"),
+            |n: &usize| (1..=MAX_CONCURRENCY).contains(n),
+        )?
+        .unwrap_or(defaults.concurrency);
         Ok(NotifierSettings {
             delivery_timeout,
             lease,
@@ -113,19 +104,13 @@ fn seconds(
     default: Duration,
     min: u64,
 ) -> Result<Duration, ConfigError> {
-    match lookup(name) {
-        None => Ok(default),
-        Some(raw) => raw
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| u64::from(*n) >= min)
-            .map(|n| Duration::from_secs(n.into()))
-            .ok_or_else(|| ConfigError::Invalid {
-                name,
-                reason: format!("expected a whole number of seconds, at least {min}, got {raw:?}"),
-            }),
-    }
+    let seconds = parsed(
+        name,
+        lookup(name),
+        &format!("a whole number of seconds, at least {min}"),
+        |n: &u32| u64::from(*n) >= min,
+    )?;
+    Ok(seconds.map_or(default, |n| Duration::from_secs(n.into())))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The test harness: a server per test, each over its own database.
 
+use crate::common::{self, serve};
 use seatbook::DevIdentity;
 use seatbook_core::config::Settings;
 use seatbook_core::AppState;
@@ -62,19 +63,12 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
         Some(via) => database.url_via(via),
         None => database.url(),
     };
-    let mut settings_env = HashMap::new();
-    settings_env.insert("DATABASE_URL".to_owned(), database_url);
-    settings_env.insert("DB_POOL_MAX_SIZE".to_owned(), "10".to_owned());
-    // Each test's cache keys live under its own prefix.
-    settings_env.insert("REDIS_URL".to_owned(), redis_url());
-    settings_env.insert("CACHE_PREFIX".to_owned(), db_name.clone());
-    for (name, value) in &options.env {
-        settings_env.insert(name.to_string(), value.to_string());
-    }
-    let settings = Settings::from_lookup(|k| settings_env.get(k).cloned()).expect("settings");
-    let state = seatbook::prepare(&settings)
-        .await
-        .expect("prepare database");
+    let env = options
+        .env
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()));
+    let settings_env = common::settings_env(database_url, 10, &db_name, env);
+    let state = common::prepare(&settings_env).await;
 
     let dev_identity = if options.dev_identity {
         DevIdentity::On
@@ -95,18 +89,6 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
         settings_env,
         server,
     }
-}
-
-/// Serves every function's routes over `state` on an ephemeral loopback port.
-fn serve(state: AppState, dev_identity: DevIdentity) -> (String, tokio::task::JoinHandle<()>) {
-    let listener = seatbook::listen("127.0.0.1:0".parse().unwrap()).expect("bind");
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move {
-        axum::serve(listener, seatbook::app(state, dev_identity))
-            .await
-            .expect("serve");
-    });
-    (address, server)
 }
 
 impl Drop for TestApp {

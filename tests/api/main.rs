@@ -7,6 +7,8 @@ mod best_available;
 mod booking;
 mod cache;
 mod catalog;
+#[path = "../common/mod.rs"]
+mod common;
 mod crash;
 mod deadlines;
 mod deployment;

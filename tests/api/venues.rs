@@ -1,6 +1,7 @@
 //! Venues of sections with wheelchair places, events with price categories, the seat map that
 //! shows both, and what seats of different categories cost (issue 22).
 
+use crate::common::place;
 use crate::helpers::{assert_problem, spawn_app, As, TestApp, ORGANIZER};
 use serde_json::{json, Value};
 
@@ -112,19 +113,7 @@ async fn a_venue_of_sections_gives_each_section_its_own_rows_front_to_back() {
     );
     let event_id = event(&app, &made["id"], 2500, Value::Null).await;
     let map = app.availability(event_id).await;
-    let order: Vec<String> = map["seats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            format!(
-                "{} {}{}",
-                s["section"].as_str().unwrap(),
-                s["row"].as_str().unwrap(),
-                s["number"]
-            )
-        })
-        .collect();
+    let order: Vec<String> = map["seats"].as_array().unwrap().iter().map(place).collect();
     let mut expected = Vec::new();
     for (section, rows, cols) in [
         ("Stalls", ["A", "B", "C"].as_slice(), 4),
@@ -145,14 +134,7 @@ async fn a_venue_of_sections_gives_each_section_its_own_rows_front_to_back() {
         .unwrap()
         .iter()
         .filter(|s| s["accessible"] == true)
-        .map(|s| {
-            format!(
-                "{} {}{}",
-                s["section"].as_str().unwrap(),
-                s["row"].as_str().unwrap(),
-                s["number"]
-            )
-        })
+        .map(place)
         .collect();
     assert_eq!(wheelchair, ["Stalls A1", "Stalls A4"]);
 }

@@ -2,16 +2,16 @@
 //! dev identity on, the page at `/`), a chromedriver on a free port, and headless Chromium
 //! sessions driven through it.
 
+use crate::common;
 use fantoccini::{Client, ClientBuilder, Locator};
 use seatbook::DevIdentity;
-use seatbook_core::config::Settings;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use test_support::{redis_url, TestDb};
+use test_support::TestDb;
 
 /// How long a condition on the page may take to become true.
 pub const PATIENCE: Duration = Duration::from_secs(15);
@@ -29,25 +29,9 @@ pub struct Server {
 impl Server {
     pub async fn start(env: &[(&str, &str)]) -> Server {
         let db = TestDb::create("browser").await;
-        let mut vars: HashMap<String, String> = HashMap::new();
-        vars.insert("DATABASE_URL".to_owned(), db.url());
-        vars.insert("DB_POOL_MAX_SIZE".to_owned(), "8".to_owned());
-        vars.insert("REDIS_URL".to_owned(), redis_url());
-        vars.insert("CACHE_PREFIX".to_owned(), db.name.clone());
-        for (name, value) in env {
-            vars.insert((*name).to_owned(), (*value).to_owned());
-        }
-        let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("settings");
-        let state = seatbook::prepare(&settings)
-            .await
-            .expect("prepare database");
-        let listener = seatbook::listen("127.0.0.1:0".parse().unwrap()).expect("bind");
-        let address = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, seatbook::app(state, DevIdentity::On))
-                .await
-                .expect("serve");
-        });
+        let vars = common::settings_env(db.url(), 8, &db.name, env.iter().copied());
+        let state = common::prepare(&vars).await;
+        let (address, server) = common::serve(state, DevIdentity::On);
         Server {
             address,
             http: reqwest::Client::new(),
@@ -136,8 +120,19 @@ impl Server {
             .unwrap()
     }
 
-    /// The seat ids of an event, keyed by e.g. `"Main A1"` (section, row and number).
+    /// The seat ids of an event, keyed by e.g. `"Main A1"` ([`common::place`]).
     pub async fn seat_ids(&self, event_id: i64) -> HashMap<String, i64> {
+        let map = self.seat_map(event_id).await;
+        map["seats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (common::place(s), s["id"].as_i64().unwrap()))
+            .collect()
+    }
+
+    /// An event's seat map as the API serves it (asserted a 200).
+    pub async fn seat_map(&self, event_id: i64) -> Value {
         let (status, map) = self
             .call(
                 reqwest::Method::GET,
@@ -148,22 +143,7 @@ impl Server {
             )
             .await;
         assert_eq!(status, 200, "{map}");
-        map["seats"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                (
-                    format!(
-                        "{} {}{}",
-                        s["section"].as_str().unwrap(),
-                        s["row"].as_str().unwrap(),
-                        s["number"]
-                    ),
-                    s["id"].as_i64().unwrap(),
-                )
-            })
-            .collect()
+        map
     }
 }
 

@@ -3,6 +3,8 @@
 //! Needs `chromium` and `chromium-driver` (scripts/services installs them); without them every
 //! test here fails, saying so. `UPDATE_SCREENSHOTS=1` also writes the README's screenshots to docs/.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod harness;
 mod oauth;
 
@@ -740,16 +742,7 @@ async fn an_organizer_creates_a_venue_of_sections_with_wheelchair_places_and_an_
         .await;
     assert_eq!(status, 200, "{page}");
     let event_id = page["items"][0]["id"].as_i64().unwrap();
-    let (status, map) = server
-        .call(
-            reqwest::Method::GET,
-            &format!("/api/v1/events/{event_id}/availability"),
-            "x",
-            false,
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{map}");
+    let map = server.seat_map(event_id).await;
     assert_eq!(
         map["categories"],
         json!([
@@ -762,14 +755,7 @@ async fn an_organizer_creates_a_venue_of_sections_with_wheelchair_places_and_an_
         .unwrap()
         .iter()
         .filter(|s| s["accessible"] == true)
-        .map(|s| {
-            format!(
-                "{} {}{}",
-                s["section"].as_str().unwrap(),
-                s["row"].as_str().unwrap(),
-                s["number"]
-            )
-        })
+        .map(common::place)
         .collect();
     assert_eq!(wheelchair, ["Stalls A1", "Stalls A6"]);
 

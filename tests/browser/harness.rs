@@ -76,15 +76,36 @@ impl Server {
 
     /// A venue of `rows` × `cols` and an event in it, on sale now; returns the event's id.
     pub async fn venue_and_event(&self, name: &str, rows: i64, cols: i64, cap: Option<i64>) -> i64 {
+        let cap = json!({"max_seats_per_user": cap});
+        self.venue_and_event_with(name, rows, cols, cap).await
+    }
+
+    /// [`Server::venue_and_event`] with the members of `extra` in the event (a waiting room, a
+    /// cap); returns the event's id.
+    pub async fn venue_and_event_with(
+        &self,
+        name: &str,
+        rows: i64,
+        cols: i64,
+        extra: Value,
+    ) -> i64 {
         let venue = json!({"name": format!("{name} Hall"), "rows": rows, "cols": cols});
         let venue = self.organize("/api/v1/venues", venue).await;
-        let event = json!({
+        self.event_in(&venue, name, extra).await
+    }
+
+    /// An event `name` in `venue` (as made), on sale now at 25.00 a seat, with the members of
+    /// `extra` added; returns its id. One body for every scene, so they differ only in `extra`.
+    async fn event_in(&self, venue: &Value, name: &str, extra: Value) -> i64 {
+        let mut event = json!({
             "name": name,
             "starts_at": "2031-06-01T19:30:00Z",
             "venue_id": venue["id"],
             "price_cents": 2500,
-            "max_seats_per_user": cap,
         });
+        for (member, value) in extra.as_object().expect("extra is an object") {
+            event[member] = value.clone();
+        }
         self.organize("/api/v1/events", event).await["id"]
             .as_i64()
             .unwrap()
@@ -104,20 +125,12 @@ impl Server {
             ],
         });
         let venue = self.organize("/api/v1/venues", venue).await;
-        let event = json!({
-            "name": name,
-            "starts_at": "2031-06-01T19:30:00Z",
-            "venue_id": venue["id"],
-            "price_cents": 2500,
-            "categories": [
-                {"name": "Premium", "price_cents": 6000, "section": "Stalls", "rows": ["A", "B"]},
-                {"name": "Stalls", "price_cents": 4000, "section": "Stalls"},
-                {"name": "Circle", "price_cents": 3000, "section": "Circle", "rows": ["A"]},
-            ],
-        });
-        self.organize("/api/v1/events", event).await["id"]
-            .as_i64()
-            .unwrap()
+        let categories = json!({"categories": [
+            {"name": "Premium", "price_cents": 6000, "section": "Stalls", "rows": ["A", "B"]},
+            {"name": "Stalls", "price_cents": 4000, "section": "Stalls"},
+            {"name": "Circle", "price_cents": 3000, "section": "Circle", "rows": ["A"]},
+        ]});
+        self.event_in(&venue, name, categories).await
     }
 
     /// The seat ids of an event, keyed by e.g. `"Main A1"` ([`common::place`]).

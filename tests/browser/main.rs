@@ -30,34 +30,9 @@ async fn buyer_at(browser: Browser, server: &Server, name: &str, event: &str) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_buyers_queue_in_a_waiting_room_are_admitted_in_order_and_one_books() {
     let server = Server::start(&[]).await;
-    let venue = json!({"name": "Arena Hall", "rows": 2, "cols": 4});
-    let (_, venue) = server
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/venues",
-            "organizer-1",
-            true,
-            Some(venue),
-        )
-        .await;
     // Twelve a minute: the first in line is admitted at once, the next five seconds later.
-    let event = json!({
-        "name": "Big On-sale",
-        "starts_at": "2031-06-01T19:30:00Z",
-        "venue_id": venue["id"],
-        "price_cents": 2500,
-        "waiting_room": {"admit_per_minute": 12},
-    });
-    let (status, _) = server
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/events",
-            "organizer-1",
-            true,
-            Some(event),
-        )
-        .await;
-    assert_eq!(status, 201);
+    let room = json!({"waiting_room": {"admit_per_minute": 12}});
+    server.venue_and_event_with("Big On-sale", 2, 4, room).await;
     let driver = Driver::start().await;
     let ann = buyer_at(desktop(&driver).await, &server, "ann", "Big On-sale").await;
     ann.eventually_text("#queue-text", "It is your turn").await;

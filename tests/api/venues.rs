@@ -40,7 +40,11 @@ fn event_body(venue_id: &Value, price_cents: i64, categories: Value) -> Value {
 
 /// POSTs an event, asserting a 201; its id.
 async fn event(app: &TestApp, venue_id: &Value, price_cents: i64, categories: Value) -> i64 {
-    let body = event_body(venue_id, price_cents, categories);
+    post_event(app, event_body(venue_id, price_cents, categories)).await
+}
+
+/// POSTs the event `body`, asserting a 201; its id.
+async fn post_event(app: &TestApp, body: Value) -> i64 {
     let response = app.post("/api/v1/events", ORGANIZER, &body).await;
     assert_eq!(response.status(), 201, "create event {body}");
     response.json::<Value>().await.unwrap()["id"]
@@ -175,12 +179,7 @@ async fn a_wheelchair_place_the_section_does_not_have_is_unprocessable() {
         "accessible": [{"row": "A", "number": 1}, {"row": "A", "number": 1}]}]});
     assert_problem(app.post("/api/v1/venues", ORGANIZER, &twice).await, 422).await;
     // Nothing was created by any of them.
-    let venues: i64 = app
-        .db
-        .query_one("SELECT count(*) FROM venues", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let venues = app.count("SELECT count(*) FROM venues").await;
     assert_eq!(venues, 0);
 }
 
@@ -335,12 +334,7 @@ async fn a_category_naming_a_section_or_row_the_venue_does_not_have_is_unprocess
             "{category}: {problem}"
         );
     }
-    let events: i64 = app
-        .db
-        .query_one("SELECT count(*) FROM events", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let events = app.count("SELECT count(*) FROM events").await;
     assert_eq!(events, 0, "no event was created");
 }
 
@@ -524,11 +518,7 @@ async fn priced_theatre(app: &TestApp, cap: Option<i64>) -> (i64, Vec<i64>, Vec<
     if let Some(cap) = cap {
         body["max_seats_per_user"] = json!(cap);
     }
-    let response = app.post("/api/v1/events", ORGANIZER, &body).await;
-    assert_eq!(response.status(), 201);
-    let event_id = response.json::<Value>().await.unwrap()["id"]
-        .as_i64()
-        .unwrap();
+    let event_id = post_event(app, body).await;
     let map = app.availability(event_id).await;
     let picked = [
         ("Stalls", "A", 9000),

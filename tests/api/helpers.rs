@@ -301,13 +301,7 @@ impl TestApp {
         let event = self.create_event(venue["id"].as_i64().unwrap(), 2500).await;
         let event_id = event["id"].as_i64().unwrap();
         let availability = self.availability(event_id).await;
-        let seats = availability["seats"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["id"].as_i64().unwrap())
-            .collect();
-        (event_id, seats)
+        (event_id, ids_in(&availability["seats"], "id"))
     }
 
     /// The seat map as this app's writer reads it: naming the newest version its writes left, so

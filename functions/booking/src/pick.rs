@@ -69,6 +69,26 @@ ON CONFLICT (event_id, row_index) DO UPDATE SET open = EXCLUDED.open";
 /// of its seats, is recorded with them (a short row only when full, as before V19).
 const RECORD_OPEN_AT_MOST: usize = 24;
 
+/// The live claims of event `$1` on the seats that `$seats` (SQL after `t.seat_id`) picks: one
+/// statement text for [`TAKEN_SQL`] and [`TAKEN_AMONG_SQL`], so the two reads never drift apart.
+macro_rules! taken_sql {
+    ($seats:literal) => {
+        concat!(
+            "\
+SELECT t.seat_id, b.held
+FROM tickets t
+CROSS JOIN LATERAL (
+    SELECT status = 'held' AS held
+    FROM bookings
+    WHERE id = t.booking_id AND (status <> 'held' OR expires_at > statement_timestamp())
+    LIMIT 1
+) b
+WHERE t.event_id = $1 AND t.seat_id ",
+            $seats
+        )
+    };
+}
+
 /// The live claims of event `$1` on seats `$2..=$3` (the id range of the rows a pick reads; the
 /// venue's seats are remembered, [`AppState::venue_seats`]): a ticket, unless of a hold that has
 /// lapsed, whose seat the claim path releases on the way, and whether it is a hold (`held`). The
@@ -77,28 +97,10 @@ const RECORD_OPEN_AT_MOST: usize = 24;
 /// 8,000 seats of an arena sold, against 1.3 ms), and no join is left to statistics: joined to the
 /// event's holds from statistics taken before an on-sale, a nested loop compared every ticket with
 /// every hold (1.5 million pairs, 81 ms, with 3,000 held).
-pub const TAKEN_SQL: &str = "\
-SELECT t.seat_id, b.held
-FROM tickets t
-CROSS JOIN LATERAL (
-    SELECT status = 'held' AS held
-    FROM bookings
-    WHERE id = t.booking_id AND (status <> 'held' OR expires_at > statement_timestamp())
-    LIMIT 1
-) b
-WHERE t.event_id = $1 AND t.seat_id BETWEEN $2 AND $3";
+pub const TAKEN_SQL: &str = taken_sql!("BETWEEN $2 AND $3");
 
 /// [`TAKEN_SQL`] on the seats `$2` (the open seats of nearly full rows, V19).
-pub const TAKEN_AMONG_SQL: &str = "\
-SELECT t.seat_id, b.held
-FROM tickets t
-CROSS JOIN LATERAL (
-    SELECT status = 'held' AS held
-    FROM bookings
-    WHERE id = t.booking_id AND (status <> 'held' OR expires_at > statement_timestamp())
-    LIMIT 1
-) b
-WHERE t.event_id = $1 AND t.seat_id = ANY ($2)";
+pub const TAKEN_AMONG_SQL: &str = taken_sql!("= ANY ($2)");
 
 /// The first read covers rows up to about this many seats (one row at least); each next read four
 /// times as many.

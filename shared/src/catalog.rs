@@ -84,39 +84,6 @@ SELECT e.venue_id, e.price_cents,
            AS row_categories
 FROM events e WHERE e.id = $1";
 
-/// What this process has read of things nothing changes after their creation, by id: events'
-/// layouts (venue, sections, categories) and venues' seats. A remembered value stays true, so a
-/// best-available pick reads each once per process instead of once per pick.
-pub struct Remembered<V> {
-    known: std::sync::Mutex<std::collections::HashMap<i64, std::sync::Arc<V>>>,
-    /// Past this many the memory starts over (a handful of events are on sale at once).
-    most: usize,
-}
-
-impl<V> Remembered<V> {
-    pub fn new(most: usize) -> Self {
-        Remembered {
-            known: std::sync::Mutex::default(),
-            most,
-        }
-    }
-
-    pub fn get(&self, id: i64) -> Option<std::sync::Arc<V>> {
-        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        known.get(&id).cloned()
-    }
-
-    pub fn remember(&self, id: i64, value: V) -> std::sync::Arc<V> {
-        let value = std::sync::Arc::new(value);
-        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        if known.len() >= self.most {
-            known.clear();
-        }
-        known.insert(id, value.clone());
-        value
-    }
-}
-
 /// A venue's seats by row (as the venue counts rows), each row in number order.
 #[derive(Debug, Clone, Default)]
 pub struct VenueSeats {

@@ -40,6 +40,7 @@
 //!   Redis (one Lua script, Redis's clock); 429 with `Retry-After` and the draft `RateLimit`
 //!   fields; fails open.
 //! - [`recent`]: a process's short memory of id pairs it has just seen (contested seats).
+//! - [`remembered`]: what the process has read of things that never change (layouts, seats).
 //! - [`rooms`]: events' sales windows and waiting rooms, remembered by the process.
 //! - [`state`]: what every handler can reach, built once per process.
 //! - [`telemetry`]: tracing-subscriber set-up (JSON in Lambda).
@@ -64,6 +65,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
 pub mod recent;
+pub mod remembered;
 pub mod rooms;
 pub mod state;
 pub mod telemetry;

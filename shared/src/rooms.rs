@@ -1,14 +1,12 @@
 //! What the waiting room needs to know of an event: its sales window and its room, remembered by
-//! the process. Nothing changes an event after its creation, so a remembered answer stays true;
-//! only found events are remembered (an id that is not an event yet may become one).
+//! the process ([`Remembered`]).
 
 use crate::catalog::{waiting_room, EventWaitingRoom};
 use crate::db::Pool;
 use crate::error::ApiError;
+use crate::remembered::Remembered;
 use chrono::{DateTime, Utc};
 use seatbook_cache::Flights;
-use std::collections::HashMap;
-use std::sync::Mutex;
 use tokio_postgres::types::Type;
 
 /// A process remembers this many events at most; past that it starts over (a handful of events
@@ -24,29 +22,33 @@ pub struct RoomEvent {
     pub room: Option<EventWaitingRoom>,
 }
 
-#[derive(Default)]
 pub struct Rooms {
-    known: Mutex<HashMap<i64, RoomEvent>>,
+    known: Remembered<RoomEvent>,
     /// One read per event at a time: the first claims of an on-sale's herd (the booking function
     /// asks for every claim it cannot admit on a token) share it.
     reads: Flights<i64, Option<RoomEvent>>,
 }
 
+impl Default for Rooms {
+    fn default() -> Self {
+        Rooms {
+            known: Remembered::new(REMEMBERED),
+            reads: Flights::default(),
+        }
+    }
+}
+
 impl Rooms {
     /// Event `id` as the waiting room sees it; `None` when there is no such event.
     pub async fn event(&self, db: &Pool, id: i64) -> Result<Option<RoomEvent>, ApiError> {
-        if let Some(known) = self.known.lock().expect("not poisoned").get(&id) {
+        if let Some(known) = self.known.get(id) {
             return Ok(Some(*known));
         }
         let read = self.reads.run(&id, || read(db, id)).await?;
         let Some(event) = read else {
             return Ok(None);
         };
-        let mut known = self.known.lock().expect("not poisoned");
-        if known.len() >= REMEMBERED {
-            known.clear();
-        }
-        known.insert(id, event);
+        self.known.remember(id, event);
         Ok(Some(event))
     }
 }

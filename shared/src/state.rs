@@ -1,12 +1,13 @@
 //! What every handler can reach, built once per process (per Lambda execution environment).
 
 use crate::admission::Admission;
-use crate::catalog::{EventLayout, Remembered, VenueSeats};
+use crate::catalog::{EventLayout, VenueSeats};
 use crate::config::{CacheSettings, Settings};
 use crate::db::{self, DbSetupError, Pool};
 use crate::error::ApiError;
 use crate::ratelimit::RateLimiter;
 use crate::recent::Recent;
+use crate::remembered::Remembered;
 use crate::rooms::Rooms;
 use crate::turns::Turns;
 use seatbook_cache::{Accept, Body, Cache, CacheKey, Flights, Keys, Loaded};

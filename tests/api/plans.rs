@@ -180,9 +180,9 @@ async fn a_best_available_pick_reads_as_much_of_an_empty_arena_as_of_a_hall() {
 }
 
 /// The buffers of one pick's reads on `venue`'s event as pick.rs makes them, in a transaction
-/// rolled back: the layout, the lock, the full rows and the claims on the first batch of the rows
-/// not full (up to `FIRST_READ_SEATS` seats, one row at least), whose front row must have every
-/// seat free. The venue's seats are read before, untimed: a process reads them once.
+/// rolled back: the lock, the full rows and the claims on the first batch of the rows not full (up
+/// to `FIRST_READ_SEATS` seats, one row at least), whose front row must have every seat free. The
+/// event's layout and its venue's seats are read before, untimed: a process reads them once.
 async fn pick_buffers(db: &Client, venue: Venue) -> i64 {
     let layout = db
         .query_typed_one(LAYOUT_SQL, &[(&venue.event, Type::INT8)])
@@ -195,10 +195,6 @@ async fn pick_buffers(db: &Client, venue: Venue) -> i64 {
         .unwrap();
     db.batch_execute("BEGIN").await.unwrap();
     let before = touched(db).await;
-    let layout = db
-        .query_typed_one(LAYOUT_SQL, &[(&venue.event, Type::INT8)])
-        .await
-        .unwrap();
     db.execute_typed(LOCK_SQL, &[(&venue.event, Type::INT8)])
         .await
         .unwrap();

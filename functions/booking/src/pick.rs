@@ -8,9 +8,9 @@
 //! taking a connection, and in the database they hold a transaction-scoped advisory lock keyed by
 //! the event's id from the read of its claims to the commit of the booking, a commit that does not
 //! wait for the disk; the answer does ([`durable`]) (decision 25). Every request of an on-sale
-//! herd would otherwise choose the same best block and all but one collide. Bookings that name their seats never take the lock; one that takes a
-//! picked seat first makes the pick collide (23505), and the pick is made again from a fresh read,
-//! still under the lock. The taken-seat marks in Redis are not read here: they may refuse seats
+//! herd would otherwise choose the same best block and all but one collide. Bookings that name
+//! their seats never take the lock; one that takes a picked seat first makes the pick collide
+//! (23505), and the pick is made again from a fresh read, still under the lock. The taken-seat marks in Redis are not read here: they may refuse seats
 //! that are free again, which would turn a pick into a wrong 409.
 
 use crate::best::{self, Choice, Place, Row};
@@ -119,8 +119,8 @@ const SCARCE: i64 = 0;
 /// How many times a pick is made again after a booking naming its seats took one of them first.
 const MAX_PICKS: usize = 5;
 
-/// The venue's rows a request may have, front to back, but the full ones: (row as the venue counts
-/// it, seats in it).
+/// What a pick reads of the event, but its claims: the venue's seats, and the rows the request may
+/// have, front to back, but the full ones.
 struct Layout {
     seats: Arc<VenueSeats>,
     /// (row, seats of it a pick reads: all, or the open ones of a nearly full row).

@@ -88,6 +88,9 @@ FROM events e WHERE e.id = $1";
 #[derive(Debug, Clone, Default)]
 pub struct VenueSeats {
     pub rows: std::collections::HashMap<i32, Vec<VenueSeat>>,
+    /// Each seat's place in the venue's order (by row, then number), from 0: its byte in an
+    /// event's seat map (`functions/booking/src/seatmap.rs`).
+    pub positions: std::collections::HashMap<i64, usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +98,8 @@ pub struct VenueSeat {
     pub id: i64,
     pub number: i32,
     pub accessible: bool,
+    /// Its place in the venue's order (`VenueSeats::positions`).
+    pub position: usize,
 }
 
 /// Every seat of venue `$1`, in row and number order (`seats_venue_position_key`).
@@ -105,7 +110,8 @@ ORDER BY row_index, seat_number";
 impl VenueSeats {
     pub fn from_rows(rows: &[Row]) -> Self {
         let mut seats = VenueSeats::default();
-        for row in rows {
+        for (position, row) in rows.iter().enumerate() {
+            seats.positions.insert(row.get("id"), position);
             seats
                 .rows
                 .entry(row.get("row_index"))
@@ -114,6 +120,7 @@ impl VenueSeats {
                     id: row.get("id"),
                     number: row.get("seat_number"),
                     accessible: row.get("accessible"),
+                    position,
                 });
         }
         seats

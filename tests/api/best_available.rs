@@ -3,7 +3,8 @@
 //! picks that sells every seat once.
 
 use crate::helpers::{
-    assert_problem, by_status, ids_in, spawn_app, stampede, As, TestApp, ORGANIZER,
+    assert_problem, by_status, ids_in, spawn_app, spawn_app_with_env, stampede, As, TestApp,
+    ORGANIZER,
 };
 use chrono::{Duration as Span, SecondsFormat, Utc};
 use serde_json::{json, Value};
@@ -26,6 +27,52 @@ async fn best(
 async fn best_pair(app: &TestApp, user: &str, event_id: i64) -> Value {
     let body = json!({"count": 2});
     created(best(app, "/api/v1/bookings", user, event_id, body).await).await
+}
+
+/// The best pair of `event_id` booked for `user` under an `Idempotency-Key` of its own, asserted
+/// a 201: a keyed pick is made from the database under the event's pick lock, not from the seat
+/// map (decisions 25 and 31).
+async fn locked_pair(app: &TestApp, user: &str, event_id: i64) -> Value {
+    let body = json!({"event_id": event_id, "best_available": {"count": 2}});
+    let request = app
+        .request(reqwest::Method::POST, "/api/v1/bookings", As::User(user))
+        .header("idempotency-key", uuid::Uuid::new_v4().to_string());
+    created(request.json(&body).send().await.unwrap()).await
+}
+
+/// The Redis key of the event's seat map (decision 31), and a connection to its server.
+async fn seat_map_key(app: &TestApp, event_id: i64) -> (String, redis::aio::MultiplexedConnection) {
+    let client = redis::Client::open(crate::helpers::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let pattern = format!("{}:*{{e{event_id}}}:seatmap", app.db_name);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(pattern)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "one seat map: {keys:?}");
+    (keys[0].clone(), conn)
+}
+
+/// The event's seat map in Redis: a byte per seat, `.` free, `h` held, `b` booked.
+async fn seat_map(app: &TestApp, event_id: i64) -> Vec<u8> {
+    let (key, mut conn) = seat_map_key(app, event_id).await;
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// Overwrites the event's seat map in Redis with `bytes`.
+async fn set_seat_map(app: &TestApp, event_id: i64, bytes: &[u8]) {
+    let (key, mut conn) = seat_map_key(app, event_id).await;
+    let () = redis::cmd("SET")
+        .arg(key)
+        .arg(bytes)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
 }
 
 /// A 201's body, asserted.
@@ -157,7 +204,7 @@ async fn seats_a_cancellation_frees_in_a_full_front_row_are_picked_first() {
     taken(&app, event_id, &ids(&seats, 4, 0, 1..=2)).await;
     let middle = app.book("carol", event_id, &ids(&seats, 4, 0, 3..=4)).await;
     let middle = created(middle).await;
-    let first = best_pair(&app, "bob", event_id).await;
+    let first = locked_pair(&app, "bob", event_id).await;
     assert_eq!(places(&first), row("B", 1..=2));
     assert_eq!(
         app.count("SELECT count(*) FROM full_rows").await,
@@ -169,6 +216,29 @@ async fn seats_a_cancellation_frees_in_a_full_front_row_are_picked_first() {
         .cancel(middle["id"].as_str().unwrap(), As::User("carol"))
         .await;
     assert_eq!(cancelled.status(), 200);
+    let second = locked_pair(&app, "dan", event_id).await;
+
+    assert_eq!(places(&second), row("A", 3..=4));
+}
+
+/// The seat map hears of a cancellation in the round trip that tells the cache: the next pick
+/// from it gets the freed front seats.
+#[tokio::test]
+async fn a_cancellation_gives_its_seats_back_to_the_seat_map() {
+    let app = spawn_app().await;
+    let (event_id, seats) = app.seed_event(3, 4).await;
+    taken(&app, event_id, &ids(&seats, 4, 0, 1..=2)).await;
+    let middle = app.book("carol", event_id, &ids(&seats, 4, 0, 3..=4)).await;
+    let middle = created(middle).await;
+    let first = best_pair(&app, "bob", event_id).await;
+    assert_eq!(places(&first), row("B", 1..=2));
+    assert_eq!(seat_map(&app, event_id).await, b"bbbbbb......");
+
+    let cancelled = app
+        .cancel(middle["id"].as_str().unwrap(), As::User("carol"))
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    assert_eq!(seat_map(&app, event_id).await, b"bb..bb......");
     let second = best_pair(&app, "dan", event_id).await;
 
     assert_eq!(places(&second), row("A", 3..=4));
@@ -181,7 +251,7 @@ async fn open_seats(app: &TestApp) -> Vec<i64> {
 }
 
 /// A row confirmed bookings have nearly filled is recorded with the seats they have not (V19):
-/// later picks read only the claims on those, still find them, narrow the record as they sell,
+/// later picks from the database (keyed ones) read only the claims on those, still find them, narrow the record as they sell,
 /// and a cancellation in the row opens it to be read whole again.
 #[tokio::test]
 async fn a_nearly_full_row_is_read_by_its_open_seats_until_a_cancellation_opens_it() {
@@ -195,15 +265,21 @@ async fn a_nearly_full_row_is_read_by_its_open_seats_until_a_cancellation_opens_
     taken(&app, event_id, &ids(&seats, 16, 0, 4..=10)).await;
     taken(&app, event_id, &ids(&seats, 16, 0, 11..=15)).await;
     // Row A has seats 1 and 16 free, apart: the pair goes to row B, and row A is recorded.
-    let pair = best_pair(&app, "bob", event_id).await;
+    let pair = locked_pair(&app, "bob", event_id).await;
     assert_eq!(places(&pair), row("B", 8..=9));
     assert_eq!(open_seats(&app).await, ids(&seats, 16, 0, [1, 16]));
     // Single seats are found in the record: the front row, then the lower number; the second
     // pick reads seat 1 sold and narrows the record.
-    let one = json!({"count": 1});
-    let single = created(best(&app, "/api/v1/bookings", "dan", event_id, one.clone()).await).await;
-    assert_eq!(places(&single), row("A", [1]));
-    let single = created(best(&app, "/api/v1/bookings", "fay", event_id, one).await).await;
+    let one = json!({"event_id": event_id, "best_available": {"count": 1}});
+    let single = |user| {
+        app.request(reqwest::Method::POST, "/api/v1/bookings", As::User(user))
+            .header("idempotency-key", uuid::Uuid::new_v4().to_string())
+            .json(&one)
+            .send()
+    };
+    let first = created(single("dan").await.unwrap()).await;
+    assert_eq!(places(&first), row("A", [1]));
+    let single = created(single("fay").await.unwrap()).await;
     assert_eq!(places(&single), row("A", [16]));
     assert_eq!(open_seats(&app).await, ids(&seats, 16, 0, [16]));
 
@@ -216,18 +292,19 @@ async fn a_nearly_full_row_is_read_by_its_open_seats_until_a_cancellation_opens_
         Vec::<i64>::new(),
         "the row's record is gone"
     );
-    let again = best_pair(&app, "erin", event_id).await;
+    let again = locked_pair(&app, "erin", event_id).await;
     assert_eq!(places(&again), row("A", 2..=3));
 }
 
-/// Holds fill no row for good: one lapses without a write, and its seats are picked again.
+/// Holds fill no row for good: one lapses without a write, and its seats are picked again, from
+/// the database (a keyed pick)...
 #[tokio::test]
 async fn a_front_row_of_holds_that_lapse_is_picked_again() {
     let app = spawn_app().await;
     let (event_id, seats) = app.seed_event(2, 4).await;
     let hold = app.hold("carol", event_id, &ids(&seats, 4, 0, 1..=4)).await;
     assert_eq!(hold.status(), 201);
-    let first = best_pair(&app, "bob", event_id).await;
+    let first = locked_pair(&app, "bob", event_id).await;
     assert_eq!(places(&first), row("B", 1..=2));
 
     app.db
@@ -237,9 +314,103 @@ async fn a_front_row_of_holds_that_lapse_is_picked_again() {
         )
         .await
         .unwrap();
-    let second = best_pair(&app, "dan", event_id).await;
+    let second = locked_pair(&app, "dan", event_id).await;
 
     assert_eq!(places(&second), row("A", 1..=2));
+}
+
+/// ...and from the seat map, which keeps each hold's deadline, whether it was read from the
+/// database when the map was built or written with the hold, and frees its seats once it passes.
+#[tokio::test]
+async fn a_front_row_of_holds_that_lapse_is_picked_again_from_the_seat_map() {
+    let app = spawn_app_with_env(&[("HOLD_TTL_SECONDS", "1")]).await;
+    let (event_id, seats) = app.seed_event(2, 4).await;
+    let early = app.hold("carol", event_id, &ids(&seats, 4, 0, 3..=4)).await;
+    assert_eq!(early.status(), 201);
+    let first = best_pair(&app, "ann", event_id).await;
+    assert_eq!(places(&first), row("A", 1..=2));
+    let late = app.hold("erin", event_id, &ids(&seats, 4, 1, 1..=2)).await;
+    assert_eq!(late.status(), 201);
+    let second = best_pair(&app, "bob", event_id).await;
+    assert_eq!(places(&second), row("B", 3..=4));
+    assert_eq!(seat_map(&app, event_id).await, b"bbhhhhbb");
+
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let third = best_pair(&app, "dan", event_id).await;
+    let fourth = best_pair(&app, "fay", event_id).await;
+
+    assert_eq!(places(&third), row("A", 3..=4));
+    assert_eq!(places(&fourth), row("B", 1..=2));
+    assert_eq!(seat_map(&app, event_id).await, b"bbbbbbbb");
+}
+
+/// A pick from the seat map takes no database lock: it books while another session holds the
+/// event's pick lock, which a pick from the database (a keyed one) waits for until its
+/// `lock_timeout` and gives up on (503).
+#[tokio::test]
+async fn a_pick_from_the_seat_map_does_not_wait_for_the_events_pick_lock() {
+    let app = spawn_app().await;
+    let (event_id, _) = app.seed_event(2, 10).await;
+    let rival = app.connect().await;
+    rival
+        .execute("SELECT pg_advisory_lock($1)", &[&event_id])
+        .await
+        .unwrap();
+
+    let mapped = best_pair(&app, "gus", event_id).await;
+    let body = json!({"event_id": event_id, "best_available": {"count": 2}});
+    let locked = app
+        .request(reqwest::Method::POST, "/api/v1/bookings", As::User("hal"))
+        .header("idempotency-key", "waits")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(places(&mapped), row("A", 5..=6));
+    assert_problem(locked, 503).await;
+}
+
+/// A seat booked where the seat map does not hear of it (here straight in the database): the
+/// pick that chooses it collides on the unique constraint and picks again; no seat is sold twice.
+#[tokio::test]
+async fn a_seat_booked_behind_the_seat_maps_back_is_not_sold_twice() {
+    let app = spawn_app().await;
+    let (event_id, seats) = app.seed_event(1, 10).await;
+    let first = best_pair(&app, "ivy", event_id).await;
+    assert_eq!(places(&first), row("A", 5..=6));
+    app.db
+        .query(
+            "SELECT * FROM book($1, $2, 'behind', 'confirmed'::booking_status, NULL)",
+            &[&event_id, &ids(&seats, 10, 0, 3..=4)],
+        )
+        .await
+        .unwrap();
+
+    let second = best_pair(&app, "jon", event_id).await;
+
+    assert_eq!(places(&second), row("A", 7..=8));
+    assert_eq!(
+        app.count("SELECT count(DISTINCT seat_id) FROM tickets")
+            .await,
+        6
+    );
+    assert_eq!(app.count("SELECT count(*) FROM tickets").await, 6);
+}
+
+/// A seat map that shows seats taken that are free (unmarks lost) never answers `not-enough-seats`
+/// on its own: the pick is made from the database, which sells what is free.
+#[tokio::test]
+async fn a_seat_map_that_shows_every_seat_taken_still_sells_what_the_database_has_free() {
+    let app = spawn_app().await;
+    let (event_id, _) = app.seed_event(1, 10).await;
+    let first = best_pair(&app, "kim", event_id).await;
+    assert_eq!(places(&first), row("A", 5..=6));
+    set_seat_map(&app, event_id, b"bbbbbbbbbb").await;
+
+    let second = best_pair(&app, "lou", event_id).await;
+
+    assert_eq!(places(&second), row("A", 3..=4));
 }
 
 #[tokio::test]

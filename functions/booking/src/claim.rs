@@ -140,6 +140,7 @@ pub async fn book(state: &AppState, claim: &Claim<'_>) -> Result<Booking, ApiErr
         let marks = MarkChange::Set {
             ids: seat_ids,
             until,
+            booked: false,
         };
         marks::mark(cache, claim.event_id, marks).await;
     }

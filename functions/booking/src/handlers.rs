@@ -5,6 +5,7 @@ use crate::lifecycle::{self, Confirmation};
 use crate::marks::{self, MarkChange};
 use crate::pick;
 use crate::reads;
+use crate::seatmap;
 use crate::views::{Booking, BookingStatus};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -352,6 +353,9 @@ async fn best_available(
     wanted: &pick::Wanted,
     hold_for: Option<Duration>,
 ) -> Result<Booking, ApiError> {
+    if let Some(outcome) = seatmap::book(state, &caller.user_id, event_id, wanted, hold_for).await {
+        return outcome;
+    }
     let turn = pick::turn(state, event_id).await?;
     let mut conn = state.db.get().await?;
     let tx = conn.transaction().await?;
@@ -397,11 +401,12 @@ async fn after_claim(
         Ok(booking) => {
             let ids = booking.seat_ids();
             // Whoever asks for these seats next is refused from Redis, not by a transaction.
+            let confirmed = booking.status == BookingStatus::Confirmed;
             let marks = MarkChange::Set {
                 ids: &ids,
                 until: booking.claimed_until(),
+                booked: confirmed,
             };
-            let confirmed = booking.status == BookingStatus::Confirmed;
             marks::event_changed(cache, event_id, confirmed, marks).await
         }
         Err(ApiError::SeatsTaken { .. }) => {
@@ -679,6 +684,7 @@ pub async fn confirm(
                 let marks = MarkChange::Set {
                     ids: &ids,
                     until: booking.claimed_until(),
+                    booked: true,
                 };
                 version = marks::event_changed(cache, event_id, true, marks).await;
             }

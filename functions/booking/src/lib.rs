@@ -33,6 +33,7 @@ mod lifecycle;
 mod marks;
 mod pick;
 mod reads;
+mod seatmap;
 mod views;
 mod waitlist;
 

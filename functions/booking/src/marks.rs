@@ -8,6 +8,7 @@
 //! expiry in ms since the epoch`, in the event's cluster slot; the hash lives [`SET_TTL`] past its
 //! last write, so an idle event's marks do not linger.
 
+use crate::seatmap::{self, Seats};
 use seatbook_cache::redis::Pipeline;
 use seatbook_cache::Cache;
 use seatbook_core::cached::{self, EventKeys, BOOKINGS_CONFIRMED, BOOKING_CONFLICTS};
@@ -19,17 +20,32 @@ const SET_TTL: Duration = Duration::from_secs(3600);
 /// A change to an event's marks, made in the same round trip as the write's bump.
 #[derive(Debug, Clone, Copy)]
 pub enum MarkChange<'a> {
-    /// Mark `ids` taken until `until`.
-    Set { ids: &'a [i64], until: SystemTime },
+    /// Mark `ids` taken until `until`; `booked`: by a confirmed booking (a hold's or a conflict's
+    /// mark lapses).
+    Set {
+        ids: &'a [i64],
+        until: SystemTime,
+        booked: bool,
+    },
     /// Take the marks off `ids` (they are free again).
     Clear { ids: &'a [i64] },
 }
 
 impl MarkChange<'_> {
-    /// Adds the change's commands, replies ignored, to `pipe`.
-    fn add_to(&self, set: &str, pipe: &mut Pipeline) {
+    /// Adds the change's commands, replies ignored, to `pipe`: the marks, and the event's seat
+    /// map ([`crate::seatmap`]).
+    fn add_to(&self, cache: &Cache, event_id: i64, pipe: &mut Pipeline) {
+        let set = &taken_seats(cache, event_id);
+        let (ids, seats) = match *self {
+            MarkChange::Set {
+                ids, booked: true, ..
+            } => (ids, Seats::Booked),
+            MarkChange::Set { ids, until, .. } => (ids, Seats::Held { until }),
+            MarkChange::Clear { ids } => (ids, Seats::Free),
+        };
+        seatmap::write_into(cache, event_id, ids, seats, pipe);
         match *self {
-            MarkChange::Set { ids, until } if !ids.is_empty() => {
+            MarkChange::Set { ids, until, .. } if !ids.is_empty() => {
                 let until_ms = until
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as u64);
@@ -66,14 +82,13 @@ pub async fn event_changed(
     confirmed: bool,
     marks: MarkChange<'_>,
 ) -> Option<u64> {
-    let set = taken_seats(cache, event_id);
     let counter = cache.keys().counter(BOOKINGS_CONFIRMED);
     cache
         .bump(&cache.keys().event_generation(event_id), |pipe| {
             if confirmed {
                 pipe.cmd("INCR").arg(counter).ignore();
             }
-            marks.add_to(&set, pipe);
+            marks.add_to(cache, event_id, pipe);
         })
         .await
 }
@@ -111,6 +126,7 @@ pub async fn marked(cache: &Cache, event_id: i64, ids: &[i64]) -> Option<Vec<i64
 /// Applies `change` to `event_id`'s marks on its own, quietly (a hint that is lost costs nothing
 /// but a database round trip later).
 pub async fn mark(cache: &Cache, event_id: i64, change: MarkChange<'_>) {
-    let set = taken_seats(cache, event_id);
-    let _ = cache.query::<()>(|pipe| change.add_to(&set, pipe)).await;
+    let _ = cache
+        .query::<()>(|pipe| change.add_to(cache, event_id, pipe))
+        .await;
 }

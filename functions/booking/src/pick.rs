@@ -24,7 +24,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::Transaction;
+use tokio_postgres::{GenericClient, Transaction};
 
 /// What a best-available request asks for.
 #[derive(Debug, Clone)]
@@ -77,10 +77,10 @@ macro_rules! taken_sql {
     ($seats:literal) => {
         concat!(
             "\
-SELECT t.seat_id, b.held
+SELECT t.seat_id, b.held, b.until_ms
 FROM tickets t
 CROSS JOIN LATERAL (
-    SELECT status = 'held' AS held
+    SELECT status = 'held' AS held, (extract(epoch FROM expires_at) * 1000)::int8 AS until_ms
     FROM bookings
     WHERE id = t.booking_id AND (status <> 'held' OR expires_at > statement_timestamp())
     LIMIT 1
@@ -111,13 +111,13 @@ pub const FIRST_READ_SEATS: usize = 1024;
 /// How long a pick waits for its turn in this process ([`turn`]): longer than for a connection
 /// (2 s), as a waiter holds none, and inside the request's deadline (4.5 s) with the pick's own
 /// waits (its connection, its statements).
-const TURN_WAIT: Duration = Duration::from_secs(3);
+pub(crate) const TURN_WAIT: Duration = Duration::from_secs(3);
 
 /// The one id [`AppState::scarce`] remembers for an event.
-const SCARCE: i64 = 0;
+pub(crate) const SCARCE: i64 = 0;
 
 /// How many times a pick is made again after a booking naming its seats took one of them first.
-const MAX_PICKS: usize = 5;
+pub(crate) const MAX_PICKS: usize = 5;
 
 /// What a pick reads of the event, but its claims: the venue's seats, and the rows the request may
 /// have, front to back, but the full ones.
@@ -138,38 +138,68 @@ async fn layout(
     wanted: &Wanted,
 ) -> Result<Layout, ApiError> {
     let key: [(&(dyn ToSql + Sync), Type); 1] = [(&event_id, Type::INT8)];
-    let known = state.layouts.get(event_id);
-    let read = async {
-        match known {
-            Some(layout) => Ok(Some(layout)),
-            None => Ok(tx.query_typed_opt(LAYOUT_SQL, &key).await?.map(|row| {
-                state
-                    .layouts
-                    .remember(event_id, EventLayout::from_row(&row))
-            })),
-        }
-    };
     let (_, layout, recorded) = tokio::try_join!(
-        tx.batch_execute(ASYNC_COMMIT_SQL),
-        read,
-        tx.query_typed(FULL_ROWS_SQL, &key)
+        async { Ok(tx.batch_execute(ASYNC_COMMIT_SQL).await?) },
+        event_layout(state, tx, event_id),
+        async { Ok(tx.query_typed(FULL_ROWS_SQL, &key).await?) }
     )?;
-    let layout = layout.ok_or_else(|| ApiError::not_found(format!("event {event_id}")))?;
     let recorded: HashMap<i32, HashSet<i64>> = recorded
         .iter()
         .map(|row| (row.get(0), row.get::<_, Vec<i64>>(1).into_iter().collect()))
         .collect();
-    let seats = match state.venue_seats.get(layout.venue_id) {
-        Some(seats) => seats,
-        None => {
-            let venue: [(&(dyn ToSql + Sync), Type); 1] = [(&layout.venue_id, Type::INT8)];
-            let rows = tx.query_typed(VENUE_SEATS_SQL, &venue).await?;
-            state
-                .venue_seats
-                .remember(layout.venue_id, VenueSeats::from_rows(&rows))
-        }
-    };
+    let seats = venue_seats(state, tx, layout.venue_id).await?;
+    let rows = rows_wanted(&layout, event_id, wanted, &recorded)?;
+    Ok(Layout {
+        seats,
+        rows,
+        recorded,
+    })
+}
 
+/// The event's layout, read once per process ([`AppState::layouts`]); 404 for no such event.
+pub(crate) async fn event_layout(
+    state: &AppState,
+    client: &impl GenericClient,
+    event_id: i64,
+) -> Result<Arc<EventLayout>, ApiError> {
+    if let Some(layout) = state.layouts.get(event_id) {
+        return Ok(layout);
+    }
+    let key: [(&(dyn ToSql + Sync), Type); 1] = [(&event_id, Type::INT8)];
+    let row = client
+        .query_typed_opt(LAYOUT_SQL, &key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("event {event_id}")))?;
+    Ok(state
+        .layouts
+        .remember(event_id, EventLayout::from_row(&row)))
+}
+
+/// The venue's seats, read once per process ([`AppState::venue_seats`]).
+pub(crate) async fn venue_seats(
+    state: &AppState,
+    client: &impl GenericClient,
+    venue_id: i64,
+) -> Result<Arc<VenueSeats>, ApiError> {
+    if let Some(seats) = state.venue_seats.get(venue_id) {
+        return Ok(seats);
+    }
+    let venue: [(&(dyn ToSql + Sync), Type); 1] = [(&venue_id, Type::INT8)];
+    let rows = client.query_typed(VENUE_SEATS_SQL, &venue).await?;
+    Ok(state
+        .venue_seats
+        .remember(venue_id, VenueSeats::from_rows(&rows)))
+}
+
+/// The rows `wanted` may have, front to back, each with how many of its seats a pick reads (all,
+/// or the open ones `recorded` of a nearly full row); full rows left out. 422 for a category or
+/// section the event does not have.
+pub(crate) fn rows_wanted(
+    layout: &EventLayout,
+    event_id: i64,
+    wanted: &Wanted,
+    recorded: &HashMap<i32, HashSet<i64>>,
+) -> Result<Vec<(i32, usize)>, ApiError> {
     let section = match &wanted.section {
         None => None,
         Some(name) => Some(
@@ -214,11 +244,7 @@ async fn layout(
             }
         }
     }
-    Ok(Layout {
-        seats,
-        rows,
-        recorded,
-    })
+    Ok(rows)
 }
 
 /// Reads the rows of `layout` front to back, a batch at a time, until the choice is settled

@@ -25,6 +25,8 @@ pub struct Booker {
     events: Vec<i64>,
     first_seat: i64,
     capacity: i64,
+    /// Seats a booking: 1, or 2 side by side ([`Booker::in_pairs`]).
+    size: i64,
     next: i64,
     event: i64,
     asked: Vec<i64>,
@@ -42,6 +44,7 @@ impl Booker {
             events,
             first_seat: venue.first_seat,
             capacity: venue.seats,
+            size: 1,
             next: 0,
             event: 0,
             asked: Vec::new(),
@@ -50,11 +53,17 @@ impl Booker {
         }
     }
 
-    /// The next event and seat; `None` once every event is sold out to this client.
+    /// Books two seats side by side each time (the venue's seat count is even).
+    pub fn in_pairs(mut self) -> Booker {
+        self.size = 2;
+        self
+    }
+
+    /// The next event and first seat; `None` once every event is sold out to this client.
     fn take(&mut self) -> Option<(i64, i64)> {
         let event = *self.events.get((self.next / self.capacity) as usize)?;
         let seat = self.first_seat + self.next % self.capacity;
-        self.next += 1;
+        self.next += self.size;
         Some((event, seat))
     }
 }
@@ -70,7 +79,7 @@ impl Client for Booker {
                 .push(format!("{user} ran out of seats inside the window"));
             return None;
         };
-        (self.event, self.asked) = (event, vec![seat]);
+        (self.event, self.asked) = (event, (seat..seat + self.size).collect());
         Some(booking(&self.who, event, &self.asked))
     }
 

@@ -3,8 +3,8 @@
 //! picks that sells every seat once.
 
 use crate::helpers::{
-    assert_problem, by_status, ids_in, spawn_app, spawn_app_with_env, stampede, As, TestApp,
-    ORGANIZER,
+    assert_problem, by_status, ids_in, spawn_app, spawn_app_with_env, stampede, stampede_across,
+    As, TestApp, ORGANIZER,
 };
 use chrono::{Duration as Span, SecondsFormat, Utc};
 use serde_json::{json, Value};
@@ -948,4 +948,49 @@ async fn five_hundred_simultaneous_pairs_on_a_four_hundred_seat_event_sell_every
     assert_eq!(distinct, seats.iter().copied().collect(), "every seat sold");
     assert_eq!(app.count("SELECT count(*) FROM tickets").await, 400);
     assert_eq!(app.count("SELECT count(*) FROM bookings").await, 200);
+}
+
+/// The herd again, spread over four environments that share the database and Redis (as Lambda
+/// runs them): their picks meet only in the seat map's atomic claims and in PostgreSQL, and still
+/// sell every seat once, with no answer but 201 and `not-enough-seats`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_herd_of_pairs_over_four_environments_sells_every_seat_once() {
+    let app = spawn_app().await;
+    let (event_id, seats) = app.seed_event(10, 20).await;
+    let siblings = [
+        app.sibling().await,
+        app.sibling().await,
+        app.sibling().await,
+    ];
+    let mut addresses = vec![app.url("/api/v1/bookings")];
+    addresses.extend(siblings.iter().map(|s| s.url("/api/v1/bookings")));
+    let requests = (0..300)
+        .map(|i| {
+            let body = json!({"event_id": event_id, "best_available": {"count": 2}});
+            (format!("fan-{i}"), body)
+        })
+        .collect();
+
+    let results = stampede_across(&app, &addresses, requests).await;
+
+    let counted = by_status(&results);
+    assert_eq!(
+        counted,
+        HashMap::from([(201, 100), (409, 200)]),
+        "{counted:?}"
+    );
+    let mut sold = Vec::new();
+    for (status, body) in &results {
+        if *status == 201 {
+            sold.extend(ids_in(&body["tickets"], "seat_id"));
+        } else {
+            assert_eq!(
+                body["type"], "https://seatbook.dev/problems/not-enough-seats",
+                "{body}"
+            );
+        }
+    }
+    let distinct: HashSet<i64> = sold.iter().copied().collect();
+    assert_eq!(sold.len(), 200, "no seat twice");
+    assert_eq!(distinct, seats.iter().copied().collect(), "every seat sold");
 }

@@ -372,6 +372,22 @@ pub async fn stampede(app: &TestApp, requests: Vec<(String, Value)>) -> Vec<(u16
     all_at_once(requests.collect()).await
 }
 
+/// [`stampede`] spread over several environments: request `i` goes to `addresses[i % n]` (the
+/// app's [`TestApp::url`] or a [`Sibling`]'s, of `/api/v1/bookings`).
+pub async fn stampede_across(
+    app: &TestApp,
+    addresses: &[String],
+    requests: Vec<(String, Value)>,
+) -> Vec<(u16, Value)> {
+    let requests = requests.into_iter().enumerate().map(|(i, (user, body))| {
+        app.client
+            .post(&addresses[i % addresses.len()])
+            .header("x-dev-user", user)
+            .json(&body)
+    });
+    all_at_once(requests.collect()).await
+}
+
 /// [`stampede`] for readers: GETs every one of `urls` at once (a URL of the app or of a
 /// [`Sibling`]) and returns (status, JSON body or `null`) per URL, in order.
 pub async fn read_stampede(app: &TestApp, urls: Vec<String>) -> Vec<(u16, Value)> {

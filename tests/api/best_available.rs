@@ -29,15 +29,10 @@ async fn best_pair(app: &TestApp, user: &str, event_id: i64) -> Value {
     created(best(app, "/api/v1/bookings", user, event_id, body).await).await
 }
 
-/// The best pair of `event_id` booked for `user` under an `Idempotency-Key` of its own, asserted
-/// a 201: a keyed pick is made from the database under the event's pick lock, not from the seat
-/// map (decisions 25 and 31).
-async fn locked_pair(app: &TestApp, user: &str, event_id: i64) -> Value {
-    let body = json!({"event_id": event_id, "best_available": {"count": 2}});
-    let request = app
-        .request(reqwest::Method::POST, "/api/v1/bookings", As::User(user))
-        .header("idempotency-key", uuid::Uuid::new_v4().to_string());
-    created(request.json(&body).send().await.unwrap()).await
+/// An app without Redis: its picks are made from the database under the event's pick lock
+/// (decision 25), as when the seat map cannot settle a request (decision 31).
+async fn without_redis() -> TestApp {
+    spawn_app_with_env(&[("REDIS_URL", "")]).await
 }
 
 /// The Redis key of the event's seat map (decision 31), and a connection to its server.
@@ -199,12 +194,12 @@ async fn the_front_row_wins_over_the_centre_of_a_row_behind() {
 /// row to picks again: the freed front seats win over the row behind.
 #[tokio::test]
 async fn seats_a_cancellation_frees_in_a_full_front_row_are_picked_first() {
-    let app = spawn_app().await;
+    let app = without_redis().await;
     let (event_id, seats) = app.seed_event(3, 4).await;
     taken(&app, event_id, &ids(&seats, 4, 0, 1..=2)).await;
     let middle = app.book("carol", event_id, &ids(&seats, 4, 0, 3..=4)).await;
     let middle = created(middle).await;
-    let first = locked_pair(&app, "bob", event_id).await;
+    let first = best_pair(&app, "bob", event_id).await;
     assert_eq!(places(&first), row("B", 1..=2));
     assert_eq!(
         app.count("SELECT count(*) FROM full_rows").await,
@@ -216,7 +211,7 @@ async fn seats_a_cancellation_frees_in_a_full_front_row_are_picked_first() {
         .cancel(middle["id"].as_str().unwrap(), As::User("carol"))
         .await;
     assert_eq!(cancelled.status(), 200);
-    let second = locked_pair(&app, "dan", event_id).await;
+    let second = best_pair(&app, "dan", event_id).await;
 
     assert_eq!(places(&second), row("A", 3..=4));
 }
@@ -251,11 +246,11 @@ async fn open_seats(app: &TestApp) -> Vec<i64> {
 }
 
 /// A row confirmed bookings have nearly filled is recorded with the seats they have not (V19):
-/// later picks from the database (keyed ones) read only the claims on those, still find them, narrow the record as they sell,
+/// later picks from the database read only the claims on those, still find them, narrow the record as they sell,
 /// and a cancellation in the row opens it to be read whole again.
 #[tokio::test]
 async fn a_nearly_full_row_is_read_by_its_open_seats_until_a_cancellation_opens_it() {
-    let app = spawn_app().await;
+    let app = without_redis().await;
     let (event_id, seats) = app.seed_event(2, 16).await;
     let carol = created(
         app.book("carol", event_id, &ids(&seats, 16, 0, 2..=3))
@@ -265,21 +260,15 @@ async fn a_nearly_full_row_is_read_by_its_open_seats_until_a_cancellation_opens_
     taken(&app, event_id, &ids(&seats, 16, 0, 4..=10)).await;
     taken(&app, event_id, &ids(&seats, 16, 0, 11..=15)).await;
     // Row A has seats 1 and 16 free, apart: the pair goes to row B, and row A is recorded.
-    let pair = locked_pair(&app, "bob", event_id).await;
+    let pair = best_pair(&app, "bob", event_id).await;
     assert_eq!(places(&pair), row("B", 8..=9));
     assert_eq!(open_seats(&app).await, ids(&seats, 16, 0, [1, 16]));
     // Single seats are found in the record: the front row, then the lower number; the second
     // pick reads seat 1 sold and narrows the record.
-    let one = json!({"event_id": event_id, "best_available": {"count": 1}});
-    let single = |user| {
-        app.request(reqwest::Method::POST, "/api/v1/bookings", As::User(user))
-            .header("idempotency-key", uuid::Uuid::new_v4().to_string())
-            .json(&one)
-            .send()
-    };
-    let first = created(single("dan").await.unwrap()).await;
-    assert_eq!(places(&first), row("A", [1]));
-    let single = created(single("fay").await.unwrap()).await;
+    let one = json!({"count": 1});
+    let single = created(best(&app, "/api/v1/bookings", "dan", event_id, one.clone()).await).await;
+    assert_eq!(places(&single), row("A", [1]));
+    let single = created(best(&app, "/api/v1/bookings", "fay", event_id, one).await).await;
     assert_eq!(places(&single), row("A", [16]));
     assert_eq!(open_seats(&app).await, ids(&seats, 16, 0, [16]));
 
@@ -292,19 +281,19 @@ async fn a_nearly_full_row_is_read_by_its_open_seats_until_a_cancellation_opens_
         Vec::<i64>::new(),
         "the row's record is gone"
     );
-    let again = locked_pair(&app, "erin", event_id).await;
+    let again = best_pair(&app, "erin", event_id).await;
     assert_eq!(places(&again), row("A", 2..=3));
 }
 
 /// Holds fill no row for good: one lapses without a write, and its seats are picked again, from
-/// the database (a keyed pick)...
+/// the database...
 #[tokio::test]
 async fn a_front_row_of_holds_that_lapse_is_picked_again() {
-    let app = spawn_app().await;
+    let app = without_redis().await;
     let (event_id, seats) = app.seed_event(2, 4).await;
     let hold = app.hold("carol", event_id, &ids(&seats, 4, 0, 1..=4)).await;
     assert_eq!(hold.status(), 201);
-    let first = locked_pair(&app, "bob", event_id).await;
+    let first = best_pair(&app, "bob", event_id).await;
     assert_eq!(places(&first), row("B", 1..=2));
 
     app.db
@@ -314,7 +303,7 @@ async fn a_front_row_of_holds_that_lapse_is_picked_again() {
         )
         .await
         .unwrap();
-    let second = locked_pair(&app, "dan", event_id).await;
+    let second = best_pair(&app, "dan", event_id).await;
 
     assert_eq!(places(&second), row("A", 1..=2));
 }
@@ -345,8 +334,9 @@ async fn a_front_row_of_holds_that_lapse_is_picked_again_from_the_seat_map() {
 }
 
 /// A pick from the seat map takes no database lock: it books while another session holds the
-/// event's pick lock, which a pick from the database (a keyed one) waits for until its
-/// `lock_timeout` and gives up on (503).
+/// event's pick lock, with an `Idempotency-Key` and without. A pick the map cannot settle (here a
+/// map showing every seat taken) is made from the database: it waits for the lock until its
+/// `lock_timeout` and gives up (503).
 #[tokio::test]
 async fn a_pick_from_the_seat_map_does_not_wait_for_the_events_pick_lock() {
     let app = spawn_app().await;
@@ -356,19 +346,29 @@ async fn a_pick_from_the_seat_map_does_not_wait_for_the_events_pick_lock() {
         .execute("SELECT pg_advisory_lock($1)", &[&event_id])
         .await
         .unwrap();
+    let body = json!({"event_id": event_id, "best_available": {"count": 2}});
 
     let mapped = best_pair(&app, "gus", event_id).await;
-    let body = json!({"event_id": event_id, "best_available": {"count": 2}});
-    let locked = app
+    let keyed = app
         .request(reqwest::Method::POST, "/api/v1/bookings", As::User("hal"))
-        .header("idempotency-key", "waits")
+        .header("idempotency-key", "mapped")
         .json(&body)
         .send()
         .await
         .unwrap();
+    let keyed = created(keyed).await;
+    set_seat_map(&app, event_id, &[b'b'; 20]).await;
+    let locked = best(
+        &app,
+        "/api/v1/bookings",
+        "ida",
+        event_id,
+        body["best_available"].clone(),
+    );
 
     assert_eq!(places(&mapped), row("A", 5..=6));
-    assert_problem(locked, 503).await;
+    assert_eq!(places(&keyed), row("A", 3..=4));
+    assert_problem(locked.await, 503).await;
 }
 
 /// A seat booked where the seat map does not hear of it (here straight in the database): the
@@ -754,13 +754,19 @@ async fn an_idempotency_key_replays_a_best_available_booking_and_refuses_another
     assert_eq!(app.count("SELECT count(*) FROM bookings").await, 1);
 }
 
-/// A pick commits without waiting for the disk, so the event's pick lock is given up before the
-/// flush (decision 25); its answer waits for the flush. Judged in the WAL itself (`pg_walinspect`
-/// reads only what is flushed): the commit of each booking is there when its 201 arrives, with an
-/// `Idempotency-Key` and without.
+/// A pick under the event's lock commits without waiting for the disk, so the lock is given up
+/// before the flush (decision 25); its answer waits for the flush. A pick from the seat map commits
+/// as any booking does. Judged in the WAL itself (`pg_walinspect` reads only what is flushed): the
+/// commit of each booking is there when its 201 arrives, from the map and under the lock (an app
+/// without Redis), with an `Idempotency-Key` and without.
 #[tokio::test]
 async fn a_best_available_booking_is_on_disk_before_it_is_answered() {
-    let app = spawn_app().await;
+    for app in [spawn_app().await, without_redis().await] {
+        on_disk_when_answered(&app).await;
+    }
+}
+
+async fn on_disk_when_answered(app: &TestApp) {
     let (event_id, _) = app.seed_event(2, 10).await;
     app.db
         .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")

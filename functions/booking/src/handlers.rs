@@ -299,18 +299,15 @@ async fn claim_seats(
         }
         return outcome.map(|booking| with_version(created(booking), version));
     };
-    // A pick takes its turn before its connection (pick::turn).
-    let turn = match &asked {
-        Asked::Best(_) => pick::turn(state, event_id).await?,
-        Asked::Seats(_) => None,
-    };
     let mut conn = state.db.get().await?;
     let tx =
         match idempotency::try_processing(&mut conn, &caller.user_id, &key, &fingerprint).await? {
             NextAction::ReturnSavedResponse(stored) => return Ok(stored_response(stored, true)),
             NextAction::StartProcessing(tx) => tx,
         };
-    // The same attempts as without a key, each in a savepoint of the key's transaction.
+    // The same attempts as without a key, each in a savepoint of the key's transaction. A pick the
+    // seat map cannot settle takes its turn with the connection held (the key's row is locked).
+    let (mut turn, mut locked) = (None, false);
     let outcome = match &asked {
         Asked::Seats(seats) => {
             let claim = Claim {
@@ -322,7 +319,14 @@ async fn claim_seats(
             claim::attempt(Attempts::Savepoints(&tx), &claim, &state.contested, false).await
         }
         Asked::Best(wanted) => {
-            pick::book(state, &tx, &caller.user_id, event_id, wanted, hold_for).await
+            let user = &caller.user_id;
+            match seatmap::book(state, Some(&tx), user, event_id, wanted, hold_for).await {
+                Some(outcome) => outcome,
+                None => {
+                    (turn, locked) = (pick::turn(state, event_id).await?, true);
+                    pick::book(state, &tx, user, event_id, wanted, hold_for).await
+                }
+            }
         }
     };
     if let Err(err) = &outcome {
@@ -334,7 +338,7 @@ async fn claim_seats(
     let stored = render(&outcome);
     idempotency::save_response(tx, &caller.user_id, &key, &stored).await?;
     drop(turn);
-    if matches!(asked, Asked::Best(_)) && outcome.is_ok() {
+    if locked && outcome.is_ok() {
         pick::durable(&conn).await?;
     }
     let version = after_claim(state, event_id, &outcome).await;
@@ -353,7 +357,9 @@ async fn best_available(
     wanted: &pick::Wanted,
     hold_for: Option<Duration>,
 ) -> Result<Booking, ApiError> {
-    if let Some(outcome) = seatmap::book(state, &caller.user_id, event_id, wanted, hold_for).await {
+    if let Some(outcome) =
+        seatmap::book(state, None, &caller.user_id, event_id, wanted, hold_for).await
+    {
         return outcome;
     }
     let turn = pick::turn(state, event_id).await?;

@@ -33,6 +33,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::Transaction;
 
 /// How long an event's map lives after the last pick from it: an idle event's map is built again.
 const MAP_TTL: Duration = Duration::from_secs(3600);
@@ -394,11 +395,13 @@ async fn choose(
     Err(Unsettled::Fallback)
 }
 
-/// Books (or holds) the best available seats for `wanted` from the event's map, the booking in a
-/// transaction of its own. `None` when the map cannot settle the request (no Redis, no map, too
-/// few seats free on it): the caller then picks under the event's lock ([`pick::book`]).
+/// Books (or holds) the best available seats for `wanted` from the event's map: in a transaction
+/// of its own, or in savepoints of `tx` (an `Idempotency-Key`'s, which its owner commits). `None`
+/// when the map cannot settle the request (no Redis, no map, too few seats free on it): the caller
+/// then picks under the event's lock ([`pick::book`]).
 pub(crate) async fn book(
     state: &AppState,
+    tx: Option<&Transaction<'_>>,
     user: &UserId,
     event_id: i64,
     wanted: &Wanted,
@@ -445,8 +448,17 @@ pub(crate) async fn book(
             hold_for,
         };
         let attempt = async {
-            let conn = state.db.get().await?;
-            claim::attempt(Attempts::Statements(&conn), &claim, &state.contested, true).await
+            match tx {
+                Some(tx) => {
+                    let attempts = Attempts::Savepoints(tx);
+                    claim::attempt(attempts, &claim, &state.contested, true).await
+                }
+                None => {
+                    let conn = state.db.get().await?;
+                    let attempts = Attempts::Statements(&conn);
+                    claim::attempt(attempts, &claim, &state.contested, true).await
+                }
+            }
         };
         match attempt.await {
             Ok(mut booking) => {

@@ -13,6 +13,10 @@
 //! each other; an attempt PostgreSQL aborts anyway (deadlock, serialization failure) runs again
 //! after a short jittered back-off, a few times at most, then the answer is 503 with `Retry-After`.
 //!
+//! - `best_available` instead of `seat_ids` lets the API choose the seats ([`best`]'s ranking):
+//!   from the event's seat map in Redis ([`seatmap`], decision 31), else one pick at a time under
+//!   the event's lock in PostgreSQL ([`pick`], decision 25). The unique constraint still decides.
+//!
 //! - `POST /api/v1/events/{id}/waitlist` joins a sold-out event's line; `GET` and `DELETE`
 //!   `/api/v1/events/{id}/waitlist/me` read and leave one's place ([`waitlist`]). Seats that come
 //!   back are offered to the line as holds, by PostgreSQL (migrations/V16).

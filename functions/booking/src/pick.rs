@@ -1,17 +1,19 @@
-//! Best available against the database: the rows a request may have, the claims on their seats
-//! read front to back (stopping once the choice is settled; the venue's seats and the event's
-//! layout are remembered by the process, nearly full rows are read by their open seats), the
-//! choice ([`crate::best`]), and its booking through the claim path every booking takes
+//! Best available against the database, for the picks the seat map cannot settle
+//! ([`crate::seatmap`]: no Redis, too few seats free on the map): the rows a request may have, the
+//! claims on their seats read front to back (stopping once the choice is settled; the venue's seats
+//! and the event's layout are remembered by the process, nearly full rows are read by their open
+//! seats), the choice ([`crate::best`]), and its booking through the claim path every booking takes
 //! ([`claim::attempt`]: `book()`, its rules and the unique constraint on tickets).
 //!
 //! Picks of one event are made one at a time: in the process they take turns ([`turn`]) before
 //! taking a connection, and in the database they hold a transaction-scoped advisory lock keyed by
 //! the event's id from the read of its claims to the commit of the booking, a commit that does not
-//! wait for the disk; the answer does ([`durable`]) (decision 25). Every request of an on-sale
-//! herd would otherwise choose the same best block and all but one collide. Bookings that name
-//! their seats never take the lock; one that takes a picked seat first makes the pick collide
-//! (23505), and the pick is made again from a fresh read, still under the lock. The taken-seat marks in Redis are not read here: they may refuse seats
-//! that are free again, which would turn a pick into a wrong 409.
+//! wait for the disk; the answer does ([`durable`]) (decision 25). Every request of an on-sale herd
+//! would otherwise choose the same best block and all but one collide. Bookings that name their
+//! seats never take the lock; one that takes a picked seat first makes the pick collide (23505),
+//! and the pick is made again from a fresh read, still under the lock. The taken-seat marks in
+//! Redis are not read here: they may refuse seats that are free again, which would turn a pick into
+//! a wrong 409.
 
 use crate::best::{self, Choice, Place, Row};
 use crate::claim::{self, Attempts, Claim};

@@ -6,6 +6,7 @@ use crate::helpers::{
     assert_problem, by_status, ids_in, spawn_app, spawn_app_with_env, stampede, stampede_across,
     As, TestApp, ORGANIZER,
 };
+use crate::redis_server::RedisServer;
 use chrono::{Duration as Span, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -999,4 +1000,44 @@ async fn a_herd_of_pairs_over_four_environments_sells_every_seat_once() {
     let distinct: HashSet<i64> = sold.iter().copied().collect();
     assert_eq!(sold.len(), 200, "no seat twice");
     assert_eq!(distinct, seats.iter().copied().collect(), "every seat sold");
+}
+
+/// Redis dies mid-sale: picks are made from the database under the event's lock, seat for seat as
+/// the map would have made them. Back (empty, as after a failover), the map is built again from
+/// the database by the next pick and picks are made from it.
+#[tokio::test]
+async fn picks_go_on_without_redis_and_the_seat_map_is_rebuilt_when_it_returns() {
+    let mut redis = RedisServer::start();
+    let app = spawn_app_with_env(&[("REDIS_URL", &redis.url()), ("REDIS_TIMEOUT_MS", "200")]).await;
+    let (event_id, _) = app.seed_event(1, 10).await;
+    let first = best_pair(&app, "ann", event_id).await;
+    assert_eq!(places(&first), row("A", 5..=6));
+
+    redis.kill();
+    let second = best_pair(&app, "bob", event_id).await;
+    assert_eq!(places(&second), row("A", 3..=4));
+    assert_eq!(app.metrics().await["cache"]["available"], false);
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.metrics().await["cache"]["available"] != true {
+        assert!(Instant::now() < deadline, "Redis never used again");
+        app.availability(event_id).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let third = best_pair(&app, "cat", event_id).await;
+
+    assert_eq!(places(&third), row("A", 7..=8));
+    let keys = redis.command(&["KEYS", "*:seatmap"]).unwrap();
+    let redis::Value::Array(keys) = keys else {
+        panic!("{keys:?}")
+    };
+    let [redis::Value::BulkString(key)] = &keys[..] else {
+        panic!("one seat map: {keys:?}")
+    };
+    let map = redis.command(&["GET", std::str::from_utf8(key).unwrap()]);
+    assert_eq!(
+        map.unwrap(),
+        redis::Value::BulkString(b"..bbbbbb..".to_vec())
+    );
 }

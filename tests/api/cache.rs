@@ -26,9 +26,7 @@ fn environment(app: &TestApp, redis_url: &str) -> Sibling {
     })
     .unwrap();
     let cache = seatbook_core::state::cache(settings.cache.as_ref().unwrap()).unwrap();
-    let mut state = app.lambda_state();
-    state.cache = Some(Arc::new(cache));
-    Sibling::serve(state)
+    Sibling::serve(app.lambda_state().with_cache(Some(Arc::new(cache))))
 }
 
 /// The seat map as another environment serves it to a reader naming `version` (if any).
@@ -510,7 +508,7 @@ async fn an_invalidation_that_cannot_land_is_owed_until_redis_answers_and_is_cou
 async fn a_reader_that_saw_the_new_generation_is_not_handed_a_load_that_started_before_it() {
     let app = spawn_app().await;
     let event_id = cold_event(&app, 1, 1).await;
-    let cache = app.lambda_state().cache.expect("a cache");
+    let cache = app.lambda_state().cache.clone().expect("a cache");
     let key = cache.keys().availability(event_id);
 
     let (before, release) = held_read(&cache, &key, "before").await.unwrap();
@@ -637,7 +635,11 @@ async fn with_redis_down_a_crowd_shares_one_load_and_then_the_last_good_copy_wit
     use std::sync::atomic::{AtomicUsize, Ordering};
     // Nothing listens on port 1.
     let app = spawn_app_with_env(&[("REDIS_URL", "redis://127.0.0.1:1")]).await;
-    let cache = app.lambda_state().cache.expect("a cache, unreachable");
+    let cache = app
+        .lambda_state()
+        .cache
+        .clone()
+        .expect("a cache, unreachable");
     let key = cache.keys().availability(7);
     let (running, most, loads) = (
         Arc::new(AtomicUsize::new(0)),
@@ -692,7 +694,7 @@ async fn with_redis_down_a_crowd_shares_one_load_and_then_the_last_good_copy_wit
 #[tokio::test]
 async fn a_refresher_whose_lock_expired_does_not_release_the_next_holders_lock() {
     let app = spawn_app().await;
-    let cache = app.lambda_state().cache.expect("a cache");
+    let cache = app.lambda_state().cache.clone().expect("a cache");
     let key = cache.keys().availability(4242);
     spawn_read(&cache, &key, "first", async {}).await.unwrap();
     // A write makes the value behind; once it is old enough, the next reader refreshes it.

@@ -287,7 +287,7 @@ async fn bookings_and_a_receiver_that_hangs_after_two(
     let ids = book_n(&app, n).await;
     let receiver = Receiver::hanging_after(2);
     let notifier = Notifier {
-        db: app.lambda_state().db,
+        db: app.lambda_state().db.clone(),
         webhook: Arc::new(start_with(receiver.clone(), timeout).await),
         policy: Policy {
             lease,
@@ -1078,7 +1078,7 @@ async fn three_thousand_bookings_reach_a_20_ms_receiver_within_20_s_each_once_an
     // starting on the whole backlog: its first drain delivers every event, at its own pace.
     let settings = NotifierSettings::from_lookup(|_| None).unwrap();
     assert_eq!(settings.concurrency, 32);
-    let db = app.lambda_state().db;
+    let db = app.lambda_state().db.clone();
     let notifier = tokio::spawn(async move {
         drain_every(&db, &webhook, settings, LOCAL_PERIOD).await;
     });

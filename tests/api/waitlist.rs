@@ -480,7 +480,7 @@ async fn a_hold_that_lapses_is_offered_to_the_line_within_five_seconds_by_local_
     app.booked("fan-0", event_id, &seats[..1]).await;
     app.held("dawdler", event_id, &seats[1..]).await;
     joined(&app, "alice", event_id, 1).await;
-    let db = app.lambda_state().db;
+    let db = app.lambda_state().db.clone();
     let sweeper =
         tokio::spawn(async move { notifier_fn::sweep_every(&db, notifier_fn::LOCAL_PERIOD).await });
 

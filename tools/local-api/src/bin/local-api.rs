@@ -8,6 +8,10 @@
 //! `--migrate-only` applies the migrations and exits (for `scripts/sam-local`, whose functions
 //! need a migrated database).
 
+/// mimalloc: glibc's allocator was 15 % of the server's CPU serving cached reads from many threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use seatbook::DevIdentity;
 use seatbook_core::config::{flag, Settings, DEV_IDENTITY_VAR};
 use std::net::SocketAddr;

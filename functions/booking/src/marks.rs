@@ -33,17 +33,19 @@ pub enum MarkChange<'a> {
 
 impl MarkChange<'_> {
     /// Adds the change's commands, replies ignored, to `pipe`: the marks, and the event's seat
-    /// map ([`crate::seatmap`]).
-    fn add_to(&self, cache: &Cache, event_id: i64, pipe: &mut Pipeline) {
+    /// map ([`crate::seatmap`]) when `map` says so.
+    fn add_to(&self, cache: &Cache, event_id: i64, map: bool, pipe: &mut Pipeline) {
         let set = &taken_seats(cache, event_id);
-        let (ids, seats) = match *self {
-            MarkChange::Set {
-                ids, booked: true, ..
-            } => (ids, Seats::Booked),
-            MarkChange::Set { ids, until, .. } => (ids, Seats::Held { until }),
-            MarkChange::Clear { ids } => (ids, Seats::Free),
-        };
-        seatmap::write_into(cache, event_id, ids, seats, pipe);
+        if map {
+            let (ids, seats) = match *self {
+                MarkChange::Set {
+                    ids, booked: true, ..
+                } => (ids, Seats::Booked),
+                MarkChange::Set { ids, until, .. } => (ids, Seats::Held { until }),
+                MarkChange::Clear { ids } => (ids, Seats::Free),
+            };
+            seatmap::write_into(cache, event_id, ids, seats, pipe);
+        }
         match *self {
             MarkChange::Set { ids, until, .. } if !ids.is_empty() => {
                 let until_ms = until
@@ -88,7 +90,7 @@ pub async fn event_changed(
             if confirmed {
                 pipe.cmd("INCR").arg(counter).ignore();
             }
-            marks.add_to(cache, event_id, pipe);
+            marks.add_to(cache, event_id, true, pipe);
         })
         .await
 }
@@ -124,9 +126,11 @@ pub async fn marked(cache: &Cache, event_id: i64, ids: &[i64]) -> Option<Vec<i64
 }
 
 /// Applies `change` to `event_id`'s marks on its own, quietly (a hint that is lost costs nothing
-/// but a database round trip later).
+/// but a database round trip later). Not to the seat map: this is a loser's hint that a seat is
+/// taken, and the winner's write tells the map; a herd's thousands of losers would each run its
+/// script.
 pub async fn mark(cache: &Cache, event_id: i64, change: MarkChange<'_>) {
     let _ = cache
-        .query::<()>(|pipe| change.add_to(cache, event_id, pipe))
+        .query::<()>(|pipe| change.add_to(cache, event_id, false, pipe))
         .await;
 }

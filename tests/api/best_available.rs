@@ -832,6 +832,8 @@ async fn a_cap_and_a_sales_window_apply_to_best_available_as_to_any_booking() {
         problem["type"].as_str().unwrap().ends_with("/seat-limit"),
         "{problem}"
     );
+    // The seats the refused pick marked on the seat map are given back.
+    assert_eq!(seat_map(&app, capped).await, b"....................");
     created(best(&app, "/api/v1/holds", "uma", capped, json!({"count": 2})).await).await;
     let closed = best(&app, "/api/v1/bookings", "uma", later, json!({"count": 1})).await;
     let problem = assert_problem(closed, 409).await;

@@ -116,7 +116,6 @@ return 1
 ";
 
 static CLAIM_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CLAIM));
-static WRITE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(WRITE));
 
 /// The map's keys, in the event's cluster slot: map, holds, positions, freed.
 fn keys(cache: &Cache, event_id: i64) -> [String; 4] {
@@ -170,21 +169,9 @@ pub(crate) fn write_into(
 /// Applies `change` on its own, quietly: a lost write only makes the map wrong in a way the
 /// database corrects (see the module's head).
 async fn write(cache: &Cache, event_id: i64, ids: &[i64], change: Seats) {
-    let (state, until) = match change {
-        Seats::Booked => ("b", 0),
-        Seats::Held { until } => ("h", ms(until)),
-        Seats::Free => (".", 0),
-    };
-    let mut invocation = WRITE_SCRIPT.prepare_invoke();
-    for key in keys(cache, event_id) {
-        invocation.key(key);
-    }
-    invocation
-        .arg(state)
-        .arg(until)
-        .arg(MAP_TTL.as_millis() as u64)
-        .arg(ids);
-    let _ = cache.invoke::<i64>(&invocation).await;
+    let _ = cache
+        .query::<()>(|pipe| write_into(cache, event_id, ids, change, pipe))
+        .await;
 }
 
 /// Why the map cannot settle a request; the pick is then made from the database.

@@ -117,7 +117,8 @@ return 1
 
 static CLAIM_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CLAIM));
 
-/// The map's keys, in the event's cluster slot: map, holds, positions, freed.
+/// The map's keys, in the event's cluster slot: map, holds, positions, freed. Made once per pick
+/// and handed to each of its commands.
 fn keys(cache: &Cache, event_id: i64) -> [String; 4] {
     let slot = cached::slot(event_id);
     [
@@ -150,16 +151,21 @@ pub(crate) fn write_into(
     change: Seats,
     pipe: &mut Pipeline,
 ) {
+    add_write(&keys(cache, event_id), ids, change, pipe);
+}
+
+/// [`write_into`] with the map's keys at hand.
+fn add_write(keys: &[String; 4], ids: &[i64], change: Seats, pipe: &mut Pipeline) {
     let (state, until) = match change {
         Seats::Booked => ("b", 0),
         Seats::Held { until } => ("h", ms(until)),
         Seats::Free => (".", 0),
     };
-    let cmd = pipe.cmd("EVAL").arg(WRITE).arg(4);
-    for key in keys(cache, event_id) {
-        cmd.arg(key);
-    }
-    cmd.arg(state)
+    pipe.cmd("EVAL")
+        .arg(WRITE)
+        .arg(4)
+        .arg(keys)
+        .arg(state)
         .arg(until)
         .arg(MAP_TTL.as_millis() as u64)
         .arg(ids)
@@ -168,9 +174,9 @@ pub(crate) fn write_into(
 
 /// Applies `change` on its own, quietly: a lost write only makes the map wrong in a way the
 /// database corrects (see the module's head).
-async fn write(cache: &Cache, event_id: i64, ids: &[i64], change: Seats) {
+async fn write(cache: &Cache, keys: &[String; 4], ids: &[i64], change: Seats) {
     let _ = cache
-        .query::<()>(|pipe| write_into(cache, event_id, ids, change, pipe))
+        .query::<()>(|pipe| add_write(keys, ids, change, pipe))
         .await;
 }
 
@@ -196,13 +202,13 @@ impl From<ApiError> for Unsettled {
 }
 
 /// The event's map, holds that have lapsed shown free; `None` when it has none.
-async fn read(cache: &Cache, event_id: i64) -> Result<Option<Vec<u8>>, Unavailable> {
-    let [map, holds, ..] = keys(cache, event_id);
+async fn read(cache: &Cache, keys: &[String; 4]) -> Result<Option<Vec<u8>>, Unavailable> {
+    let [map, holds, ..] = keys;
     let now = ms(SystemTime::now());
     let (bytes, lapsed): (Option<Vec<u8>>, Vec<usize>) = cache
         .query(|pipe| {
-            pipe.cmd("GET").arg(&map);
-            pipe.cmd("ZRANGEBYSCORE").arg(&holds).arg("-inf").arg(now);
+            pipe.cmd("GET").arg(map);
+            pipe.cmd("ZRANGEBYSCORE").arg(holds).arg("-inf").arg(now);
         })
         .await?;
     Ok(bytes.map(|mut bytes| {
@@ -216,10 +222,14 @@ async fn read(cache: &Cache, event_id: i64) -> Result<Option<Vec<u8>>, Unavailab
 }
 
 /// Marks `positions` held for [`IN_FLIGHT`] if all of them are free; whether it did.
-async fn claim(cache: &Cache, event_id: i64, positions: &[usize]) -> Result<bool, Unavailable> {
+async fn claim(
+    cache: &Cache,
+    keys: &[String; 4],
+    positions: &[usize],
+) -> Result<bool, Unavailable> {
     let now = SystemTime::now();
     let mut invocation = CLAIM_SCRIPT.prepare_invoke();
-    for key in keys(cache, event_id) {
+    for key in keys {
         invocation.key(key);
     }
     invocation
@@ -235,14 +245,15 @@ async fn claim(cache: &Cache, event_id: i64, positions: &[usize]) -> Result<bool
 async fn build(
     state: &AppState,
     cache: &Cache,
+    keys: &[String; 4],
     event_id: i64,
     seats: &VenueSeats,
 ) -> Result<(), Unsettled> {
-    let [_, _, positions, freed] = keys(cache, event_id);
+    let [_, _, positions, freed] = keys;
     // Read before the claims: a seat freed after this read drops the build.
     let (before,): (Option<String>,) = cache
         .query(|pipe| {
-            pipe.cmd("GET").arg(&freed);
+            pipe.cmd("GET").arg(freed);
         })
         .await?;
     let ids = seats.positions.keys();
@@ -278,14 +289,14 @@ async fn build(
     cache
         .query::<()>(|pipe| {
             for chunk in pairs.chunks(1000) {
-                pipe.cmd("HSET").arg(&positions).arg(chunk).ignore();
+                pipe.cmd("HSET").arg(positions).arg(chunk).ignore();
             }
-            pipe.cmd("PEXPIRE").arg(&positions).arg(ttl).ignore();
-            let cmd = pipe.cmd("EVAL").arg(BUILD).arg(4);
-            for key in keys(cache, event_id) {
-                cmd.arg(key);
-            }
-            cmd.arg(before.unwrap_or_default())
+            pipe.cmd("PEXPIRE").arg(positions).arg(ttl).ignore();
+            pipe.cmd("EVAL")
+                .arg(BUILD)
+                .arg(4)
+                .arg(keys)
+                .arg(before.unwrap_or_default())
                 .arg(ttl)
                 .arg(map)
                 .arg(holds)
@@ -353,6 +364,7 @@ fn strands_none(row: &[VenueSeat], count: usize, free: impl Fn(&VenueSeat) -> bo
 async fn choose(
     state: &AppState,
     cache: &Cache,
+    keys: &[String; 4],
     event_id: i64,
     seats: &VenueSeats,
     rows: &[(i32, usize)],
@@ -361,10 +373,10 @@ async fn choose(
     let _turn = state.pick_turns.wait(event_id, TURN_WAIT).await?;
     let mut built = false;
     for _ in 0..MAX_CLAIMS {
-        let map = match read(cache, event_id).await? {
+        let map = match read(cache, keys).await? {
             Some(map) => map,
             None if !built => {
-                build(state, cache, event_id, seats).await?;
+                build(state, cache, keys, event_id, seats).await?;
                 built = true;
                 continue;
             }
@@ -375,7 +387,7 @@ async fn choose(
             return Err(Unsettled::Fallback);
         };
         let positions: Vec<usize> = ids.iter().map(|id| seats.positions[id]).collect();
-        if claim(cache, event_id, &positions).await? {
+        if claim(cache, keys, &positions).await? {
             return Ok((ids, together));
         }
     }
@@ -399,17 +411,23 @@ pub(crate) async fn book(
         // Just found short here: the database answers, side by side (pick::turn).
         return None;
     }
-    let layout = async {
+    // The event's layout and its venue's seats, with a connection only when this process has yet
+    // to read one of them.
+    let known = state.layouts.get(event_id).and_then(|layout| {
+        let seats = state.venue_seats.get(layout.venue_id)?;
+        Some((layout, seats))
+    });
+    let read = async {
         let conn = state.db.get().await?;
         let client: &tokio_postgres::Client = &conn;
         let layout = pick::event_layout(state, client, event_id).await?;
         let seats = pick::venue_seats(state, client, layout.venue_id).await?;
         Ok::<_, ApiError>((layout, seats))
     };
-    let (layout, seats) = match (state.layouts.get(event_id), layout_known(state, event_id)) {
-        (Some(layout), Some(seats)) => (layout, seats),
-        _ => match layout.await {
-            Ok(known) => known,
+    let (layout, seats) = match known {
+        Some(known) => known,
+        None => match read.await {
+            Ok(read) => read,
             Err(err) => return Some(Err(err)),
         },
     };
@@ -417,13 +435,15 @@ pub(crate) async fn book(
         Ok(rows) => rows,
         Err(err) => return Some(Err(err)),
     };
+    let keys = keys(cache, event_id);
     for _ in 0..MAX_PICKS {
-        let (ids, together) = match choose(state, cache, event_id, &seats, &rows, wanted).await {
-            Ok(chosen) => chosen,
-            // Redis could not say, or the map is short: the database decides.
-            Err(Unsettled::Fallback) => return None,
-            Err(Unsettled::Failed(err)) => return Some(Err(err)),
-        };
+        let (ids, together) =
+            match choose(state, cache, &keys, event_id, &seats, &rows, wanted).await {
+                Ok(chosen) => chosen,
+                // Redis could not say, or the map is short: the database decides.
+                Err(Unsettled::Fallback) => return None,
+                Err(Unsettled::Failed(err)) => return Some(Err(err)),
+            };
         let selection = match SeatSelection::parse(ids.clone()) {
             Ok(selection) => selection,
             Err(err) => return Some(Err(err.into())),
@@ -460,26 +480,20 @@ pub(crate) async fn book(
                     "mapped seats taken; picking again"
                 );
                 let until = SystemTime::now() + COLLIDED;
-                write(cache, event_id, &seat_ids, Seats::Held { until }).await;
+                write(cache, &keys, &seat_ids, Seats::Held { until }).await;
                 let rest: Vec<i64> = ids
                     .into_iter()
                     .filter(|id| !seat_ids.contains(id))
                     .collect();
-                write(cache, event_id, &rest, Seats::Free).await;
+                write(cache, &keys, &rest, Seats::Free).await;
             }
             Err(err) => {
-                write(cache, event_id, &ids, Seats::Free).await;
+                write(cache, &keys, &ids, Seats::Free).await;
                 return Some(Err(err));
             }
         }
     }
     None
-}
-
-/// The venue's seats for an event whose layout this process knows, if it knows them too.
-fn layout_known(state: &AppState, event_id: i64) -> Option<std::sync::Arc<VenueSeats>> {
-    let layout = state.layouts.get(event_id)?;
-    state.venue_seats.get(layout.venue_id)
 }
 
 #[cfg(test)]

@@ -25,6 +25,22 @@ impl<V> Remembered<V> {
         known.get(&id).cloned()
     }
 
+    /// The value remembered for `id`, or the one `load` reads, remembered from then on (an error
+    /// is not: the next call loads again).
+    pub async fn get_or_load<E, Fut>(
+        &self,
+        id: i64,
+        load: impl FnOnce() -> Fut,
+    ) -> Result<Arc<V>, E>
+    where
+        Fut: std::future::Future<Output = Result<V, E>>,
+    {
+        match self.get(id) {
+            Some(known) => Ok(known),
+            None => Ok(self.remember(id, load().await?)),
+        }
+    }
+
     pub fn remember(&self, id: i64, value: V) -> Arc<V> {
         let value = Arc::new(value);
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());

@@ -164,17 +164,14 @@ pub(crate) async fn event_layout(
     client: &impl GenericClient,
     event_id: i64,
 ) -> Result<Arc<EventLayout>, ApiError> {
-    if let Some(layout) = state.layouts.get(event_id) {
-        return Ok(layout);
-    }
     let key: [(&(dyn ToSql + Sync), Type); 1] = [(&event_id, Type::INT8)];
-    let row = client
-        .query_typed_opt(LAYOUT_SQL, &key)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("event {event_id}")))?;
-    Ok(state
-        .layouts
-        .remember(event_id, EventLayout::from_row(&row)))
+    let read = || async {
+        match client.query_typed_opt(LAYOUT_SQL, &key).await? {
+            Some(row) => Ok(EventLayout::from_row(&row)),
+            None => Err(ApiError::not_found(format!("event {event_id}"))),
+        }
+    };
+    state.layouts.get_or_load(event_id, read).await
 }
 
 /// The venue's seats, read once per process ([`AppState::venue_seats`]).
@@ -183,14 +180,12 @@ pub(crate) async fn venue_seats(
     client: &impl GenericClient,
     venue_id: i64,
 ) -> Result<Arc<VenueSeats>, ApiError> {
-    if let Some(seats) = state.venue_seats.get(venue_id) {
-        return Ok(seats);
-    }
     let venue: [(&(dyn ToSql + Sync), Type); 1] = [(&venue_id, Type::INT8)];
-    let rows = client.query_typed(VENUE_SEATS_SQL, &venue).await?;
-    Ok(state
-        .venue_seats
-        .remember(venue_id, VenueSeats::from_rows(&rows)))
+    let read = || async {
+        let rows = client.query_typed(VENUE_SEATS_SQL, &venue).await?;
+        Ok(VenueSeats::from_rows(&rows))
+    };
+    state.venue_seats.get_or_load(venue_id, read).await
 }
 
 /// The rows `wanted` may have, front to back, each with how many of its seats a pick reads (all,

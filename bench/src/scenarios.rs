@@ -185,6 +185,21 @@ impl Bench {
         Ok(())
     }
 
+    /// [`Bench::check`] of what `bookers` saw and reported.
+    async fn check_bookers(
+        &mut self,
+        scope: &str,
+        events: &[i64],
+        bookers: Vec<Booker>,
+    ) -> Result<()> {
+        let (mut seen, mut violations) = (Vec::new(), Vec::new());
+        for b in bookers {
+            seen.extend(b.seen);
+            violations.extend(b.violations);
+        }
+        self.check(scope, events, &seen, &violations).await
+    }
+
     /// A closed loop of `clients` over the window, with its CPU row; the clients are handed back.
     async fn measure<C: Client>(
         &mut self,
@@ -265,13 +280,7 @@ impl Bench {
         let ceiling = format!("pgbench {}", reference.name);
         let row = row.against(&ceiling, reference.tps);
         self.results.throughput.push(row);
-        let (mut seen, mut violations) = (Vec::new(), Vec::new());
-        for b in clients {
-            seen.extend(b.seen);
-            violations.extend(b.violations);
-        }
-        self.check(&name, &service.events(), &seen, &violations)
-            .await
+        self.check_bookers(&name, &service.events(), clients).await
     }
 
     /// pgbench booking one seat a transaction with `statement` in `block`'s events, and the

@@ -134,12 +134,7 @@ impl Bench {
         let (clients, row) = self.measure(name, &to, clients).await?;
         let named = row.rate;
         self.results.throughput.push(row);
-        let (mut seen, mut violations) = (Vec::new(), Vec::new());
-        for b in clients {
-            seen.extend(b.seen);
-            violations.extend(b.violations);
-        }
-        self.check(name, &named_block.events(), &seen, &violations)
+        self.check_bookers(name, &named_block.events(), clients)
             .await?;
 
         eprintln!("[best-available] {CLIENTS} clients round {EVENTS} arena events ...");

@@ -156,7 +156,17 @@ impl Watcher {
         let root = workspace_root();
         let log = std::env::temp_dir().join(format!("cargo-lambda-watch-{port}.log"));
         let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(cargo_lambda())
+        let mut command = Command::new(cargo_lambda());
+        // The variables cargo sets for this test process (CARGO_MANIFEST_DIR, CARGO_PKG_NAME…)
+        // must not reach the cargo the watcher runs: build scripts (ring's) declare them with
+        // `rerun-if-env-changed`, so the watcher would compile ring again and everything above it
+        // (two minutes of both cores in CI), then the next plain `cargo build` all of it once more.
+        for (name, _) in std::env::vars_os() {
+            if name.to_str().is_some_and(set_by_cargo_for_tests) {
+                command.env_remove(name);
+            }
+        }
+        let child = command
             .current_dir(&root)
             .args(["lambda", "watch", "--ignore-changes"])
             .args(["--invoke-address", "127.0.0.1"])
@@ -220,6 +230,25 @@ async fn wait_until_listening(port: u16, watcher: &Watcher) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Whether `name` is a variable cargo sets for the crates and tests it runs (not one of the
+/// settings it reads, such as `CARGO_HOME` or `CARGO_TARGET_DIR`).
+fn set_by_cargo_for_tests(name: &str) -> bool {
+    ["CARGO_PKG_", "CARGO_BIN_EXE_"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+        || [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_PATH",
+            "CARGO_MANIFEST_LINKS",
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "CARGO_RUSTC_CURRENT_DIR",
+        ]
+        .contains(&name)
 }
 
 fn workspace_root() -> PathBuf {

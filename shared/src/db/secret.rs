@@ -203,10 +203,9 @@ fn port<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<u16>, D::Error
 
 /// The real source: `GetSecretValue` through the AWS SDK.
 ///
-/// The SDK is configured from the environment as usual (`AWS_REGION`, the execution role's
-/// credentials, `AWS_ENDPOINT_URL_SECRETS_MANAGER` for a local endpoint). Its HTTPS client is
-/// hyper + rustls on the `ring` provider, the same TLS stack as the rest of the process: the SDK's
-/// default client would compile in aws-lc.
+/// The SDK is configured from the environment Lambda gives every function ([`sdk_config`]). Its
+/// HTTPS client is hyper + rustls on the `ring` provider, the same TLS stack as the rest of the
+/// process: the SDK's default client would compile in aws-lc.
 struct SecretsManager {
     arn: String,
     client: tokio::sync::OnceCell<aws_sdk_secretsmanager::Client>,
@@ -223,19 +222,56 @@ impl SecretsManager {
     async fn client(&self) -> &aws_sdk_secretsmanager::Client {
         self.client
             .get_or_init(|| async {
-                use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-                crate::tls::install_crypto_provider();
-                let http = aws_smithy_http_client::Builder::new()
-                    .tls_provider(Provider::Rustls(CryptoMode::Ring))
-                    .build_https();
-                let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .http_client(http)
-                    .load()
-                    .await;
-                aws_sdk_secretsmanager::Client::new(&config)
+                let config = sdk_config(|name| std::env::var(name).ok(), https_client());
+                aws_sdk_secretsmanager::Client::from_conf(config)
             })
             .await
     }
+}
+
+/// hyper + rustls on `ring`, the process's one TLS stack.
+fn https_client() -> aws_sdk_secretsmanager::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    crate::tls::install_crypto_provider();
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
+/// The SDK's configuration from what Lambda puts in every function's environment: `AWS_REGION`
+/// and the execution role's credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`), which stay valid for the execution environment's life; and, for a local
+/// endpoint, `AWS_ENDPOINT_URL_SECRETS_MANAGER` or `AWS_ENDPOINT_URL`. Not aws-config's provider
+/// chains (profiles, SSO, instance metadata, STS): Lambda needs none of them, and they cost every
+/// CI run a minute of compiling (decision 22). Missing settings fail the fetch, which says which.
+fn sdk_config(
+    env: impl Fn(&str) -> Option<String>,
+    http: impl aws_sdk_secretsmanager::config::HttpClient + 'static,
+) -> aws_sdk_secretsmanager::Config {
+    use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+    let env = |name: &str| env(name).filter(|value| !value.is_empty());
+    let mut config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(
+            env("AWS_REGION")
+                .or_else(|| env("AWS_DEFAULT_REGION"))
+                .map(Region::new),
+        )
+        .http_client(http);
+    if let (Some(key), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+        let session_token = env("AWS_SESSION_TOKEN");
+        config = config.credentials_provider(Credentials::new(
+            key,
+            secret,
+            session_token,
+            None,
+            "environment",
+        ));
+    }
+    if let Some(url) = env("AWS_ENDPOINT_URL_SECRETS_MANAGER").or_else(|| env("AWS_ENDPOINT_URL")) {
+        config = config.endpoint_url(url);
+    }
+    config.build()
 }
 
 impl FetchSecret for SecretsManager {
@@ -364,5 +400,33 @@ mod tests {
         // A later refusal of the new password reads again.
         s.refresh_after(Some(stale + 1)).await.unwrap();
         assert_eq!(s.fetches(), 3);
+    }
+
+    fn sdk_config_from(vars: &[(&str, &str)]) -> aws_sdk_secretsmanager::Config {
+        let vars: std::collections::HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        sdk_config(|name| vars.get(name).cloned(), https_client())
+    }
+
+    // The credentials cannot be read back from a `Config`; the Secrets Manager tests against
+    // moto (functions/booking/tests/secrets_manager.rs) sign with them.
+    #[test]
+    fn the_region_is_lambdas_and_an_empty_setting_counts_as_missing() {
+        let region = |vars: &[(&str, &str)]| {
+            sdk_config_from(vars)
+                .region()
+                .map(|r| r.as_ref().to_owned())
+        };
+        assert_eq!(
+            region(&[("AWS_REGION", "eu-west-1")]).as_deref(),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            region(&[("AWS_REGION", ""), ("AWS_DEFAULT_REGION", "us-east-2")]).as_deref(),
+            Some("us-east-2")
+        );
+        assert_eq!(region(&[]), None);
     }
 }

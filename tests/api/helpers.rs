@@ -56,7 +56,7 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(options: Spawn) -> TestApp {
     let database = match &options.admin_url {
         Some(server) => TestDb::create_on(server, "api").await,
-        None => TestDb::create("api").await,
+        None => TestDb::migrated("api").await,
     };
     let db_name = database.name.clone();
     let database_url = match &options.database_via {

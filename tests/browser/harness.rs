@@ -28,7 +28,7 @@ pub struct Server {
 
 impl Server {
     pub async fn start(env: &[(&str, &str)]) -> Server {
-        let db = TestDb::create("browser").await;
+        let db = TestDb::migrated("browser").await;
         let vars = common::settings_env(db.url(), 8, &db.name, env.iter().copied());
         let state = common::prepare(&vars).await;
         let (address, server) = common::serve(state, DevIdentity::On);

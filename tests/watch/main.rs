@@ -280,7 +280,7 @@ fn cargo_lambda() -> PathBuf {
 
 /// A freshly migrated database of its own, dropped when the test ends.
 async fn migrated_database() -> TestDb {
-    let database = TestDb::create("watch").await;
+    let database = TestDb::migrated("watch").await;
     let url = database.url();
     let settings = seatbook_core::config::Settings::from_lookup(|k| match k {
         "DATABASE_URL" => Some(url.clone()),

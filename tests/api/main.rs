@@ -1,7 +1,8 @@
 //! Integration tests: one binary, real PostgreSQL, real HTTP, real concurrency.
 //!
-//! Each test spawns the local server on an ephemeral port over its own freshly migrated database,
-//! dropped when the test ends (see `helpers`).
+//! Each test spawns the local server on an ephemeral port over its own freshly migrated database
+//! (a copy of a template the migrations were applied to once: `TestDb::migrated`), dropped when
+//! the test ends (see `helpers`).
 
 mod best_available;
 mod booking;

@@ -15,7 +15,7 @@ use test_support::{free_port, TestDb};
 
 #[tokio::test]
 async fn cargo_lambda_watch_serves_every_function_from_the_repository_root() {
-    let database = migrated_database().await;
+    let database = TestDb::migrated("watch").await;
     let port = free_port();
     let started = Instant::now();
     let watcher = Watcher::start(port, &database.name);
@@ -276,21 +276,4 @@ fn cargo_lambda() -> PathBuf {
     on_path
         .or_else(|| venv.is_file().then_some(venv))
         .expect("cargo-lambda is not installed: run scripts/tools (pip install cargo-lambda)")
-}
-
-/// A freshly migrated database of its own, dropped when the test ends.
-async fn migrated_database() -> TestDb {
-    let database = TestDb::migrated("watch").await;
-    let url = database.url();
-    let settings = seatbook_core::config::Settings::from_lookup(|k| match k {
-        "DATABASE_URL" => Some(url.clone()),
-        "REDIS_URL" => Some(String::new()),
-        _ => None,
-    })
-    .unwrap();
-    // Applies the migrations, as `local-api` does at start.
-    seatbook::prepare(&settings)
-        .await
-        .expect("prepare database");
-    database
 }

@@ -37,11 +37,22 @@ impl TestDb {
         server_url: &str,
         purpose: &str,
     ) -> Result<TestDb, tokio_postgres::Error> {
-        let admin: tokio_postgres::Config = server_url.parse()?;
+        TestDb::try_create_from(server_url.parse()?, purpose, None).await
+    }
+
+    /// A new database on `admin`'s server, empty or a copy of `template`.
+    async fn try_create_from(
+        admin: tokio_postgres::Config,
+        purpose: &str,
+        template: Option<&str>,
+    ) -> Result<TestDb, tokio_postgres::Error> {
         let name = format!("test_{purpose}_{}", uuid::Uuid::new_v4().simple());
+        let from = template
+            .map(|t| format!(" TEMPLATE {t}"))
+            .unwrap_or_default();
         try_connect(&admin)
             .await?
-            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .batch_execute(&format!("CREATE DATABASE {name}{from}"))
             .await?;
         Ok(TestDb { name, admin })
     }
@@ -53,7 +64,7 @@ impl TestDb {
 
     /// The same through `host:port`, e.g. a connection pooler in front of the server.
     pub fn url_via(&self, server: &str) -> String {
-        format!("postgres://{}@{server}/{}", self.user(), self.name)
+        url_of(&self.admin, server, &self.name)
     }
 
     /// `host:port` of the server the database is on.
@@ -63,7 +74,7 @@ impl TestDb {
 
     /// The user the database was created by and is reached as.
     pub fn user(&self) -> &str {
-        self.admin.get_user().unwrap_or("postgres")
+        user_of(&self.admin)
     }
 
     /// A new connection to it as the server's admin user.
@@ -78,13 +89,7 @@ impl TestDb {
     /// Applies the migrations in `migrations/`, as the `migrate` function does.
     #[cfg(feature = "migrate")]
     pub async fn migrate(&self) {
-        let url = self.url();
-        let settings = seatbook_core::config::Settings::from_lookup(|k| {
-            (k == "DATABASE_URL").then(|| url.clone())
-        })
-        .expect("settings for the test database");
-        let pool = seatbook_core::db::pool(&settings.database, 1).expect("a pool");
-        seatbook_core::db::migrate(&pool).await.expect("migrate");
+        migrate(self.url()).await;
     }
 
     /// A new database with the migrations applied, as [`TestDb::create`] then
@@ -95,18 +100,26 @@ impl TestDb {
     #[cfg(feature = "migrate")]
     pub async fn migrated(purpose: &str) -> TestDb {
         let server = database_server_url();
-        let admin: tokio_postgres::Config = server.parse().expect("the server's URL");
-        let template = migrated_template(&server)
-            .await
-            .unwrap_or_else(|e| panic!("the migrated template database on {server}: {e}"));
-        let name = format!("test_{purpose}_{}", uuid::Uuid::new_v4().simple());
-        let copy = format!("CREATE DATABASE {name} TEMPLATE {template}");
-        let copied = async { try_connect(&admin).await?.batch_execute(&copy).await };
+        let copied = async {
+            let admin: tokio_postgres::Config = server.parse()?;
+            let template = migrated_template(&admin).await?;
+            TestDb::try_create_from(admin, purpose, Some(&template)).await
+        };
         copied
             .await
-            .unwrap_or_else(|e| panic!("copy {template} into {name}: {e}"));
-        TestDb { name, admin }
+            .unwrap_or_else(|e| panic!("a migrated test database on {server}: {e}"))
     }
+}
+
+/// Applies the migrations in `migrations/` to the database at `url`.
+#[cfg(feature = "migrate")]
+async fn migrate(url: String) {
+    let settings = seatbook_core::config::Settings::from_lookup(|k| {
+        (k == "DATABASE_URL").then(|| url.clone())
+    })
+    .expect("settings for the test database");
+    let pool = seatbook_core::db::pool(&settings.database, 1).expect("a pool");
+    seatbook_core::db::migrate(&pool).await.expect("migrate");
 }
 
 /// The template database holding the migrations in `migrations/` now, made once: the first
@@ -114,13 +127,14 @@ impl TestDb {
 /// its comment says so (a build that died half-way is made again). Templates of other
 /// migrations are dropped then.
 #[cfg(feature = "migrate")]
-async fn migrated_template(server: &str) -> Result<String, tokio_postgres::Error> {
+async fn migrated_template(
+    admin: &tokio_postgres::Config,
+) -> Result<String, tokio_postgres::Error> {
     /// The advisory lock's key: "seatbook" in ASCII.
     const LOCK: i64 = 0x7365_6174_626f_6f6b;
     const DONE: &str = "migrated";
     let name = format!("test_template_{:016x}", migrations_hash());
-    let admin: tokio_postgres::Config = server.parse()?;
-    let client = try_connect(&admin).await?;
+    let client = try_connect(admin).await?;
     client
         .execute("SELECT pg_advisory_lock($1)", &[&LOCK])
         .await?;
@@ -147,13 +161,7 @@ async fn migrated_template(server: &str) -> Result<String, tokio_postgres::Error
         client
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await?;
-        let building = TestDb {
-            name: name.clone(),
-            admin: admin.clone(),
-        };
-        building.migrate().await;
-        // Not dropped: it is the template now.
-        std::mem::forget(building);
+        migrate(url_of(admin, &crate::server_of(admin), &name)).await;
         client
             .batch_execute(&format!("COMMENT ON DATABASE {name} IS '{DONE}'"))
             .await?;
@@ -204,6 +212,15 @@ impl Drop for TestDb {
             eprintln!("could not drop test database {}", self.name);
         }
     }
+}
+
+/// `postgres://user@server/name` for the database `name` reached as `admin`'s user.
+fn url_of(admin: &tokio_postgres::Config, server: &str, name: &str) -> String {
+    format!("postgres://{}@{server}/{name}", user_of(admin))
+}
+
+fn user_of(admin: &tokio_postgres::Config) -> &str {
+    admin.get_user().unwrap_or("postgres")
 }
 
 async fn try_connect(

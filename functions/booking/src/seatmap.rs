@@ -15,9 +15,10 @@
 //!
 //! Every write the service makes tells the map in the round trip that already tells the cache
 //! ([`crate::marks`]): bookings mark `b`, holds `h` until they lapse (a pick takes a lapsed hold's
-//! seats as free, and its claim frees them), cancellations `.`. The map is built from the database by the first pick that finds it
-//! missing; a cancellation meanwhile counts `freed`, and a build that started before it is
-//! dropped, so the map never keeps a seat taken that a cancellation it missed freed.
+//! seats as free, and its claim frees them), cancellations `.`. The map is built from the
+//! database by the first pick that finds it missing; a cancellation meanwhile counts `freed`, and
+//! a build that started before it is dropped, so the map never keeps a seat taken that a
+//! cancellation it missed freed.
 
 use crate::best::{self, Choice, Place, Row};
 use crate::claim::{self, Attempts, Claim};

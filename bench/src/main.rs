@@ -7,6 +7,7 @@
 
 mod ceiling;
 mod clients;
+mod cores;
 mod fixtures;
 mod http;
 mod integrity;
@@ -33,7 +34,7 @@ const ENVIRONMENT: &str = "\
 environment:
   BENCH_PG_URL     PostgreSQL server, without a database name (default postgres://postgres@127.0.0.1:5432)
   BENCH_REDIS_URL  Redis for the cached reads and redis-benchmark (default redis://127.0.0.1:6379)
-  DB_POOL_MAX_SIZE passed through to the service (its default is 16)
+  DB_POOL_MAX_SIZE passed through to the service (its default: two per core, 4 to 16)
   RUST_LOG         passed through to the service (its default is info)";
 
 /// In run order.
@@ -166,7 +167,7 @@ async fn run(opts: Options) -> Result<bool> {
 }
 
 const PGBENCH: &str = "-c 32 -j 2; -M prepared for bookings, -M extended for availability";
-const POOL: &str = "16 (service default)";
+const POOL: &str = "2 per core within 4..=16 (service default)";
 
 async fn bench(opts: Options, db: &TestDb, redis: Redis, server_bin: PathBuf) -> Result<bool> {
     let mut results = Results::new(opts.quick);

@@ -247,16 +247,22 @@ impl Results {
         );
         section(
             &mut out,
-            "BOOKING BY VENUE SIZE (service: closed loop, 32 clients; ceilings: pgbench -M prepared, \
-             32 clients, the same kind of seats)",
-            table(&self.venues, &[
-                ("venue", &|v| format!("{} seats", v.venue_seats)),
-                ("service/s", &|v| format!("{:.0}", v.service)),
-                ("reference/s", &|v| format!("{:.0}", v.reference)),
-                ("book()/s", &|v| format!("{:.0}", v.book_fn)),
-                ("service / reference", &|v| ratio(v.service, v.reference)),
-                ("book() / reference", &|v| ratio(v.book_fn, v.reference)),
-            ]),
+            &format!(
+                "BOOKING BY VENUE SIZE (service: closed loop, 32 clients; ceilings: pgbench -M \
+                 prepared, 32 clients, the same kind of seats; cores: {})",
+                self.settings.get("cores_book").map_or("-", String::as_str)
+            ),
+            table(
+                &self.venues,
+                &[
+                    ("venue", &|v| format!("{} seats", v.venue_seats)),
+                    ("service/s", &|v| format!("{:.0}", v.service)),
+                    ("reference/s", &|v| format!("{:.0}", v.reference)),
+                    ("book()/s", &|v| format!("{:.0}", v.book_fn)),
+                    ("service / reference", &|v| ratio(v.service, v.reference)),
+                    ("book() / reference", &|v| ratio(v.book_fn, v.reference)),
+                ],
+            ),
         );
         let pair = self.venue_pair();
         if let Some((big, small)) = pair.filter(|(b, s)| b.venue_seats != s.venue_seats) {

@@ -3,6 +3,7 @@
 
 use crate::ceiling::{self, Pgbench, PgbenchRun, RedisRun, Statement, CLIENTS};
 use crate::clients::{booking, Booker, Reader};
+use crate::cores;
 use crate::fixtures::{Admin, Block, Fixtures, Venue};
 use crate::integrity::{self, BookingSeen, Check};
 use crate::loadgen::{self, Client, HerdRun, Window};
@@ -252,9 +253,19 @@ impl Bench {
             runs.push((venue, blocks));
         }
         self.analyze().await?;
+        // PostgreSQL on its own cores for both sides, as deployed (cores.rs, decision 32); given
+        // back when `split` is dropped, also on an error.
+        let split = cores::Split::apply(&[self.main.pid]);
+        let cores = match &split {
+            Ok(split) => split.to_string(),
+            Err(why) => format!("shared by all ({why})"),
+        };
+        eprintln!("[book] {cores}");
+        self.results.settings.insert("cores_book".into(), cores);
         for (venue, blocks) in runs {
             self.book_on(&venue, &blocks).await?;
         }
+        drop(split);
         Ok(())
     }
 

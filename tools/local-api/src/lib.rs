@@ -10,8 +10,16 @@ use seatbook_core::{db, http, AppState};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
-/// Connections for the local server; a Lambda environment uses far fewer.
-pub const LOCAL_POOL_SIZE: usize = 16;
+/// Connections for the local server unless `DB_POOL_MAX_SIZE` says otherwise (a Lambda
+/// environment uses far fewer): two per core of this machine, the PostgreSQL wiki's rule of thumb
+/// for a database on the same machine, as it is in development and load tests, within 4..=16.
+/// More only make each booking cost PostgreSQL more, and the bookers wait for a connection
+/// instead: on one PostgreSQL core, 0.44-0.49 ms of its CPU a booking with 4 connections, 0.50-0.52
+/// with 6, 0.53-0.62 with 8 (scripts/bench, decision 32).
+pub fn local_pool_size() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    (2 * cores).clamp(4, 16)
+}
 
 /// Binds the server socket with a deep accept queue: an on-sale opens thousands of connections in
 /// the same instant, and a shallow queue turns that burst into SYN retries a second later.
@@ -100,7 +108,7 @@ pub async fn prepare(settings: &Settings) -> Result<AppState, StartError> {
         }
         create_database(&config).await?;
     }
-    let state = AppState::from_settings(settings, LOCAL_POOL_SIZE)?;
+    let state = AppState::from_settings(settings, local_pool_size())?;
     db::migrate(&state.db).await?;
     Ok(state)
 }

@@ -14,8 +14,8 @@ use tokio_postgres::NoTls;
 /// environment uses far fewer): two per core of this machine, the PostgreSQL wiki's rule of thumb
 /// for a database on the same machine, as it is in development and load tests, within 4..=16.
 /// More only make each booking cost PostgreSQL more, and the bookers wait for a connection
-/// instead: on one PostgreSQL core, 0.44-0.49 ms of its CPU a booking with 4 connections, 0.50-0.52
-/// with 6, 0.53-0.62 with 8 (scripts/bench, decision 32).
+/// instead: on one PostgreSQL core, 0.44-0.52 ms of its CPU a booking with 4 connections, 0.49-0.52
+/// with 6, 0.50-0.62 with 8, 0.57-0.58 with 16 (scripts/bench, decision 32).
 pub fn local_pool_size() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
     (2 * cores).clamp(4, 16)

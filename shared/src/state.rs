@@ -65,9 +65,21 @@ pub struct Shared {
     pub pick_turns: Arc<Turns>,
 }
 
-/// Reads of taken-seat marks in flight: (event, seats) → (the marked seats, when the read was
-/// sent). A read Redis could not answer is not shared.
-pub type MarkReads = Flights<(i64, Vec<i64>), (Vec<i64>, std::time::Instant)>;
+/// Reads of taken-seat marks in flight, by (event, seats). A read Redis could not answer is not
+/// shared.
+pub type MarkReads = Flights<(i64, Vec<i64>), MarkRead>;
+
+/// What one read of an event's taken-seat marks saw (see `booking_fn::marks`).
+#[derive(Debug, Clone)]
+pub struct MarkRead {
+    /// The seats asked about that carry a live mark.
+    pub taken: Vec<i64>,
+    /// When the read was sent.
+    pub sent: std::time::Instant,
+    /// The event's count of freed seats at the read: a conflict's mark is only written while it
+    /// has not moved, so that it never lands after a cancellation cleared the seat.
+    pub freed: String,
+}
 
 /// How long a conflict makes a seat worth looking at before booking it.
 const CONTESTED_FOR: std::time::Duration = std::time::Duration::from_secs(5);

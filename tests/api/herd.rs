@@ -7,6 +7,7 @@ use crate::helpers::{
 use crate::redis_server::RedisServer;
 use rand::seq::IndexedRandom;
 use rand::Rng;
+use redis::AsyncCommands;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 
@@ -235,4 +236,102 @@ async fn a_cancelled_seat_is_bookable_at_once_and_a_conflict_marks_its_seat_take
     let problem = assert_problem(second, 409).await;
     assert_eq!(problem["seat_ids"], json!([seats[4]]));
     locker.batch_execute("ROLLBACK").await.unwrap();
+}
+
+/// A loser's mark is written after its 409, so it could land after the holder cancelled and its
+/// cancellation took the seat's marks off, then refuse the freed seat for its 5 s. It is written
+/// only while no seat of the event has been freed since the loser read the marks.
+#[tokio::test]
+async fn a_conflict_after_a_seat_of_its_event_was_freed_leaves_no_mark() {
+    let app = spawn_app().await;
+    let (event_id, seats) = app.seed_event(2, 5).await;
+    let other = app.booked("canceller", event_id, &[seats[1]]).await;
+    let seat = seats[4];
+    // A claim on `seat` behind the service's back, not yet committed: the loser's insert, made
+    // after its read of the marks, waits for it.
+    let holder = app.connect().await;
+    holder
+        .batch_execute(&format!(
+            "BEGIN;
+             INSERT INTO users (id) VALUES ('elsewhere');
+             WITH b AS (INSERT INTO bookings (user_id, event_id, status, total_cents)
+                        VALUES ('elsewhere', {event_id}, 'confirmed', 0) RETURNING id)
+             INSERT INTO tickets (booking_id, event_id, seat_id, price_cents)
+             SELECT id, {event_id}, {seat}, 0 FROM b"
+        ))
+        .await
+        .unwrap();
+    let loser = tokio::spawn({
+        let request = app
+            .client
+            .post(app.url("/api/v1/bookings"))
+            .header("x-dev-user", "fan-1")
+            .json(&json!({"event_id": event_id, "seat_ids": [seat]}));
+        async move { request.send().await.unwrap().status() }
+    });
+    wait_until_a_booking_waits_for_a_lock(&app).await;
+
+    // Meanwhile a seat of the event is freed, then the loser's conflict comes.
+    let cancel = app
+        .cancel(other["id"].as_str().unwrap(), As::User("canceller"))
+        .await;
+    assert_eq!(cancel.status(), 200);
+    holder.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(loser.await.unwrap(), 409);
+
+    let mut redis = redis_conn().await;
+    // The marks' key beside the freed count the cancellation moved (whatever the key's version).
+    let freed: Vec<String> = redis
+        .keys(format!("{}:*{{e{event_id}}}:seatmap-freed", app.db_name))
+        .await
+        .unwrap();
+    assert_eq!(
+        freed.len(),
+        1,
+        "the cancellation counted a freed seat: {freed:?}"
+    );
+    let taken = freed[0].replace(":seatmap-freed", ":taken");
+    let mark: Option<String> = redis.hget(&taken, seat).await.unwrap();
+    assert_eq!(mark, None, "no mark written over the cancellation");
+
+    // Without a seat freed meanwhile, the next conflict marks it (as before); asked once the
+    // process's own memory of the conflict (100 ms) is over, so it goes to PostgreSQL.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let again = app.book("fan-2", event_id, &[seat]).await;
+    assert_problem(again, 409).await;
+    let mark: Option<String> = redis.hget(&taken, seat).await.unwrap();
+    assert!(
+        mark.is_some(),
+        "a conflict with nothing freed marks the seat"
+    );
+}
+
+async fn redis_conn() -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(crate::helpers::redis_url()).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
+/// Returns once a session of the test's database waits for a lock (a booking's insert).
+async fn wait_until_a_booking_waits_for_a_lock(app: &TestApp) {
+    let since = std::time::Instant::now();
+    loop {
+        let blocked: i64 = app
+            .db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if blocked > 0 {
+            return;
+        }
+        assert!(
+            since.elapsed() < std::time::Duration::from_secs(10),
+            "the booking never waited for the uncommitted claim"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }

@@ -164,8 +164,9 @@ async fn an_organizer_may_cancel_anyones_booking() {
 async fn a_herd_racing_a_cancellation_never_double_books() {
     let app = spawn_app().await;
     let (event_id, seats) = app.seed_event(1, 5).await;
-    // A seat per round: a loser's conflict mark (5 s in Redis) can land after the cancellation
-    // cleared the marks, and would refuse the next round's owner a seat the round freed.
+    // A seat per round: a round's winner keeps its seat. (A loser's conflict mark can no longer
+    // land after the cancellation cleared the marks: herd.rs,
+    // `a_conflict_after_a_seat_of_its_event_was_freed_leaves_no_mark`.)
     for (round, &seat) in seats.iter().enumerate() {
         let booking = app
             .booked(&format!("owner-{round}"), event_id, &[seat])

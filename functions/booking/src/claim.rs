@@ -8,12 +8,13 @@
 //! attempts in savepoints of the key's transaction ([`crate::idempotency`]). Every statement is sent
 //! with `query_typed` (unnamed), which stays correct behind RDS Proxy and PgBouncer.
 
-use crate::marks::{self, MarkChange};
+use crate::marks;
 use crate::views::{Booking, BookingStatus, Ticket};
 use chrono::{DateTime, Utc};
 use seatbook_core::db::{is_retryable_conflict, is_unique_violation_on};
 use seatbook_core::domain::{SeatSelection, UserId};
 use seatbook_core::recent::Recent;
+use seatbook_core::state::MarkRead;
 use seatbook_core::{ApiError, AppState};
 use std::time::{Duration, SystemTime};
 use tokio_postgres::types::{ToSql, Type};
@@ -119,17 +120,27 @@ const CONFLICT_MARK: Duration = Duration::from_secs(5);
 /// through.
 pub async fn book(state: &AppState, claim: &Claim<'_>) -> Result<Booking, ApiError> {
     let cache = state.cache.as_deref();
-    if let Some(taken) = marked(state, claim).await.filter(|t| !t.is_empty()) {
-        return Err(ApiError::SeatsTaken { seat_ids: taken });
+    // The event's freed count as the last read of the marks saw it (see `marks::mark_conflict`).
+    let mut freed = None;
+    match marked(state, claim).await {
+        Some(read) if !read.taken.is_empty() => {
+            return Err(ApiError::SeatsTaken {
+                seat_ids: read.taken,
+            })
+        }
+        Some(read) => freed = Some(read.freed),
+        None => {}
     }
     let conn = state.db.get().await?;
     let mut looked = false;
     if state.contested.any(claim.event_id, claim.seats.ids()) {
         match marked(state, claim).await {
-            Some(taken) if !taken.is_empty() => {
-                return Err(ApiError::SeatsTaken { seat_ids: taken })
+            Some(read) if !read.taken.is_empty() => {
+                return Err(ApiError::SeatsTaken {
+                    seat_ids: read.taken,
+                })
             }
-            Some(_) => looked = true,
+            Some(read) => (looked, freed) = (true, Some(read.freed)),
             None => {}
         }
     }
@@ -141,39 +152,42 @@ pub async fn book(state: &AppState, claim: &Claim<'_>) -> Result<Booking, ApiErr
         // would otherwise each cost PostgreSQL a read (seen: half the herds of 5,000 spent 45 %
         // of a core there, p99 1.3 s instead of 0.5).
         state.seen_taken.note_read(claim.event_id, seat_ids, asked);
-        // PostgreSQL refused: the next requests for these seats are refused from Redis.
-        let until = SystemTime::now() + CONFLICT_MARK;
-        let marks = MarkChange::Set {
-            ids: seat_ids,
-            until,
-            booked: false,
-        };
-        marks::mark(cache, claim.event_id, marks).await;
+        // PostgreSQL refused: the next requests for these seats are refused from Redis, unless a
+        // seat of the event was freed since the marks were read (or they could not be).
+        if let Some(freed) = &freed {
+            let until = SystemTime::now() + CONFLICT_MARK;
+            marks::mark_conflict(cache, claim.event_id, seat_ids, until, freed).await;
+        }
     }
     outcome
 }
 
 /// The requested seats that carry a taken mark, as this process saw them within the near copy's
-/// span or else as Redis has them; `None` when there is no Redis to ask or it cannot say.
-async fn marked(state: &AppState, claim: &Claim<'_>) -> Option<Vec<i64>> {
+/// span (then `freed` is empty and `taken` is not) or else as Redis has them; `None` when there is
+/// no Redis to ask or it cannot say.
+async fn marked(state: &AppState, claim: &Claim<'_>) -> Option<MarkRead> {
     let cache = state.cache.as_deref()?;
     let (event, ids) = (claim.event_id, claim.seats.ids());
     let seen = state.seen_taken.which(event, ids);
     if !seen.is_empty() {
-        return Some(seen);
+        return Some(MarkRead {
+            taken: seen,
+            sent: std::time::Instant::now(),
+            freed: String::new(),
+        });
     }
     // One read for every request asking about the same seats meanwhile (a herd), timed from
     // when that read was sent.
     let read = || async {
-        let asked = std::time::Instant::now();
-        let taken = marks::marked(cache, event, ids).await.ok_or(())?;
-        Ok::<_, ()>((taken, asked))
+        let sent = std::time::Instant::now();
+        let (taken, freed) = marks::marked(cache, event, ids).await.ok_or(())?;
+        Ok::<_, ()>(MarkRead { taken, sent, freed })
     };
     let key = (event, ids.to_vec());
-    let (taken, asked) = state.mark_reads.run(&key, read).await.ok()?;
+    let read = state.mark_reads.run(&key, read).await.ok()?;
     // Not over a cancellation this process made while the read was out.
-    state.seen_taken.note_read(event, &taken, asked);
-    Some(taken)
+    state.seen_taken.note_read(event, &read.taken, read.sent);
+    Some(read)
 }
 
 /// The one loop that runs the booking statement until it books or gets a final answer, for

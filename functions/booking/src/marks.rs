@@ -100,37 +100,73 @@ pub fn conflicted(cache: &Cache) {
     cache.tally(BOOKING_CONFLICTS);
 }
 
-/// Which of `ids` carry a mark on `event_id` that has not expired, in the order given; `None` when
-/// Redis cannot say (the caller goes on as if nothing were marked).
-pub async fn marked(cache: &Cache, event_id: i64, ids: &[i64]) -> Option<Vec<i64>> {
+/// Which of `ids` carry a mark on `event_id` that has not expired, in the order given, and the
+/// event's count of freed seats (for [`mark_conflict`]); `None` when Redis cannot say (the caller
+/// goes on as if nothing were marked).
+pub async fn marked(cache: &Cache, event_id: i64, ids: &[i64]) -> Option<(Vec<i64>, String)> {
     if ids.is_empty() {
-        return Some(Vec::new());
+        return Some((Vec::new(), String::new()));
     }
     let set = taken_seats(cache, event_id);
-    let (marks,): (Vec<Option<u64>>,) = cache
+    let (marks, freed): (Vec<Option<u64>>, Option<String>) = cache
         .query(|pipe| {
             pipe.cmd("HMGET").arg(&set).arg(ids);
+            pipe.cmd("GET").arg(seatmap::freed_key(cache, event_id));
         })
         .await
         .ok()?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    Some(
-        ids.iter()
-            .zip(marks)
-            .filter(|(_, until)| until.is_some_and(|until| until > now))
-            .map(|(id, _)| *id)
-            .collect(),
-    )
+    let taken = ids
+        .iter()
+        .zip(marks)
+        .filter(|(_, until)| until.is_some_and(|until| until > now))
+        .map(|(id, _)| *id)
+        .collect();
+    Some((taken, freed.unwrap_or_default()))
 }
 
-/// Applies `change` to `event_id`'s marks on its own, quietly (a hint that is lost costs nothing
-/// but a database round trip later). Not to the seat map: this is a loser's hint that a seat is
-/// taken, and the winner's write tells the map; a herd's thousands of losers would each run its
-/// script.
-pub async fn mark(cache: &Cache, event_id: i64, change: MarkChange<'_>) {
-    let _ = cache
-        .query::<()>(|pipe| change.add_to(cache, event_id, false, pipe))
+/// Marks `ids` (KEYS[1]) taken until ARGV[2] (ms) and keeps the hash ARGV[3] ms, unless the
+/// event's freed count (KEYS[2]) is no longer ARGV[1]; 1 if it marked.
+const CONFLICT: &str = r"
+if (redis.call('GET', KEYS[2]) or '') ~= ARGV[1] then return 0 end
+for i = 4, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], ARGV[2]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+";
+
+/// A loser's hint that `ids` are taken, until `until`, quietly (a hint that is lost costs nothing
+/// but a database round trip later); not to the seat map, which the winner's write tells (a
+/// herd's thousands of losers would each run its script).
+///
+/// Only while no seat of the event has been freed since the marks were read (`freed`, as
+/// [`marked`] saw it before the claim): the holder may have cancelled after the conflict and
+/// cleared its marks before this write arrives, and the mark would then refuse a free seat for its
+/// whole life. Any cancellation of the event meanwhile skips the mark; the next request then asks
+/// PostgreSQL, which decides either way.
+pub async fn mark_conflict(
+    cache: &Cache,
+    event_id: i64,
+    ids: &[i64],
+    until: SystemTime,
+    freed: &str,
+) -> bool {
+    let until_ms = until
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let marked: Result<(i64,), _> = cache
+        .query(|pipe| {
+            pipe.cmd("EVAL")
+                .arg(CONFLICT)
+                .arg(2)
+                .arg(taken_seats(cache, event_id))
+                .arg(seatmap::freed_key(cache, event_id))
+                .arg(freed)
+                .arg(until_ms)
+                .arg(SET_TTL.as_millis() as u64)
+                .arg(ids);
+        })
         .await;
+    marked.is_ok_and(|(n,)| n == 1)
 }

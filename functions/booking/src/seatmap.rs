@@ -131,6 +131,13 @@ fn keys(cache: &Cache, event_id: i64) -> [String; 4] {
     .map(|name| cache.keys().key(&slot, name))
 }
 
+/// The event's count of seats freed (by cancellations; `WRITE` with `.`), which [`BUILD`] and a
+/// conflict's mark (`crate::marks::mark_conflict`) check has not moved since they read.
+pub(crate) fn freed_key(cache: &Cache, event_id: i64) -> String {
+    let [.., freed] = keys(cache, event_id);
+    freed
+}
+
 fn ms(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

@@ -13,7 +13,8 @@
 //! gives each its CPUs back, also when the run fails or is interrupted. A bench killed with
 //! SIGKILL leaves them pinned: `taskset -a -p -c 0-<n> <pid>` or a PostgreSQL restart undoes it.
 
-use procfs::process::{all_processes, Process};
+use crate::procs::postgres_pids;
+use procfs::process::Process;
 use std::fmt;
 
 /// A set of CPUs (`cpu_set_t`).
@@ -73,17 +74,6 @@ fn label(cpus: &[usize]) -> String {
             .collect::<Vec<_>>()
             .join(","),
     }
-}
-
-/// The `postgres` processes of this machine.
-fn postgres_pids() -> Vec<i32> {
-    let Ok(all) = all_processes() else {
-        return Vec::new();
-    };
-    all.filter_map(|p| p.ok()?.stat().ok())
-        .filter(|s| s.comm == "postgres")
-        .map(|s| s.pid)
-        .collect()
 }
 
 /// The threads of process `pid` (itself among them).

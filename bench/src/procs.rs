@@ -232,11 +232,20 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     stat.map_or(0.0, |s| seconds(s.utime + s.stime))
 }
 
+/// The `postgres` processes of this machine.
+fn postgres_stats() -> impl Iterator<Item = Stat> {
+    all_stats().into_iter().filter(|s| s.comm == "postgres")
+}
+
 /// utime + stime of every `postgres` process in seconds. Backends that exit take their time with
 /// them: meaningful across a window in which sessions stay open.
 pub fn postgres_cpu_seconds() -> f64 {
-    let postgres = all_stats().into_iter().filter(|s| s.comm == "postgres");
-    seconds(postgres.map(|s| s.utime + s.stime).sum())
+    seconds(postgres_stats().map(|s| s.utime + s.stime).sum())
+}
+
+/// The pids of every `postgres` process (the split of `crate::cores`).
+pub fn postgres_pids() -> Vec<i32> {
+    postgres_stats().map(|s| s.pid).collect()
 }
 
 /// Raises the soft RLIMIT_NOFILE towards `wanted` (capped by the hard limit) and returns the new

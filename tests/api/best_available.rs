@@ -38,8 +38,7 @@ async fn without_redis() -> TestApp {
 
 /// The Redis key of the event's seat map (decision 31), and a connection to its server.
 async fn seat_map_key(app: &TestApp, event_id: i64) -> (String, redis::aio::MultiplexedConnection) {
-    let client = redis::Client::open(crate::helpers::redis_url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = crate::helpers::redis_connection().await;
     let pattern = format!("{}:*{{e{event_id}}}:seatmap", app.db_name);
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(pattern)

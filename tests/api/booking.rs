@@ -1,5 +1,6 @@
 use crate::helpers::{
-    assert_problem, by_status, ids_in, spawn_app, spawn_app_with_env, stampede, As, TestApp,
+    assert_problem, by_status, ids_in, spawn_app, spawn_app_with_env, stampede,
+    wait_until_a_session_waits_for_a_lock, As, TestApp,
 };
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -181,33 +182,11 @@ async fn book_into_a_deadlock(
     }
     let booking = tokio::spawn(request.send());
 
-    let waited_since = Instant::now();
-    loop {
-        // Inside a transaction, the activity view is read once unless told to read it afresh.
-        app.db
-            .batch_execute("SELECT pg_stat_clear_snapshot()")
-            .await
-            .unwrap();
-        let blocked: i64 = app
-            .db
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                 WHERE datname = current_database() AND pid <> pg_backend_pid()
-                   AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if blocked > 0 {
-            break;
-        }
-        assert!(
-            waited_since.elapsed() < Duration::from_secs(10),
-            "the booking never waited for the seat the test holds"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_a_session_waits_for_a_lock(
+        app,
+        "the booking never waited for the seat the test holds",
+    )
+    .await;
 
     let reaching = Instant::now();
     app.db

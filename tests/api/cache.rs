@@ -3,8 +3,8 @@
 //! connections, is cut off from one environment, and restarts from a snapshot older than a booking.
 
 use crate::helpers::{
-    ids_in, read_stampede, redis_url, seat_status, spawn_app, spawn_app_with_env, As, Sibling,
-    TestApp,
+    ids_in, read_stampede, redis_connection, redis_url, seat_status, spawn_app, spawn_app_with_env,
+    As, Sibling, TestApp,
 };
 use crate::redis_server::{RedisRoute, RedisServer};
 use seatbook_cache::{Body, Cache, CacheKey};
@@ -708,11 +708,7 @@ async fn a_refresher_whose_lock_expired_does_not_release_the_next_holders_lock()
         .expect("the reader refreshes");
     // Its lock expires and another reader takes it (done by hand here, at once).
     let lock = format!("{}:refresh", key.value);
-    let mut redis = redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut redis = redis_connection().await;
     let get = redis::cmd("GET").arg(&lock).to_owned();
     let held: Option<String> = get.query_async(&mut redis).await.unwrap();
     assert!(held.is_some(), "the refresher holds {lock}");

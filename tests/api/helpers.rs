@@ -629,3 +629,41 @@ impl TestApp {
         }
     }
 }
+
+/// A connection to the tests' Redis (the one `redis_url` names).
+pub async fn redis_connection() -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(redis_url()).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
+/// Returns once another session of the app's database waits for a lock (a booking's statement
+/// behind the test's uncommitted rows); fails the test with `what` after 10 s.
+pub async fn wait_until_a_session_waits_for_a_lock(app: &TestApp, what: &str) {
+    let since = std::time::Instant::now();
+    loop {
+        // Inside a transaction, the activity view is read once unless told to read it afresh.
+        app.db
+            .batch_execute("SELECT pg_stat_clear_snapshot()")
+            .await
+            .unwrap();
+        let blocked: i64 = app
+            .db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()
+                   AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if blocked > 0 {
+            return;
+        }
+        assert!(
+            since.elapsed() < std::time::Duration::from_secs(10),
+            "{what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -1,8 +1,9 @@
 //! Many real HTTP clients racing for the same seats at the same instant.
 
 use crate::helpers::{
-    assert_one_winner, assert_problem, by_status, ids_in, integers, one_seat_requests, spawn_app,
-    spawn_app_with_env, stampede, As, TestApp,
+    assert_one_winner, assert_problem, by_status, ids_in, integers, one_seat_requests,
+    redis_connection, spawn_app, spawn_app_with_env, stampede,
+    wait_until_a_session_waits_for_a_lock, As, TestApp,
 };
 use crate::redis_server::RedisServer;
 use rand::seq::IndexedRandom;
@@ -269,7 +270,11 @@ async fn a_conflict_after_a_seat_of_its_event_was_freed_leaves_no_mark() {
             .json(&json!({"event_id": event_id, "seat_ids": [seat]}));
         async move { request.send().await.unwrap().status() }
     });
-    wait_until_a_booking_waits_for_a_lock(&app).await;
+    wait_until_a_session_waits_for_a_lock(
+        &app,
+        "the booking never waited for the uncommitted claim",
+    )
+    .await;
 
     // Meanwhile a seat of the event is freed, then the loser's conflict comes.
     let cancel = app
@@ -279,7 +284,7 @@ async fn a_conflict_after_a_seat_of_its_event_was_freed_leaves_no_mark() {
     holder.batch_execute("COMMIT").await.unwrap();
     assert_eq!(loser.await.unwrap(), 409);
 
-    let mut redis = redis_conn().await;
+    let mut redis = redis_connection().await;
     // The marks' key beside the freed count the cancellation moved (whatever the key's version).
     let freed: Vec<String> = redis
         .keys(format!("{}:*{{e{event_id}}}:seatmap-freed", app.db_name))
@@ -304,34 +309,4 @@ async fn a_conflict_after_a_seat_of_its_event_was_freed_leaves_no_mark() {
         mark.is_some(),
         "a conflict with nothing freed marks the seat"
     );
-}
-
-async fn redis_conn() -> redis::aio::MultiplexedConnection {
-    let client = redis::Client::open(crate::helpers::redis_url()).unwrap();
-    client.get_multiplexed_async_connection().await.unwrap()
-}
-
-/// Returns once a session of the test's database waits for a lock (a booking's insert).
-async fn wait_until_a_booking_waits_for_a_lock(app: &TestApp) {
-    let since = std::time::Instant::now();
-    loop {
-        let blocked: i64 = app
-            .db
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if blocked > 0 {
-            return;
-        }
-        assert!(
-            since.elapsed() < std::time::Duration::from_secs(10),
-            "the booking never waited for the uncommitted claim"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
 }

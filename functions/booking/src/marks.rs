@@ -128,7 +128,7 @@ pub async fn marked(cache: &Cache, event_id: i64, ids: &[i64]) -> Option<(Vec<i6
 }
 
 /// Marks `ids` (KEYS[1]) taken until ARGV[2] (ms) and keeps the hash ARGV[3] ms, unless the
-/// event's freed count (KEYS[2]) is no longer ARGV[1]; 1 if it marked.
+/// event's freed count (KEYS[2]) is no longer ARGV[1].
 const CONFLICT: &str = r"
 if (redis.call('GET', KEYS[2]) or '') ~= ARGV[1] then return 0 end
 for i = 4, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], ARGV[2]) end
@@ -151,12 +151,12 @@ pub async fn mark_conflict(
     ids: &[i64],
     until: SystemTime,
     freed: &str,
-) -> bool {
+) {
     let until_ms = until
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let marked: Result<(i64,), _> = cache
-        .query(|pipe| {
+    let _ = cache
+        .query::<()>(|pipe| {
             pipe.cmd("EVAL")
                 .arg(CONFLICT)
                 .arg(2)
@@ -165,8 +165,8 @@ pub async fn mark_conflict(
                 .arg(freed)
                 .arg(until_ms)
                 .arg(SET_TTL.as_millis() as u64)
-                .arg(ids);
+                .arg(ids)
+                .ignore();
         })
         .await;
-    marked.is_ok_and(|(n,)| n == 1)
 }

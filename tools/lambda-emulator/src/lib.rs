@@ -134,6 +134,8 @@ pub struct Emulator {
     child: Mutex<tokio::process::Child>,
     pid: u32,
     logs: Arc<Mutex<String>>,
+    /// The tasks reading the function's stdout and stderr into `logs`, done at end of file.
+    collectors: tokio::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -208,11 +210,12 @@ impl Emulator {
         let _ = shared.spawned_at.set(spawned_at);
         let pid = child.id().unwrap_or_default();
         let logs = Arc::new(Mutex::new(String::new()));
+        let mut collectors = Vec::new();
         if let Some(out) = child.stdout.take() {
-            tokio::spawn(collect(out, logs.clone(), function.echo_logs));
+            collectors.push(tokio::spawn(collect(out, logs.clone(), function.echo_logs)));
         }
         if let Some(err) = child.stderr.take() {
-            tokio::spawn(collect(err, logs.clone(), function.echo_logs));
+            collectors.push(tokio::spawn(collect(err, logs.clone(), function.echo_logs)));
         }
         Ok(Emulator {
             address,
@@ -221,6 +224,7 @@ impl Emulator {
             child: Mutex::new(child),
             pid,
             logs,
+            collectors: tokio::sync::Mutex::new(collectors),
             server,
         })
     }
@@ -266,7 +270,7 @@ impl Emulator {
             if let Some(init) = self.timings().init {
                 return Ok(init);
             }
-            self.check_alive()?;
+            self.check_alive().await?;
             if started.elapsed() > timeout {
                 return Err(InvokeError::Timeout {
                     timeout,
@@ -327,7 +331,7 @@ impl Emulator {
                 Ok(Err(_)) => unreachable!("the sender lives in `waiting` until answered"),
                 Err(_) => {}
             }
-            if let Err(exited) = self.check_alive() {
+            if let Err(exited) = self.check_alive().await {
                 self.shared.waiting.lock().unwrap().remove(&id);
                 return Err(exited);
             }
@@ -349,14 +353,26 @@ impl Emulator {
         }
     }
 
-    fn check_alive(&self) -> Result<(), InvokeError> {
+    async fn check_alive(&self) -> Result<(), InvokeError> {
         let status = self.child.lock().unwrap().try_wait();
         match status {
-            Ok(Some(status)) => Err(InvokeError::Exited {
-                status,
-                init_error: self.shared.init_error.lock().unwrap().clone(),
-                logs: self.logs(),
-            }),
+            Ok(Some(status)) => {
+                // The process is gone, but what it wrote last may still be in the pipes: read
+                // them to their end first (seen under load: an exit reported with no logs). A
+                // process it left behind holding them open only costs the wait.
+                let collectors = std::mem::take(&mut *self.collectors.lock().await);
+                let drained = async {
+                    for collector in collectors {
+                        let _ = collector.await;
+                    }
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(2), drained).await;
+                Err(InvokeError::Exited {
+                    status,
+                    init_error: self.shared.init_error.lock().unwrap().clone(),
+                    logs: self.logs(),
+                })
+            }
             _ => Ok(()),
         }
     }
